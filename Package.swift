@@ -1,0 +1,59 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "convoy",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "convoy", targets: ["convoy"]),
+        .executable(name: "convoy-bench", targets: ["ConvoyBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // libfuse3 through pkg-config; the shim header fixes FUSE_USE_VERSION.
+        .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        // Domain types and protocols shared by every other target: names, sizes, errors, the driver protocol,
+        // the client API's wire types.
+        .target(name: "ConvoyCore"),
+        // The FUSE bridge (BackupFS). For now it proves the libfuse3 toolchain path and reports the library's state.
+        .target(name: "BackupFS", dependencies: ["CFuse", "ConvoyCore"]),
+        // The four storage drivers and their shared helpers.
+        .target(name: "Drivers", dependencies: [
+            "ConvoyCore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The daemon: state store, volume service with mount references, the Docker and client HTTP APIs.
+        .target(name: "Plugin", dependencies: [
+            "ConvoyCore", "Drivers", "BackupFS",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // A small blocking HTTP/1.1 client over UNIX sockets, used by the CLI, the tests and the benchmark.
+        .target(name: "ConvoyClient", dependencies: ["ConvoyCore"]),
+        // The one binary: daemon and CLI.
+        .executableTarget(name: "convoy", dependencies: [
+            "ConvoyCore", "ConvoyClient", "Plugin",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Load generator for the plugin socket (bench/).
+        .executableTarget(name: "ConvoyBench", dependencies: [
+            "ConvoyClient",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "bench/Sources/ConvoyBench"),
+
+        .testTarget(name: "ConvoyCoreTests", dependencies: ["ConvoyCore"]),
+        .testTarget(name: "BackupFSTests", dependencies: ["BackupFS"]),
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "ConvoyCore"]),
+        .testTarget(name: "PluginTests", dependencies: ["Plugin", "Drivers", "ConvoyCore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ConvoyClient", "ConvoyCore", "convoy"]),
+    ]
+)

@@ -1,0 +1,53 @@
+/// Where a driver's volumes can be reached from: this host only, or every host (shared storage).
+public enum VolumeScope: String, Sendable, Codable {
+    case local
+    case global
+}
+
+/// What a driver knows about one of its volumes. `driverInfo` is the driver's own record (paths, device ids),
+/// persisted by the daemon and handed back on every call, so drivers hold no index of their own.
+public struct DriverVolume: Sendable, Equatable {
+    public var name: String
+    public var size: UInt64?
+    public var options: [String: String]
+    public var driverInfo: [String: String]
+
+    public init(name: String, size: UInt64?, options: [String: String] = [:], driverInfo: [String: String] = [:]) {
+        self.name = name
+        self.size = size
+        self.options = options
+        self.driverInfo = driverInfo
+    }
+}
+
+/// Volume operations every driver implements (Convoy's first operation group; snapshots and backups are further
+/// protocols a driver may adopt). Calls for one volume are serialized by the daemon; calls for different volumes
+/// may run concurrently.
+public protocol VolumeDriver: Sendable {
+    /// The name users pass as `--driver` / `-o driver=`.
+    var name: String { get }
+    var scope: VolumeScope { get }
+    /// Per-volume options this driver accepts besides the daemon's own (`driver`, `size`).
+    var volumeOptionKeys: Set<String> { get }
+    /// False for drivers whose volumes are plain directories that are always available (vfs): the daemon then
+    /// has nothing to mount or unmount when references come and go.
+    var mountsVolumes: Bool { get }
+
+    /// Facts for `convoy info`.
+    func info() -> [String: String]
+
+    /// Creates the volume's storage and returns the driver info to persist for it. Must not leave anything behind
+    /// when it throws.
+    func createVolume(_ volume: DriverVolume) async throws(ConvoyError) -> [String: String]
+    /// Deletes the volume's data. Deleting a volume whose data is already gone succeeds.
+    func deleteVolume(_ volume: DriverVolume) async throws(ConvoyError)
+    /// Makes the volume's filesystem available and returns its mountpoint. Idempotent.
+    func mountVolume(_ volume: DriverVolume) async throws(ConvoyError) -> String
+    /// Undoes `mountVolume`. Idempotent.
+    func unmountVolume(_ volume: DriverVolume) async throws(ConvoyError)
+
+    /// Reconciliation: does the volume's data still exist?
+    func dataExists(_ volume: DriverVolume) -> Bool
+    /// Reconciliation: is the volume currently available at its mountpoint?
+    func isMounted(_ volume: DriverVolume) -> Bool
+}

@@ -1,0 +1,75 @@
+import ConvoyCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Thin, error-carrying wrappers over the POSIX calls drivers need, so every failure names its path and errno.
+public enum FileSystem {
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    /// Creates a directory (and its parents) with `mode`, applied with chmod so the process umask cannot narrow it.
+    public static func makeDirectory(_ path: String, mode: mode_t, parents: Bool = true) throws(ConvoyError) {
+        if isDirectory(path) { return }
+        if parents, let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            try makeDirectory(String(path[..<slash]), mode: 0o755, parents: true)
+        }
+        if mkdir(path, mode) != 0 && errno != EEXIST {
+            throw ConvoyError(.driverFailure, "cannot create directory \(path): \(errnoText())")
+        }
+        guard isDirectory(path) else { throw ConvoyError(.driverFailure, "\(path) exists and is not a directory") }
+        if chmod(path, mode) != 0 { throw ConvoyError(.driverFailure, "cannot set mode of \(path): \(errnoText())") }
+    }
+
+    /// Creates exactly this directory; fails if anything already exists at the path.
+    public static func makeNewDirectory(_ path: String, mode: mode_t) throws(ConvoyError) {
+        if mkdir(path, mode) != 0 {
+            let code = errno
+            if code == EEXIST {
+                throw ConvoyError(.conflict, "\(path) already exists; move it away or delete it, then try again")
+            }
+            throw ConvoyError(.driverFailure, "cannot create directory \(path): \(errnoText(code))")
+        }
+        if chmod(path, mode) != 0 { throw ConvoyError(.driverFailure, "cannot set mode of \(path): \(errnoText())") }
+    }
+
+    /// Removes a file or a directory tree without following symbolic links. A missing path is not an error.
+    public static func removeTree(_ path: String) throws(ConvoyError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT { return }
+            throw ConvoyError(.driverFailure, "cannot inspect \(path): \(errnoText())")
+        }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            guard let dir = opendir(path) else {
+                throw ConvoyError(.driverFailure, "cannot open directory \(path): \(errnoText())")
+            }
+            var children: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }
+                if name != "." && name != ".." { children.append(name) }
+            }
+            closedir(dir)
+            for child in children { try removeTree(path + "/" + child) }
+            if rmdir(path) != 0 && errno != ENOENT {
+                throw ConvoyError(.driverFailure, "cannot remove directory \(path): \(errnoText())")
+            }
+        } else if unlink(path) != 0 && errno != ENOENT {
+            throw ConvoyError(.driverFailure, "cannot remove \(path): \(errnoText())")
+        }
+    }
+
+    public static func errnoText(_ code: Int32 = errno) -> String {
+        guard let text = strerror(code) else { return "errno \(code)" }
+        return String(cString: text)
+    }
+}

@@ -1,0 +1,57 @@
+import ConvoyCore
+
+/// `vfs`: each volume is a directory `<vfs.path>/<name>` (a local disk or an NFS mount); its mountpoint is that
+/// directory. `size` is recorded and shown, not enforced: a plain directory has no quota.
+public struct VFSDriver: VolumeDriver {
+    public static let driverName = "vfs"
+    public static let optionKeys: Set<String> = ["vfs.path"]
+
+    public let name = Self.driverName
+    public let scope = VolumeScope.local
+    public let volumeOptionKeys: Set<String> = []
+    public let mountsVolumes = false
+    public let path: String
+
+    public init(context: DriverContext) throws(ConvoyError) {
+        let configured = context.options["vfs.path"] ?? context.root + "/vfs"
+        path = try PathGuard.absoluteDirectory(configured, option: "vfs.path")
+        try FileSystem.makeDirectory(path, mode: 0o700)
+    }
+
+    public func info() -> [String: String] {
+        ["Path": path, "Scope": scope.rawValue, "SizeEnforced": "false"]
+    }
+
+    private func directory(of volume: DriverVolume) throws(ConvoyError) -> String {
+        try PathGuard.child(of: path, named: volume.name)
+    }
+
+    public func createVolume(_ volume: DriverVolume) async throws(ConvoyError) -> [String: String] {
+        let dir = try directory(of: volume)
+        // 0755: containers running as any user must be able to reach the data, as with Docker's local driver.
+        try FileSystem.makeNewDirectory(dir, mode: 0o755)
+        return ["Path": dir]
+    }
+
+    public func deleteVolume(_ volume: DriverVolume) async throws(ConvoyError) {
+        try FileSystem.removeTree(try directory(of: volume))
+    }
+
+    public func mountVolume(_ volume: DriverVolume) async throws(ConvoyError) -> String {
+        let dir = try directory(of: volume)
+        guard FileSystem.isDirectory(dir) else {
+            throw ConvoyError(.driverFailure, "the data directory \(dir) of volume \(volume.name) is missing; restore it, or delete the volume")
+        }
+        return dir
+    }
+
+    public func unmountVolume(_ volume: DriverVolume) async throws(ConvoyError) {}
+
+    public func dataExists(_ volume: DriverVolume) -> Bool {
+        guard let dir = try? directory(of: volume) else { return false }
+        return FileSystem.isDirectory(dir)
+    }
+
+    /// A vfs volume is available whenever its directory exists.
+    public func isMounted(_ volume: DriverVolume) -> Bool { dataExists(volume) }
+}

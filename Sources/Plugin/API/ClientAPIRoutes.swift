@@ -1,0 +1,81 @@
+import BackupFS
+import ConvoyCore
+import Hummingbird
+import Logging
+
+/// The client API on the client socket (`convoy` CLI). REST-shaped, JSON bodies, errors as `{"Error": ...}` with
+/// an HTTP status that matches the error's kind.
+struct ClientAPIRoutes {
+    static let contentType = "application/json"
+
+    let volumes: VolumeService
+    let general: ClientAPI.Info.General
+    let logger: Logger
+
+    func register(on router: Router<BasicRequestContext>) {
+        let volumes = self.volumes
+        let general = self.general
+        handle(router, .get, "/v1/info") { _, _ throws(ConvoyError) in
+            var drivers: [String: [String: String]] = [:]
+            for (name, driver) in volumes.drivers { drivers[name] = driver.info() }
+            return ClientAPI.Info(general: general, drivers: drivers)
+        }
+        handle(router, .get, "/v1/volumes") { _, _ throws(ConvoyError) in
+            try volumes.list().map(Self.volume)
+        }
+        handle(router, .post, "/v1/volumes") { request, _ throws(ConvoyError) in
+            let body = try await JSONBody.decode(ClientAPI.CreateVolumeRequest.self, from: request)
+            var options = body.options ?? [:]
+            if let driver = body.driver { options["driver"] = driver }
+            if let size = body.size { options["size"] = size }
+            return Self.volume(try await volumes.create(name: body.name, options: options))
+        }
+        handle(router, .get, "/v1/volumes/{name}") { _, name throws(ConvoyError) in
+            Self.volume(try volumes.get(name))
+        }
+        handle(router, .delete, "/v1/volumes/{name}") { _, name throws(ConvoyError) in
+            try await volumes.remove(name, fromDocker: false)
+            return [String: String]()
+        }
+        handle(router, .post, "/v1/volumes/{name}/mount") { _, name throws(ConvoyError) in
+            ClientAPI.MountResponse(mountPoint: try await volumes.mount(name, referenceID: ClientAPI.cliReferenceID))
+        }
+        handle(router, .post, "/v1/volumes/{name}/umount") { _, name throws(ConvoyError) in
+            try await volumes.unmount(name, referenceID: ClientAPI.cliReferenceID)
+            return [String: String]()
+        }
+    }
+
+    static func volume(_ record: VolumeRecord) -> ClientAPI.Volume {
+        ClientAPI.Volume(
+            name: record.name, driver: record.driver, size: record.size, mountPoint: record.mountpoint ?? "",
+            createdTime: record.createdAt, state: record.state.rawValue, references: record.references,
+            driverInfo: record.driverInfo)
+    }
+
+    static func status(of error: ConvoyError) -> HTTPResponse.Status {
+        switch error.kind {
+        case .invalidArgument: .badRequest
+        case .notFound: .notFound
+        case .conflict, .inUse: .conflict
+        case .unavailable: .serviceUnavailable
+        case .driverFailure, .stateFailure, .internalFailure: .internalServerError
+        }
+    }
+
+    /// `name` is the `{name}` path parameter, or "" for routes without one.
+    private func handle<T: Encodable & Sendable>(_ router: Router<BasicRequestContext>, _ method: HTTPRequest.Method, _ path: String,
+                                      _ handler: @escaping @Sendable (Request, String) async throws(ConvoyError) -> T) {
+        let logger = self.logger
+        router.on(RouterPath(stringLiteral: path), method: method) { request, context -> Response in
+            do throws(ConvoyError) {
+                let name = context.parameters.get("name") ?? ""
+                return JSONBody.response(try await handler(request, name), contentType: Self.contentType, pretty: true)
+            } catch {
+                logger.warning("\(method) \(path) failed: \(error.message)")
+                return JSONBody.response(ClientAPI.ErrorBody(error: error.message, kind: error.kind),
+                                         status: Self.status(of: error), contentType: Self.contentType, pretty: true)
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import ConvoyCore
+import Hummingbird
+import Logging
+
+/// Docker's volume plugin protocol (DESIGN §2) on the plugin socket: every call is `POST /<Method>`, every answer
+/// HTTP 200 with the plugin media type, failures carried in `Err`.
+struct DockerVolumeAPI {
+    static let contentType = "application/vnd.docker.plugins.v1+json"
+
+    let volumes: VolumeService
+    let logger: Logger
+
+    struct Request: Decodable {
+        var name: String?
+        var id: String?
+        var opts: [String: String]?
+        enum CodingKeys: String, CodingKey { case name = "Name", id = "ID", opts = "Opts" }
+    }
+
+    struct VolumeInfo: Encodable {
+        var name: String
+        var mountpoint: String
+        var createdAt: String?
+        var status: [String: StatusValue]?
+        enum CodingKeys: String, CodingKey {
+            case name = "Name", mountpoint = "Mountpoint", createdAt = "CreatedAt", status = "Status"
+        }
+    }
+
+    /// Status values are free-form for Docker; numbers stay numbers so `docker volume inspect` reads naturally.
+    enum StatusValue: Encodable {
+        case text(String)
+        case number(UInt64)
+        case list([String])
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            switch self {
+            case .text(let value): try container.encode(value)
+            case .number(let value): try container.encode(value)
+            case .list(let value): try container.encode(value)
+            }
+        }
+    }
+
+    struct Reply: Encodable {
+        var err: String?
+        var implements: [String]?
+        var mountpoint: String?
+        var volume: VolumeInfo?
+        var volumes: [VolumeInfo]?
+        var capabilities: [String: String]?
+        enum CodingKeys: String, CodingKey {
+            case err = "Err", implements = "Implements", mountpoint = "Mountpoint", volume = "Volume"
+            case volumes = "Volumes", capabilities = "Capabilities"
+        }
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        route(router, "Plugin.Activate") { _ in Reply(implements: ["VolumeDriver"]) }
+        route(router, "VolumeDriver.Capabilities") { _ in Reply(capabilities: ["Scope": volumes.scope.rawValue]) }
+        route(router, "VolumeDriver.Create") { request throws(ConvoyError) in
+            _ = try await volumes.create(name: try requireName(request), options: request.opts ?? [:])
+            return Reply()
+        }
+        route(router, "VolumeDriver.Remove") { request throws(ConvoyError) in
+            try await volumes.remove(try requireName(request), fromDocker: true)
+            return Reply()
+        }
+        route(router, "VolumeDriver.Mount") { request throws(ConvoyError) in
+            let mountpoint = try await volumes.mount(try requireName(request), referenceID: request.id ?? "")
+            return Reply(mountpoint: mountpoint)
+        }
+        route(router, "VolumeDriver.Unmount") { request throws(ConvoyError) in
+            try await volumes.unmount(try requireName(request), referenceID: request.id ?? "")
+            return Reply()
+        }
+        route(router, "VolumeDriver.Path") { request throws(ConvoyError) in
+            let record = try volumes.get(try requireName(request))
+            return Reply(mountpoint: record.mountpoint ?? "")
+        }
+        route(router, "VolumeDriver.Get") { request throws(ConvoyError) in
+            Reply(volume: Self.info(try volumes.get(try requireName(request)), detailed: true))
+        }
+        route(router, "VolumeDriver.List") { _ throws(ConvoyError) in
+            Reply(volumes: try volumes.list().map { Self.info($0, detailed: false) })
+        }
+    }
+
+    static func info(_ record: VolumeRecord, detailed: Bool) -> VolumeInfo {
+        guard detailed else { return VolumeInfo(name: record.name, mountpoint: record.mountpoint ?? "") }
+        var status: [String: StatusValue] = [
+            "driver": .text(record.driver),
+            "state": .text(record.state.rawValue),
+            "references": .number(UInt64(record.references.count)),
+        ]
+        if record.size > 0 { status["size"] = .number(record.size) }
+        return VolumeInfo(name: record.name, mountpoint: record.mountpoint ?? "", createdAt: record.createdAt, status: status)
+    }
+
+    private func requireName(_ request: Request) throws(ConvoyError) -> String {
+        guard let name = request.name, !name.isEmpty else { throw .invalid("missing Name in the request") }
+        return name
+    }
+
+    private func route(_ router: Router<BasicRequestContext>, _ method: String,
+                       _ handler: @escaping @Sendable (Request) async throws(ConvoyError) -> Reply) {
+        let logger = self.logger
+        router.post(RouterPath(stringLiteral: method)) { request, _ -> Response in
+            do throws(ConvoyError) {
+                let decoded = try await JSONBody.decode(Request.self, from: request)
+                return JSONBody.response(try await handler(decoded), contentType: Self.contentType)
+            } catch {
+                logger.warning("\(method) failed: \(error.message)")
+                return JSONBody.response(Reply(err: error.message), contentType: Self.contentType)
+            }
+        }
+    }
+}

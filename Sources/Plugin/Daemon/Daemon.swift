@@ -1,0 +1,90 @@
+import BackupFS
+import ConvoyCore
+import Drivers
+import Hummingbird
+import Logging
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `convoy daemon`: takes the root's lock, opens the state, builds the drivers, reconciles, then serves the client
+/// API and Docker's plugin API until SIGTERM or SIGINT.
+public enum Daemon {
+    public static func run(_ configuration: DaemonConfiguration, logger: Logger) async throws(ConvoyError) {
+        let root = try PathGuard.absoluteDirectory(configuration.root, option: "--root")
+        // Everything the daemon creates is root-only unless it widens it on purpose (volume directories).
+        umask(0o077)
+        try FileSystem.makeDirectory(root, mode: 0o700)
+        let lock = try DaemonLock(root: root)
+        let store = try StateStore(path: root + "/convoy.db")
+
+        let saved = SavedDriverConfiguration.decode(try store.config(SavedDriverConfiguration.key))
+        let driverConfiguration = SavedDriverConfiguration.resolve(configuration, saved: saved)
+        let drivers = try DriverRegistry.makeDrivers(
+            names: driverConfiguration.drivers, root: root, options: driverConfiguration.options)
+        try store.setConfig(SavedDriverConfiguration.key, driverConfiguration.encoded())
+
+        let volumes = VolumeService(store: store, drivers: drivers,
+                                    ignoreDockerDelete: configuration.ignoreDockerDelete, logger: logger)
+        let repairs = await volumes.reconcile()
+        for repair in repairs { logger.warning("reconcile: \(repair)") }
+        logger.info("state reconciled", metadata: ["repairs": "\(repairs.count)", "volumes": "\((try? volumes.list().count) ?? 0)"])
+
+        try SocketFiles.prepare(configuration.socket, option: "--socket")
+        try SocketFiles.prepare(configuration.pluginSocket, option: "--plugin-socket")
+
+        let general = ClientAPI.Info.General(
+            root: root, driverList: driverConfiguration.drivers, defaultDriver: volumes.defaultDriver,
+            ignoreDockerDelete: configuration.ignoreDockerDelete, pluginSocket: configuration.pluginSocket,
+            version: ConvoyVersion.current, fuse: LibFuse.summary)
+
+        let clientRouter = Router()
+        ClientAPIRoutes(volumes: volumes, general: general, logger: logger).register(on: clientRouter)
+        let pluginRouter = Router()
+        DockerVolumeAPI(volumes: volumes, logger: logger).register(on: pluginRouter)
+
+        let clientSocket = configuration.socket
+        let pluginSocket = configuration.pluginSocket
+        let clientApp = Application(
+            router: clientRouter,
+            configuration: .init(address: .unixDomainSocket(path: clientSocket), serverName: nil),
+            onServerRunning: { _ in restrictOrStop(clientSocket, mode: 0o660, logger: logger) },
+            logger: logger)
+        let pluginApp = Application(
+            router: pluginRouter,
+            configuration: .init(address: .unixDomainSocket(path: pluginSocket), serverName: nil),
+            onServerRunning: { _ in
+                restrictOrStop(pluginSocket, mode: 0o600, logger: logger)
+                logger.info("serving", metadata: ["client": "\(clientSocket)", "plugin": "\(pluginSocket)", "root": "\(root)"])
+            },
+            logger: logger)
+
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: clientApp), .init(service: pluginApp)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        defer {
+            SocketFiles.remove(clientSocket)
+            SocketFiles.remove(pluginSocket)
+            withExtendedLifetime(lock) {}
+        }
+        do {
+            try await group.run()
+        } catch {
+            throw ConvoyError(.unavailable, "the daemon stopped: \(error)")
+        }
+        logger.info("stopped; volumes in use stay usable and their references are kept for the next start")
+    }
+
+    /// A socket that cannot be restricted to root must not stay open to others: stop at once.
+    private static func restrictOrStop(_ path: String, mode: mode_t, logger: Logger) {
+        do {
+            try SocketFiles.restrict(path, mode: mode)
+        } catch {
+            logger.critical("\(error.message); stopping")
+            SocketFiles.remove(path)
+            exit(1)
+        }
+    }
+}

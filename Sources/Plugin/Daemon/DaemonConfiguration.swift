@@ -1,0 +1,69 @@
+import ConvoyCore
+import Foundation
+
+/// Everything `convoy daemon` is started with.
+public struct DaemonConfiguration: Sendable {
+    public var root: String
+    public var socket: String
+    public var pluginSocket: String
+    /// nil: use the drivers saved by the last start, or `vfs` on a first start.
+    public var drivers: [String]?
+    public var driverOptions: [String: String]
+    public var ignoreDockerDelete: Bool
+
+    public init(root: String = ClientAPI.defaultRoot, socket: String = ClientAPI.defaultSocket,
+                pluginSocket: String = ClientAPI.defaultPluginSocket, drivers: [String]? = nil,
+                driverOptions: [String: String] = [:], ignoreDockerDelete: Bool = false) {
+        self.root = root
+        self.socket = socket
+        self.pluginSocket = pluginSocket
+        self.drivers = drivers
+        self.driverOptions = driverOptions
+        self.ignoreDockerDelete = ignoreDockerDelete
+    }
+
+    /// Parses `KEY=VALUE` pairs of `--driver-opts`.
+    public static func parseDriverOptions(_ pairs: [String]) throws(ConvoyError) -> [String: String] {
+        var options: [String: String] = [:]
+        for pair in pairs {
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                throw .invalid("--driver-opts: '\(pair)' is not KEY=VALUE")
+            }
+            let key = String(pair[..<equals])
+            guard options[key] == nil else { throw .invalid("--driver-opts: '\(key)' is given twice") }
+            options[key] = String(pair[pair.index(after: equals)...])
+        }
+        return options
+    }
+}
+
+/// The drivers and options a daemon runs with, saved in the state store so a restart without flags keeps them.
+struct SavedDriverConfiguration: Codable, Equatable {
+    var drivers: [String]
+    var options: [String: String]
+
+    static let key = "drivers"
+
+    /// Flags win; without `--drivers` the saved drivers are used, with saved options overridden by given ones.
+    static func resolve(_ configuration: DaemonConfiguration, saved: SavedDriverConfiguration?) -> SavedDriverConfiguration {
+        if let drivers = configuration.drivers {
+            return SavedDriverConfiguration(drivers: drivers, options: configuration.driverOptions)
+        }
+        if let saved {
+            return SavedDriverConfiguration(drivers: saved.drivers,
+                                            options: saved.options.merging(configuration.driverOptions) { $1 })
+        }
+        return SavedDriverConfiguration(drivers: ["vfs"], options: configuration.driverOptions)
+    }
+
+    func encoded() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    static func decode(_ text: String?) -> SavedDriverConfiguration? {
+        guard let text else { return nil }
+        return try? JSONDecoder().decode(SavedDriverConfiguration.self, from: Data(text.utf8))
+    }
+}

@@ -1,0 +1,60 @@
+import ConvoyCore
+import Drivers
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Preparing the paths of the two listening sockets: parents created, a stale socket left by a dead daemon
+/// removed, a live one (another daemon) refused, anything that is not a socket left alone.
+enum SocketFiles {
+    static func prepare(_ path: String, option: String) throws(ConvoyError) {
+        guard path.hasPrefix("/") else { throw .invalid("\(option): '\(path)' must be an absolute path") }
+        guard path.utf8.count < 108 else { throw .invalid("\(option): '\(path)' is longer than a UNIX socket path may be (107 bytes)") }
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            try FileSystem.makeDirectory(String(path[..<slash]), mode: 0o755)
+        }
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+            throw .conflict("\(option): \(path) exists and is not a socket; remove it or choose another path")
+        }
+        if isServed(path) {
+            throw .conflict("\(option): another process is serving \(path); stop it first (is a convoy daemon with another --root running?)")
+        }
+        if unlink(path) != 0 && errno != ENOENT {
+            throw ConvoyError(.unavailable, "\(option): cannot remove the stale socket \(path): \(FileSystem.errnoText())")
+        }
+    }
+
+    /// Restricts the socket to root (and, for the client socket, root's group).
+    static func restrict(_ path: String, mode: mode_t) throws(ConvoyError) {
+        if chown(path, 0, 0) != 0 && getuid() == 0 {
+            throw ConvoyError(.unavailable, "cannot give \(path) to root: \(FileSystem.errnoText())")
+        }
+        if chmod(path, mode) != 0 {
+            throw ConvoyError(.unavailable, "cannot restrict \(path) to mode \(String(mode, radix: 8)): \(FileSystem.errnoText())")
+        }
+    }
+
+    static func remove(_ path: String) {
+        var info = stat()
+        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+    }
+
+    private static func isServed(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.enumerated() where index < raw.count - 1 { raw[index] = byte }
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        return result == 0
+    }
+}

@@ -1,0 +1,238 @@
+import ConvoyCore
+import Foundation
+import Logging
+
+/// The heart of the daemon: creates, removes, mounts and unmounts volumes through their drivers, keeping the
+/// state store the single source of truth. Mounts are reference counted per ID: the first reference mounts, the
+/// last one unmounts, and the references are persisted so a restart neither loses nor leaks them.
+public actor VolumeService {
+    public let store: StateStore
+    public let drivers: [String: any VolumeDriver]
+    public let driverOrder: [String]
+    public let ignoreDockerDelete: Bool
+    private let logger: Logger
+    private var locks = VolumeLocks()
+
+    public init(store: StateStore, drivers: [any VolumeDriver], ignoreDockerDelete: Bool, logger: Logger) {
+        self.store = store
+        var byName: [String: any VolumeDriver] = [:]
+        for driver in drivers { byName[driver.name] = driver }
+        self.drivers = byName
+        self.driverOrder = drivers.map(\.name)
+        self.ignoreDockerDelete = ignoreDockerDelete
+        self.logger = logger
+    }
+
+    public nonisolated var defaultDriver: String { driverOrder.first ?? "vfs" }
+
+    /// `global` only when every driver is shared storage.
+    public nonisolated var scope: VolumeScope {
+        drivers.values.allSatisfy { $0.scope == .global } ? .global : .local
+    }
+
+    // MARK: Reads (no lock: each is one consistent database read)
+
+    public nonisolated func get(_ name: String) throws(ConvoyError) -> VolumeRecord {
+        try ObjectName.validate(name)
+        guard let record = try store.volume(named: name) else {
+            throw .notFound("no volume named '\(name)'; `convoy list` shows the volumes there are")
+        }
+        return record
+    }
+
+    public nonisolated func list() throws(ConvoyError) -> [VolumeRecord] {
+        try store.volumes().filter { $0.state == .ready }
+    }
+
+    // MARK: Operations
+
+    /// Creates a volume; an existing volume of that name is returned as it is (Docker calls Create for volumes
+    /// that already exist).
+    public func create(name: String?, options raw: [String: String]) async throws(ConvoyError) -> VolumeRecord {
+        let name = try name.map { name throws(ConvoyError) in try ObjectName.validate(name) }
+            ?? ObjectName.generate(prefix: "volume")
+        let options = try CreateOptions(raw, drivers: drivers, defaultDriver: defaultDriver)
+        return try await withVolumeLock(name) { () async throws(ConvoyError) -> VolumeRecord in
+            if let existing = try store.volume(named: name) {
+                if existing.state == .ready { return existing }
+                throw .conflict("volume \(name) is being \(existing.state == .creating ? "created" : "deleted"); try again")
+            }
+            guard let driver = drivers[options.driver] else { throw .invalid("unknown driver '\(options.driver)'") }
+            var record = VolumeRecord(
+                name: name, driver: options.driver, size: options.size, createdAt: Self.timestamp(),
+                state: .creating, options: options.driverOptions, driverInfo: [:])
+            // Recorded before the driver acts, so a crash in between is found and undone at the next start.
+            try store.insert(record)
+            do {
+                record.driverInfo = try await driver.createVolume(record.driverVolume)
+                record.state = .ready
+                try store.update(name, state: .ready, driverInfo: record.driverInfo)
+            } catch {
+                try? await driver.deleteVolume(record.driverVolume)
+                try? store.delete(name)
+                throw ConvoyError.wrap(error, context: "cannot create volume \(name)", as: .driverFailure)
+            }
+            logger.info("created volume", metadata: ["volume": "\(name)", "driver": "\(options.driver)"])
+            return record
+        }
+    }
+
+    /// Removes a volume and its data. Refused while the volume has references. With `ignoreDockerDelete`, a
+    /// Remove from Docker leaves the volume and its data in place (Convoy's old behaviour).
+    public func remove(_ name: String, fromDocker: Bool) async throws(ConvoyError) {
+        try ObjectName.validate(name)
+        try await withVolumeLock(name) { () async throws(ConvoyError) in
+            guard let record = try store.volume(named: name) else {
+                throw .notFound("no volume named '\(name)'")
+            }
+            guard record.references.isEmpty else {
+                throw ConvoyError(.inUse, "volume \(name) is in use by \(record.references.count) mount(s); stop the containers using it (or `convoy umount \(name)`) first")
+            }
+            if fromDocker && ignoreDockerDelete {
+                logger.info("kept volume on Docker's remove (--ignore-docker-delete)", metadata: ["volume": "\(name)"])
+                return
+            }
+            let driver = try self.driver(for: record)
+            try store.update(name, state: .deleting)
+            do {
+                try await driver.deleteVolume(record.driverVolume)
+            } catch {
+                try? store.update(name, state: .ready)
+                throw ConvoyError.wrap(error, context: "cannot delete volume \(name)", as: .driverFailure)
+            }
+            try store.delete(name)
+            logger.info("deleted volume", metadata: ["volume": "\(name)"])
+        }
+    }
+
+    /// Adds reference `referenceID` and returns the mountpoint; mounts on the first reference. Repeating a Mount
+    /// with the same ID is harmless.
+    public func mount(_ name: String, referenceID: String) async throws(ConvoyError) -> String {
+        try ObjectName.validate(name)
+        return try await withVolumeLock(name) { () async throws(ConvoyError) -> String in
+            let record = try readyVolume(name)
+            let driver = try self.driver(for: record)
+            let mountpoint: String
+            if let existing = record.mountpoint, !record.references.isEmpty, !driver.mountsVolumes || driver.isMounted(record.driverVolume) {
+                mountpoint = existing
+            } else {
+                do {
+                    mountpoint = try await driver.mountVolume(record.driverVolume)
+                } catch {
+                    throw ConvoyError.wrap(error, context: "cannot mount volume \(name)", as: .driverFailure)
+                }
+            }
+            let count = try store.addReference(referenceID, to: name, mountpoint: mountpoint)
+            logger.debug("mount", metadata: ["volume": "\(name)", "id": "\(referenceID)", "references": "\(count)"])
+            return mountpoint
+        }
+    }
+
+    /// Drops reference `referenceID`; unmounts when it was the last. An unknown ID is harmless.
+    public func unmount(_ name: String, referenceID: String) async throws(ConvoyError) {
+        try ObjectName.validate(name)
+        try await withVolumeLock(name) { () async throws(ConvoyError) in
+            let record = try readyVolume(name)
+            let (existed, remaining) = try store.removeReference(referenceID, from: name)
+            guard existed else {
+                logger.debug("unmount for unknown reference ignored", metadata: ["volume": "\(name)", "id": "\(referenceID)"])
+                return
+            }
+            guard remaining == 0 else { return }
+            let driver = try self.driver(for: record)
+            do {
+                try await driver.unmountVolume(record.driverVolume)
+            } catch {
+                // The reference is gone; reconciliation retries the unmount at the next start.
+                throw ConvoyError.wrap(error, context: "cannot unmount volume \(name)", as: .driverFailure)
+            }
+            try store.setMountpoint(nil, of: name)
+        }
+    }
+
+    // MARK: Reconciliation
+
+    /// Brings the state in line with reality after a start: finishes or undoes interrupted operations, forgets
+    /// volumes whose data vanished, remounts volumes that have references, unmounts those that have none.
+    /// Returns one line per repair.
+    public func reconcile() async -> [String] {
+        var repairs: [String] = []
+        let records: [VolumeRecord]
+        do { records = try store.volumes() } catch {
+            return ["cannot read the state to reconcile it: \(error)"]
+        }
+        for record in records {
+            let name = record.name
+            guard let driver = drivers[record.driver] else {
+                repairs.append("volume \(name): its driver \(record.driver) is not enabled; start the daemon with --drivers \(record.driver) to use it (left as it is)")
+                continue
+            }
+            do {
+                switch record.state {
+                case .creating, .deleting:
+                    try await driver.deleteVolume(record.driverVolume)
+                    try store.delete(name)
+                    repairs.append(record.state == .creating
+                        ? "volume \(name): its creation was interrupted; removed what it had made"
+                        : "volume \(name): its deletion was interrupted; finished it")
+                case .ready:
+                    if !driver.dataExists(record.driverVolume) {
+                        try store.delete(name)
+                        repairs.append("volume \(name): its data vanished (\(record.driverInfo["Path"] ?? "driver storage gone")); forgot it and its \(record.references.count) reference(s)")
+                        continue
+                    }
+                    try await reconcileMount(record, driver: driver, repairs: &repairs)
+                }
+            } catch {
+                repairs.append("volume \(name): could not be repaired: \(error)")
+            }
+        }
+        return repairs
+    }
+
+    private func reconcileMount(_ record: VolumeRecord, driver: any VolumeDriver, repairs: inout [String]) async throws(ConvoyError) {
+        let name = record.name
+        if record.references.isEmpty {
+            if driver.mountsVolumes && driver.isMounted(record.driverVolume) {
+                try await driver.unmountVolume(record.driverVolume)
+                repairs.append("volume \(name): was mounted with no references; unmounted it")
+            }
+            if record.mountpoint != nil { try store.setMountpoint(nil, of: name) }
+            return
+        }
+        if record.mountpoint == nil || (driver.mountsVolumes && !driver.isMounted(record.driverVolume)) {
+            let mountpoint = try await driver.mountVolume(record.driverVolume)
+            try store.setMountpoint(mountpoint, of: name)
+            repairs.append("volume \(name): has \(record.references.count) reference(s) but was not mounted; mounted it at \(mountpoint)")
+        }
+    }
+
+    // MARK: Helpers
+
+    private func readyVolume(_ name: String) throws(ConvoyError) -> VolumeRecord {
+        guard let record = try store.volume(named: name) else {
+            throw .notFound("no volume named '\(name)'; create it first")
+        }
+        guard record.state == .ready else { throw .conflict("volume \(name) is being \(record.state.rawValue == "creating" ? "created" : "deleted")") }
+        return record
+    }
+
+    private func driver(for record: VolumeRecord) throws(ConvoyError) -> any VolumeDriver {
+        guard let driver = drivers[record.driver] else {
+            throw ConvoyError(.unavailable, "volume \(record.name) belongs to driver \(record.driver), which this daemon does not run; restart it with --drivers \(record.driver)")
+        }
+        return driver
+    }
+
+    private func withVolumeLock<T>(_ name: String, _ body: () async throws(ConvoyError) -> T) async throws(ConvoyError) -> T {
+        if !locks.tryAcquire(name) {
+            await withCheckedContinuation { continuation in locks.enqueue(name, continuation) }
+        }
+        defer { locks.release(name) }
+        return try await body()
+    }
+
+    static func timestamp(_ date: Date = Date()) -> String {
+        date.formatted(.iso8601)
+    }
+}
