@@ -1,0 +1,135 @@
+import ConvoyClient
+import ConvoyCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the real `convoy` binary as a daemon on its own root and sockets, and talks to it as Docker and the CLI do.
+final class DaemonHarness {
+    let directory: String
+    let root: String
+    let socket: String
+    let pluginSocket: String
+    let logPath: String
+    private(set) var process: Process?
+    var extraArguments: [String] = []
+
+    /// The convoy binary built beside this test bundle (or CONVOY_BINARY).
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["CONVOY_BINARY"] { return path }
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return bundle.appendingPathComponent("convoy").path
+    }
+
+    /// `pluginSocket` may be given to place the socket where Docker looks for plugins.
+    init(pluginSocket: String? = nil) throws {
+        // Short paths: a UNIX socket path is limited to 107 bytes.
+        directory = "/tmp/cvt-" + String(UUID().uuidString.prefix(8))
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        root = directory + "/root"
+        socket = directory + "/convoy.sock"
+        self.pluginSocket = pluginSocket ?? directory + "/plugin.sock"
+        logPath = directory + "/daemon.log"
+    }
+
+    deinit {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    func cleanUp() {
+        if let process, process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+        unlink(pluginSocket)
+    }
+
+    var arguments: [String] {
+        ["daemon", "--root", root, "--socket", socket, "--plugin-socket", pluginSocket] + extraArguments
+    }
+
+    /// Starts the daemon and waits until both sockets answer.
+    func start(timeout: TimeInterval = 20) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            guard process.isRunning else {
+                throw HarnessError("convoy daemon exited with \(process.terminationStatus): \(log_())")
+            }
+            if (try? plugin("Plugin.Activate"))?.status == 200, (try? cli(["info"]))?.status == 0 { return }
+            usleep(50_000)
+        }
+        throw HarnessError("convoy daemon did not answer within \(Int(timeout)) s: \(log_())")
+    }
+
+    /// SIGTERM and wait: a clean stop.
+    @discardableResult
+    func stop() -> Int32 {
+        guard let process else { return -1 }
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+        self.process = nil
+        return process.terminationStatus
+    }
+
+    /// kill -9: a crash.
+    func crash() {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    var isRunning: Bool { process?.isRunning ?? false }
+
+    func log_() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// One Docker plugin call with a raw body; returns the status and the decoded JSON object.
+    func plugin(_ method: String, _ body: String = "{}") throws -> (status: Int, json: [String: Any], contentType: String) {
+        let client = UnixHTTPClient(socketPath: pluginSocket, timeoutSeconds: 30)
+        let response = try client.request("POST", "/" + method, body: Array(body.utf8),
+                                          headers: ["Accept": "application/vnd.docker.plugins.v1.2+json"])
+        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
+        return (response.status, object, response.headers["content-type"] ?? "")
+    }
+
+    /// A plugin call that must succeed (no Err); returns the JSON object.
+    @discardableResult
+    func pluginOK(_ method: String, _ fields: [String: Any]) throws -> [String: Any] {
+        let body = String(decoding: try JSONSerialization.data(withJSONObject: fields), as: UTF8.self)
+        let reply = try plugin(method, body)
+        if let err = reply.json["Err"] as? String, !err.isEmpty { throw HarnessError("\(method) failed: \(err)") }
+        return reply.json
+    }
+
+    /// The Err of a plugin call that must fail.
+    func pluginErr(_ method: String, _ body: String) throws -> String {
+        let reply = try plugin(method, body)
+        guard let err = reply.json["Err"] as? String, !err.isEmpty else {
+            throw HarnessError("\(method) \(body) did not fail: \(reply.json)")
+        }
+        return err
+    }
+
+    func cli(_ arguments: [String]) throws -> CommandResult {
+        try Command.run(Self.binary, arguments + ["--socket", socket], timeout: 60)
+    }
+
+    func references(of volume: String) throws -> Int {
+        let reply = try pluginOK("VolumeDriver.Get", ["Name": volume])
+        let status = (reply["Volume"] as? [String: Any])?["Status"] as? [String: Any]
+        return (status?["references"] as? Int) ?? -1
+    }
+}
