@@ -1,12 +1,19 @@
 import ConvoyCore
 import Foundation
 import GRDB
+import Synchronization
 
 /// The daemon's index in SQLite (`<root>/convoy.db`): volumes, mount references by ID, daemon configuration.
 /// WAL mode with `synchronous = FULL`, so a committed change survives power loss; every multi-row change is one
 /// transaction, so a crash never leaves half of one.
+///
+/// Reads are served from an in-memory copy of the volume table, refreshed from the database after every write
+/// that touches a volume: Docker calls Get several times per container start, and they should cost no I/O.
+/// Writes to one volume are serialized by the caller (VolumeService's per-volume lock), so each refresh lands in
+/// commit order.
 public final class StateStore: Sendable {
     private let pool: DatabasePool
+    private let cache = Mutex<[String: VolumeRecord]>([:])
     public let path: String
 
     public init(path: String) throws(ConvoyError) {
@@ -19,6 +26,8 @@ public final class StateStore: Sendable {
             }
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
+            let all = try pool.read { db in try Self.fetchAll(db) }
+            cache.withLock { $0 = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) }) }
         } catch {
             throw ConvoyError(.stateFailure, "cannot open the state database \(path): \(error)")
         }
@@ -56,25 +65,29 @@ public final class StateStore: Sendable {
     // MARK: Reads
 
     public func volume(named name: String) throws(ConvoyError) -> VolumeRecord? {
-        try read("read volume \(name)") { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM volume WHERE name = ?", arguments: [name]) else {
-                return nil
-            }
-            let references = try String.fetchAll(
-                db, sql: "SELECT reference_id FROM mount_reference WHERE volume = ? ORDER BY seq", arguments: [name])
-            return try Self.record(from: row, references: references)
-        }
+        cache.withLock { $0[name] }
     }
 
     public func volumes() throws(ConvoyError) -> [VolumeRecord] {
-        try read("list volumes") { db in
-            var references: [String: [String]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT volume, reference_id FROM mount_reference ORDER BY seq") {
-                references[row["volume"], default: []].append(row["reference_id"])
-            }
-            return try Row.fetchAll(db, sql: "SELECT * FROM volume ORDER BY name").map { row in
-                try Self.record(from: row, references: references[row["name"] as String] ?? [])
-            }
+        cache.withLock { Array($0.values) }.sorted { $0.name < $1.name }
+    }
+
+    private static func fetchOne(_ db: Database, _ name: String) throws -> VolumeRecord? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM volume WHERE name = ?", arguments: [name]) else {
+            return nil
+        }
+        let references = try String.fetchAll(
+            db, sql: "SELECT reference_id FROM mount_reference WHERE volume = ? ORDER BY seq", arguments: [name])
+        return try record(from: row, references: references)
+    }
+
+    private static func fetchAll(_ db: Database) throws -> [VolumeRecord] {
+        var references: [String: [String]] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT volume, reference_id FROM mount_reference ORDER BY seq") {
+            references[row["volume"], default: []].append(row["reference_id"])
+        }
+        return try Row.fetchAll(db, sql: "SELECT * FROM volume ORDER BY name").map { row in
+            try record(from: row, references: references[row["name"] as String] ?? [])
         }
     }
 
@@ -88,7 +101,7 @@ public final class StateStore: Sendable {
 
     /// Inserts a new volume; a volume of that name must not exist.
     public func insert(_ record: VolumeRecord) throws(ConvoyError) {
-        try write("record volume \(record.name)") { db in
+        try writeVolume(record.name, "record volume \(record.name)") { db in
             try db.execute(sql: """
                 INSERT INTO volume (name, driver, size, created_at, state, options, driver_info, mountpoint)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -99,7 +112,7 @@ public final class StateStore: Sendable {
     }
 
     public func update(_ name: String, state: VolumeState, driverInfo: [String: String]? = nil) throws(ConvoyError) {
-        try write("update volume \(name)") { db in
+        try writeVolume(name, "update volume \(name)") { db in
             if let driverInfo {
                 try db.execute(sql: "UPDATE volume SET state = ?, driver_info = ? WHERE name = ?",
                                arguments: [state.rawValue, try Self.json(driverInfo), name])
@@ -111,7 +124,7 @@ public final class StateStore: Sendable {
 
     /// Removes the volume and, with it, its references.
     public func delete(_ name: String) throws(ConvoyError) {
-        try write("forget volume \(name)") { db in
+        try writeVolume(name, "forget volume \(name)") { db in
             try db.execute(sql: "DELETE FROM volume WHERE name = ?", arguments: [name])
         }
     }
@@ -119,7 +132,7 @@ public final class StateStore: Sendable {
     /// Adds a reference (no-op if present) and records the mountpoint; returns the reference count.
     @discardableResult
     public func addReference(_ referenceID: String, to name: String, mountpoint: String) throws(ConvoyError) -> Int {
-        try write("add reference \(referenceID) to \(name)") { db in
+        try writeVolume(name, "add reference \(referenceID) to \(name)") { db in
             try db.execute(sql: """
                 INSERT OR IGNORE INTO mount_reference (volume, reference_id, seq)
                 VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM mount_reference))
@@ -132,7 +145,7 @@ public final class StateStore: Sendable {
 
     /// Removes a reference; returns whether it existed and how many remain.
     public func removeReference(_ referenceID: String, from name: String) throws(ConvoyError) -> (existed: Bool, remaining: Int) {
-        try write("remove reference \(referenceID) from \(name)") { db in
+        try writeVolume(name, "remove reference \(referenceID) from \(name)") { db in
             try db.execute(sql: "DELETE FROM mount_reference WHERE volume = ? AND reference_id = ?",
                            arguments: [name, referenceID])
             let existed = db.changesCount > 0
@@ -143,7 +156,7 @@ public final class StateStore: Sendable {
     }
 
     public func setMountpoint(_ mountpoint: String?, of name: String) throws(ConvoyError) {
-        try write("record mountpoint of \(name)") { db in
+        try writeVolume(name, "record mountpoint of \(name)") { db in
             try db.execute(sql: "UPDATE volume SET mountpoint = ? WHERE name = ?", arguments: [mountpoint, name])
         }
     }
@@ -162,6 +175,13 @@ public final class StateStore: Sendable {
 
     private func write<T>(_ what: String, _ body: (Database) throws -> T) throws(ConvoyError) -> T {
         do { return try pool.write(body) } catch { throw Self.failure(what, error) }
+    }
+
+    /// A write that changes volume `name`; the cached copy is replaced by what the transaction committed.
+    private func writeVolume<T>(_ name: String, _ what: String, _ body: (Database) throws -> T) throws(ConvoyError) -> T {
+        let (result, fresh) = try write(what) { db in (try body(db), try Self.fetchOne(db, name)) }
+        cache.withLock { $0[name] = fresh }
+        return result
     }
 
     private static func failure(_ what: String, _ error: any Error) -> ConvoyError {
