@@ -14,10 +14,13 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // libfuse3 through pkg-config; the shim header fixes FUSE_USE_VERSION.
         .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        // libzstd for block compression.
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         // Domain types and protocols shared by every other target: names, sizes, errors, the driver protocol,
         // the client API's wire types.
         .target(name: "ConvoyCore"),
@@ -36,6 +39,14 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The backup store: object stores (directory, S3), content-addressed blocks, file-tree backups, restore,
+        // verify, garbage collection.
+        // Linux calls Glibc's overlay lacks (xattrs, SEEK_DATA/SEEK_HOLE).
+        .target(name: "CLinux"),
+        .target(name: "Backupstore", dependencies: [
+            "ConvoyCore", "CZstd", "CLinux",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // A small blocking HTTP/1.1 client over UNIX sockets, used by the CLI, the tests and the benchmark.
         .target(name: "ConvoyClient", dependencies: ["ConvoyCore"]),
         // The one binary: daemon and CLI.
@@ -53,6 +64,7 @@ let package = Package(
         .testTarget(name: "ConvoyCoreTests", dependencies: ["ConvoyCore"]),
         .testTarget(name: "BackupFSTests", dependencies: ["BackupFS"]),
         .testTarget(name: "DriversTests", dependencies: ["Drivers", "ConvoyCore"]),
+        .testTarget(name: "BackupstoreTests", dependencies: ["Backupstore", "ConvoyCore"]),
         .testTarget(name: "PluginTests", dependencies: ["Plugin", "Drivers", "ConvoyCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ConvoyClient", "ConvoyCore", "convoy"]),
     ]

@@ -1,0 +1,66 @@
+import ConvoyCore
+import Crypto
+
+/// Stored form of a data block: one tag byte (0 raw, 1 zstd) then the payload. A block is named by the SHA-256 of
+/// its plain content, so decoding always re-hashes and compares: a damaged block can never be served as data.
+public enum BlockCodec {
+    static let rawTag: UInt8 = 0
+    static let zstdTag: UInt8 = 1
+    /// Largest plain block accepted on decode (FastCDC's maximum is 4 MiB; dm blocks may be larger later).
+    public static let maxBlockSize = 64 << 20
+
+    public static func hash(_ bytes: UnsafeRawBufferPointer) -> String {
+        SHA256.hash(data: bytes).hexString
+    }
+
+    public static func hash(_ bytes: [UInt8]) -> String {
+        bytes.withUnsafeBytes { hash($0) }
+    }
+
+    /// The stored object for `plain`: compressed when that is smaller, raw otherwise.
+    public static func encode(_ plain: UnsafeRawBufferPointer) -> [UInt8] {
+        if let compressed = Zstd.compress(plain), compressed.count < plain.count {
+            var object = [UInt8]()
+            object.reserveCapacity(compressed.count + 1)
+            object.append(zstdTag)
+            object.append(contentsOf: compressed)
+            return object
+        }
+        var object = [UInt8]()
+        object.reserveCapacity(plain.count + 1)
+        object.append(rawTag)
+        object.append(contentsOf: plain)
+        return object
+    }
+
+    /// The plain content of a stored object, verified against its name.
+    public static func decode(_ object: [UInt8], expectedHash: String) throws(ConvoyError) -> [UInt8] {
+        guard let tag = object.first else { throw ConvoyError(.driverFailure, "block \(expectedHash) is empty (corrupt)") }
+        let plain: [UInt8]
+        switch tag {
+        case rawTag: plain = Array(object.dropFirst())
+        case zstdTag:
+            do { plain = try Zstd.decompress(object.dropFirst(), limit: maxBlockSize) } catch {
+                throw ConvoyError(.driverFailure, "block \(expectedHash) is corrupt: \(error.message)")
+            }
+        default: throw ConvoyError(.driverFailure, "block \(expectedHash) is corrupt: unknown encoding \(tag)")
+        }
+        let actual = hash(plain)
+        guard actual == expectedHash else {
+            throw ConvoyError(.driverFailure, "block \(expectedHash) is corrupt: its content hashes to \(actual)")
+        }
+        return plain
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

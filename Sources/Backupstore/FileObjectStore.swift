@@ -1,0 +1,159 @@
+import ConvoyCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `vfs:///path`: objects are files under a directory (a local disk or an NFS mount). Each put writes a temporary
+/// file in the target's directory, fsyncs it, renames it over the key and fsyncs the directory, so an object is
+/// either whole or absent after a crash or power loss.
+public struct FileObjectStore: ObjectStore {
+    public let root: String
+    public var location: String { "vfs://\(root)" }
+
+    public init(root: String) throws(ConvoyError) {
+        guard root.hasPrefix("/") else { throw .invalid("vfs:// store path '\(root)' must be absolute") }
+        self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
+        try Self.makeDirectories(self.root)
+    }
+
+    private func path(_ key: String) throws(ConvoyError) -> String {
+        try ObjectKey.validate(key)
+        return root + "/" + key
+    }
+
+    public func put(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError) {
+        try putSync(key, bytes)
+    }
+
+    /// The blocking form, for callers already on a worker thread.
+    public func putSync(_ key: String, _ bytes: [UInt8]) throws(ConvoyError) {
+        let target = try path(key)
+        let directory = String(target[..<(target.lastIndex(of: "/") ?? target.endIndex)])
+        try Self.makeDirectories(directory)
+        var random = SystemRandomNumberGenerator()
+        let temporary = "\(target).tmp-\(String(random.next() as UInt64, radix: 16))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw failure("create", temporary) }
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { raw in
+                write(fd, raw.baseAddress.map { $0 + written }, bytes.count - written)
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                let error = failure("write", temporary)
+                close(fd)
+                unlink(temporary)
+                throw error
+            }
+            written += count
+        }
+        guard fsync(fd) == 0 else {
+            let error = failure("fsync", temporary)
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        close(fd)
+        guard rename(temporary, target) == 0 else {
+            let error = failure("rename", temporary)
+            unlink(temporary)
+            throw error
+        }
+        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            fsync(directoryFD)
+            close(directoryFD)
+        }
+    }
+
+    public func get(_ key: String) async throws(ConvoyError) -> [UInt8] {
+        try getSync(key)
+    }
+
+    public func getSync(_ key: String) throws(ConvoyError) -> [UInt8] {
+        let file = try path(key)
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw .notFound("object \(key) not found in \(location)") }
+            throw failure("open", file)
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw failure("stat", file) }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var done = 0
+        while done < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { raw in
+                read(fd, raw.baseAddress.map { $0 + done }, raw.count - done)
+            }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else {
+                if count == 0 { break }
+                throw failure("read", file)
+            }
+            done += count
+        }
+        return done == bytes.count ? bytes : Array(bytes[0..<done])
+    }
+
+    public func exists(_ key: String) async throws(ConvoyError) -> Bool {
+        var info = stat()
+        return lstat(try path(key), &info) == 0
+    }
+
+    public func delete(_ keys: [String]) async throws(ConvoyError) {
+        for key in keys {
+            let file = try path(key)
+            if unlink(file) != 0 && errno != ENOENT { throw failure("delete", file) }
+        }
+    }
+
+    public func list(prefix: String) async throws(ConvoyError) -> [ObjectInfo] {
+        try ObjectKey.validatePrefix(prefix)
+        var result: [ObjectInfo] = []
+        try walk(prefix.isEmpty ? root : root + "/" + String(prefix.dropLast()), keyPrefix: prefix, into: &result)
+        return result.sorted { $0.key < $1.key }
+    }
+
+    private func walk(_ directory: String, keyPrefix: String, into result: inout [ObjectInfo]) throws(ConvoyError) {
+        guard let handle = opendir(directory) else {
+            if errno == ENOENT || errno == ENOTDIR { return }
+            throw failure("list", directory)
+        }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." && !name.contains(".tmp-") { names.append(name) }
+        }
+        closedir(handle)
+        for name in names {
+            let path = directory + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            if (info.st_mode & S_IFMT) == S_IFDIR {
+                try walk(path, keyPrefix: keyPrefix + name + "/", into: &result)
+            } else if (info.st_mode & S_IFMT) == S_IFREG {
+                result.append(ObjectInfo(key: keyPrefix + name, size: Int(info.st_size)))
+            }
+        }
+    }
+
+    private func failure(_ operation: String, _ path: String) -> ConvoyError {
+        let text = String(cString: strerror(errno))
+        return ConvoyError(.unavailable, "cannot \(operation) \(path) in store \(location): \(text)")
+    }
+
+    static func makeDirectories(_ path: String) throws(ConvoyError) {
+        var info = stat()
+        if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR { return }
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            try makeDirectories(String(path[..<slash]))
+        }
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw ConvoyError(.unavailable, "cannot create directory \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}

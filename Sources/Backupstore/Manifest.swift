@@ -1,0 +1,114 @@
+/// A backup: what was backed up and the complete map from its content to blocks, so restoring one backup never
+/// needs another.
+public struct Manifest: Codable, Sendable, Equatable {
+    public static let currentFormat = 1
+
+    public enum Kind: String, Codable, Sendable {
+        case files
+    }
+
+    public var format: Int
+    public var id: String
+    public var volume: String
+    public var kind: Kind
+    public var createdAt: String
+    /// The snapshot the backup was taken from, when there was one.
+    public var snapshot: String?
+    /// The backup whose unchanged files were reused without rereading them.
+    public var parent: String?
+    /// The volume's size as recorded by the daemon (0 when unknown).
+    public var volumeSize: UInt64
+    public var entries: [Entry]
+    public var stats: Stats
+
+    public init(id: String, volume: String, kind: Kind, createdAt: String, snapshot: String?, parent: String?,
+                volumeSize: UInt64, entries: [Entry], stats: Stats) {
+        self.format = Self.currentFormat
+        self.id = id
+        self.volume = volume
+        self.kind = kind
+        self.createdAt = createdAt
+        self.snapshot = snapshot
+        self.parent = parent
+        self.volumeSize = volumeSize
+        self.entries = entries
+        self.stats = stats
+    }
+
+    /// Every distinct block the backup needs.
+    public var blockHashes: Set<String> {
+        var hashes = Set<String>()
+        for entry in entries { for chunk in entry.chunks ?? [] { hashes.insert(chunk.hash) } }
+        return hashes
+    }
+
+    public struct Stats: Codable, Sendable, Equatable {
+        public var files: Int = 0
+        public var directories: Int = 0
+        /// Logical bytes of file data in the tree.
+        public var bytes: UInt64 = 0
+        /// Bytes read from the source (unchanged files are not reread).
+        public var bytesRead: UInt64 = 0
+        /// Blocks and stored (compressed) bytes this backup added to the store.
+        public var newBlocks: Int = 0
+        public var newBytesStored: UInt64 = 0
+        public init() {}
+    }
+}
+
+/// One entry of a file tree. Paths are relative to the volume's root, `/`-separated, never `.`, `..` or absolute.
+public struct Entry: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        case directory, file, symlink, hardlink, fifo, socket, charDevice, blockDevice
+    }
+
+    public var path: String
+    public var type: Kind
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var mtimeSeconds: Int64
+    public var mtimeNanoseconds: Int64
+    public var size: UInt64
+    /// Symlink target, or for a hard link the path of the entry it links to.
+    public var target: String?
+    public var rdev: UInt64?
+    /// Extended attributes, values base64-encoded.
+    public var xattrs: [String: String]?
+    /// File data; gaps between chunks (and after the last, up to `size`) are holes.
+    public var chunks: [Chunk]?
+    /// Source inode, to recognise an unchanged file in the next backup.
+    public var inode: UInt64?
+
+    public init(path: String, type: Kind, mode: UInt32, uid: UInt32, gid: UInt32, mtimeSeconds: Int64,
+                mtimeNanoseconds: Int64, size: UInt64) {
+        self.path = path
+        self.type = type
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.mtimeSeconds = mtimeSeconds
+        self.mtimeNanoseconds = mtimeNanoseconds
+        self.size = size
+    }
+}
+
+public struct Chunk: Codable, Sendable, Equatable {
+    public var hash: String
+    public var offset: UInt64
+    public var length: UInt32
+
+    public init(hash: String, offset: UInt64, length: UInt32) {
+        self.hash = hash
+        self.offset = offset
+        self.length = length
+    }
+}
+
+/// The per-volume record in a store.
+public struct VolumeRecordInStore: Codable, Sendable, Equatable {
+    public var name: String
+    public var size: UInt64
+    public var lastBackup: String?
+    public var updatedAt: String
+}

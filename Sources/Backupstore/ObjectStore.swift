@@ -1,0 +1,49 @@
+import ConvoyCore
+
+/// One object of a listing.
+public struct ObjectInfo: Sendable, Equatable {
+    public var key: String
+    public var size: Int
+
+    public init(key: String, size: Int) {
+        self.key = key
+        self.size = size
+    }
+}
+
+/// A flat key → bytes store: a directory (`vfs://`) or an S3 bucket (`s3://`). Keys are `/`-separated relative
+/// paths. Writes are atomic (a reader sees the old object, the new one, or none, never a part).
+///
+/// Listing takes a prefix that callers always end with `/` (or pass empty): a bare prefix such as `vol1` would
+/// also match `vol10/…`, which is how Convoy's delete of `vol1` removed `vol10`'s backups.
+public protocol ObjectStore: Sendable {
+    /// Where the store is, for messages (never with credentials).
+    var location: String { get }
+    func put(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError)
+    /// Throws `.notFound` when the object does not exist.
+    func get(_ key: String) async throws(ConvoyError) -> [UInt8]
+    func exists(_ key: String) async throws(ConvoyError) -> Bool
+    /// Deleting a missing key is not an error.
+    func delete(_ keys: [String]) async throws(ConvoyError)
+    func list(prefix: String) async throws(ConvoyError) -> [ObjectInfo]
+}
+
+enum ObjectKey {
+    /// Refuses keys that could leave the store's root or be misread: empty components, `.`/`..`, a leading `/`.
+    static func validate(_ key: String) throws(ConvoyError) {
+        guard !key.isEmpty, !key.hasPrefix("/"), !key.contains("\0") else {
+            throw ConvoyError(.internalFailure, "invalid object key '\(key)'")
+        }
+        for component in key.split(separator: "/", omittingEmptySubsequences: false)
+        where component.isEmpty || component == "." || component == ".." {
+            throw ConvoyError(.internalFailure, "invalid object key '\(key)'")
+        }
+    }
+
+    static func validatePrefix(_ prefix: String) throws(ConvoyError) {
+        guard prefix.isEmpty || prefix.hasSuffix("/") else {
+            throw ConvoyError(.internalFailure, "listing prefix '\(prefix)' must end with '/'")
+        }
+        if !prefix.isEmpty { try validate(String(prefix.dropLast())) }
+    }
+}

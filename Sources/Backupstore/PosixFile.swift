@@ -1,0 +1,113 @@
+import ConvoyCore
+import CLinux
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// POSIX helpers for walking and recreating trees, each failure naming its path.
+enum PosixFile {
+    static func errorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
+
+    static func failure(_ operation: String, _ path: String, _ code: Int32 = errno) -> ConvoyError {
+        ConvoyError(.driverFailure, "cannot \(operation) \(path): \(errorText(code))")
+    }
+
+    static func lstatPath(_ path: String) throws(ConvoyError) -> stat {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { throw failure("stat", path) }
+        return info
+    }
+
+    /// Sorted directory entries (byte order), without `.` and `..`.
+    static func names(in directory: String) throws(ConvoyError) -> [String] {
+        guard let handle = opendir(directory) else { throw failure("open directory", directory) }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    }
+
+    static func readLink(_ path: String) throws(ConvoyError) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count >= 0 else { throw failure("read link", path) }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Extended attributes of a path (not following symlinks), values as raw bytes.
+    static func xattrs(_ path: String) throws(ConvoyError) -> [String: [UInt8]] {
+        let size = convoy_llistxattr(path, nil, 0)
+        if size < 0 {
+            if errno == ENOTSUP || errno == ENODATA { return [:] }
+            throw failure("list xattrs of", path)
+        }
+        if size == 0 { return [:] }
+        var names = [CChar](repeating: 0, count: size)
+        let got = convoy_llistxattr(path, &names, size)
+        guard got >= 0 else { throw failure("list xattrs of", path) }
+        var result: [String: [UInt8]] = [:]
+        for raw in names[0..<got].split(separator: 0) {
+            let name = String(decoding: raw.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let length = convoy_lgetxattr(path, name, nil, 0)
+            guard length >= 0 else { continue }
+            var value = [UInt8](repeating: 0, count: length)
+            let read = convoy_lgetxattr(path, name, &value, length)
+            if read >= 0 { result[name] = Array(value[0..<read]) }
+        }
+        return result
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws(ConvoyError) {
+        var done = 0
+        while done < bytes.count {
+            let count = pwrite(fd, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset) + off_t(done))
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw failure("write", path)
+            }
+            done += count
+        }
+    }
+
+    /// Reads up to `count` bytes at `offset` into `buffer` starting at `index`; returns the number read.
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, path: String) throws(ConvoyError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let count = pread(fd, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset) + off_t(done))
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw failure("read", path)
+            }
+            if count == 0 { break }
+            done += count
+        }
+        return done
+    }
+
+    /// The data regions of a file (holes skipped), as (offset, length). Filesystems without SEEK_DATA report one
+    /// region covering the file.
+    static func dataRegions(_ fd: Int32, size: UInt64) -> [(UInt64, UInt64)] {
+        guard size > 0 else { return [] }
+        var regions: [(UInt64, UInt64)] = []
+        var position: off_t = 0
+        while UInt64(position) < size {
+            let data = convoy_seek_data(fd, position)
+            if data < 0 {
+                if errno == ENXIO { break }  // only a hole remains
+                return [(0, size)]
+            }
+            var hole = convoy_seek_hole(fd, data)
+            if hole < 0 { hole = off_t(size) }
+            let end = min(UInt64(hole), size)
+            if end > UInt64(data) { regions.append((UInt64(data), end - UInt64(data))) }
+            position = off_t(end)
+        }
+        return regions
+    }
+}

@@ -1,0 +1,18 @@
+#ifndef CONVOY_CLINUX_H
+#define CONVOY_CLINUX_H
+// Linux calls that Glibc's Swift overlay does not expose (they need _GNU_SOURCE or live in sys/xattr.h).
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+static inline off_t convoy_seek_data(int fd, off_t offset) { return lseek(fd, offset, 3 /* SEEK_DATA */); }
+static inline off_t convoy_seek_hole(int fd, off_t offset) { return lseek(fd, offset, 4 /* SEEK_HOLE */); }
+static inline ssize_t convoy_llistxattr(const char *path, char *list, size_t size) { return llistxattr(path, list, size); }
+static inline ssize_t convoy_lgetxattr(const char *path, const char *name, void *value, size_t size) {
+    return lgetxattr(path, name, value, size);
+}
+static inline int convoy_lsetxattr(const char *path, const char *name, const void *value, size_t size) {
+    return lsetxattr(path, name, value, size, 0);
+}
+#endif
