@@ -64,7 +64,9 @@ let package = Package(
         .testTarget(name: "ConvoyCoreTests", dependencies: ["ConvoyCore"]),
         .testTarget(name: "BackupFSTests", dependencies: ["BackupFS"]),
         .testTarget(name: "DriversTests", dependencies: ["Drivers", "ConvoyCore"]),
-        .testTarget(name: "BackupstoreTests", dependencies: ["Backupstore", "ConvoyCore"]),
+        .testTarget(name: "BackupstoreTests", dependencies: [
+            "Backupstore", "ConvoyCore", "CLinux", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "PluginTests", dependencies: ["Plugin", "Drivers", "ConvoyCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ConvoyClient", "ConvoyCore", "convoy"]),
     ]
