@@ -38,6 +38,64 @@ public final class ConvoyAPIClient {
         let _: [String: String] = try call("POST", "/v1/volumes/\(try pathSegment(name))/umount")
     }
 
+    // MARK: Snapshots, backups, jobs
+
+    public func createSnapshot(volume: String, name: String?) throws(ConvoyError) -> ClientAPI.Job {
+        try call("POST", "/v1/snapshots", body: ClientAPI.CreateSnapshotRequest(volume: volume, name: name))
+    }
+
+    public func snapshots(volume: String?) throws(ConvoyError) -> [ClientAPI.Snapshot] {
+        try call("GET", "/v1/snapshots" + (try volume.map { v throws(ConvoyError) in "?volume=\(try pathSegment(v))" } ?? ""))
+    }
+
+    public func snapshot(_ name: String) throws(ConvoyError) -> ClientAPI.Snapshot {
+        try call("GET", "/v1/snapshots/\(try pathSegment(name))")
+    }
+
+    public func deleteSnapshot(_ name: String) throws(ConvoyError) {
+        let _: [String: String] = try call("DELETE", "/v1/snapshots/\(try pathSegment(name))")
+    }
+
+    public func createBackup(snapshot: String, destination: String) throws(ConvoyError) -> ClientAPI.Job {
+        try call("POST", "/v1/backups", body: ClientAPI.CreateBackupRequest(snapshot: snapshot, destination: destination))
+    }
+
+    public func backups(destination: String, volume: String?) throws(ConvoyError) -> [ClientAPI.Backup] {
+        var query = "dest=" + Self.queryEscape(destination)
+        if let volume { query += "&volume=" + (try pathSegment(volume)) }
+        return try call("GET", "/v1/backups?" + query)
+    }
+
+    public func inspectBackup(_ url: String) throws(ConvoyError) -> ClientAPI.Backup {
+        try call("POST", "/v1/backups/inspect", body: ClientAPI.BackupURLRequest(url: url))
+    }
+
+    public func deleteBackup(_ url: String) throws(ConvoyError) -> [String: String] {
+        try call("POST", "/v1/backups/delete", body: ClientAPI.BackupURLRequest(url: url))
+    }
+
+    public func verifyBackup(_ url: String) throws(ConvoyError) -> ClientAPI.Job {
+        try call("POST", "/v1/backups/verify", body: ClientAPI.BackupURLRequest(url: url))
+    }
+
+    public func restoreVolume(_ request: ClientAPI.CreateVolumeRequest) throws(ConvoyError) -> ClientAPI.Job {
+        try call("POST", "/v1/restores", body: request)
+    }
+
+    public func jobs() throws(ConvoyError) -> [ClientAPI.Job] {
+        try call("GET", "/v1/jobs")
+    }
+
+    public func job(_ id: String) throws(ConvoyError) -> ClientAPI.Job {
+        try call("GET", "/v1/jobs/\(try ObjectName.validate(id, kind: "job"))")
+    }
+
+    static func queryEscape(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+
     /// Names are validated before they become part of a URL path.
     private func pathSegment(_ name: String) throws(ConvoyError) -> String {
         try ObjectName.validate(name)

@@ -12,16 +12,19 @@ public enum ClientAPI {
         public var driver: String?
         public var size: String?
         public var options: [String: String]?
+        /// A backup URL to restore the new volume from.
+        public var backup: String?
 
-        public init(name: String?, driver: String?, size: String?, options: [String: String]?) {
+        public init(name: String?, driver: String?, size: String?, options: [String: String]?, backup: String? = nil) {
             self.name = name
             self.driver = driver
             self.size = size
             self.options = options
+            self.backup = backup
         }
 
         enum CodingKeys: String, CodingKey {
-            case name = "Name", driver = "Driver", size = "Size", options = "Options"
+            case name = "Name", driver = "Driver", size = "Size", options = "Options", backup = "Backup"
         }
     }
 

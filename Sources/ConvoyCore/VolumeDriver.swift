@@ -51,3 +51,10 @@ public protocol VolumeDriver: Sendable {
     /// Reconciliation: is the volume currently available at its mountpoint?
     func isMounted(_ volume: DriverVolume) -> Bool
 }
+
+/// Drivers whose volumes are directory trees (vfs, glusterfs). Their snapshots and backups are file backups, and
+/// one implementation in the daemon serves all of them.
+public protocol DirectoryBackedDriver: VolumeDriver {
+    /// The directory holding the volume's files.
+    func dataDirectory(of volume: DriverVolume) throws(ConvoyError) -> String
+}

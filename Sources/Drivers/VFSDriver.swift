@@ -2,7 +2,7 @@ import ConvoyCore
 
 /// `vfs`: each volume is a directory `<vfs.path>/<name>` (a local disk or an NFS mount); its mountpoint is that
 /// directory. `size` is recorded and shown, not enforced: a plain directory has no quota.
-public struct VFSDriver: VolumeDriver {
+public struct VFSDriver: DirectoryBackedDriver {
     public static let driverName = "vfs"
     public static let optionKeys: Set<String> = ["vfs.path"]
 
@@ -24,6 +24,10 @@ public struct VFSDriver: VolumeDriver {
 
     private func directory(of volume: DriverVolume) throws(ConvoyError) -> String {
         try PathGuard.child(of: path, named: volume.name)
+    }
+
+    public func dataDirectory(of volume: DriverVolume) throws(ConvoyError) -> String {
+        try directory(of: volume)
     }
 
     public func createVolume(_ volume: DriverVolume) async throws(ConvoyError) -> [String: String] {

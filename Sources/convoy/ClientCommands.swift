@@ -19,6 +19,8 @@ struct CreateCommand: ParsableCommand {
     @Option(help: "The driver (default: the daemon's first).") var driver: String?
     @Option(help: "Size: bytes or <n>[kmgt], powers of 1024.") var size: String?
     @Option(name: .customLong("opt"), help: "A driver option KEY=VALUE (repeatable).") var opts: [String] = []
+    @Option(help: "Restore the new volume from this backup URL.") var backup: String?
+    @OptionGroup var job: JobOptions
 
     func run() throws {
         try runClient { () throws(ConvoyError) in
@@ -28,9 +30,16 @@ struct CreateCommand: ParsableCommand {
                 options[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
             }
             if let name { try ObjectName.validate(name) }
-            let volume = try ConvoyAPIClient(socketPath: client.socket).createVolume(
-                .init(name: name, driver: driver, size: size, options: options.isEmpty ? nil : options))
-            Output.volume(volume, format: client.format)
+            let api = ConvoyAPIClient(socketPath: client.socket)
+            let request = ClientAPI.CreateVolumeRequest(
+                name: name, driver: driver, size: size, options: options.isEmpty ? nil : options, backup: backup)
+            if backup != nil {
+                let done = try JobFollower(api: api, json: job.json).follow(try api.restoreVolume(request))
+                if job.json { return }
+                Output.volume(try api.inspectVolume(done.result?["Volume"] ?? ""), format: client.format)
+                return
+            }
+            Output.volume(try api.createVolume(request), format: client.format)
         }
     }
 }

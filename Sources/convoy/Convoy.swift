@@ -10,7 +10,8 @@ struct Convoy: AsyncParsableCommand {
         version: ConvoyVersion.current,
         subcommands: [
             DaemonCommand.self, CreateCommand.self, DeleteCommand.self, MountCommand.self, UmountCommand.self,
-            ListCommand.self, InspectCommand.self, InfoCommand.self,
+            ListCommand.self, InspectCommand.self, InfoCommand.self, SnapshotCommand.self, BackupCommand.self,
+            JobCommand.self,
         ])
 }
 

@@ -54,6 +54,62 @@ enum Output {
         }
     }
 
+    static func jsonLine<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// `\r[#####-----]  45%  120.0M/260.0M  35.2M/s  ETA 4s  backing up` on stderr.
+    static func progressBar(_ job: ClientAPI.Job, elapsed: Double) {
+        let fraction = job.bytesTotal > 0 ? min(1, Double(job.bytesDone) / Double(job.bytesTotal)) : 0
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let rate = elapsed > 0 ? Double(job.bytesDone) / elapsed : 0
+        let remaining = rate > 0 ? Double(job.bytesTotal - min(job.bytesTotal, job.bytesDone)) / rate : 0
+        let line = "\r[\(String(repeating: "#", count: filled))\(String(repeating: "-", count: width - filled))] "
+            + String(format: "%3.0f%%  ", fraction * 100)
+            + "\(ByteSize.format(job.bytesDone))/\(ByteSize.format(job.bytesTotal))  \(ByteSize.format(UInt64(rate)))/s  "
+            + "ETA \(Int(remaining))s  \(job.phase)\u{1B}[K"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+    }
+
+    static func clearProgressLine() {
+        _ = "\r\u{1B}[K".withCString { write(2, $0, strlen($0)) }
+    }
+
+    static func snapshots(_ snapshots: [ClientAPI.Snapshot], format: OutputFormat) {
+        switch format {
+        case .json: json(snapshots)
+        case .table:
+            table(header: ["NAME", "VOLUME", "SIZE", "FILES", "CREATED"], rows: snapshots.map {
+                [$0.name, $0.volumeName, ByteSize.format($0.size), "\($0.files)", $0.createdTime]
+            })
+        }
+    }
+
+    static func backups(_ backups: [ClientAPI.Backup], format: OutputFormat) {
+        switch format {
+        case .json: json(Dictionary(uniqueKeysWithValues: backups.map { ($0.url, $0) }))
+        case .table:
+            table(header: ["URL", "VOLUME", "SNAPSHOT", "SIZE", "CREATED"], rows: backups.map {
+                [$0.url, $0.volumeName, $0.snapshotName, ByteSize.format($0.size), $0.createdTime]
+            })
+        }
+    }
+
+    static func jobs(_ jobs: [ClientAPI.Job], format: OutputFormat) {
+        switch format {
+        case .json: json(jobs)
+        case .table:
+            table(header: ["ID", "KIND", "STATE", "PROGRESS", "TARGET", "STARTED"], rows: jobs.map {
+                [$0.id, $0.kind, $0.state.rawValue,
+                 $0.bytesTotal > 0 ? "\(ByteSize.format($0.bytesDone))/\(ByteSize.format($0.bytesTotal))" : "-",
+                 $0.target, $0.startedAt]
+            })
+        }
+    }
+
     static func table(header: [String], rows: [[String]]) {
         var widths = header.map(\.count)
         for row in rows {

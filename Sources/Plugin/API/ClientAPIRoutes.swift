@@ -25,6 +25,7 @@ struct ClientAPIRoutes {
         }
         handle(router, .post, "/v1/volumes") { request, _ throws(ConvoyError) in
             let body = try await JSONBody.decode(ClientAPI.CreateVolumeRequest.self, from: request)
+            guard body.backup == nil else { throw .invalid("a create from a backup goes to /v1/restores") }
             var options = body.options ?? [:]
             if let driver = body.driver { options["driver"] = driver }
             if let size = body.size { options["size"] = size }
@@ -64,13 +65,14 @@ struct ClientAPIRoutes {
     }
 
     /// `name` is the `{name}` path parameter, or "" for routes without one.
-    private func handle<T: Encodable & Sendable>(_ router: Router<BasicRequestContext>, _ method: HTTPRequest.Method, _ path: String,
-                                      _ handler: @escaping @Sendable (Request, String) async throws(ConvoyError) -> T) {
+    func handle<T: Encodable & Sendable>(_ router: Router<BasicRequestContext>, _ method: HTTPRequest.Method, _ path: String,
+                                         status: HTTPResponse.Status = .ok,
+                                         _ handler: @escaping @Sendable (Request, String) async throws(ConvoyError) -> T) {
         let logger = self.logger
         router.on(RouterPath(stringLiteral: path), method: method) { request, context -> Response in
             do throws(ConvoyError) {
                 let name = context.parameters.get("name") ?? ""
-                return JSONBody.response(try await handler(request, name), contentType: Self.contentType, pretty: true)
+                return JSONBody.response(try await handler(request, name), status: status, contentType: Self.contentType, pretty: true)
             } catch {
                 logger.warning("\(method) \(path) failed: \(error.message)")
                 return JSONBody.response(ClientAPI.ErrorBody(error: error.message, kind: error.kind),

@@ -8,6 +8,7 @@ struct DockerVolumeAPI {
     static let contentType = "application/vnd.docker.plugins.v1+json"
 
     let volumes: VolumeService
+    let backups: BackupService
     let logger: Logger
 
     struct Request: Decodable {
@@ -60,7 +61,15 @@ struct DockerVolumeAPI {
         route(router, "Plugin.Activate") { _ in Reply(implements: ["VolumeDriver"]) }
         route(router, "VolumeDriver.Capabilities") { _ in Reply(capabilities: ["Scope": volumes.scope.rawValue]) }
         route(router, "VolumeDriver.Create") { request throws(ConvoyError) in
-            _ = try await volumes.create(name: try requireName(request), options: request.opts ?? [:])
+            let name = try requireName(request)
+            var options = request.opts ?? [:]
+            if let backup = options.removeValue(forKey: "backup") {
+                // Docker calls Create again for a volume that exists: that is not a second restore.
+                if (try? volumes.get(name))?.state == .ready { return Reply() }
+                try await backups.restoreAndWait(name: name, backup: backup, options: options)
+            } else {
+                _ = try await volumes.create(name: name, options: options)
+            }
             return Reply()
         }
         route(router, "VolumeDriver.Remove") { request throws(ConvoyError) in

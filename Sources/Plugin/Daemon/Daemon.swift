@@ -27,6 +27,16 @@ public enum Daemon {
 
         let volumes = VolumeService(store: store, drivers: drivers,
                                     ignoreDockerDelete: configuration.ignoreDockerDelete, logger: logger)
+        let jobs = JobManager(store: store, logger: logger)
+        let backups = try BackupService(volumes: volumes, jobs: jobs, root: root, logger: logger)
+        await volumes.setDeletionHook { name in
+            do throws(ConvoyError) { try await backups.deleteSnapshots(ofVolume: name) } catch {
+                logger.warning("cannot delete the snapshots of deleted volume \(name): \(error.message)")
+            }
+        }
+        for id in try store.interruptRunningJobs(at: JobManager.now()) {
+            logger.warning("reconcile: job \(id) was running when the daemon stopped; marked interrupted (run it again)")
+        }
         let repairs = await volumes.reconcile()
         for repair in repairs { logger.warning("reconcile: \(repair)") }
         logger.info("state reconciled", metadata: ["repairs": "\(repairs.count)", "volumes": "\((try? volumes.list().count) ?? 0)"])
@@ -40,9 +50,11 @@ public enum Daemon {
             version: ConvoyVersion.current, fuse: LibFuse.summary)
 
         let clientRouter = Router()
-        ClientAPIRoutes(volumes: volumes, general: general, logger: logger).register(on: clientRouter)
+        let clientRoutes = ClientAPIRoutes(volumes: volumes, general: general, logger: logger)
+        clientRoutes.register(on: clientRouter)
+        BackupRoutes(backups: backups, jobs: jobs, routes: clientRoutes).register(on: clientRouter)
         let pluginRouter = Router()
-        DockerVolumeAPI(volumes: volumes, logger: logger).register(on: pluginRouter)
+        DockerVolumeAPI(volumes: volumes, backups: backups, logger: logger).register(on: pluginRouter)
 
         let clientSocket = configuration.socket
         let pluginSocket = configuration.pluginSocket

@@ -12,7 +12,7 @@ import Synchronization
 /// Writes to one volume are serialized by the caller (VolumeService's per-volume lock), so each refresh lands in
 /// commit order.
 public final class StateStore: Sendable {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     private let cache = Mutex<[String: VolumeRecord]>([:])
     public let path: String
 
@@ -56,6 +56,30 @@ public final class StateStore: Sendable {
                 CREATE TABLE daemon_config (
                     key TEXT PRIMARY KEY NOT NULL,
                     value TEXT NOT NULL
+                );
+                """)
+        }
+        migrator.registerMigration("v2: snapshots, jobs") { db in
+            try db.execute(sql: """
+                CREATE TABLE snapshot (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    volume TEXT NOT NULL,
+                    created_at TEXT NOT NULL,
+                    size INTEGER NOT NULL,
+                    files INTEGER NOT NULL,
+                    bytes_read INTEGER NOT NULL,
+                    new_bytes INTEGER NOT NULL
+                );
+                CREATE INDEX snapshot_by_volume ON snapshot(volume, created_at);
+                CREATE TABLE job (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    kind TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    started_at TEXT NOT NULL,
+                    finished_at TEXT,
+                    result TEXT,
+                    error TEXT
                 );
                 """)
         }
@@ -169,11 +193,11 @@ public final class StateStore: Sendable {
 
     // MARK: Plumbing
 
-    private func read<T>(_ what: String, _ body: (Database) throws -> T) throws(ConvoyError) -> T {
+    func read<T>(_ what: String, _ body: (Database) throws -> T) throws(ConvoyError) -> T {
         do { return try pool.read(body) } catch { throw Self.failure(what, error) }
     }
 
-    private func write<T>(_ what: String, _ body: (Database) throws -> T) throws(ConvoyError) -> T {
+    func write<T>(_ what: String, _ body: (Database) throws -> T) throws(ConvoyError) -> T {
         do { return try pool.write(body) } catch { throw Self.failure(what, error) }
     }
 

@@ -4,6 +4,8 @@ import ConvoyCore
 /// chosen driver. Unknown keys are refused by name rather than ignored, so a typo never goes unnoticed.
 struct CreateOptions: Equatable {
     static let daemonKeys: Set<String> = ["driver", "size"]
+    /// Handled before a create reaches these options (restore); listed in messages as accepted.
+    static let restoreKeys: Set<String> = ["backup"]
 
     var driver: String
     var size: UInt64
@@ -23,7 +25,7 @@ struct CreateOptions: Equatable {
         var driverOptions: [String: String] = [:]
         for (key, value) in raw where !Self.daemonKeys.contains(key) {
             guard driver.volumeOptionKeys.contains(key) else {
-                let accepted = Self.daemonKeys.union(driver.volumeOptionKeys).sorted().joined(separator: ", ")
+                let accepted = Self.daemonKeys.union(Self.restoreKeys).union(driver.volumeOptionKeys).sorted().joined(separator: ", ")
                 throw .invalid("unknown option '\(key)' for driver \(driverName); accepted options: \(accepted)")
             }
             driverOptions[key] = value

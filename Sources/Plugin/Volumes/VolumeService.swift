@@ -12,6 +12,10 @@ public actor VolumeService {
     public let ignoreDockerDelete: Bool
     private let logger: Logger
     private var locks = VolumeLocks()
+    /// Volumes a job (snapshot) is reading: they cannot be removed until it ends.
+    private var busy: [String: Int] = [:]
+    /// Called after a volume is deleted, to drop what other services keep for it (its snapshots).
+    private var deletionHook: (@Sendable (String) async -> Void)?
 
     public init(store: StateStore, drivers: [any VolumeDriver], ignoreDockerDelete: Bool, logger: Logger) {
         self.store = store
@@ -21,6 +25,21 @@ public actor VolumeService {
         self.driverOrder = drivers.map(\.name)
         self.ignoreDockerDelete = ignoreDockerDelete
         self.logger = logger
+    }
+
+    public func setDeletionHook(_ hook: @escaping @Sendable (String) async -> Void) {
+        deletionHook = hook
+    }
+
+    public func beginJob(on name: String) async throws(ConvoyError) {
+        try await withVolumeLock(name) { () async throws(ConvoyError) in
+            _ = try readyVolume(name)
+            busy[name, default: 0] += 1
+        }
+    }
+
+    public func endJob(on name: String) {
+        if let count = busy[name], count > 1 { busy[name] = count - 1 } else { busy[name] = nil }
     }
 
     public nonisolated var defaultDriver: String { driverOrder.first ?? "vfs" }
@@ -46,14 +65,22 @@ public actor VolumeService {
 
     // MARK: Operations
 
+    public typealias Populate = @Sendable (any VolumeDriver, DriverVolume) async throws(ConvoyError) -> Void
+
     /// Creates a volume; an existing volume of that name is returned as it is (Docker calls Create for volumes
-    /// that already exist).
-    public func create(name: String?, options raw: [String: String]) async throws(ConvoyError) -> VolumeRecord {
+    /// that already exist), unless `mustBeNew`. `populate` fills the new volume (a restore) before it becomes
+    /// ready; if anything fails, nothing of the volume remains.
+    public func create(name: String?, options raw: [String: String], mustBeNew: Bool = false,
+                       populate: Populate? = nil) async throws(ConvoyError) -> VolumeRecord {
         let name = try name.map { name throws(ConvoyError) in try ObjectName.validate(name) }
             ?? ObjectName.generate(prefix: "volume")
+        guard raw["backup"] == nil else {
+            throw ConvoyError(.internalFailure, "a create with a backup must go through the restore path")
+        }
         let options = try CreateOptions(raw, drivers: drivers, defaultDriver: defaultDriver)
         return try await withVolumeLock(name) { () async throws(ConvoyError) -> VolumeRecord in
             if let existing = try store.volume(named: name) {
+                if mustBeNew { throw .conflict("a volume named \(name) exists already; choose another name or delete it first") }
                 if existing.state == .ready { return existing }
                 throw .conflict("volume \(name) is being \(existing.state == .creating ? "created" : "deleted"); try again")
             }
@@ -65,6 +92,9 @@ public actor VolumeService {
             try store.insert(record)
             do {
                 record.driverInfo = try await driver.createVolume(record.driverVolume)
+                // Record the driver's info before populating, so a crash mid-restore is undone at the next start.
+                try store.update(name, state: .creating, driverInfo: record.driverInfo)
+                try await populate?(driver, record.driverVolume)
                 record.state = .ready
                 try store.update(name, state: .ready, driverInfo: record.driverInfo)
             } catch {
@@ -88,6 +118,9 @@ public actor VolumeService {
             guard record.references.isEmpty else {
                 throw ConvoyError(.inUse, "volume \(name) is in use by \(record.references.count) mount(s); stop the containers using it (or `convoy umount \(name)`) first")
             }
+            guard busy[name] == nil else {
+                throw ConvoyError(.inUse, "volume \(name) is being snapshotted; try again when the job ends (`convoy job list`)")
+            }
             if fromDocker && ignoreDockerDelete {
                 logger.info("kept volume on Docker's remove (--ignore-docker-delete)", metadata: ["volume": "\(name)"])
                 return
@@ -101,6 +134,7 @@ public actor VolumeService {
                 throw ConvoyError.wrap(error, context: "cannot delete volume \(name)", as: .driverFailure)
             }
             try store.delete(name)
+            await deletionHook?(name)
             logger.info("deleted volume", metadata: ["volume": "\(name)"])
         }
     }

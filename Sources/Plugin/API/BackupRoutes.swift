@@ -1,0 +1,66 @@
+import ConvoyCore
+import Hummingbird
+import Logging
+
+/// Client API for snapshots, backups, restores and jobs. Long work answers 202 with the job; the CLI follows it.
+struct BackupRoutes {
+    let backups: BackupService
+    let jobs: JobManager
+    let routes: ClientAPIRoutes
+
+    func register(on router: Router<BasicRequestContext>) {
+        let backups = self.backups
+        let jobs = self.jobs
+        routes.handle(router, .post, "/v1/snapshots", status: .accepted) { request, _ throws(ConvoyError) in
+            let body = try await JSONBody.decode(ClientAPI.CreateSnapshotRequest.self, from: request)
+            return try await backups.createSnapshot(volume: body.volume, snapshot: body.name)
+        }
+        routes.handle(router, .get, "/v1/snapshots") { request, _ throws(ConvoyError) in
+            try backups.snapshots(volume: request.uri.queryParameters.get("volume"))
+        }
+        routes.handle(router, .get, "/v1/snapshots/{name}") { _, name throws(ConvoyError) in
+            try backups.snapshot(name)
+        }
+        routes.handle(router, .delete, "/v1/snapshots/{name}") { _, name throws(ConvoyError) in
+            try await backups.deleteSnapshot(name)
+            return [String: String]()
+        }
+        routes.handle(router, .post, "/v1/backups", status: .accepted) { request, _ throws(ConvoyError) in
+            let body = try await JSONBody.decode(ClientAPI.CreateBackupRequest.self, from: request)
+            return try await backups.createBackup(snapshot: body.snapshot, destination: body.destination)
+        }
+        routes.handle(router, .get, "/v1/backups") { request, _ throws(ConvoyError) in
+            guard let destination = request.uri.queryParameters.get("dest") else {
+                throw .invalid("name a destination: dest=vfs:///path or s3://bucket@region/path")
+            }
+            return try await backups.listBackups(destination: destination, volume: request.uri.queryParameters.get("volume"))
+        }
+        routes.handle(router, .post, "/v1/backups/inspect") { request, _ throws(ConvoyError) in
+            let body = try await JSONBody.decode(ClientAPI.BackupURLRequest.self, from: request)
+            return try await backups.inspectBackup(body.url)
+        }
+        routes.handle(router, .post, "/v1/backups/delete") { request, _ throws(ConvoyError) in
+            let body = try await JSONBody.decode(ClientAPI.BackupURLRequest.self, from: request)
+            return try await backups.deleteBackup(body.url)
+        }
+        routes.handle(router, .post, "/v1/backups/verify", status: .accepted) { request, _ throws(ConvoyError) in
+            let body = try await JSONBody.decode(ClientAPI.BackupURLRequest.self, from: request)
+            return try await backups.verifyBackup(body.url)
+        }
+        routes.handle(router, .post, "/v1/restores", status: .accepted) { request, _ throws(ConvoyError) in
+            let body = try await JSONBody.decode(ClientAPI.CreateVolumeRequest.self, from: request)
+            guard let url = body.backup else { throw .invalid("a restore needs Backup (a backup URL)") }
+            var options = body.options ?? [:]
+            if let driver = body.driver { options["driver"] = driver }
+            if let size = body.size { options["size"] = size }
+            return try await backups.restore(name: body.name, backup: url, options: options)
+        }
+        routes.handle(router, .get, "/v1/jobs") { _, _ throws(ConvoyError) in
+            await jobs.jobs()
+        }
+        routes.handle(router, .get, "/v1/jobs/{name}") { _, id throws(ConvoyError) in
+            guard let job = await jobs.job(id) else { throw .notFound("no job \(id)") }
+            return job
+        }
+    }
+}

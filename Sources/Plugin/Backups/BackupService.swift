@@ -1,0 +1,218 @@
+import Backupstore
+import ConvoyCore
+import Foundation
+import Logging
+
+/// Snapshots, backups and restores of directory-backed volumes (vfs today, glusterfs later): one implementation
+/// for every such driver. A snapshot is a file backup into the daemon's local store (`<root>/snapshots`), so the
+/// snapshots of a volume share blocks and only changed files are read; a backup copies a snapshot's missing
+/// blocks and its manifest to a destination store; a restore fills a new volume from a backup.
+public struct BackupService: Sendable {
+    let volumes: VolumeService
+    let jobs: JobManager
+    let store: StateStore
+    let local: BackupRepository
+    let stores: StoreFactory
+    let logger: Logger
+
+    public init(volumes: VolumeService, jobs: JobManager, root: String, stores: StoreFactory = StoreFactory(),
+                logger: Logger) throws(ConvoyError) {
+        self.volumes = volumes
+        self.jobs = jobs
+        self.store = volumes.store
+        self.local = BackupRepository(store: try FileObjectStore(root: root + "/snapshots"))
+        self.stores = stores
+        self.logger = logger
+    }
+
+    // MARK: Snapshots
+
+    public func createSnapshot(volume name: String, snapshot requested: String?) async throws(ConvoyError) -> ClientAPI.Job {
+        let record = try volumes.get(name)
+        let snapshotName = try requested.map { name throws(ConvoyError) in try ObjectName.validate(name, kind: "snapshot") }
+            ?? ObjectName.generate(prefix: "snapshot")
+        guard try store.snapshot(named: snapshotName) == nil else {
+            throw .conflict("a snapshot named \(snapshotName) exists already; snapshot names are unique per daemon")
+        }
+        let directory = try dataDirectory(record)
+        let parentName = try store.snapshots(volume: name).last?.name
+        let (local, store, volumes) = (self.local, self.store, self.volumes)
+        try await volumes.beginJob(on: name)
+        do {
+            return try await jobs.start(kind: "snapshot create", target: "\(name)/\(snapshotName)") { progress throws(ConvoyError) in
+                defer { Task { await volumes.endJob(on: name) } }
+                let parent = try await parentName.asyncMap { parent throws(ConvoyError) in
+                    try await local.manifest(volume: name, backup: parent)
+                }
+                let manifest = try await FileBackupWriter(repository: local).backup(.init(
+                    source: directory, volume: name, backupID: snapshotName, snapshot: snapshotName, parent: parent,
+                    volumeSize: record.size), progress: progress)
+                let snapshot = ClientAPI.Snapshot(
+                    name: snapshotName, volumeName: name, createdTime: manifest.createdAt, size: manifest.stats.bytes,
+                    files: manifest.stats.files, bytesRead: manifest.stats.bytesRead,
+                    newBytesStored: manifest.stats.newBytesStored)
+                try store.insertSnapshot(snapshot)
+                return ["Snapshot": snapshotName]
+            }
+        } catch {
+            await volumes.endJob(on: name)
+            throw error
+        }
+    }
+
+    public func snapshot(_ name: String) throws(ConvoyError) -> ClientAPI.Snapshot {
+        try ObjectName.validate(name, kind: "snapshot")
+        guard let snapshot = try store.snapshot(named: name) else {
+            throw .notFound("no snapshot named '\(name)'; `convoy snapshot list` shows them")
+        }
+        return snapshot
+    }
+
+    public func snapshots(volume: String?) throws(ConvoyError) -> [ClientAPI.Snapshot] {
+        if let volume { try ObjectName.validate(volume) }
+        return try store.snapshots(volume: volume)
+    }
+
+    /// Deletes a snapshot and collects the blocks only it used.
+    public func deleteSnapshot(_ name: String) async throws(ConvoyError) {
+        let snapshot = try snapshot(name)
+        try await local.deleteManifest(volume: snapshot.volumeName, backup: name)
+        try store.deleteSnapshot(name)
+        let result = try await GarbageCollector(repository: local).collect()
+        logger.info("deleted snapshot", metadata: ["snapshot": "\(name)", "blocksFreed": "\(result.blocksDeleted)"])
+    }
+
+    /// Deletes every snapshot of a volume (when the volume itself is deleted).
+    public func deleteSnapshots(ofVolume volume: String) async throws(ConvoyError) {
+        for snapshot in try store.snapshots(volume: volume) {
+            try await local.deleteManifest(volume: volume, backup: snapshot.name)
+            try store.deleteSnapshot(snapshot.name)
+        }
+        _ = try await GarbageCollector(repository: local).collect()
+    }
+
+    // MARK: Backups
+
+    public func createBackup(snapshot name: String, destination: String) async throws(ConvoyError) -> ClientAPI.Job {
+        let snapshot = try snapshot(name)
+        let location = try StoreLocation.parse(destination)
+        let target = BackupRepository(store: try stores.open(location))
+        let local = self.local
+        let backupID = ObjectName.generate(prefix: "backup")
+        return try await jobs.start(kind: "backup create", target: "\(name) → \(location.url)") { progress throws(ConvoyError) in
+            let manifest = try await local.manifest(volume: snapshot.volumeName, backup: snapshot.name)
+            _ = try await BackupCopier(source: local, destination: target).copy(manifest, as: backupID, progress: progress)
+            let url = BackupURL(destination: location, backupID: backupID, volume: snapshot.volumeName)
+            return ["URL": url.url]
+        }
+    }
+
+    public func listBackups(destination: String, volume: String?) async throws(ConvoyError) -> [ClientAPI.Backup] {
+        let location = try StoreLocation.parse(destination)
+        if let volume { try ObjectName.validate(volume) }
+        let repository = BackupRepository(store: try stores.open(location))
+        var result: [ClientAPI.Backup] = []
+        for (volumeName, id) in try await repository.backups(volume: volume) {
+            let manifest = try await repository.manifest(volume: volumeName, backup: id)
+            result.append(Self.describe(manifest, location: location))
+        }
+        return result.sorted { ($0.createdTime, $0.backupName) < ($1.createdTime, $1.backupName) }
+    }
+
+    public func inspectBackup(_ url: String) async throws(ConvoyError) -> ClientAPI.Backup {
+        let backup = try BackupURL.parse(url)
+        let repository = BackupRepository(store: try stores.open(backup.destination))
+        return Self.describe(try await repository.manifest(volume: backup.volume, backup: backup.backupID),
+                             location: backup.destination)
+    }
+
+    /// Deletes a backup's manifest, then collects unreferenced blocks (deferred when another writer holds the store).
+    public func deleteBackup(_ url: String) async throws(ConvoyError) -> [String: String] {
+        let backup = try BackupURL.parse(url)
+        let repository = BackupRepository(store: try stores.open(backup.destination))
+        _ = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
+        try await repository.deleteManifest(volume: backup.volume, backup: backup.backupID)
+        let result = try await GarbageCollector(repository: repository).collect()
+        var answer = ["Deleted": backup.url, "BlocksFreed": "\(result.blocksDeleted)"]
+        if let reason = result.deferredBecause { answer["CollectionDeferred"] = reason }
+        return answer
+    }
+
+    public func verifyBackup(_ url: String) async throws(ConvoyError) -> ClientAPI.Job {
+        let backup = try BackupURL.parse(url)
+        let repository = BackupRepository(store: try stores.open(backup.destination))
+        return try await jobs.start(kind: "backup verify", target: backup.url) { progress throws(ConvoyError) in
+            let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
+            let problems = try await BackupVerifier(repository: repository).verify(manifest, progress: progress)
+            var result = ["Blocks": "\(manifest.blockHashes.count)", "Problems": "\(problems.count)"]
+            for (index, problem) in problems.enumerated() {
+                result["Problem\(index + 1)"] = "\(problem.kind.rawValue) block \(problem.block) (used by \(problem.path))"
+            }
+            return result
+        }
+    }
+
+    // MARK: Restore
+
+    /// Creates volume `name` from a backup; on any failure nothing of the volume is left.
+    public func restore(name: String?, backup url: String, options: [String: String]) async throws(ConvoyError) -> ClientAPI.Job {
+        let backup = try BackupURL.parse(url)
+        let repository = BackupRepository(store: try stores.open(backup.destination))
+        let volumeName = try name.map { name throws(ConvoyError) in try ObjectName.validate(name) } ?? ObjectName.generate(prefix: "volume")
+        let volumes = self.volumes
+        return try await jobs.start(kind: "restore", target: "\(backup.url) → \(volumeName)") { progress throws(ConvoyError) in
+            try await Self.restoreWork(volumes: volumes, repository: repository, backup: backup, name: volumeName,
+                                       options: options, progress: progress)
+        }
+    }
+
+    /// Docker's Create with `-o backup=URL`: the same work, answered when it is done.
+    public func restoreAndWait(name: String, backup url: String, options: [String: String]) async throws(ConvoyError) {
+        let backup = try BackupURL.parse(url)
+        let repository = BackupRepository(store: try stores.open(backup.destination))
+        let volumes = self.volumes
+        _ = try await jobs.run(kind: "restore", target: "\(backup.url) → \(name)") { progress throws(ConvoyError) in
+            try await Self.restoreWork(volumes: volumes, repository: repository, backup: backup, name: name,
+                                       options: options, progress: progress)
+        }
+    }
+
+    static func restoreWork(volumes: VolumeService, repository: BackupRepository, backup: BackupURL, name: String,
+                            options: [String: String], progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String] {
+        let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
+        var options = options
+        if options["size"] == nil, manifest.volumeSize > 0 { options["size"] = "\(manifest.volumeSize)" }
+        let record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
+            guard let directoryDriver = driver as? any DirectoryBackedDriver else {
+                throw ConvoyError.invalid("driver \(driver.name) cannot restore a file backup")
+            }
+            let directory = try directoryDriver.dataDirectory(of: volume)
+            try await FileRestorer(repository: repository).restore(manifest, into: directory, progress: progress)
+        }
+        return ["Volume": record.name]
+    }
+
+    // MARK: Helpers
+
+    private func dataDirectory(_ record: VolumeRecord) throws(ConvoyError) -> String {
+        guard let driver = volumes.drivers[record.driver] as? any DirectoryBackedDriver else {
+            throw .invalid("volume \(record.name) uses driver \(record.driver), which has no snapshots in this build")
+        }
+        return try driver.dataDirectory(of: record.driverVolume)
+    }
+
+    static func describe(_ manifest: Manifest, location: StoreLocation) -> ClientAPI.Backup {
+        ClientAPI.Backup(
+            url: BackupURL(destination: location, backupID: manifest.id, volume: manifest.volume).url,
+            backupName: manifest.id, volumeName: manifest.volume, snapshotName: manifest.snapshot ?? "",
+            createdTime: manifest.createdAt, volumeSize: manifest.volumeSize, size: manifest.stats.bytes,
+            files: manifest.stats.files, blocks: manifest.blockHashes.count)
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws(ConvoyError) -> T) async throws(ConvoyError) -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
+    }
+}

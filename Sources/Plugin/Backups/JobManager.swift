@@ -1,0 +1,116 @@
+import Backupstore
+import ConvoyCore
+import Foundation
+import Logging
+import Synchronization
+
+/// Long work (snapshots, backups, restores, verification) runs as jobs in the daemon: the client that asked may
+/// go away, and the job goes on. Progress is kept in memory; start and end are recorded in the state database, so
+/// after a crash the jobs that were running show as interrupted.
+public actor JobManager {
+    private let store: StateStore
+    private let logger: Logger
+    private var live: [String: ClientAPI.Job] = [:]
+    /// Latest progress per running job, written from the job's own task without an actor hop.
+    private var progress: [String: ProgressBox] = [:]
+
+    public init(store: StateStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    public typealias Work = @Sendable (_ progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String]
+
+    /// Starts `work` in the background and returns the job as it starts.
+    public func start(kind: String, target: String, work: @escaping Work) throws(ConvoyError) -> ClientAPI.Job {
+        let job = ClientAPI.Job(
+            id: ObjectName.generate(prefix: "job"), kind: kind, target: target, state: .running, phase: "starting",
+            bytesDone: 0, bytesTotal: 0, itemsDone: 0, itemsTotal: 0, startedAt: Self.now(), finishedAt: nil,
+            result: nil, error: nil)
+        try store.saveJob(job)
+        live[job.id] = job
+        logger.info("job started", metadata: ["job": "\(job.id)", "kind": "\(kind)", "target": "\(target)"])
+        let id = job.id
+        let box = ProgressBox()
+        progress[id] = box
+        Task {
+            do throws(ConvoyError) {
+                let result = try await work { box.set($0) }
+                self.finish(id, result: result, error: nil)
+            } catch {
+                self.finish(id, result: nil, error: error.message)
+            }
+        }
+        return job
+    }
+
+    /// Runs `work` as a job and waits for it (for callers that must answer only when done, like Docker's Create).
+    public func run(kind: String, target: String, work: @escaping Work) async throws(ConvoyError) -> [String: String] {
+        let job = try start(kind: kind, target: target, work: work)
+        while true {
+            guard let current = self.job(job.id) else { throw ConvoyError(.internalFailure, "job \(job.id) vanished") }
+            switch current.state {
+            case .running: try? await Task.sleep(for: .milliseconds(50))
+            case .succeeded: return current.result ?? [:]
+            case .failed, .interrupted: throw ConvoyError(.driverFailure, current.error ?? "job \(job.id) failed")
+            }
+        }
+    }
+
+    public func job(_ id: String) -> ClientAPI.Job? {
+        if let job = live[id] { return withProgress(job) }
+        return (try? store.jobs())?.first { $0.id == id }
+    }
+
+    public func jobs() -> [ClientAPI.Job] {
+        let recorded = (try? store.jobs()) ?? []
+        return recorded.map { live[$0.id].map(withProgress) ?? $0 }
+    }
+
+    private func withProgress(_ job: ClientAPI.Job) -> ClientAPI.Job {
+        guard let current = progress[job.id]?.get() else { return job }
+        var job = job
+        if job.state == .running { job.phase = current.phase }
+        job.bytesDone = current.bytesDone
+        job.bytesTotal = current.bytesTotal
+        job.itemsDone = current.itemsDone
+        job.itemsTotal = current.itemsTotal
+        return job
+    }
+
+    private func finish(_ id: String, result: [String: String]?, error: String?) {
+        guard var job = live[id] else { return }
+        job.state = error == nil ? .succeeded : .failed
+        job.phase = error == nil ? "done" : "failed"
+        job.result = result
+        job.error = error
+        job.finishedAt = Self.now()
+        live[id] = job
+        do { try store.saveJob(job) } catch { logger.error("cannot record the end of job \(id): \(error.message)") }
+        if let error {
+            logger.error("job failed", metadata: ["job": "\(id)", "error": "\(error)"])
+        } else {
+            logger.info("job done", metadata: ["job": "\(id)"])
+        }
+        // Finished jobs stay in memory briefly for clients polling them, then only in the database.
+        Task {
+            try? await Task.sleep(for: .seconds(600))
+            self.forget(id)
+        }
+    }
+
+    private func forget(_ id: String) {
+        live[id] = nil
+        progress[id] = nil
+    }
+
+    static func now() -> String { Date().formatted(.iso8601) }
+}
+
+/// The latest progress of one job.
+final class ProgressBox: Sendable {
+    private let value = Mutex<WorkProgress?>(nil)
+
+    func set(_ progress: WorkProgress) { value.withLock { $0 = progress } }
+    func get() -> WorkProgress? { value.withLock { $0 } }
+}

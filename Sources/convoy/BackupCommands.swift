@@ -1,0 +1,158 @@
+import ArgumentParser
+import ConvoyClient
+import ConvoyCore
+
+/// Options of commands that start a daemon job.
+struct JobOptions: ParsableArguments {
+    @Flag(help: "Print one JSON line per progress update instead of a progress bar.")
+    var json = false
+}
+
+struct SnapshotCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot", abstract: "Point-in-time snapshots of volumes.",
+        subcommands: [Create.self, Delete.self, Inspect.self, List.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Snapshot a volume (prints the snapshot's name).")
+        @OptionGroup var client: ClientOptions
+        @OptionGroup var job: JobOptions
+        @Argument var volume: String
+        @Option(help: "The snapshot's name (generated as snapshot-<16 hex> when absent).") var name: String?
+
+        func run() throws {
+            try runClient { () throws(ConvoyError) in
+                let api = ConvoyAPIClient(socketPath: client.socket)
+                let done = try JobFollower(api: api, json: job.json).follow(try api.createSnapshot(volume: volume, name: name))
+                if !job.json { print(done.result?["Snapshot"] ?? "") }
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a snapshot.")
+        @OptionGroup var client: ClientOptions
+        @Argument var snapshot: String
+
+        func run() throws {
+            try runClient { () throws(ConvoyError) in try ConvoyAPIClient(socketPath: client.socket).deleteSnapshot(snapshot) }
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a snapshot.")
+        @OptionGroup var client: ClientOptions
+        @Argument var snapshot: String
+
+        func run() throws {
+            try runClient { () throws(ConvoyError) in Output.json(try ConvoyAPIClient(socketPath: client.socket).snapshot(snapshot)) }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List snapshots, of one volume or all.")
+        @OptionGroup var client: ClientOptions
+        @Argument var volume: String?
+
+        func run() throws {
+            try runClient { () throws(ConvoyError) in
+                Output.snapshots(try ConvoyAPIClient(socketPath: client.socket).snapshots(volume: volume), format: client.format)
+            }
+        }
+    }
+}
+
+struct BackupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup", abstract: "Backups in object stores (vfs:///path, s3://bucket@region/path).",
+        subcommands: [Create.self, List.self, Inspect.self, Delete.self, Verify.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Back up a snapshot (prints the backup URL).")
+        @OptionGroup var client: ClientOptions
+        @OptionGroup var job: JobOptions
+        @Argument var snapshot: String
+        @Option(help: "Destination: vfs:///path or s3://bucket@region/path.") var dest: String
+
+        func run() throws {
+            try runClient { () throws(ConvoyError) in
+                let api = ConvoyAPIClient(socketPath: client.socket)
+                let done = try JobFollower(api: api, json: job.json).follow(try api.createBackup(snapshot: snapshot, destination: dest))
+                if !job.json { print(done.result?["URL"] ?? "") }
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the backups in a destination.")
+        @OptionGroup var client: ClientOptions
+        @Argument var dest: String
+        @Option(help: "Only this volume's backups.") var volumeName: String?
+
+        func run() throws {
+            try runClient { () throws(ConvoyError) in
+                Output.backups(try ConvoyAPIClient(socketPath: client.socket).backups(destination: dest, volume: volumeName),
+                               format: client.format)
+            }
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a backup.")
+        @OptionGroup var client: ClientOptions
+        @Argument var url: String
+
+        func run() throws {
+            try runClient { () throws(ConvoyError) in Output.json(try ConvoyAPIClient(socketPath: client.socket).inspectBackup(url)) }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a backup and the blocks only it used.")
+        @OptionGroup var client: ClientOptions
+        @Argument var url: String
+
+        func run() throws {
+            try runClient { () throws(ConvoyError) in Output.json(try ConvoyAPIClient(socketPath: client.socket).deleteBackup(url)) }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-read every block of a backup; report each missing or corrupt block (exit 1 if any).")
+        @OptionGroup var client: ClientOptions
+        @OptionGroup var job: JobOptions
+        @Argument var url: String
+
+        func run() throws {
+            var problems = 0
+            try runClient { () throws(ConvoyError) in
+                let api = ConvoyAPIClient(socketPath: client.socket)
+                let done = try JobFollower(api: api, json: job.json).follow(try api.verifyBackup(url))
+                let result = done.result ?? [:]
+                problems = Int(result["Problems"] ?? "0") ?? 0
+                if !job.json {
+                    for index in 0..<problems { Output.error(result["Problem\(index + 1)"] ?? "") }
+                    print("\(result["Blocks"] ?? "?") blocks checked, \(problems) problem(s)")
+                }
+            }
+            if problems > 0 { throw ExitCode.failure }
+        }
+    }
+}
+
+struct JobCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "job", abstract: "Long-running work in the daemon.", subcommands: [List.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List recent and running jobs.")
+        @OptionGroup var client: ClientOptions
+
+        func run() throws {
+            try runClient { () throws(ConvoyError) in
+                Output.jobs(try ConvoyAPIClient(socketPath: client.socket).jobs(), format: client.format)
+            }
+        }
+    }
+}
