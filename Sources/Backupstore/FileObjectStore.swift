@@ -31,7 +31,8 @@ public struct FileObjectStore: ObjectStore {
         let directory = String(target[..<(target.lastIndex(of: "/") ?? target.endIndex)])
         try Self.makeDirectories(directory)
         var random = SystemRandomNumberGenerator()
-        let temporary = "\(target).tmp-\(String(random.next() as UInt64, radix: 16))"
+        // The writer's host and pid are in the name, so a collector can tell a dead writer's leftovers.
+        let temporary = "\(target).tmp-\(Self.writerTag)-\(String(random.next() as UInt64, radix: 16))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure("create", temporary) }
         var written = 0
@@ -114,6 +115,54 @@ public struct FileObjectStore: ObjectStore {
         var result: [ObjectInfo] = []
         try walk(prefix.isEmpty ? root : root + "/" + String(prefix.dropLast()), keyPrefix: prefix, into: &result)
         return result.sorted { $0.key < $1.key }
+    }
+
+    public func removeAbandonedWrites(olderThan age: Double) async throws(ConvoyError) -> Int {
+        var removed = 0
+        let now = time(nil)
+        try sweepTemporaries(root, now: Int(now), age: age, removed: &removed)
+        return removed
+    }
+
+    static var writerTag: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count - 1)
+        let host = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .filter { $0.isLetter || $0.isNumber || $0 == "." }
+        return "\(host)_\(getpid())"
+    }
+
+    /// Whether the writer named in a temporary file's name is a dead process of this host.
+    static func writerIsDead(_ name: String) -> Bool {
+        guard let range = name.range(of: ".tmp-") else { return false }
+        let tag = name[range.upperBound...].split(separator: "-").first ?? ""
+        let parts = tag.split(separator: "_")
+        guard parts.count == 2, let pid = Int32(parts[1]) else { return false }
+        let host = writerTag.split(separator: "_").first ?? ""
+        return parts[0] == host && kill(pid, 0) != 0 && errno == ESRCH
+    }
+
+    private func sweepTemporaries(_ directory: String, now: Int, age: Double, removed: inout Int) throws(ConvoyError) {
+        guard let handle = opendir(directory) else { return }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(handle)
+        for name in names {
+            let path = directory + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            if (info.st_mode & S_IFMT) == S_IFDIR {
+                try sweepTemporaries(path, now: now, age: age, removed: &removed)
+            } else if name.contains(".tmp-"),
+                      Self.writerIsDead(name) || Double(now - Int(info.st_mtim.tv_sec)) > age {
+                if unlink(path) == 0 { removed += 1 }
+            }
+        }
     }
 
     private func walk(_ directory: String, keyPrefix: String, into result: inout [ObjectInfo]) throws(ConvoyError) {

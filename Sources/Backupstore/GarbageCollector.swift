@@ -7,6 +7,7 @@ public struct GarbageCollector: Sendable {
         public var deferredBecause: String?
         public var blocksDeleted: Int
         public var blocksKept: Int
+        public var abandonedWritesRemoved: Int = 0
     }
 
     public let repository: BackupRepository
@@ -32,8 +33,10 @@ public struct GarbageCollector: Sendable {
             for batch in stride(from: 0, to: garbage.count, by: 1000) {
                 try await repository.deleteBlocks(Array(garbage[batch..<min(batch + 1000, garbage.count)]))
             }
+            let abandoned = try await repository.store.removeAbandonedWrites(olderThan: StoreLease.timeToLive)
             await lease.release()
-            return Result(deferredBecause: nil, blocksDeleted: garbage.count, blocksKept: all.count - garbage.count)
+            return Result(deferredBecause: nil, blocksDeleted: garbage.count, blocksKept: all.count - garbage.count,
+                          abandonedWritesRemoved: abandoned)
         } catch {
             await lease.release()
             throw error

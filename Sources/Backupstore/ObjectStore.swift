@@ -26,6 +26,9 @@ public protocol ObjectStore: Sendable {
     /// Deleting a missing key is not an error.
     func delete(_ keys: [String]) async throws(ConvoyError)
     func list(prefix: String) async throws(ConvoyError) -> [ObjectInfo]
+    /// Removes what writers that died left half-written (temporary files, unfinished multipart uploads), when
+    /// their writer is known dead or they are older than `age` seconds. Returns how many were removed.
+    func removeAbandonedWrites(olderThan age: Double) async throws(ConvoyError) -> Int
 }
 
 enum ObjectKey {

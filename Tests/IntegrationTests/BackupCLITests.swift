@@ -1,0 +1,208 @@
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Snapshots, backups and restores through the real daemon and CLI, on a `vfs://` destination.
+final class BackupCLITests: XCTestCase {
+    var daemon: DaemonHarness!
+    var destination = ""
+
+    override func setUpWithError() throws {
+        daemon = try DaemonHarness()
+        try daemon.start()
+        destination = "vfs://" + daemon.directory + "/backups"
+    }
+
+    override func tearDown() {
+        daemon.cleanUp()
+    }
+
+    /// Every entry's type, mode, owner, mtime, size and link target, plus file contents, as `find` and
+    /// `sha256sum` see them (independent of convoy's own code).
+    func describe(_ directory: String) throws -> String {
+        let listing = try Command.check("/usr/bin/find", [directory, "-printf", "%P|%y|%m|%U|%G|%T@|%s|%l|%n\\n"])
+        let lines = listing.split(separator: "\n").map { line -> String in
+            // Directory sizes depend on the filesystem's history, not on content.
+            var fields = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            if fields.count > 6, fields[1] == "d" { fields[6] = "-" }
+            return fields.joined(separator: "|")
+        }
+        let sums = try Command.check("/bin/sh", ["-c", "cd '\(directory)' && find . -type f -exec sha256sum {} + | sort"])
+        return lines.sorted().joined(separator: "\n") + "\n" + sums
+    }
+
+    func populate(_ volume: String) throws -> String {
+        let path = daemon.root + "/vfs/" + volume
+        let script = """
+            set -e; cd '\(path)'
+            mkdir -p dir/sub empty
+            head -c 3000000 /dev/urandom > dir/random.bin
+            yes 'a compressible line of text' | head -n 200000 > dir/sub/text.log
+            echo small > small.txt; ln -s small.txt link; ln -s /nowhere dangling
+            echo linked > dir/hard-a; ln dir/hard-a hard-b; mkfifo dir/pipe
+            truncate -s 50M sparse.img; printf data | dd of=sparse.img bs=1 seek=20000000 conv=notrunc 2>/dev/null
+            chmod 600 dir/sub/text.log; chmod 2750 dir/sub; chown 1234:5678 dir/random.bin
+            touch -h -d '2020-01-02 03:04:05.123456789' dangling empty dir/random.bin
+            """
+        try Command.check("/bin/sh", ["-c", script])
+        return path
+    }
+
+    func testSnapshotBackupAndRestoreRoundTrip() throws {
+        XCTAssertEqual(try daemon.cli(["create", "source", "--size", "1G"]).status, 0)
+        let source = try populate("source")
+        let snapshot = try daemon.cli(["snapshot", "create", "source", "--name", "snap1"])
+        XCTAssertEqual(snapshot.status, 0, snapshot.stderr)
+        XCTAssertEqual(snapshot.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "snap1")
+        // The snapshot is frozen: later changes do not reach it.
+        let frozen = try describe(source)
+        try Command.check("/bin/sh", ["-c", "echo changed >> '\(source)/small.txt'; rm '\(source)/dir/random.bin'"])
+
+        let backup = try daemon.cli(["backup", "create", "snap1", "--dest", destination])
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let url = backup.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(url.hasPrefix(destination + "?backup=backup-") && url.hasSuffix("&volume=source"), url)
+
+        let listed = try daemon.cli(["backup", "list", destination])
+        XCTAssertTrue(listed.stdout.contains(url), listed.stdout)
+        let inspected = try daemon.cli(["backup", "inspect", url])
+        XCTAssertTrue(inspected.stdout.contains("\"SnapshotName\" : \"snap1\""), inspected.stdout)
+        XCTAssertTrue(inspected.stdout.contains("\"VolumeSize\" : 1073741824"), inspected.stdout)
+        let verified = try daemon.cli(["backup", "verify", url])
+        XCTAssertEqual(verified.status, 0, verified.stderr)
+        XCTAssertTrue(verified.stdout.contains("0 problem(s)"), verified.stdout)
+
+        let restored = try daemon.cli(["create", "copy", "--backup", url])
+        XCTAssertEqual(restored.status, 0, restored.stderr)
+        XCTAssertTrue(restored.stdout.contains("\"Size\" : 1073741824"), "the size comes with the backup: \(restored.stdout)")
+        let copy = daemon.root + "/vfs/copy"
+        XCTAssertEqual(try describe(copy), frozen)
+        var info = stat()
+        XCTAssertEqual(lstat(copy + "/sparse.img", &info), 0)
+        XCTAssertLessThan(Int(info.st_blocks) * 512, 1 << 20, "sparse stays sparse")
+
+        // Restoring onto an existing name is refused and leaves the volume alone.
+        let again = try daemon.cli(["create", "copy", "--backup", url])
+        XCTAssertEqual(again.status, 1)
+        XCTAssertTrue(again.stderr.contains("exists already"), again.stderr)
+        XCTAssertEqual(try describe(copy), frozen)
+    }
+
+    func testIncrementalSnapshotsRereadOnlyChangedFiles() throws {
+        XCTAssertEqual(try daemon.cli(["create", "inc"]).status, 0)
+        let source = daemon.root + "/vfs/inc"
+        for index in 0..<5 {
+            try Command.check("/bin/sh", ["-c", "head -c 2000000 /dev/urandom > '\(source)/f\(index)'"])
+        }
+        XCTAssertEqual(try daemon.cli(["snapshot", "create", "inc", "--name", "inc1"]).status, 0)
+        try Command.check("/bin/sh", ["-c", "head -c 2000000 /dev/urandom > '\(source)/f2'"])
+        XCTAssertEqual(try daemon.cli(["snapshot", "create", "inc", "--name", "inc2"]).status, 0)
+        let second = try JSONSerialization.jsonObject(with: Data(try daemon.cli(["snapshot", "inspect", "inc2"]).stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(second?["BytesRead"] as? Int, 2_000_000, "only the changed file is reread")
+        XCTAssertEqual(second?["Size"] as? Int, 10_000_000)
+
+        let first = try daemon.cli(["backup", "create", "inc1", "--dest", destination]).stdout
+        let secondURL = try daemon.cli(["backup", "create", "inc2", "--dest", destination]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertFalse(first.isEmpty)
+        let list = try daemon.cli(["snapshot", "list", "inc", "--format", "table"]).stdout
+        XCTAssertTrue(list.contains("inc1") && list.contains("inc2"), list)
+        // Deleting the first backup keeps the second whole.
+        let firstURL = first.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(try daemon.cli(["backup", "delete", firstURL]).status, 0)
+        XCTAssertEqual(try daemon.cli(["backup", "verify", secondURL]).status, 0)
+        XCTAssertEqual(try daemon.cli(["backup", "inspect", firstURL]).status, 1)
+        // Deleting a volume deletes its snapshots.
+        XCTAssertEqual(try daemon.cli(["delete", "inc"]).status, 0)
+        XCTAssertEqual(try daemon.cli(["snapshot", "inspect", "inc1"]).status, 1)
+    }
+
+    func testDamagedBackupIsReportedAndItsRestoreLeavesNothing() throws {
+        XCTAssertEqual(try daemon.cli(["create", "fragile"]).status, 0)
+        let source = daemon.root + "/vfs/fragile"
+        for index in 0..<3 {
+            try Command.check("/bin/sh", ["-c", "head -c 700000 /dev/urandom > '\(source)/f\(index)'"])
+        }
+        XCTAssertEqual(try daemon.cli(["snapshot", "create", "fragile", "--name", "fragile1"]).status, 0)
+        let url = try daemon.cli(["backup", "create", "fragile1", "--dest", destination]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let blocks = try Command.check("/usr/bin/find", [daemon.directory + "/backups", "-path", "*/blocks/*", "-type", "f"])
+            .split(separator: "\n").map(String.init).sorted()
+        XCTAssertGreaterThanOrEqual(blocks.count, 3)
+        // One block flipped, one removed.
+        try Command.check("/bin/sh", ["-c", "printf 'XXXX' | dd of='\(blocks[0])' bs=1 seek=100 conv=notrunc 2>/dev/null"])
+        try FileManager.default.removeItem(atPath: blocks[1])
+        let corruptName = URL(fileURLWithPath: blocks[0]).lastPathComponent
+        let missingName = URL(fileURLWithPath: blocks[1]).lastPathComponent
+
+        let verify = try daemon.cli(["backup", "verify", url])
+        XCTAssertEqual(verify.status, 1)
+        XCTAssertTrue(verify.stderr.contains("corrupt block \(corruptName)"), verify.stderr)
+        XCTAssertTrue(verify.stderr.contains("missing block \(missingName)"), verify.stderr)
+
+        let restore = try daemon.cli(["create", "half", "--backup", url])
+        XCTAssertEqual(restore.status, 1)
+        XCTAssertTrue(restore.stderr.contains(corruptName) || restore.stderr.contains(missingName), restore.stderr)
+        XCTAssertEqual(try daemon.cli(["inspect", "half"]).status, 1, "no half volume")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.root + "/vfs/half"))
+    }
+
+    func testKillNineDuringBackupThenRestartLeavesAStoreThatVerifiesAndTheBackupCanBeRedone() throws {
+        XCTAssertEqual(try daemon.cli(["create", "big"]).status, 0)
+        let source = daemon.root + "/vfs/big"
+        try Command.check("/bin/sh", ["-c", "for i in $(seq 0 11); do head -c 25000000 /dev/urandom > '\(source)/f'$i; done"])
+        XCTAssertEqual(try daemon.cli(["snapshot", "create", "big", "--name", "big1"]).status, 0)
+
+        // Start the upload in the background and kill the daemon while it runs.
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: DaemonHarness.binary)
+        client.arguments = ["backup", "create", "big1", "--dest", destination, "--socket", daemon.socket, "--json"]
+        client.standardOutput = FileHandle.nullDevice
+        client.standardError = FileHandle.nullDevice
+        try client.run()
+        let deadline = Date().addingTimeInterval(60)
+        var sawProgress = false
+        while Date() < deadline && !sawProgress {
+            let jobs = try daemon.cli(["job", "list"]).stdout
+            sawProgress = jobs.contains("\"Kind\" : \"backup create\"") && jobs.contains("\"State\" : \"running\"")
+            usleep(20_000)
+        }
+        XCTAssertTrue(sawProgress, "the backup job was seen running")
+        daemon.crash()
+        client.waitUntilExit()
+        XCTAssertNotEqual(client.terminationStatus, 0, "the CLI reports that it lost the daemon")
+
+        try daemon.start()
+        let jobs = try daemon.cli(["job", "list"]).stdout
+        XCTAssertTrue(jobs.contains("\"State\" : \"interrupted\""), jobs)
+        XCTAssertTrue(daemon.log_().contains("marked interrupted"), daemon.log_())
+        // Redo it: it succeeds and verifies clean.
+        let redo = try daemon.cli(["backup", "create", "big1", "--dest", destination])
+        XCTAssertEqual(redo.status, 0, redo.stderr)
+        let url = redo.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(try daemon.cli(["backup", "verify", url]).status, 0)
+        // The dead daemon's lease does not block collection: deleting the backup frees every block.
+        let deleted = try daemon.cli(["backup", "delete", url])
+        XCTAssertEqual(deleted.status, 0, deleted.stderr)
+        XCTAssertFalse(deleted.stdout.contains("CollectionDeferred"), deleted.stdout)
+        let left = try Command.check("/usr/bin/find", [daemon.directory + "/backups", "-path", "*/blocks/*", "-type", "f"])
+        XCTAssertEqual(left, "", "no block left behind")
+    }
+
+    func testBadBackupRequestsAreRefusedClearly() throws {
+        let cases: [([String], String)] = [
+            (["backup", "create", "nosnap", "--dest", destination], "no snapshot named 'nosnap'"),
+            (["backup", "list", "ftp://x"], "not a backup destination"),
+            (["backup", "inspect", "vfs:///tmp/x"], "not a backup URL"),
+            (["backup", "inspect", "vfs:///tmp/x?backup=backup-1&volume=../etc"], "invalid volume name"),
+            (["create", "r1", "--backup", destination + "?backup=backup-0000000000000000&volume=none"], "no backup backup-0000000000000000"),
+            (["snapshot", "create", "novolume"], "no volume named 'novolume'"),
+        ]
+        for (arguments, expected) in cases {
+            let result = try daemon.cli(arguments)
+            XCTAssertEqual(result.status, 1, "\(arguments)")
+            XCTAssertTrue(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+        }
+        XCTAssertEqual(try daemon.cli(["inspect", "r1"]).status, 1)
+    }
+}
