@@ -205,4 +205,45 @@ final class BackupCLITests: XCTestCase {
         }
         XCTAssertEqual(try daemon.cli(["inspect", "r1"]).status, 1)
     }
+
+    func testRestoreFromAConvoy05SingleFileBackup() throws {
+        // A store laid out as Convoy 0.5 wrote it for a vfs volume: the volume's tar.gz and its backup_<id>.cfg.
+        let store = daemon.directory + "/old-store"
+        let volumeDirectory = store + "/convoy-objectstore/volumes/le/ga/legacy1"
+        let original = daemon.directory + "/original"
+        try Command.check("/bin/sh", ["-c", """
+            set -e; mkdir -p '\(volumeDirectory)/backups' '\(volumeDirectory)/BackupFiles' '\(original)/docs'
+            echo 'from convoy 0.5' > '\(original)/docs/readme'; head -c 100000 /dev/urandom > '\(original)/data.bin'
+            ln -s docs/readme '\(original)/link'; chown 77:88 '\(original)/data.bin'; chmod 640 '\(original)/data.bin'
+            tar -czf '\(volumeDirectory)/BackupFiles/backup-0a1b2c3d4e5f6789.bak' -C '\(original)' .
+            echo '{"Name":"legacy1","Driver":"vfs","Size":0,"CreatedTime":"Mon Jan 1 00:00:00 +0000 2018"}' > '\(volumeDirectory)/volume.cfg'
+            """])
+        let config = """
+            {"Name":"backup-0a1b2c3d4e5f6789","VolumeName":"legacy1","SnapshotName":"snapshot-1","CreatedTime":"Mon Jan 1 00:00:00 +0000 2018",\
+            "SingleFile":{"FilePath":"convoy-objectstore/volumes/le/ga/legacy1/BackupFiles/backup-0a1b2c3d4e5f6789.bak"}}
+            """
+        try Data(config.utf8).write(to: URL(fileURLWithPath: volumeDirectory + "/backups/backup_backup-0a1b2c3d4e5f6789.cfg"))
+
+        let url = "vfs://\(store)?backup=backup-0a1b2c3d4e5f6789&volume=legacy1"
+        let restored = try daemon.cli(["create", "migrated", "--backup", url])
+        XCTAssertEqual(restored.status, 0, restored.stderr)
+        let target = daemon.root + "/vfs/migrated"
+        // tar keeps whole seconds of mtime; compare at that precision.
+        func seconds(_ text: String) -> [String] {
+            text.split(separator: "\n").filter { !$0.hasPrefix("|d|") }.map { line in
+                String(line).replacing(/\|(\d+)\.\d+\|/) { "|\($0.1)|" }
+            }
+        }
+        let expected = seconds(try describe(original))
+        let actual = seconds(try describe(target))
+        XCTAssertEqual(actual, expected, "files, owners, modes and times as in the Convoy backup")
+
+        // A configuration pointing outside its volume is refused, and leaves no volume behind.
+        let evil = config.replacingOccurrences(of: "convoy-objectstore/volumes/le/ga/legacy1/BackupFiles/", with: "../../etc/")
+        try Data(evil.utf8).write(to: URL(fileURLWithPath: volumeDirectory + "/backups/backup_backup-0a1b2c3d4e5f6789.cfg"))
+        let refused = try daemon.cli(["create", "evil", "--backup", url])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("points outside its volume"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.root + "/vfs/evil"))
+    }
 }

@@ -14,6 +14,8 @@ public struct BackupService: Sendable {
     let local: BackupRepository
     let stores: StoreFactory
     let logger: Logger
+    /// Where downloads wait before they are unpacked (legacy restores).
+    let scratch: String
 
     public init(volumes: VolumeService, jobs: JobManager, root: String, stores: StoreFactory = StoreFactory(),
                 logger: Logger) throws(ConvoyError) {
@@ -23,6 +25,7 @@ public struct BackupService: Sendable {
         self.local = BackupRepository(store: try FileObjectStore(root: root + "/snapshots"))
         self.stores = stores
         self.logger = logger
+        self.scratch = root + "/tmp"
     }
 
     // MARK: Snapshots
@@ -159,10 +162,10 @@ public struct BackupService: Sendable {
         let backup = try BackupURL.parse(url)
         let repository = BackupRepository(store: try stores.open(backup.destination))
         let volumeName = try name.map { name throws(ConvoyError) in try ObjectName.validate(name) } ?? ObjectName.generate(prefix: "volume")
-        let volumes = self.volumes
+        let (volumes, scratch) = (self.volumes, self.scratch)
         return try await jobs.start(kind: "restore", target: "\(backup.url) → \(volumeName)") { progress throws(ConvoyError) in
             try await Self.restoreWork(volumes: volumes, repository: repository, backup: backup, name: volumeName,
-                                       options: options, progress: progress)
+                                       options: options, scratch: scratch, progress: progress)
         }
     }
 
@@ -170,26 +173,64 @@ public struct BackupService: Sendable {
     public func restoreAndWait(name: String, backup url: String, options: [String: String]) async throws(ConvoyError) {
         let backup = try BackupURL.parse(url)
         let repository = BackupRepository(store: try stores.open(backup.destination))
-        let volumes = self.volumes
+        let (volumes, scratch) = (self.volumes, self.scratch)
         _ = try await jobs.run(kind: "restore", target: "\(backup.url) → \(name)") { progress throws(ConvoyError) in
             try await Self.restoreWork(volumes: volumes, repository: repository, backup: backup, name: name,
-                                       options: options, progress: progress)
+                                       options: options, scratch: scratch, progress: progress)
         }
     }
 
     static func restoreWork(volumes: VolumeService, repository: BackupRepository, backup: BackupURL, name: String,
-                            options: [String: String], progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String] {
-        let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
+                            options: [String: String], scratch: String,
+                            progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String] {
+        let manifest: Manifest
+        do {
+            manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
+        } catch where error.kind == .notFound {
+            let legacy = LegacyConvoyStore(store: repository.store)
+            guard let config = try await legacy.backupConfig(volume: backup.volume, backup: backup.backupID) else { throw error }
+            return try await restoreLegacy(volumes: volumes, legacy: legacy, config: config, backup: backup, name: name,
+                                           options: options, scratch: scratch, progress: progress)
+        }
         var options = options
         if options["size"] == nil, manifest.volumeSize > 0 { options["size"] = "\(manifest.volumeSize)" }
         let record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
-            guard let directoryDriver = driver as? any DirectoryBackedDriver else {
-                throw ConvoyError.invalid("driver \(driver.name) cannot restore a file backup")
-            }
-            let directory = try directoryDriver.dataDirectory(of: volume)
+            let directory = try directory(of: volume, driver: driver)
             try await FileRestorer(repository: repository).restore(manifest, into: directory, progress: progress)
         }
         return ["Volume": record.name]
+    }
+
+    /// A Convoy 0.5 single-file backup: its tar.gz unpacked into the new volume with GNU tar (which refuses
+    /// members with `..` and does not follow symlinks it extracted).
+    static func restoreLegacy(volumes: VolumeService, legacy: LegacyConvoyStore, config: LegacyConvoyStore.BackupConfig,
+                              backup: BackupURL, name: String, options: [String: String], scratch: String,
+                              progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String] {
+        progress(WorkProgress(phase: "downloading Convoy backup"))
+        let archive = try await legacy.singleFileArchive(volume: backup.volume, config: config)
+        let scratchStore = try FileObjectStore(root: scratch)
+        let key = "legacy-\(backup.backupID).tar.gz"
+        try scratchStore.putSync(key, archive)
+        defer { try? FileManager.default.removeItem(atPath: scratch + "/" + key) }
+        progress(WorkProgress(phase: "unpacking", bytesTotal: UInt64(archive.count)))
+        // Generous: unpacking runs at tens of MB/s even on slow disks.
+        let timeout = Duration.seconds(120 + archive.count / 5_000_000)
+        let record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
+            let directory = try directory(of: volume, driver: driver)
+            _ = try await ExternalCommand.run("/bin/tar", [
+                "-xzf", scratch + "/" + key, "-C", directory, "--same-owner", "--same-permissions", "--numeric-owner",
+                "--xattrs", "--no-overwrite-dir",
+            ], timeout: timeout)
+        }
+        progress(WorkProgress(phase: "restored", bytesDone: UInt64(archive.count), bytesTotal: UInt64(archive.count)))
+        return ["Volume": record.name]
+    }
+
+    static func directory(of volume: DriverVolume, driver: any VolumeDriver) throws(ConvoyError) -> String {
+        guard let directoryDriver = driver as? any DirectoryBackedDriver else {
+            throw ConvoyError.invalid("driver \(driver.name) cannot restore a file backup")
+        }
+        return try directoryDriver.dataDirectory(of: volume)
     }
 
     // MARK: Helpers

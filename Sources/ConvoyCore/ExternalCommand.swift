@@ -1,0 +1,61 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs an external program with a timeout. A failure's message names the command and carries its stderr, so the
+/// user sees what the tool said. Output goes through files, so a chatty tool cannot fill a pipe and hang.
+public enum ExternalCommand {
+    public struct Output: Sendable {
+        public var stdout: String
+        public var stderr: String
+    }
+
+    public static func run(_ executable: String, _ arguments: [String], timeout: Duration) async throws(ConvoyError) -> Output {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("convoy-cmd-\(UUID().uuidString)")
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw ConvoyError(.unavailable, "cannot prepare to run \(executable): \(error)")
+        }
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let outURL = directory.appendingPathComponent("out")
+        let errURL = directory.appendingPathComponent("err")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        do {
+            _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+            process.standardOutput = try FileHandle(forWritingTo: outURL)
+            process.standardError = try FileHandle(forWritingTo: errURL)
+            try process.run()
+        } catch {
+            throw ConvoyError(.unavailable, "cannot run \(executable): \(error)")
+        }
+        let started = ContinuousClock.now
+        while process.isRunning {
+            if ContinuousClock.now - started > timeout {
+                process.terminate()
+                try? await Task.sleep(for: .seconds(2))
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                process.waitUntilExit()
+                throw ConvoyError(.driverFailure, "\(describe(executable, arguments)) did not finish within \(timeout); stopped it")
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        process.waitUntilExit()
+        let output = Output(stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                            stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+        guard process.terminationStatus == 0 else {
+            let said = output.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            throw ConvoyError(.driverFailure, "\(describe(executable, arguments)) failed (exit \(process.terminationStatus))\(said.isEmpty ? "" : ": \(said.prefix(2000))")")
+        }
+        return output
+    }
+
+    static func describe(_ executable: String, _ arguments: [String]) -> String {
+        ([URL(fileURLWithPath: executable).lastPathComponent] + arguments).joined(separator: " ")
+    }
+}
