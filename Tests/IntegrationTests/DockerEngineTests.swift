@@ -90,4 +90,23 @@ final class DockerEngineTests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("unknown option 'colour'"), bad.stderr)
     }
+
+    func testDockerCreatesAVolumeFromABackup() throws {
+        try engine.dockerOK(["volume", "create", "-d", driver, "--name", "origin"])
+        try engine.dockerOK(["run", "--rm", "--network", "none", "-v", "origin:/data", "tiny:latest",
+                             "sh", "-c", "mkdir /data/app && echo 'state of the app' > /data/app/state && chmod 600 /data/app/state"])
+        XCTAssertEqual(try daemon.cli(["snapshot", "create", "origin", "--name", "origin-snap"]).status, 0)
+        let backup = try daemon.cli(["backup", "create", "origin-snap", "--dest", "vfs://\(daemon.directory)/backups"])
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let url = backup.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        try engine.dockerOK(["volume", "create", "-d", driver, "--name", "restored", "-o", "backup=\(url)"])
+        let read = try engine.dockerOK(["run", "--rm", "--network", "none", "-v", "restored:/data", "tiny:latest",
+                                        "sh", "-c", "cat /data/app/state; stat -c %a /data/app/state"])
+        XCTAssertEqual(read, "state of the app\n600")
+        let bad = try engine.docker(["volume", "create", "-d", driver, "--name", "nothing", "-o", "backup=vfs:///nowhere?backup=backup-1&volume=none"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("no backup backup-1"), bad.stderr)
+        XCTAssertFalse(try engine.dockerOK(["volume", "ls", "-q"]).contains("nothing"))
+    }
 }
