@@ -69,8 +69,9 @@ public struct BackupRepository: Sendable {
         return hashes
     }
 
+    /// Blocks become durable at the next `putManifest` (one sync for all of them on a directory store).
     public func putBlock(hash: String, encoded: [UInt8]) async throws(ConvoyError) {
-        try await store.put(Self.blockKey(hash), encoded)
+        try await store.putDeferred(Self.blockKey(hash), encoded)
     }
 
     /// The stored (encoded) object of a block, unverified: for copying between stores, where the receiver checks.
@@ -93,9 +94,12 @@ public struct BackupRepository: Sendable {
 
     // MARK: Manifests and volumes
 
+    /// Writes a manifest once every block put before it is durable, so a manifest never names a block that a
+    /// crash could take away.
     public func putManifest(_ manifest: Manifest) async throws(ConvoyError) {
         try ObjectName.validate(manifest.id, kind: "backup")
         try ObjectName.validate(manifest.volume)
+        try await store.commitDeferred()
         try await store.put(Self.manifestKey(volume: manifest.volume, backup: manifest.id), try SealedObject.seal(manifest))
     }
 

@@ -34,7 +34,7 @@ public struct FileBackupWriter: Sendable {
         }
     }
 
-    public func backup(_ request: Request, progress: ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
+    public func backup(_ request: Request, progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
         try ObjectName.validate(request.volume)
         try ObjectName.validate(request.backupID, kind: "backup")
         try await repository.prepare()
@@ -50,10 +50,20 @@ public struct FileBackupWriter: Sendable {
         }
     }
 
-    private func run(_ request: Request, lease: StoreLease, progress: ProgressSink) async throws(ConvoyError) -> Manifest {
+    /// Chunks in flight between the reader and the upload tasks (memory: this many × the largest chunk).
+    static let pipelineWidth = 6
+
+    struct UploadResult: Sendable {
+        var slot: Int
+        var hash: String
+        var storedBytes: UInt64
+        var isNew: Bool
+    }
+
+    private func run(_ request: Request, lease: StoreLease, progress: @escaping ProgressSink) async throws(ConvoyError) -> Manifest {
         progress(WorkProgress(phase: "scanning"))
         var entries = try TreeScanner(root: request.source).scan()
-        var known = try await repository.blockHashes()
+        let known = KnownBlocks(try await repository.blockHashes())
         var previous: [String: Entry] = [:]
         for entry in request.parent?.entries ?? [] where entry.type == .file { previous[entry.path] = entry }
 
@@ -65,31 +75,90 @@ public struct FileBackupWriter: Sendable {
             if !isUnchanged(entry, previous[entry.path]) { toRead += entry.size }
         }
         stats.directories = entries.filter { $0.type == .directory }.count
-        var state = WorkProgress(phase: "backing up", bytesTotal: toRead, itemsTotal: stats.files)
-        progress(state)
+        let counter = ProgressCounter(WorkProgress(phase: "backing up", bytesTotal: toRead, itemsTotal: stats.files), sink: progress)
 
-        for index in entries.indices where entries[index].type == .file {
-            let entry = entries[index]
-            if let old = previous[entry.path], isUnchanged(entry, old) {
-                entries[index].chunks = old.chunks
-            } else {
-                entries[index].chunks = try await storeFile(
-                    request.source + "/" + entry.path, size: entry.size, known: &known, stats: &stats) { bytes in
-                    state.bytesDone += bytes
-                    progress(state)
+        // Reading and chunking stay on this task, in order; hashing, compression and upload run on up to
+        // `pipelineWidth` tasks. Each chunk gets a slot; its hash is filled in when its task completes.
+        var slots: [(entry: Int, offset: UInt64, length: UInt32)] = []
+        var results: [Int: UploadResult] = [:]
+        let repository = self.repository
+        let failure: ConvoyError? = await withTaskGroup(of: Result<UploadResult, ConvoyError>.self) { group in
+            var inFlight = 0
+            func absorb(_ result: Result<UploadResult, ConvoyError>?) -> ConvoyError? {
+                switch result {
+                case .success(let done):
+                    results[done.slot] = done
+                    return nil
+                case .failure(let error): return error
+                case nil: return nil
                 }
-                // A file that changed while it was read is backed up as read; its next backup rereads it.
             }
-            state.itemsDone += 1
-            try await lease.renewIfDue()
+            for index in entries.indices where entries[index].type == .file {
+                let entry = entries[index]
+                if let old = previous[entry.path], isUnchanged(entry, old) {
+                    entries[index].chunks = old.chunks
+                    counter.add(bytes: 0, items: 1)
+                    continue
+                }
+                do throws(ConvoyError) {
+                    try await forEachChunk(request.source + "/" + entry.path, size: entry.size) { offset, bytes throws(ConvoyError) in
+                        while inFlight >= Self.pipelineWidth {
+                            inFlight -= 1
+                            if let error = absorb(await group.next()) { throw error }
+                        }
+                        let slot = slots.count
+                        slots.append((index, offset, UInt32(bytes.count)))
+                        group.addTask {
+                            let hash = bytes.withUnsafeBytes { BlockCodec.hash($0) }
+                            counter.add(bytes: UInt64(bytes.count))
+                            guard known.claim(hash) else {
+                                return .success(UploadResult(slot: slot, hash: hash, storedBytes: 0, isNew: false))
+                            }
+                            let encoded = bytes.withUnsafeBytes { BlockCodec.encode($0) }
+                            do throws(ConvoyError) {
+                                try await repository.putBlock(hash: hash, encoded: encoded)
+                            } catch {
+                                known.release(hash)
+                                return .failure(error)
+                            }
+                            return .success(UploadResult(slot: slot, hash: hash, storedBytes: UInt64(encoded.count), isNew: true))
+                        }
+                        inFlight += 1
+                    }
+                    try await lease.renewIfDue()
+                } catch {
+                    group.cancelAll()
+                    return error
+                }
+                counter.add(bytes: 0, items: 1)
+            }
+            for await result in group {
+                if let error = absorb(result) { return error }
+            }
+            return nil
         }
-        stats.bytesRead = state.bytesDone
+        if let failure { throw failure }
+
+        for (slot, place) in slots.enumerated() {
+            guard let done = results[slot] else { throw ConvoyError(.internalFailure, "chunk \(slot) of the backup was lost") }
+            entries[place.entry].chunks = (entries[place.entry].chunks ?? []) + [Chunk(hash: done.hash, offset: place.offset, length: place.length)]
+            if done.isNew {
+                stats.newBlocks += 1
+                stats.newBytesStored += done.storedBytes
+            }
+        }
+        // Files that changed but are empty (or all holes) have no chunks; give them an empty list so the next
+        // backup can recognise them as unchanged.
+        for index in entries.indices where entries[index].type == .file && entries[index].chunks == nil {
+            entries[index].chunks = []
+        }
+        stats.bytesRead = toRead
 
         let manifest = Manifest(
             id: request.backupID, volume: request.volume, kind: .files, createdAt: Date().formatted(.iso8601),
             snapshot: request.snapshot, parent: request.parent?.id, volumeSize: request.volumeSize,
             entries: entries, stats: stats)
-        progress(WorkProgress(phase: "writing manifest", bytesDone: state.bytesDone, bytesTotal: toRead,
+        progress(WorkProgress(phase: "writing manifest", bytesDone: counter.current.bytesDone, bytesTotal: toRead,
                               itemsDone: stats.files, itemsTotal: stats.files))
         try await repository.putManifest(manifest)
         try await repository.putVolumeRecord(VolumeRecordInStore(
@@ -104,13 +173,12 @@ public struct FileBackupWriter: Sendable {
             && old.mtimeNanoseconds == entry.mtimeNanoseconds && old.inode == entry.inode
     }
 
-    /// Chunks one file's data regions and uploads the blocks the store lacks.
-    private func storeFile(_ path: String, size: UInt64, known: inout Set<String>, stats: inout Manifest.Stats,
-                           read: (UInt64) -> Void) async throws(ConvoyError) -> [Chunk] {
+    /// Splits one file's data regions into content-defined chunks, in order. Holes are skipped.
+    private func forEachChunk(_ path: String, size: UInt64,
+                              _ body: (UInt64, [UInt8]) async throws(ConvoyError) -> Void) async throws(ConvoyError) {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw PosixFile.failure("open", path) }
         defer { close(fd) }
-        var chunks: [Chunk] = []
         let capacity = chunker.maximum * 2
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
         defer { buffer.deallocate() }
@@ -131,24 +199,13 @@ public struct FileBackupWriter: Sendable {
                 }
                 if filled == 0 { break }
                 let length = chunker.cut(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
-                let piece = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
-                let hash = BlockCodec.hash(piece)
-                if !known.contains(hash) {
-                    let encoded = BlockCodec.encode(piece)
-                    try await repository.putBlock(hash: hash, encoded: encoded)
-                    known.insert(hash)
-                    stats.newBlocks += 1
-                    stats.newBytesStored += UInt64(encoded.count)
-                }
-                chunks.append(Chunk(hash: hash, offset: bufferOffset, length: UInt32(length)))
-                read(UInt64(length))
-                if length < filled {
-                    if let base = buffer.baseAddress { _ = memmove(base, base + length, filled - length) }
+                try await body(bufferOffset, Array(UnsafeRawBufferPointer(rebasing: buffer[0..<length])))
+                if length < filled, let base = buffer.baseAddress {
+                    _ = memmove(base, base + length, filled - length)
                 }
                 filled -= length
                 bufferOffset += UInt64(length)
             }
         }
-        return chunks
     }
 }

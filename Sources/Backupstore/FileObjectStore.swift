@@ -1,4 +1,6 @@
+import CLinux
 import ConvoyCore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,6 +10,8 @@ import Glibc
 /// either whole or absent after a crash or power loss.
 public struct FileObjectStore: ObjectStore {
     public let root: String
+    /// Deferred puts: written to temporary files, renamed into place by `commitDeferred` after one sync.
+    private let pending = PendingRenames()
     public var location: String { "vfs://\(root)" }
 
     public init(root: String) throws(ConvoyError) {
@@ -25,9 +29,54 @@ public struct FileObjectStore: ObjectStore {
         try putSync(key, bytes)
     }
 
+    public func putDeferred(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError) {
+        let target = try path(key)
+        let temporary = try writeTemporary(for: target, bytes, sync: false)
+        pending.add(temporary: temporary, target: target)
+    }
+
+    /// One `syncfs` makes every deferred file's data durable; only then are they renamed into place (a crash
+    /// before leaves temporaries for the collector, never a visible half-written block), and a second `syncfs`
+    /// makes the renames durable before anything that references the objects is written.
+    public func commitDeferred() async throws(ConvoyError) {
+        let items = pending.take()
+        guard !items.isEmpty else { return }
+        try syncFilesystem()
+        for (temporary, target) in items {
+            guard rename(temporary, target) == 0 else {
+                let error = failure("rename", temporary)
+                for (leftover, _) in items { unlink(leftover) }
+                throw error
+            }
+        }
+        try syncFilesystem()
+    }
+
+    private func syncFilesystem() throws(ConvoyError) {
+        let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw failure("open", root) }
+        defer { close(fd) }
+        guard convoy_syncfs(fd) == 0 else { throw failure("sync the filesystem of", root) }
+    }
+
     /// The blocking form, for callers already on a worker thread.
     public func putSync(_ key: String, _ bytes: [UInt8]) throws(ConvoyError) {
         let target = try path(key)
+        let temporary = try writeTemporary(for: target, bytes, sync: true)
+        guard rename(temporary, target) == 0 else {
+            let error = failure("rename", temporary)
+            unlink(temporary)
+            throw error
+        }
+        let directory = String(target[..<(target.lastIndex(of: "/") ?? target.endIndex)])
+        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            fsync(directoryFD)
+            close(directoryFD)
+        }
+    }
+
+    private func writeTemporary(for target: String, _ bytes: [UInt8], sync: Bool) throws(ConvoyError) -> String {
         let directory = String(target[..<(target.lastIndex(of: "/") ?? target.endIndex)])
         try Self.makeDirectories(directory)
         var random = SystemRandomNumberGenerator()
@@ -49,23 +98,14 @@ public struct FileObjectStore: ObjectStore {
             }
             written += count
         }
-        guard fsync(fd) == 0 else {
+        if sync && fsync(fd) != 0 {
             let error = failure("fsync", temporary)
             close(fd)
             unlink(temporary)
             throw error
         }
         close(fd)
-        guard rename(temporary, target) == 0 else {
-            let error = failure("rename", temporary)
-            unlink(temporary)
-            throw error
-        }
-        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directoryFD >= 0 {
-            fsync(directoryFD)
-            close(directoryFD)
-        }
+        return temporary
     }
 
     public func get(_ key: String) async throws(ConvoyError) -> [UInt8] {
@@ -124,13 +164,13 @@ public struct FileObjectStore: ObjectStore {
         return removed
     }
 
-    static var writerTag: String {
+    static let writerTag: String = {
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count - 1)
         let host = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             .filter { $0.isLetter || $0.isNumber || $0 == "." }
         return "\(host)_\(getpid())"
-    }
+    }()
 
     /// Whether the writer named in a temporary file's name is a dead process of this host.
     static func writerIsDead(_ name: String) -> Bool {
@@ -203,6 +243,20 @@ public struct FileObjectStore: ObjectStore {
         }
         if mkdir(path, 0o700) != 0 && errno != EEXIST {
             throw ConvoyError(.unavailable, "cannot create directory \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// Temporary files waiting for `commitDeferred`, shared by copies of the store value.
+final class PendingRenames: Sendable {
+    private let items = Mutex<[(String, String)]>([])
+
+    func add(temporary: String, target: String) { items.withLock { $0.append((temporary, target)) } }
+
+    func take() -> [(String, String)] {
+        items.withLock { current in
+            defer { current.removeAll() }
+            return current
         }
     }
 }

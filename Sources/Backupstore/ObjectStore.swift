@@ -29,6 +29,18 @@ public protocol ObjectStore: Sendable {
     /// Removes what writers that died left half-written (temporary files, unfinished multipart uploads), when
     /// their writer is known dead or they are older than `age` seconds. Returns how many were removed.
     func removeAbandonedWrites(olderThan age: Double) async throws(ConvoyError) -> Int
+
+    /// Like `put`, but the object may become visible and durable only at the next `commitDeferred()`: lets a
+    /// directory store make thousands of blocks durable with one filesystem sync instead of one each.
+    func putDeferred(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError)
+    /// Makes every deferred put durable and visible. Call before writing what references them (a manifest).
+    func commitDeferred() async throws(ConvoyError)
+}
+
+extension ObjectStore {
+    /// Stores whose puts are durable when they return (S3) defer nothing.
+    public func putDeferred(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError) { try await put(key, bytes) }
+    public func commitDeferred() async throws(ConvoyError) {}
 }
 
 enum ObjectKey {

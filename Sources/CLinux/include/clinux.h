@@ -1,6 +1,9 @@
 #ifndef CONVOY_CLINUX_H
 #define CONVOY_CLINUX_H
 // Linux calls that Glibc's Swift overlay does not expose (they need _GNU_SOURCE or live in sys/xattr.h).
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <sys/sysmacros.h>
@@ -15,4 +18,5 @@ static inline ssize_t convoy_lgetxattr(const char *path, const char *name, void 
 static inline int convoy_lsetxattr(const char *path, const char *name, const void *value, size_t size) {
     return lsetxattr(path, name, value, size, 0);
 }
+static inline int convoy_syncfs(int fd) { return syncfs(fd); }
 #endif
