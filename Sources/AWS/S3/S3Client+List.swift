@@ -29,14 +29,14 @@ extension S3Client {
         S3ListPages(client: self, prefix: prefix)
     }
 
-    /// One page of at most `maxKeys` (default `configuration.listPageSize`) objects.
+    /// One page of at most `maxKeys` (default `configuration.listPageSize`, kept within S3's 1...1000) objects.
     public func listObjectsPage(prefix: String, continuationToken: String? = nil, maxKeys: Int? = nil)
         async throws(ConvoyError) -> S3ListPage
     {
         // encoding-type=url: keys come back percent-encoded, so that any key survives the XML round trip.
         var query: [(String, String?)] = [
             ("list-type", "2"), ("prefix", prefix), ("encoding-type", "url"),
-            ("max-keys", String(maxKeys ?? configuration.listPageSize)),
+            ("max-keys", String(min(max(maxKeys ?? configuration.listPageSize, 1), 1000))),
         ]
         if let continuationToken { query.append(("continuation-token", continuationToken)) }
         let call = S3Call(operation: "ListObjectsV2", key: prefix, method: "GET", url: try addressing.url(query: query))
