@@ -14,7 +14,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
-        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // libfuse3 through pkg-config; the shim header fixes FUSE_USE_VERSION.
@@ -49,6 +49,12 @@ let package = Package(
         ]),
         // A small blocking HTTP/1.1 client over UNIX sockets, used by the CLI, the tests and the benchmark.
         .target(name: "ConvoyClient", dependencies: ["ConvoyCore"]),
+        // S3 client, SigV4 signer and credentials, written here: no Swift AWS SDK is available. HTTP goes through
+        // URLSession (FoundationNetworking) so that no second TLS stack has to be built.
+        .target(name: "AWS", dependencies: [
+            "ConvoyCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // The one binary: daemon and CLI.
         .executableTarget(name: "convoy", dependencies: [
             "ConvoyCore", "ConvoyClient", "Plugin",
@@ -69,5 +75,6 @@ let package = Package(
         ]),
         .testTarget(name: "PluginTests", dependencies: ["Plugin", "Drivers", "ConvoyCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ConvoyClient", "ConvoyCore", "convoy"]),
+        .testTarget(name: "AWSTests", dependencies: ["AWS", "ConvoyCore"]),
     ]
 )
