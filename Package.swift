@@ -44,7 +44,7 @@ let package = Package(
         // Linux calls Glibc's overlay lacks (xattrs, SEEK_DATA/SEEK_HOLE).
         .target(name: "CLinux"),
         .target(name: "Backupstore", dependencies: [
-            "ConvoyCore", "CZstd", "CLinux",
+            "ConvoyCore", "CZstd", "CLinux", "AWS",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // A small blocking HTTP/1.1 client over UNIX sockets, used by the CLI, the tests and the benchmark.
@@ -71,10 +71,10 @@ let package = Package(
         .testTarget(name: "BackupFSTests", dependencies: ["BackupFS"]),
         .testTarget(name: "DriversTests", dependencies: ["Drivers", "ConvoyCore"]),
         .testTarget(name: "BackupstoreTests", dependencies: [
-            "Backupstore", "ConvoyCore", "CLinux", .product(name: "Crypto", package: "swift-crypto"),
+            "Backupstore", "ConvoyCore", "CLinux", "AWS", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "PluginTests", dependencies: ["Plugin", "Drivers", "ConvoyCore"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["ConvoyClient", "ConvoyCore", "convoy"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ConvoyClient", "ConvoyCore", "AWS", "convoy"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "ConvoyCore"]),
     ]
 )

@@ -1,0 +1,51 @@
+import AWS
+import ConvoyCore
+import Foundation
+
+/// `s3://bucket@region/path`: objects under a key prefix of a bucket. S3 makes each PUT atomic and durable when
+/// it returns, so there is nothing to defer and no temporary to clean up; the client pages listings, batches
+/// deletes by 1,000, uses multipart uploads for large objects and retries transient failures.
+public struct S3ObjectStore: ObjectStore {
+    public let client: S3Client
+    /// "" or a path ending in "/".
+    public let prefix: String
+    public let location: String
+
+    public init(bucket: String, region: String, prefix: String, endpoint: URL?, credentials: AWSCredentials) throws(ConvoyError) {
+        client = try S3Client(.init(bucket: bucket, region: region, endpoint: endpoint, credentials: credentials))
+        let trimmed = prefix.split(separator: "/").joined(separator: "/")
+        self.prefix = trimmed.isEmpty ? "" : trimmed + "/"
+        location = "s3://\(bucket)@\(region)/\(trimmed)" + (endpoint.map { " at \($0.absoluteString)" } ?? "")
+    }
+
+    public func put(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError) {
+        try ObjectKey.validate(key)
+        try await client.putObject(key: prefix + key, bytes: bytes)
+    }
+
+    public func get(_ key: String) async throws(ConvoyError) -> [UInt8] {
+        try ObjectKey.validate(key)
+        return try await client.getObject(key: prefix + key)
+    }
+
+    public func exists(_ key: String) async throws(ConvoyError) -> Bool {
+        try ObjectKey.validate(key)
+        return try await client.headObject(key: prefix + key) != nil
+    }
+
+    public func delete(_ keys: [String]) async throws(ConvoyError) {
+        for key in keys { try ObjectKey.validate(key) }
+        guard !keys.isEmpty else { return }
+        try await client.deleteObjects(keys: keys.map { prefix + $0 })
+    }
+
+    public func list(prefix listPrefix: String) async throws(ConvoyError) -> [ObjectInfo] {
+        try ObjectKey.validatePrefix(listPrefix)
+        return try await client.listObjects(prefix: prefix + listPrefix).map {
+            ObjectInfo(key: String($0.key.dropFirst(prefix.count)), size: $0.size)
+        }.sorted { $0.key < $1.key }
+    }
+
+    /// Failed multipart uploads are aborted by the client itself; a PUT is never visible half-written.
+    public func removeAbandonedWrites(olderThan age: Double) async throws(ConvoyError) -> Int { 0 }
+}

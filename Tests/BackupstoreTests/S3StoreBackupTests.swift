@@ -1,0 +1,77 @@
+import AWS
+@testable import Backupstore
+import ConvoyCore
+import Foundation
+import XCTest
+
+/// The same backup suite on S3 (moto's server, signatures checked).
+final class S3StoreBackupTests: XCTestCase {
+    var scratch = ""
+
+    override func setUpWithError() throws {
+        scratch = try TreeFixture.temporaryDirectory("s3")
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: scratch)
+    }
+
+    func suite() async throws -> BackupSuite {
+        let made = try await S3TestStore.make()
+        let client = made.client
+        let prefix = made.store.prefix
+        return BackupSuite(store: made.store, scratch: scratch) { key, remove in
+            if remove {
+                try await client.deleteObject(key: prefix + key)
+            } else {
+                var bytes = try await client.getObject(key: prefix + key)
+                bytes[bytes.count / 2] ^= 0xff
+                try await client.putObject(key: prefix + key, bytes: bytes)
+            }
+        }
+    }
+
+    func testRoundTripEveryKindOfEntry() async throws { try await suite().roundTripEveryKindOfEntry() }
+    func testIncrementalAfterOnePercentChange() async throws { try await suite().incrementalAfterOnePercentChange() }
+    func testVerifyReportsDamageAndRestoreRefusesIt() async throws { try await suite().verifyReportsDamageAndRestoreRefusesIt() }
+    func testDeleteAndCollectKeepsOtherBackupsWhole() async throws { try await suite().deleteAndCollectKeepsOtherBackupsWhole() }
+    func testCollectionDefersWhileABackupHoldsALease() async throws { try await suite().collectionDefersWhileABackupHoldsALease() }
+    func testConcurrentBackupAndDeleteLoseNothing() async throws { try await suite().concurrentBackupAndDeleteLoseNothing() }
+    func testCopyUploadsOnlyMissingBlocks() async throws {
+        try await suite().copyUploadsOnlyMissingBlocks(to: try await S3TestStore.make(prefix: "").store)
+    }
+
+    func testMoreThanAThousandBackupsAreListed() async throws {
+        let made = try await S3TestStore.make()
+        let repository = BackupRepository(store: made.store)
+        try await repository.prepare()
+        // 1,100 small manifests of one volume: listing them needs more than one page.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<1100 {
+                group.addTask {
+                    try await repository.putManifest(Manifest(
+                        id: String(format: "backup-%016x", index), volume: "many", kind: .files, createdAt: "",
+                        snapshot: nil, parent: nil, volumeSize: 0, entries: [], stats: .init()))
+                }
+                if index % 16 == 15 { try await group.waitForAll() }
+            }
+        }
+        let listed = try await repository.backups(volume: "many")
+        XCTAssertEqual(listed.count, 1100)
+    }
+
+    func testAWrongSecretIsRefusedByTheServer() async throws {
+        let made = try await S3TestStore.make()
+        let environment = ProcessInfo.processInfo.environment
+        let wrong = AWSCredentials(accessKeyID: environment["AWS_ACCESS_KEY_ID"] ?? "", secretAccessKey: "not-the-secret")
+        let endpoint = URL(string: environment["CONVOY_TEST_S3_ENDPOINT"] ?? "")
+        let store = try S3ObjectStore(bucket: made.bucket, region: "us-east-1", prefix: "x", endpoint: endpoint, credentials: wrong)
+        do {
+            try await store.put("k", [1])
+            XCTFail("a wrongly signed request was accepted")
+        } catch {
+            XCTAssertTrue(error.message.contains("SignatureDoesNotMatch"), error.message)
+            XCTAssertFalse(error.message.contains("not-the-secret"))
+        }
+    }
+}
