@@ -33,7 +33,7 @@ let package = Package(
         ]),
         // The daemon: state store, volume service with mount references, the Docker and client HTTP APIs.
         .target(name: "Plugin", dependencies: [
-            "ConvoyCore", "Drivers", "BackupFS", "Backupstore",
+            "ConvoyCore", "Drivers", "BackupFS", "Backupstore", "AWS",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "GRDB", package: "GRDB.swift"),

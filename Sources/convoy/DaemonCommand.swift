@@ -26,6 +26,9 @@ struct DaemonCommand: AsyncParsableCommand {
     @Flag(help: "Keep a volume and its data when Docker removes it (Convoy's old behaviour).")
     var ignoreDockerDelete = false
 
+    @Option(help: "Endpoint of an S3-compatible server for s3:// destinations (default: AWS_ENDPOINT_URL, else AWS).")
+    var s3Endpoint: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -45,7 +48,7 @@ struct DaemonCommand: AsyncParsableCommand {
             let configuration = DaemonConfiguration(
                 root: root, socket: socket, pluginSocket: pluginSocket, drivers: names.isEmpty ? nil : names,
                 driverOptions: try DaemonConfiguration.parseDriverOptions(driverOptions),
-                ignoreDockerDelete: ignoreDockerDelete)
+                ignoreDockerDelete: ignoreDockerDelete, s3Endpoint: s3Endpoint)
             try await Daemon.run(configuration, logger: logger)
         } catch {
             Output.error(error.message)

@@ -28,7 +28,8 @@ public enum Daemon {
         let volumes = VolumeService(store: store, drivers: drivers,
                                     ignoreDockerDelete: configuration.ignoreDockerDelete, logger: logger)
         let jobs = JobManager(store: store, logger: logger)
-        let backups = try BackupService(volumes: volumes, jobs: jobs, root: root, logger: logger)
+        let stores = StoreFactory(s3Endpoint: try StoreFactory.endpoint(option: configuration.s3Endpoint))
+        let backups = try BackupService(volumes: volumes, jobs: jobs, root: root, stores: stores, logger: logger)
         await volumes.setDeletionHook { name in
             do throws(ConvoyError) { try await backups.deleteSnapshots(ofVolume: name) } catch {
                 logger.warning("cannot delete the snapshots of deleted volume \(name): \(error.message)")

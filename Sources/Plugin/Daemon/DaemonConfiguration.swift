@@ -10,10 +10,13 @@ public struct DaemonConfiguration: Sendable {
     public var drivers: [String]?
     public var driverOptions: [String: String]
     public var ignoreDockerDelete: Bool
+    /// S3-compatible endpoint for s3:// destinations (nil: AWS_ENDPOINT_URL or AWS).
+    public var s3Endpoint: String?
 
     public init(root: String = ClientAPI.defaultRoot, socket: String = ClientAPI.defaultSocket,
                 pluginSocket: String = ClientAPI.defaultPluginSocket, drivers: [String]? = nil,
-                driverOptions: [String: String] = [:], ignoreDockerDelete: Bool = false) {
+                driverOptions: [String: String] = [:], ignoreDockerDelete: Bool = false, s3Endpoint: String? = nil) {
+        self.s3Endpoint = s3Endpoint
         self.root = root
         self.socket = socket
         self.pluginSocket = pluginSocket
