@@ -11,7 +11,7 @@ public struct BackupCopier: Sendable {
         self.destination = destination
     }
 
-    public func copy(_ manifest: Manifest, as backupID: String, progress: ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
+    public func copy(_ manifest: Manifest, as backupID: String, progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
         try await destination.prepare()
         let lease = try await StoreLease.write(.backup, in: destination)
         do {
@@ -20,24 +20,52 @@ public struct BackupCopier: Sendable {
             var sizes: [String: UInt64] = [:]
             for entry in manifest.entries { for chunk in entry.chunks ?? [] { sizes[chunk.hash] = UInt64(chunk.length) } }
             let missing = sizes.keys.filter { !present.contains($0) }.sorted()
-            var state = WorkProgress(phase: "uploading", bytesTotal: missing.reduce(0) { $0 + (sizes[$1] ?? 0) },
-                                     itemsTotal: missing.count)
-            progress(state)
+            let counter = ProgressCounter(WorkProgress(phase: "uploading", bytesTotal: missing.reduce(0) { $0 + (sizes[$1] ?? 0) },
+                                                       itemsTotal: missing.count), sink: progress)
             var copied = manifest
             copied.id = backupID
-            copied.stats.newBlocks = 0
+            copied.stats.newBlocks = missing.count
             copied.stats.newBytesStored = 0
-            for hash in missing {
-                let encoded = try await source.encodedBlock(hash)
-                _ = try BlockCodec.decode(encoded, expectedHash: hash)
-                try await destination.putBlock(hash: hash, encoded: encoded)
-                copied.stats.newBlocks += 1
-                copied.stats.newBytesStored += UInt64(encoded.count)
-                state.itemsDone += 1
-                state.bytesDone += sizes[hash] ?? 0
-                progress(state)
-                try await lease.renewIfDue()
+            let (source, destination, blockSizes) = (self.source, self.destination, sizes)
+            // Blocks travel on up to `width` tasks at once: each is read, verified and written independently.
+            let width = 6
+            let outcome: Result<UInt64, ConvoyError> = await withTaskGroup(of: Result<UInt64, ConvoyError>.self) { group in
+                var stored: UInt64 = 0
+                var next = 0
+                func launch(_ hash: String) {
+                    group.addTask {
+                        do throws(ConvoyError) {
+                            let encoded = try await source.encodedBlock(hash)
+                            _ = try BlockCodec.decode(encoded, expectedHash: hash)
+                            try await destination.putBlock(hash: hash, encoded: encoded)
+                            counter.add(bytes: blockSizes[hash] ?? 0, items: 1)
+                            return .success(UInt64(encoded.count))
+                        } catch {
+                            return .failure(error)
+                        }
+                    }
+                }
+                while next < min(width, missing.count) {
+                    launch(missing[next])
+                    next += 1
+                }
+                for await result in group {
+                    switch result {
+                    case .success(let bytes): stored += bytes
+                    case .failure(let error):
+                        group.cancelAll()
+                        return .failure(error)
+                    }
+                    do throws(ConvoyError) { try await lease.renewIfDue() } catch { return .failure(error) }
+                    if next < missing.count {
+                        launch(missing[next])
+                        next += 1
+                    }
+                }
+                return .success(stored)
             }
+            copied.stats.newBytesStored = try outcome.get()
+            try await lease.renewIfDue()
             try await destination.putManifest(copied)
             try await destination.putVolumeRecord(VolumeRecordInStore(
                 name: copied.volume, size: copied.volumeSize, lastBackup: backupID, updatedAt: copied.createdAt))

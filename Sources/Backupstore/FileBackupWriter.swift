@@ -102,6 +102,7 @@ public struct FileBackupWriter: Sendable {
                 }
                 do throws(ConvoyError) {
                     try await forEachChunk(request.source + "/" + entry.path, size: entry.size) { offset, bytes throws(ConvoyError) in
+                        try await lease.renewIfDue()
                         while inFlight >= Self.pipelineWidth {
                             inFlight -= 1
                             if let error = absorb(await group.next()) { throw error }

@@ -16,16 +16,21 @@ public struct FileRestorer: Sendable {
         self.repository = repository
     }
 
-    public func restore(_ manifest: Manifest, into target: String, progress: ProgressSink = { _ in }) async throws(ConvoyError) {
-        let total = manifest.entries.reduce(UInt64(0)) { $0 + (($1.chunks ?? []).reduce(UInt64(0)) { $0 + UInt64($1.length) }) }
-        var state = WorkProgress(phase: "restoring", bytesTotal: total, itemsTotal: manifest.entries.count)
-        progress(state)
-        var directories: Set<String> = [""]
-        var cache = BlockCache(repository: repository)
+    /// Files restored at once (each file's chunks are written in order by one task).
+    static let width = 4
 
+    public func restore(_ manifest: Manifest, into target: String, progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) {
+        let total = manifest.entries.reduce(UInt64(0)) { $0 + (($1.chunks ?? []).reduce(UInt64(0)) { $0 + UInt64($1.length) }) }
+        let counter = ProgressCounter(WorkProgress(phase: "restoring", bytesTotal: total, itemsTotal: manifest.entries.count),
+                                      sink: progress)
+        // 1. The skeleton, in manifest order (parents first): directories, symlinks, special files. Every path is
+        //    checked against the directories created so far.
+        var directories: Set<String> = [""]
+        var files: [Entry] = []
+        var links: [Entry] = []
         for entry in manifest.entries {
             try Self.checkPath(entry.path, directories: directories)
-            let path = entry.path.isEmpty ? target : target + "/" + entry.path
+            let path = Self.path(entry, in: target)
             switch entry.type {
             case .directory:
                 if !entry.path.isEmpty {
@@ -33,54 +38,103 @@ public struct FileRestorer: Sendable {
                 }
                 directories.insert(entry.path)
             case .file:
-                let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-                guard fd >= 0 else { throw PosixFile.failure("create", path) }
-                do throws(ConvoyError) {
-                    for chunk in entry.chunks ?? [] {
-                        let data = try await cache.block(chunk.hash, for: entry.path)
-                        guard data.count == Int(chunk.length) else {
-                            throw ConvoyError(.driverFailure, "block \(chunk.hash) has \(data.count) bytes, the manifest says \(chunk.length)")
-                        }
-                        let failure: ConvoyError? = data.withUnsafeBytes { raw in
-                            do throws(ConvoyError) { try PosixFile.writeAll(fd, raw, at: chunk.offset, path: path) } catch { return error }
-                            return nil
-                        }
-                        if let failure { throw failure }
-                        state.bytesDone += UInt64(chunk.length)
-                        progress(state)
-                    }
-                    // Extends to the full size; whatever was never written stays a hole.
-                    guard ftruncate(fd, off_t(entry.size)) == 0 else { throw PosixFile.failure("size", path) }
-                    guard fsync(fd) == 0 else { throw PosixFile.failure("sync", path) }
-                } catch {
-                    close(fd)
-                    throw error
-                }
-                close(fd)
+                files.append(entry)
+                continue
+            case .hardlink:
+                links.append(entry)
+                continue
             case .symlink:
                 guard symlink(entry.target ?? "", path) == 0 else { throw PosixFile.failure("create symlink", path) }
-            case .hardlink:
-                let first = entry.target ?? ""
-                try Self.checkPath(first, directories: directories)
-                guard link(target + "/" + first, path) == 0 else { throw PosixFile.failure("create hard link", path) }
             case .fifo:
                 guard mkfifo(path, 0o600) == 0 else { throw PosixFile.failure("create fifo", path) }
             case .socket, .charDevice, .blockDevice:
                 let type: mode_t = entry.type == .socket ? S_IFSOCK : entry.type == .charDevice ? S_IFCHR : S_IFBLK
                 guard mknod(path, type | 0o600, dev_t(entry.rdev ?? 0)) == 0 else { throw PosixFile.failure("create node", path) }
             }
-            if entry.type != .hardlink { try Self.applyMetadata(entry, at: path) }
-            state.itemsDone += 1
+            try Self.applyMetadata(entry, at: path)
+            counter.add(bytes: 0, items: 1)
         }
-        // Times last, deepest first: creating children changes a directory's mtime.
+        // 2. File contents, several files at a time.
+        let repository = self.repository
+        let failure: ConvoyError? = await withTaskGroup(of: ConvoyError?.self) { group in
+            var next = 0
+            func launch(_ entry: Entry) {
+                group.addTask {
+                    do throws(ConvoyError) {
+                        try await Self.restoreFile(entry, at: Self.path(entry, in: target), repository: repository, counter: counter)
+                        return nil
+                    } catch {
+                        return error
+                    }
+                }
+            }
+            while next < min(Self.width, files.count) {
+                launch(files[next])
+                next += 1
+            }
+            for await result in group {
+                if let result {
+                    group.cancelAll()
+                    return result
+                }
+                if next < files.count {
+                    launch(files[next])
+                    next += 1
+                }
+            }
+            return nil
+        }
+        if let failure { throw failure }
+        // 3. Hard links, now that their targets exist.
+        for entry in links {
+            let first = entry.target ?? ""
+            try Self.checkPath(first, directories: directories)
+            let path = Self.path(entry, in: target)
+            guard link(target + "/" + first, path) == 0 else { throw PosixFile.failure("create hard link", path) }
+            counter.add(bytes: 0, items: 1)
+        }
+        // 4. One sync for everything written, then times, deepest first (creating children changes a directory's
+        //    mtime).
+        let fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw PosixFile.failure("open", target) }
+        let synced = convoy_syncfs(fd)
+        close(fd)
+        guard synced == 0 else { throw PosixFile.failure("sync", target) }
         for entry in manifest.entries.reversed() where entry.type != .hardlink {
-            let path = entry.path.isEmpty ? target : target + "/" + entry.path
+            let path = Self.path(entry, in: target)
             var times = [timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds)),
                          timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds))]
             guard utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) == 0 else { throw PosixFile.failure("set times of", path) }
         }
         progress(WorkProgress(phase: "restored", bytesDone: total, bytesTotal: total,
                               itemsDone: manifest.entries.count, itemsTotal: manifest.entries.count))
+    }
+
+    static func path(_ entry: Entry, in target: String) -> String {
+        entry.path.isEmpty ? target : target + "/" + entry.path
+    }
+
+    /// Writes one file's chunks at their offsets; what no chunk covers stays a hole.
+    static func restoreFile(_ entry: Entry, at path: String, repository: BackupRepository, counter: ProgressCounter) async throws(ConvoyError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw PosixFile.failure("create", path) }
+        defer { close(fd) }
+        var cache = BlockCache(repository: repository)
+        for chunk in entry.chunks ?? [] {
+            let data = try await cache.block(chunk.hash, for: entry.path)
+            guard data.count == Int(chunk.length) else {
+                throw ConvoyError(.driverFailure, "block \(chunk.hash) has \(data.count) bytes, the manifest says \(chunk.length)")
+            }
+            let failure: ConvoyError? = data.withUnsafeBytes { raw in
+                do throws(ConvoyError) { try PosixFile.writeAll(fd, raw, at: chunk.offset, path: path) } catch { return error }
+                return nil
+            }
+            if let failure { throw failure }
+            counter.add(bytes: UInt64(chunk.length))
+        }
+        guard ftruncate(fd, off_t(entry.size)) == 0 else { throw PosixFile.failure("size", path) }
+        try applyMetadata(entry, at: path)
+        counter.add(bytes: 0, items: 1)
     }
 
     static func checkPath(_ path: String, directories: Set<String>) throws(ConvoyError) {
