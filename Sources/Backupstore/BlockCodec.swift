@@ -17,9 +17,15 @@ public enum BlockCodec {
         bytes.withUnsafeBytes { hash($0) }
     }
 
-    /// The stored object for `plain`: compressed when that is smaller, raw otherwise.
+    /// The stored object for `plain`: compressed when that is smaller, raw otherwise. A large block whose
+    /// 64 KiB sample does not compress is stored raw without trying the whole (random data, media, archives).
     public static func encode(_ plain: UnsafeRawBufferPointer) -> [UInt8] {
-        if let compressed = Zstd.compress(plain), compressed.count < plain.count {
+        let sample = 64 << 10
+        var worthTrying = true
+        if plain.count > sample * 4, let probe = Zstd.compress(UnsafeRawBufferPointer(rebasing: plain[0..<sample])) {
+            worthTrying = Double(probe.count) < Double(sample) * 0.97
+        }
+        if worthTrying, let compressed = Zstd.compress(plain), compressed.count < plain.count {
             var object = [UInt8]()
             object.reserveCapacity(compressed.count + 1)
             object.append(zstdTag)

@@ -184,13 +184,20 @@ public struct FileBackupWriter: Sendable {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
         defer { buffer.deallocate() }
         for (regionStart, regionLength) in PosixFile.dataRegions(fd, size: size) {
+            // buffer[start..<filled] holds unchunked bytes; it is compacted only when less than `maximum` remain
+            // and more can be read, so most chunks cost no copy inside the buffer.
+            var start = 0
             var filled = 0
-            var bufferOffset = regionStart  // file offset of buffer[0]
+            var bufferOffset = regionStart  // file offset of buffer[start]
             var readOffset = regionStart
             let regionEnd = regionStart + regionLength
             while true {
-                // Keep at least `maximum` bytes in the buffer unless the region ends first.
-                if filled < chunker.maximum && readOffset < regionEnd {
+                if filled - start < chunker.maximum && readOffset < regionEnd {
+                    if start > 0, let base = buffer.baseAddress {
+                        _ = memmove(base, base + start, filled - start)
+                        filled -= start
+                        start = 0
+                    }
                     let want = Int(min(UInt64(capacity - filled), regionEnd - readOffset))
                     let got = try PosixFile.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<(filled + want)]),
                                                  at: readOffset, path: path)
@@ -198,13 +205,10 @@ public struct FileBackupWriter: Sendable {
                     readOffset += UInt64(got)
                     if got < want { readOffset = regionEnd }  // the file shrank while being read
                 }
-                if filled == 0 { break }
-                let length = chunker.cut(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
-                try await body(bufferOffset, Array(UnsafeRawBufferPointer(rebasing: buffer[0..<length])))
-                if length < filled, let base = buffer.baseAddress {
-                    _ = memmove(base, base + length, filled - length)
-                }
-                filled -= length
+                if filled == start { break }
+                let length = chunker.cut(UnsafeRawBufferPointer(rebasing: buffer[start..<filled]))
+                try await body(bufferOffset, Array(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + length)])))
+                start += length
                 bufferOffset += UInt64(length)
             }
         }

@@ -7,13 +7,18 @@ enum Zstd {
 
     static func compress(_ input: UnsafeRawBufferPointer) -> [UInt8]? {
         let bound = ZSTD_compressBound(input.count)
-        var output = [UInt8](repeating: 0, count: bound)
-        let size = output.withUnsafeMutableBytes { out in
-            ZSTD_compress(out.baseAddress, bound, input.baseAddress, input.count, level)
+        var failed = false
+        // Uninitialized capacity: zero-filling a buffer zstd overwrites cost as much as hashing it.
+        let output = [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
+            let size = ZSTD_compress(buffer.baseAddress, bound, input.baseAddress, input.count, level)
+            if ZSTD_isError(size) != 0 {
+                failed = true
+                count = 0
+            } else {
+                count = size
+            }
         }
-        guard ZSTD_isError(size) == 0 else { return nil }
-        output.removeSubrange(size...)
-        return output
+        return failed ? nil : output
     }
 
     /// Decompresses a frame whose content size is recorded in its header, refusing anything larger than `limit`.
@@ -22,9 +27,10 @@ enum Zstd {
         guard expected != ZSTD_CONTENTSIZE_ERROR, expected != ZSTD_CONTENTSIZE_UNKNOWN, expected <= UInt64(limit) else {
             throw ConvoyError(.driverFailure, "not a valid compressed block")
         }
-        var output = [UInt8](repeating: 0, count: Int(expected))
-        let size = output.withUnsafeMutableBytes { out in
-            input.withUnsafeBytes { ZSTD_decompress(out.baseAddress, out.count, $0.baseAddress, $0.count) }
+        var size = 0
+        let output = [UInt8](unsafeUninitializedCapacity: Int(expected)) { buffer, count in
+            size = input.withUnsafeBytes { ZSTD_decompress(buffer.baseAddress, buffer.count, $0.baseAddress, $0.count) }
+            count = ZSTD_isError(size) == 0 && size == Int(expected) ? size : 0
         }
         guard ZSTD_isError(size) == 0, size == Int(expected) else {
             throw ConvoyError(.driverFailure, "compressed block does not decompress")

@@ -16,6 +16,8 @@ struct JobFollower {
         let begin = Date()
         var job = started
         var lastLine = ""
+        // Short jobs should not wait out a long poll: start at 2 ms and back off to 200 ms.
+        var pause: UInt32 = 2_000
         while true {
             if json {
                 let line = Output.jsonLine(job)
@@ -25,7 +27,8 @@ struct JobFollower {
                 Output.progressBar(job, elapsed: Date().timeIntervalSince(begin))
             }
             if job.state != .running { break }
-            usleep(200_000)
+            usleep(pause)
+            pause = min(pause * 2, 200_000)
             job = try api.job(job.id)
         }
         if terminal && !json { Output.clearProgressLine() }
