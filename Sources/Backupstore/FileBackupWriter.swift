@@ -180,7 +180,9 @@ public struct FileBackupWriter: Sendable {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw PosixFile.failure("open", path) }
         defer { close(fd) }
-        let capacity = chunker.maximum * 2
+        // Small files get a small buffer: allocating (and the kernel zeroing) 8 MiB per file dominated trees of
+        // small files.
+        let capacity = Int(min(UInt64(chunker.maximum * 2), max(size, 1)))
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
         defer { buffer.deallocate() }
         for (regionStart, regionLength) in PosixFile.dataRegions(fd, size: size) {

@@ -122,20 +122,24 @@ public struct FileObjectStore: ObjectStore {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("stat", file) }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        var done = 0
-        while done < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { raw in
-                read(fd, raw.baseAddress.map { $0 + done }, raw.count - done)
+        let size = Int(info.st_size)
+        var readError: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            var done = 0
+            while done < size {
+                let got = read(fd, buffer.baseAddress.map { $0 + done }, size - done)
+                if got < 0 && errno == EINTR { continue }
+                if got < 0 { readError = errno }
+                if got <= 0 { break }
+                done += got
             }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else {
-                if count == 0 { break }
-                throw failure("read", file)
-            }
-            done += count
+            count = done
         }
-        return done == bytes.count ? bytes : Array(bytes[0..<done])
+        if readError != 0 {
+            errno = readError
+            throw failure("read", file)
+        }
+        return bytes
     }
 
     public func exists(_ key: String) async throws(ConvoyError) -> Bool {
@@ -172,6 +176,10 @@ public struct FileObjectStore: ObjectStore {
         return "\(host)_\(getpid())"
     }()
 
+    static func isTemporary(_ name: String) -> Bool {
+        name.utf8.firstRange(of: ".tmp-".utf8) != nil
+    }
+
     /// Whether the writer named in a temporary file's name is a dead process of this host.
     static func writerIsDead(_ name: String) -> Bool {
         guard let range = name.range(of: ".tmp-") else { return false }
@@ -198,7 +206,7 @@ public struct FileObjectStore: ObjectStore {
             guard lstat(path, &info) == 0 else { continue }
             if (info.st_mode & S_IFMT) == S_IFDIR {
                 try sweepTemporaries(path, now: now, age: age, removed: &removed)
-            } else if name.contains(".tmp-"),
+            } else if Self.isTemporary(name),
                       Self.writerIsDead(name) || Double(now - Int(info.st_mtim.tv_sec)) > age {
                 if unlink(path) == 0 { removed += 1 }
             }
@@ -215,7 +223,7 @@ public struct FileObjectStore: ObjectStore {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            if name != "." && name != ".." && !name.contains(".tmp-") { names.append(name) }
+            if name != "." && name != ".." && !Self.isTemporary(name) { names.append(name) }
         }
         closedir(handle)
         for name in names {

@@ -246,4 +246,36 @@ final class BackupCLITests: XCTestCase {
         XCTAssertTrue(refused.stderr.contains("points outside its volume"), refused.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.root + "/vfs/evil"))
     }
+
+    func testKillingTheCLIDoesNotStopTheJobAndJSONProgressIsReported() throws {
+        XCTAssertEqual(try daemon.cli(["create", "steady"]).status, 0)
+        let source = daemon.root + "/vfs/steady"
+        try Command.check("/bin/sh", ["-c", "for i in $(seq 0 7); do head -c 25000000 /dev/urandom > '\(source)/f'$i; done"])
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: DaemonHarness.binary)
+        client.arguments = ["snapshot", "create", "steady", "--name", "steady1", "--json", "--socket", daemon.socket]
+        let output = daemon.directory + "/cli.out"
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        client.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        client.standardError = FileHandle.nullDevice
+        try client.run()
+        // Wait for the first progress line, then kill the CLI.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").isEmpty { usleep(5_000) }
+        kill(client.processIdentifier, SIGKILL)
+        client.waitUntilExit()
+        let firstLine = (try String(contentsOfFile: output, encoding: .utf8)).split(separator: "\n").first.map(String.init) ?? ""
+        let progress = try JSONSerialization.jsonObject(with: Data(firstLine.utf8)) as? [String: Any]
+        XCTAssertEqual(progress?["Kind"] as? String, "snapshot create", firstLine)
+        XCTAssertNotNil(progress?["BytesTotal"], firstLine)
+        // The job finishes in the daemon all the same.
+        var finished = false
+        while Date() < deadline && !finished {
+            finished = (try daemon.cli(["snapshot", "inspect", "steady1"])).status == 0
+            if !finished { usleep(50_000) }
+        }
+        XCTAssertTrue(finished, "the snapshot completed after its CLI was killed")
+        let jobs = try daemon.cli(["job", "list", "--format", "table"]).stdout
+        XCTAssertTrue(jobs.contains("snapshot create") && jobs.contains("succeeded"), jobs)
+    }
 }
