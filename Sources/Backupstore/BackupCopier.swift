@@ -16,10 +16,15 @@ public struct BackupCopier: Sendable {
         let lease = try await StoreLease.write(.backup, in: destination)
         do {
             try await lease.waitForCollectors()
-            let present = try await destination.blockHashes()
+            let present = try await destination.knownBlocksForDeduplication()
+            let askPerBlock = destination.store.existenceChecksAreCheap
             var sizes: [String: UInt64] = [:]
             for entry in manifest.entries { for chunk in entry.chunks ?? [] { sizes[chunk.hash] = UInt64(chunk.length) } }
-            let missing = sizes.keys.filter { !present.contains($0) }.sorted()
+            var missing: [String] = []
+            for hash in sizes.keys.sorted() where !present.contains(hash) {
+                if askPerBlock, try await destination.hasBlock(hash) { continue }
+                missing.append(hash)
+            }
             let counter = ProgressCounter(WorkProgress(phase: "uploading", bytesTotal: missing.reduce(0) { $0 + (sizes[$1] ?? 0) },
                                                        itemsTotal: missing.count), sink: progress)
             var copied = manifest

@@ -69,6 +69,16 @@ public struct BackupRepository: Sendable {
         return hashes
     }
 
+    public func hasBlock(_ hash: String) async throws(ConvoyError) -> Bool {
+        try await store.exists(Self.blockKey(hash))
+    }
+
+    /// The blocks already in the store, for deduplication: all of them from one listing, or none when asking
+    /// per block is cheaper (then `hasBlock` is asked for each new hash).
+    func knownBlocksForDeduplication() async throws(ConvoyError) -> Set<String> {
+        store.existenceChecksAreCheap ? [] : try await blockHashes()
+    }
+
     /// Blocks become durable at the next `putManifest` (one sync for all of them on a directory store).
     public func putBlock(hash: String, encoded: [UInt8]) async throws(ConvoyError) {
         try await store.putDeferred(Self.blockKey(hash), encoded)
@@ -100,7 +110,7 @@ public struct BackupRepository: Sendable {
         try ObjectName.validate(manifest.id, kind: "backup")
         try ObjectName.validate(manifest.volume)
         try await store.commitDeferred()
-        try await store.put(Self.manifestKey(volume: manifest.volume, backup: manifest.id), try SealedObject.seal(manifest))
+        try await store.put(Self.manifestKey(volume: manifest.volume, backup: manifest.id), SealedObject.sealManifest(manifest))
     }
 
     public func manifest(volume: String, backup: String) async throws(ConvoyError) -> Manifest {
@@ -112,7 +122,7 @@ public struct BackupRepository: Sendable {
         } catch where error.kind == .notFound {
             throw ConvoyError(.notFound, "no backup \(backup) of volume \(volume) in \(store.location)")
         }
-        return try SealedObject.open(Manifest.self, bytes, what: "manifest of backup \(backup)")
+        return try SealedObject.openManifest(bytes, what: "manifest of backup \(backup)")
     }
 
     public func deleteManifest(volume: String, backup: String) async throws(ConvoyError) {

@@ -63,7 +63,8 @@ public struct FileBackupWriter: Sendable {
     private func run(_ request: Request, lease: StoreLease, progress: @escaping ProgressSink) async throws(ConvoyError) -> Manifest {
         progress(WorkProgress(phase: "scanning"))
         var entries = try TreeScanner(root: request.source).scan()
-        let known = KnownBlocks(try await repository.blockHashes())
+        let known = KnownBlocks(try await repository.knownBlocksForDeduplication())
+        let askPerBlock = repository.store.existenceChecksAreCheap
         var previous: [String: Entry] = [:]
         for entry in request.parent?.entries ?? [] where entry.type == .file { previous[entry.path] = entry }
 
@@ -113,6 +114,9 @@ public struct FileBackupWriter: Sendable {
                             let hash = bytes.withUnsafeBytes { BlockCodec.hash($0) }
                             counter.add(bytes: UInt64(bytes.count))
                             guard known.claim(hash) else {
+                                return .success(UploadResult(slot: slot, hash: hash, storedBytes: 0, isNew: false))
+                            }
+                            if askPerBlock, (try? await repository.hasBlock(hash)) == true {
                                 return .success(UploadResult(slot: slot, hash: hash, storedBytes: 0, isNew: false))
                             }
                             let encoded = bytes.withUnsafeBytes { BlockCodec.encode($0) }

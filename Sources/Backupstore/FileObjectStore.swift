@@ -13,6 +13,7 @@ public struct FileObjectStore: ObjectStore {
     /// Deferred puts: written to temporary files, renamed into place by `commitDeferred` after one sync.
     private let pending = PendingRenames()
     public var location: String { "vfs://\(root)" }
+    public var existenceChecksAreCheap: Bool { true }
 
     public init(root: String) throws(ConvoyError) {
         guard root.hasPrefix("/") else { throw .invalid("vfs:// store path '\(root)' must be absolute") }
@@ -213,27 +214,32 @@ public struct FileObjectStore: ObjectStore {
         }
     }
 
+    /// Uses the directory entries' types, so listing a store of many blocks costs no stat per object.
     private func walk(_ directory: String, keyPrefix: String, into result: inout [ObjectInfo]) throws(ConvoyError) {
         guard let handle = opendir(directory) else {
             if errno == ENOENT || errno == ENOTDIR { return }
             throw failure("list", directory)
         }
-        var names: [String] = []
+        var entries: [(String, UInt8)] = []
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            if name != "." && name != ".." && !Self.isTemporary(name) { names.append(name) }
+            if name != "." && name != ".." && !Self.isTemporary(name) { entries.append((name, entry.pointee.d_type)) }
         }
         closedir(handle)
-        for name in names {
+        for (name, type) in entries {
             let path = directory + "/" + name
-            var info = stat()
-            guard lstat(path, &info) == 0 else { continue }
-            if (info.st_mode & S_IFMT) == S_IFDIR {
+            var kind = type
+            if kind == UInt8(DT_UNKNOWN) {
+                var info = stat()
+                guard lstat(path, &info) == 0 else { continue }
+                kind = (info.st_mode & S_IFMT) == S_IFDIR ? UInt8(DT_DIR) : (info.st_mode & S_IFMT) == S_IFREG ? UInt8(DT_REG) : 0
+            }
+            if kind == UInt8(DT_DIR) {
                 try walk(path, keyPrefix: keyPrefix + name + "/", into: &result)
-            } else if (info.st_mode & S_IFMT) == S_IFREG {
-                result.append(ObjectInfo(key: keyPrefix + name, size: Int(info.st_size)))
+            } else if kind == UInt8(DT_REG) {
+                result.append(ObjectInfo(key: keyPrefix + name, size: nil))
             }
         }
     }

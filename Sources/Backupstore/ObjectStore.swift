@@ -3,9 +3,10 @@ import ConvoyCore
 /// One object of a listing.
 public struct ObjectInfo: Sendable, Equatable {
     public var key: String
-    public var size: Int
+    /// nil when the store could not tell it without one more call per object.
+    public var size: Int?
 
-    public init(key: String, size: Int) {
+    public init(key: String, size: Int?) {
         self.key = key
         self.size = size
     }
@@ -30,6 +31,9 @@ public protocol ObjectStore: Sendable {
     /// their writer is known dead or they are older than `age` seconds. Returns how many were removed.
     func removeAbandonedWrites(olderThan age: Double) async throws(ConvoyError) -> Int
 
+    /// True when `exists` is a local call (a stat): asking per object beats listing the whole store.
+    var existenceChecksAreCheap: Bool { get }
+
     /// Like `put`, but the object may become visible and durable only at the next `commitDeferred()`: lets a
     /// directory store make thousands of blocks durable with one filesystem sync instead of one each.
     func putDeferred(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError)
@@ -38,6 +42,8 @@ public protocol ObjectStore: Sendable {
 }
 
 extension ObjectStore {
+    public var existenceChecksAreCheap: Bool { false }
+
     /// Stores whose puts are durable when they return (S3) defer nothing.
     public func putDeferred(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError) { try await put(key, bytes) }
     public func commitDeferred() async throws(ConvoyError) {}

@@ -6,6 +6,7 @@ import Foundation
 /// truncated or damaged one is detected instead of half-read (Convoy broke on truncated JSON after power loss).
 enum SealedObject {
     static let magic: [UInt8] = Array("CVS1".utf8)
+    static let manifestMagic: [UInt8] = Array("CVM1".utf8)
 
     static func seal<T: Encodable>(_ value: T) throws(ConvoyError) -> [UInt8] {
         let json: [UInt8]
@@ -16,9 +17,36 @@ enum SealedObject {
         } catch {
             throw ConvoyError(.internalFailure, "cannot encode \(T.self): \(error)")
         }
-        let digest = Array(SHA256.hash(data: json))
-        let body = json.withUnsafeBytes { Zstd.compress($0) } ?? []
+        return wrap(json, magic: magic)
+    }
+
+    static func sealManifest(_ manifest: Manifest) -> [UInt8] {
+        wrap(ManifestCodec.encode(manifest), magic: manifestMagic)
+    }
+
+    static func openManifest(_ bytes: [UInt8], what: String) throws(ConvoyError) -> Manifest {
+        try ManifestCodec.decode(try unwrap(bytes, magic: manifestMagic, what: what))
+    }
+
+    private static func wrap(_ payload: [UInt8], magic: [UInt8]) -> [UInt8] {
+        let digest = Array(SHA256.hash(data: payload))
+        let body = payload.withUnsafeBytes { Zstd.compress($0) } ?? []
         return magic + digest + body
+    }
+
+    private static func unwrap(_ bytes: [UInt8], magic: [UInt8], what: String) throws(ConvoyError) -> [UInt8] {
+        guard bytes.count > 36, Array(bytes[0..<4]) == magic else {
+            throw ConvoyError(.driverFailure, "\(what) is damaged (bad header)")
+        }
+        let digest = Array(bytes[4..<36])
+        let payload: [UInt8]
+        do { payload = try Zstd.decompress(bytes[36...], limit: 1 << 30) } catch {
+            throw ConvoyError(.driverFailure, "\(what) is damaged (\(error.message))")
+        }
+        guard Array(SHA256.hash(data: payload)) == digest else {
+            throw ConvoyError(.driverFailure, "\(what) is damaged (checksum mismatch)")
+        }
+        return payload
     }
 
     static func open<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws(ConvoyError) -> T {

@@ -3,7 +3,7 @@ import CZstd
 
 /// libzstd's one-shot API.
 enum Zstd {
-    static let level: Int32 = 3
+    static let level: Int32 = 1
 
     static func compress(_ input: UnsafeRawBufferPointer) -> [UInt8]? {
         let bound = ZSTD_compressBound(input.count)

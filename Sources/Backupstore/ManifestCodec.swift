@@ -1,0 +1,216 @@
+import ConvoyCore
+
+/// The binary form of a manifest (JSON through Codable cost more than reading the changed data of a small
+/// incremental backup). Integers are LEB128 varints (signed ones zigzag-encoded), strings are a length and UTF-8
+/// bytes, block hashes are 32 raw bytes. Sealed like every record (SealedObject) under the magic "CVM1".
+enum ManifestCodec {
+    static func encode(_ manifest: Manifest) -> [UInt8] {
+        var out = ByteWriter()
+        out.varint(UInt64(manifest.format))
+        out.string(manifest.id)
+        out.string(manifest.volume)
+        out.string(manifest.kind.rawValue)
+        out.string(manifest.createdAt)
+        out.optionalString(manifest.snapshot)
+        out.optionalString(manifest.parent)
+        out.varint(manifest.volumeSize)
+        let stats = manifest.stats
+        for value in [UInt64(stats.files), UInt64(stats.directories), stats.bytes, stats.bytesRead,
+                      UInt64(stats.newBlocks), stats.newBytesStored] { out.varint(value) }
+        out.varint(UInt64(manifest.entries.count))
+        for entry in manifest.entries { encode(entry, into: &out) }
+        return out.bytes
+    }
+
+    static let kinds: [Entry.Kind] = [.directory, .file, .symlink, .hardlink, .fifo, .socket, .charDevice, .blockDevice]
+
+    private static func encode(_ entry: Entry, into out: inout ByteWriter) {
+        out.string(entry.path)
+        out.bytes.append(UInt8(kinds.firstIndex(of: entry.type) ?? 0))
+        out.varint(UInt64(entry.mode))
+        out.varint(UInt64(entry.uid))
+        out.varint(UInt64(entry.gid))
+        out.signed(entry.mtimeSeconds)
+        out.signed(entry.mtimeNanoseconds)
+        out.varint(entry.size)
+        var flags: UInt8 = 0
+        if entry.target != nil { flags |= 1 }
+        if entry.rdev != nil { flags |= 2 }
+        if entry.xattrs != nil { flags |= 4 }
+        if entry.chunks != nil { flags |= 8 }
+        if entry.inode != nil { flags |= 16 }
+        out.bytes.append(flags)
+        if let target = entry.target { out.string(target) }
+        if let rdev = entry.rdev { out.varint(rdev) }
+        if let xattrs = entry.xattrs {
+            out.varint(UInt64(xattrs.count))
+            for (name, value) in xattrs.sorted(by: { $0.key < $1.key }) {
+                out.string(name)
+                out.string(value)
+            }
+        }
+        if let chunks = entry.chunks {
+            out.varint(UInt64(chunks.count))
+            for chunk in chunks {
+                out.hash(chunk.hash)
+                out.varint(chunk.offset)
+                out.varint(UInt64(chunk.length))
+            }
+        }
+        if let inode = entry.inode { out.varint(inode) }
+    }
+
+    static func decode(_ bytes: [UInt8]) throws(ConvoyError) -> Manifest {
+        var input = ByteReader(bytes: bytes)
+        let format = Int(try input.varint())
+        guard format <= Manifest.currentFormat else {
+            throw ConvoyError(.conflict, "manifest format \(format) is newer than this convoy reads; upgrade convoy")
+        }
+        let id = try input.string()
+        let volume = try input.string()
+        guard let kind = Manifest.Kind(rawValue: try input.string()) else { throw ByteReader.malformed("kind") }
+        let createdAt = try input.string()
+        let snapshot = try input.optionalString()
+        let parent = try input.optionalString()
+        let volumeSize = try input.varint()
+        var stats = Manifest.Stats()
+        stats.files = Int(try input.varint())
+        stats.directories = Int(try input.varint())
+        stats.bytes = try input.varint()
+        stats.bytesRead = try input.varint()
+        stats.newBlocks = Int(try input.varint())
+        stats.newBytesStored = try input.varint()
+        let count = Int(try input.varint())
+        guard count <= bytes.count else { throw ByteReader.malformed("entry count") }
+        var entries: [Entry] = []
+        entries.reserveCapacity(count)
+        for _ in 0..<count { entries.append(try decodeEntry(&input)) }
+        guard input.atEnd else { throw ByteReader.malformed("trailing bytes") }
+        var manifest = Manifest(id: id, volume: volume, kind: kind, createdAt: createdAt, snapshot: snapshot, parent: parent,
+                                volumeSize: volumeSize, entries: entries, stats: stats)
+        manifest.format = format
+        return manifest
+    }
+
+    private static func decodeEntry(_ input: inout ByteReader) throws(ConvoyError) -> Entry {
+        let path = try input.string()
+        let kindIndex = Int(try input.byte())
+        guard kindIndex < kinds.count else { throw ByteReader.malformed("entry type") }
+        var entry = Entry(path: path, type: kinds[kindIndex], mode: UInt32(truncatingIfNeeded: try input.varint()),
+                          uid: UInt32(truncatingIfNeeded: try input.varint()), gid: UInt32(truncatingIfNeeded: try input.varint()),
+                          mtimeSeconds: try input.signed(), mtimeNanoseconds: try input.signed(), size: try input.varint())
+        let flags = try input.byte()
+        if flags & 1 != 0 { entry.target = try input.string() }
+        if flags & 2 != 0 { entry.rdev = try input.varint() }
+        if flags & 4 != 0 {
+            let count = Int(try input.varint())
+            var xattrs: [String: String] = [:]
+            for _ in 0..<min(count, 1 << 16) { xattrs[try input.string()] = try input.string() }
+            entry.xattrs = xattrs
+        }
+        if flags & 8 != 0 {
+            let count = Int(try input.varint())
+            guard count <= input.remaining else { throw ByteReader.malformed("chunk count") }
+            var chunks: [Chunk] = []
+            chunks.reserveCapacity(count)
+            for _ in 0..<count {
+                chunks.append(Chunk(hash: try input.hash(), offset: try input.varint(),
+                                    length: UInt32(truncatingIfNeeded: try input.varint())))
+            }
+            entry.chunks = chunks
+        }
+        if flags & 16 != 0 { entry.inode = try input.varint() }
+        return entry
+    }
+}
+
+struct ByteWriter {
+    var bytes: [UInt8] = []
+
+    mutating func varint(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            bytes.append(UInt8(value & 0x7f) | 0x80)
+            value >>= 7
+        }
+        bytes.append(UInt8(value))
+    }
+
+    mutating func signed(_ value: Int64) { varint(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
+
+    mutating func string(_ value: String) {
+        let utf8 = value.utf8
+        varint(UInt64(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
+    mutating func optionalString(_ value: String?) {
+        if let value {
+            bytes.append(1)
+            string(value)
+        } else {
+            bytes.append(0)
+        }
+    }
+
+    /// A 64-digit hex hash as 32 bytes.
+    mutating func hash(_ hex: String) {
+        var high: UInt8 = 0
+        for (index, digit) in hex.utf8.enumerated() {
+            let nibble: UInt8 = digit >= 97 ? digit - 87 : digit >= 65 ? digit - 55 : digit - 48
+            if index % 2 == 0 { high = nibble << 4 } else { bytes.append(high | nibble) }
+        }
+    }
+}
+
+struct ByteReader {
+    let bytes: [UInt8]
+    var position = 0
+
+    var atEnd: Bool { position == bytes.count }
+    var remaining: Int { bytes.count - position }
+
+    static func malformed(_ what: String) -> ConvoyError {
+        ConvoyError(.driverFailure, "the manifest is malformed (\(what))")
+    }
+
+    mutating func byte() throws(ConvoyError) -> UInt8 {
+        guard position < bytes.count else { throw Self.malformed("truncated") }
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    mutating func varint() throws(ConvoyError) -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let byte = try byte()
+            guard shift < 64 else { throw Self.malformed("varint") }
+            value |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+    }
+
+    mutating func signed() throws(ConvoyError) -> Int64 {
+        let raw = try varint()
+        return Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
+    }
+
+    mutating func string() throws(ConvoyError) -> String {
+        let count = Int(try varint())
+        guard count <= remaining else { throw Self.malformed("string") }
+        defer { position += count }
+        return String(decoding: bytes[position..<(position + count)], as: UTF8.self)
+    }
+
+    mutating func optionalString() throws(ConvoyError) -> String? {
+        try byte() == 0 ? nil : try string()
+    }
+
+    mutating func hash() throws(ConvoyError) -> String {
+        guard remaining >= 32 else { throw Self.malformed("hash") }
+        defer { position += 32 }
+        return bytes[position..<(position + 32)].hexString
+    }
+}
