@@ -2,8 +2,9 @@ import ConvoyCore
 import Crypto
 import Foundation
 
-/// Manifests and records: JSON, zstd-compressed, with a magic and the SHA-256 of the JSON in front, so a
-/// truncated or damaged one is detected instead of half-read (Convoy broke on truncated JSON after power loss).
+/// Manifests (binary, ManifestCodec) and records (JSON), zstd-compressed, with a magic and the SHA-256 of the
+/// payload in front, so a truncated or damaged one is detected instead of half-read (Convoy broke on truncated
+/// JSON after power loss).
 enum SealedObject {
     static let magic: [UInt8] = Array("CVS1".utf8)
     static let manifestMagic: [UInt8] = Array("CVM1".utf8)
@@ -50,17 +51,7 @@ enum SealedObject {
     }
 
     static func open<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws(ConvoyError) -> T {
-        guard bytes.count > 36, Array(bytes[0..<4]) == magic else {
-            throw ConvoyError(.driverFailure, "\(what) is damaged (bad header)")
-        }
-        let digest = Array(bytes[4..<36])
-        let json: [UInt8]
-        do { json = try Zstd.decompress(bytes[36...], limit: 1 << 30) } catch {
-            throw ConvoyError(.driverFailure, "\(what) is damaged (\(error.message))")
-        }
-        guard Array(SHA256.hash(data: json)) == digest else {
-            throw ConvoyError(.driverFailure, "\(what) is damaged (checksum mismatch)")
-        }
+        let json = try unwrap(bytes, magic: magic, what: what)
         do {
             return try JSONDecoder().decode(T.self, from: Data(json))
         } catch {

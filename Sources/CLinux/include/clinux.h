@@ -1,9 +1,6 @@
 #ifndef CONVOY_CLINUX_H
 #define CONVOY_CLINUX_H
 // Linux calls that Glibc's Swift overlay does not expose (they need _GNU_SOURCE or live in sys/xattr.h).
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <sys/sysmacros.h>
@@ -18,5 +15,8 @@ static inline ssize_t convoy_lgetxattr(const char *path, const char *name, void 
 static inline int convoy_lsetxattr(const char *path, const char *name, const void *value, size_t size) {
     return lsetxattr(path, name, value, size, 0);
 }
+// Declared here rather than through _GNU_SOURCE, which would change how glibc's headers define types that other
+// modules (Dispatch, Glibc) also see, and break the module build.
+extern int syncfs(int fd);
 static inline int convoy_syncfs(int fd) { return syncfs(fd); }
 #endif
