@@ -114,24 +114,63 @@ public struct FileRestorer: Sendable {
         entry.path.isEmpty ? target : target + "/" + entry.path
     }
 
-    /// Writes one file's chunks at their offsets; what no chunk covers stays a hole.
+    /// Blocks of one file fetched ahead of the one being written.
+    static let prefetch = 3
+
+    /// Writes one file's chunks at their offsets, in order, while the next few blocks are fetched and verified;
+    /// what no chunk covers stays a hole.
     static func restoreFile(_ entry: Entry, at path: String, repository: BackupRepository, counter: ProgressCounter) async throws(ConvoyError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw PosixFile.failure("create", path) }
         defer { close(fd) }
-        var cache = BlockCache(repository: repository)
-        for chunk in entry.chunks ?? [] {
-            let data = try await cache.block(chunk.hash, for: entry.path)
-            guard data.count == Int(chunk.length) else {
-                throw ConvoyError(.driverFailure, "block \(chunk.hash) has \(data.count) bytes, the manifest says \(chunk.length)")
+        let chunks = entry.chunks ?? []
+        let failure: ConvoyError? = await withTaskGroup(of: (Int, Result<[UInt8], ConvoyError>).self) { group in
+            var ready: [Int: [UInt8]] = [:]
+            var launched = 0
+            func launch() {
+                let index = launched
+                let chunk = chunks[index]
+                group.addTask {
+                    do throws(ConvoyError) {
+                        return (index, .success(try await repository.block(chunk.hash)))
+                    } catch {
+                        return (index, .failure(ConvoyError(error.kind, "cannot restore \(entry.path): \(error.message)")))
+                    }
+                }
+                launched += 1
             }
-            let failure: ConvoyError? = data.withUnsafeBytes { raw in
-                do throws(ConvoyError) { try PosixFile.writeAll(fd, raw, at: chunk.offset, path: path) } catch { return error }
-                return nil
+            while launched < min(Self.prefetch, chunks.count) { launch() }
+            var next = 0
+            while next < chunks.count {
+                guard let (index, result) = await group.next() else { break }
+                switch result {
+                case .success(let data): ready[index] = data
+                case .failure(let error):
+                    group.cancelAll()
+                    return error
+                }
+                while let data = ready.removeValue(forKey: next) {
+                    let chunk = chunks[next]
+                    guard data.count == Int(chunk.length) else {
+                        group.cancelAll()
+                        return ConvoyError(.driverFailure, "block \(chunk.hash) has \(data.count) bytes, the manifest says \(chunk.length)")
+                    }
+                    let failure: ConvoyError? = data.withUnsafeBytes { raw in
+                        do throws(ConvoyError) { try PosixFile.writeAll(fd, raw, at: chunk.offset, path: path) } catch { return error }
+                        return nil
+                    }
+                    if let failure {
+                        group.cancelAll()
+                        return failure
+                    }
+                    counter.add(bytes: UInt64(chunk.length))
+                    next += 1
+                    if launched < chunks.count { launch() }
+                }
             }
-            if let failure { throw failure }
-            counter.add(bytes: UInt64(chunk.length))
+            return nil
         }
+        if let failure { throw failure }
         guard ftruncate(fd, off_t(entry.size)) == 0 else { throw PosixFile.failure("size", path) }
         try applyMetadata(entry, at: path)
         counter.add(bytes: 0, items: 1)
@@ -159,28 +198,5 @@ public struct FileRestorer: Sendable {
             let result = value.withUnsafeBytes { convoy_lsetxattr(path, name, $0.baseAddress, $0.count) }
             guard result == 0 else { throw PosixFile.failure("set xattr \(name) on", path) }
         }
-    }
-}
-
-/// The last few decoded blocks: consecutive chunks of one file often repeat (zeros, copies).
-struct BlockCache {
-    let repository: BackupRepository
-    private var entries: [(String, [UInt8])] = []
-
-    init(repository: BackupRepository) {
-        self.repository = repository
-    }
-
-    mutating func block(_ hash: String, for path: String) async throws(ConvoyError) -> [UInt8] {
-        if let hit = entries.first(where: { $0.0 == hash }) { return hit.1 }
-        let data: [UInt8]
-        do {
-            data = try await repository.block(hash)
-        } catch {
-            throw ConvoyError(error.kind, "cannot restore \(path.isEmpty ? "/" : path): \(error.message)")
-        }
-        entries.append((hash, data))
-        if entries.count > 4 { entries.removeFirst() }
-        return data
     }
 }

@@ -156,9 +156,11 @@ struct ByteWriter {
     /// A 64-digit hex hash as 32 bytes.
     mutating func hash(_ hex: String) {
         var high: UInt8 = 0
-        for (index, digit) in hex.utf8.enumerated() {
-            let nibble: UInt8 = digit >= 97 ? digit - 87 : digit >= 65 ? digit - 55 : digit - 48
-            if index % 2 == 0 { high = nibble << 4 } else { bytes.append(high | nibble) }
+        var even = true
+        for digit in hex.utf8 {
+            let nibble: UInt8 = digit >= 97 ? digit &- 87 : digit >= 65 ? digit &- 55 : digit &- 48
+            if even { high = nibble << 4 } else { bytes.append(high | nibble) }
+            even.toggle()
         }
     }
 }

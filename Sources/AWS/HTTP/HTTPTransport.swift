@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -92,7 +93,7 @@ final class HTTPTransport: Sendable {
         let data: Data
         let response: URLResponse
         do {
-            (data, response) = try await session.data(for: urlRequest)
+            (data, response) = try await Self.load(urlRequest, in: session)
         } catch let error as URLError {
             throw TransportError(description: "\(Self.describe(error.code)) (\(error.localizedDescription))",
                                  retryable: Self.isTransient(error.code))
@@ -111,6 +112,31 @@ final class HTTPTransport: Sendable {
             }
         }
         return HTTPResponse(status: http.statusCode, headers: headers, body: data)
+    }
+
+    /// `session.data(for:)` deadlocks on Linux when a task is cancelled while its answer is being delivered: the
+    /// cancellation handler runs under the task's status lock and waits for the session's queue, which waits for
+    /// that lock to resume the task. Here the request is a plain data task, and cancellation only schedules
+    /// `cancel()` on another queue, so no lock is held across the two.
+    private static func load(_ request: URLRequest, in session: URLSession) async throws -> (Data, URLResponse) {
+        let holder = DataTaskHolder()
+        let result: Result<(Data, URLResponse), any Error> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let task = session.dataTask(with: request) { data, response, error in
+                    if let error {
+                        continuation.resume(returning: .failure(error))
+                    } else if let response {
+                        continuation.resume(returning: .success((data ?? Data(), response)))
+                    } else {
+                        continuation.resume(returning: .failure(URLError(.badServerResponse)))
+                    }
+                }
+                holder.start(task)
+            }
+        } onCancel: {
+            holder.cancelSoon()
+        }
+        return try result.get()
     }
 
     private static func isTransient(_ code: URLError.Code) -> Bool {
@@ -136,5 +162,29 @@ final class HTTPTransport: Sendable {
         case .cancelled: return "cancelled"
         default: return "network error \(code.rawValue)"
         }
+    }
+}
+
+/// The data task of one request, so that cancellation (which may come before the task exists) reaches it.
+final class DataTaskHolder: Sendable {
+    private let state = Mutex<(task: URLSessionDataTask?, cancelled: Bool)>((nil, false))
+
+    func start(_ task: URLSessionDataTask) {
+        let cancelled = state.withLock { state -> Bool in
+            state.task = task
+            return state.cancelled
+        }
+        task.resume()
+        if cancelled { cancelSoon() }
+    }
+
+    /// Cancels on another queue: never under the caller's locks.
+    func cancelSoon() {
+        let task = state.withLock { state -> URLSessionDataTask? in
+            state.cancelled = true
+            return state.task
+        }
+        guard let task else { return }
+        DispatchQueue.global().async { task.cancel() }
     }
 }
