@@ -17,8 +17,9 @@ public struct FileObjectStore: ObjectStore {
 
     public init(root: String) throws(ConvoyError) {
         guard root.hasPrefix("/") else { throw .invalid("vfs:// store path '\(root)' must be absolute") }
+        // Nothing is created until something is written: listing or reading a store that does not exist must
+        // not leave directories behind.
         self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
-        try Self.makeDirectories(self.root)
     }
 
     private func path(_ key: String) throws(ConvoyError) -> String {

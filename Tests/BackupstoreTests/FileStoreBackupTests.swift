@@ -68,6 +68,20 @@ final class FileStoreBackupTests: XCTestCase {
         XCTAssertEqual(value4, 0)
     }
 
+    func testReadingAStoreThatDoesNotExistCreatesNothing() async throws {
+        let missing = scratch + "/no/such/store"
+        let repository = BackupRepository(store: try FileObjectStore(root: missing))
+        let backups = try await repository.backups()
+        XCTAssertTrue(backups.isEmpty)
+        do {
+            _ = try await repository.manifest(volume: "vol1", backup: "backup-1")
+            XCTFail("found a manifest in an empty store")
+        } catch {
+            XCTAssertEqual(error.kind, .notFound)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/no"))
+    }
+
     func testRestoreRefusesAManifestThatWouldEscape() async throws {
         let repository = BackupRepository(store: try FileObjectStore(root: scratch + "/evil"))
         func entry(_ path: String, _ type: Entry.Kind, target: String? = nil) -> Entry {
