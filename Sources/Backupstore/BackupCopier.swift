@@ -16,12 +16,16 @@ public struct BackupCopier: Sendable {
         let lease = try await StoreLease.write(.backup, in: destination)
         do {
             try await lease.waitForCollectors()
-            let present = try await destination.knownBlocksForDeduplication()
-            let askPerBlock = destination.store.existenceChecksAreCheap
             var sizes: [String: UInt64] = [:]
             for entry in manifest.entries { for chunk in entry.chunks ?? [] { sizes[chunk.hash] = UInt64(chunk.length) } }
+            // What the volume's last backup here holds is present; only the rest is looked up, one by one when
+            // that is cheap (a stat) or few, else by listing the store once.
+            let lastBackup = await destination.blocksOfLastBackup(manifest.volume)
+            let candidates = sizes.keys.filter { !lastBackup.contains($0) }.sorted()
+            let askPerBlock = destination.store.existenceChecksAreCheap || candidates.count <= 64
+            let listed = askPerBlock ? [] : try await destination.blockHashes()
             var missing: [String] = []
-            for hash in sizes.keys.sorted() where !present.contains(hash) {
+            for hash in candidates where !listed.contains(hash) {
                 if askPerBlock, try await destination.hasBlock(hash) { continue }
                 missing.append(hash)
             }

@@ -146,4 +146,22 @@ public struct BackupRepository: Sendable {
     public func putVolumeRecord(_ record: VolumeRecordInStore) async throws(ConvoyError) {
         try await store.put(Self.volumePrefix(record.name) + "volume.json", try SealedObject.seal(record))
     }
+
+    /// The per-volume record, or nil when the volume has none in this store.
+    public func volumeRecord(_ volume: String) async throws(ConvoyError) -> VolumeRecordInStore? {
+        try ObjectName.validate(volume)
+        let bytes: [UInt8]
+        do { bytes = try await store.get(Self.volumePrefix(volume) + "volume.json") } catch where error.kind == .notFound {
+            return nil
+        }
+        return try SealedObject.open(VolumeRecordInStore.self, bytes, what: "record of volume \(volume)")
+    }
+
+    /// Blocks certainly present: those of the volume's last backup in this store. Valid while the caller holds a
+    /// backup lease (no collection can run), since a manifest is written only after its blocks are durable.
+    func blocksOfLastBackup(_ volume: String) async -> Set<String> {
+        guard let record = try? await volumeRecord(volume), let last = record.lastBackup,
+              let manifest = try? await manifest(volume: volume, backup: last) else { return [] }
+        return manifest.blockHashes
+    }
 }
