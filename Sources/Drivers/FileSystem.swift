@@ -15,16 +15,23 @@ public enum FileSystem {
         return lstat(path, &info) == 0
     }
 
+    /// A directory, or a symlink to one (`/var/run` → `/run` on Debian).
+    public static func isDirectoryFollowingLinks(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
     /// Creates a directory (and its parents) with `mode`, applied with chmod so the process umask cannot narrow it.
+    /// Existing directories, and symlinks to directories, are left as they are.
     public static func makeDirectory(_ path: String, mode: mode_t, parents: Bool = true) throws(ConvoyError) {
-        if isDirectory(path) { return }
+        if isDirectoryFollowingLinks(path) { return }
         if parents, let slash = path.lastIndex(of: "/"), slash != path.startIndex {
             try makeDirectory(String(path[..<slash]), mode: 0o755, parents: true)
         }
         if mkdir(path, mode) != 0 && errno != EEXIST {
             throw ConvoyError(.driverFailure, "cannot create directory \(path): \(errnoText())")
         }
-        guard isDirectory(path) else { throw ConvoyError(.driverFailure, "\(path) exists and is not a directory") }
+        guard isDirectoryFollowingLinks(path) else { throw ConvoyError(.driverFailure, "\(path) exists and is not a directory") }
         if chmod(path, mode) != 0 { throw ConvoyError(.driverFailure, "cannot set mode of \(path): \(errnoText())") }
     }
 

@@ -112,4 +112,14 @@ final class DaemonLifecycleTests: XCTestCase {
         XCTAssertTrue(info.stdout.contains(elsewhere), info.stdout)
         XCTAssertEqual(try daemon.references(of: "placed"), 0)
     }
+
+    func testSocketsThroughASymlinkedDirectory() throws {
+        // Debian's /var/run is a symlink to /run: the default client socket lives behind one.
+        try FileManager.default.createDirectory(atPath: daemon.directory + "/real-run", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: daemon.directory + "/var-run", withDestinationPath: "real-run")
+        daemon.socket = daemon.directory + "/var-run/convoy/convoy.sock"
+        try daemon.start()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: daemon.directory + "/real-run/convoy/convoy.sock"))
+        XCTAssertEqual(try daemon.cli(["list"]).status, 0)
+    }
 }

@@ -9,7 +9,7 @@ import Glibc
 final class DaemonHarness {
     let directory: String
     let root: String
-    let socket: String
+    var socket: String
     let pluginSocket: String
     let logPath: String
     private(set) var process: Process?
