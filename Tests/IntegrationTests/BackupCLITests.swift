@@ -278,4 +278,28 @@ final class BackupCLITests: XCTestCase {
         let jobs = try daemon.cli(["job", "list", "--format", "table"]).stdout
         XCTAssertTrue(jobs.contains("snapshot create") && jobs.contains("succeeded"), jobs)
     }
+
+    func testASnapshotNameCannotBeTakenTwiceAtOnce() throws {
+        XCTAssertEqual(try daemon.cli(["create", "twin"]).status, 0)
+        try Command.check("/bin/sh", ["-c", "for i in $(seq 0 5); do head -c 20000000 /dev/urandom > '\(daemon.root)/vfs/twin/f'$i; done"])
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: DaemonHarness.binary)
+        first.arguments = ["snapshot", "create", "twin", "--name", "same", "--socket", daemon.socket]
+        first.standardOutput = FileHandle.nullDevice
+        first.standardError = FileHandle.nullDevice
+        try first.run()
+        // While the first runs, the name is taken.
+        let deadline = Date().addingTimeInterval(30)
+        var sawRunning = false
+        while Date() < deadline && !sawRunning {
+            sawRunning = try daemon.cli(["job", "list"]).stdout.contains("\"State\" : \"running\"")
+            if !sawRunning { usleep(5_000) }
+        }
+        let second = try daemon.cli(["snapshot", "create", "twin", "--name", "same"])
+        first.waitUntilExit()
+        XCTAssertEqual(first.terminationStatus, 0)
+        XCTAssertEqual(second.status, 1)
+        XCTAssertTrue(second.stderr.contains("is being created") || second.stderr.contains("exists already"), second.stderr)
+        XCTAssertEqual(try daemon.cli(["snapshot", "inspect", "same"]).status, 0)
+    }
 }

@@ -2,6 +2,7 @@ import Backupstore
 import ConvoyCore
 import Foundation
 import Logging
+import Synchronization
 
 /// Snapshots, backups and restores of directory-backed volumes (vfs today, glusterfs later): one implementation
 /// for every such driver. A snapshot is a file backup into the daemon's local store (`<root>/snapshots`), so the
@@ -16,6 +17,8 @@ public struct BackupService: Sendable {
     let logger: Logger
     /// Where downloads wait before they are unpacked (legacy restores).
     let scratch: String
+    /// Snapshot names being created, so two requests for one name cannot both pass the uniqueness check.
+    let creating = NameReservations()
 
     public init(volumes: VolumeService, jobs: JobManager, root: String, stores: StoreFactory = StoreFactory(),
                 logger: Logger) throws(ConvoyError) {
@@ -34,16 +37,25 @@ public struct BackupService: Sendable {
         let record = try volumes.get(name)
         let snapshotName = try requested.map { name throws(ConvoyError) in try ObjectName.validate(name, kind: "snapshot") }
             ?? ObjectName.generate(prefix: "snapshot")
+        guard creating.reserve(snapshotName) else {
+            throw .conflict("a snapshot named \(snapshotName) is being created; choose another name")
+        }
         guard try store.snapshot(named: snapshotName) == nil else {
+            creating.release(snapshotName)
             throw .conflict("a snapshot named \(snapshotName) exists already; snapshot names are unique per daemon")
         }
-        let directory = try dataDirectory(record)
-        let parentName = try store.snapshots(volume: name).last?.name
-        let (local, store, volumes) = (self.local, self.store, self.volumes)
-        try await volumes.beginJob(on: name)
+        let (local, store, volumes, creating) = (self.local, self.store, self.volumes, self.creating)
+        var began = false
         do {
+            let directory = try dataDirectory(record)
+            let parentName = try store.snapshots(volume: name).last?.name
+            try await volumes.beginJob(on: name)
+            began = true
             return try await jobs.start(kind: "snapshot create", target: "\(name)/\(snapshotName)") { progress throws(ConvoyError) in
-                defer { Task { await volumes.endJob(on: name) } }
+                defer {
+                    creating.release(snapshotName)
+                    Task { await volumes.endJob(on: name) }
+                }
                 let parent = try await parentName.asyncMap { parent throws(ConvoyError) in
                     try await local.manifest(volume: name, backup: parent)
                 }
@@ -58,7 +70,8 @@ public struct BackupService: Sendable {
                 return ["Snapshot": snapshotName]
             }
         } catch {
-            await volumes.endJob(on: name)
+            creating.release(snapshotName)
+            if began { await volumes.endJob(on: name) }
             throw error
         }
     }
@@ -256,4 +269,12 @@ extension Optional {
         guard let value = self else { return nil }
         return try await transform(value)
     }
+}
+
+/// Names reserved while an operation that creates them runs.
+final class NameReservations: Sendable {
+    private let names = Mutex<Set<String>>([])
+
+    func reserve(_ name: String) -> Bool { names.withLock { $0.insert(name).inserted } }
+    func release(_ name: String) { _ = names.withLock { $0.remove(name) } }
 }
