@@ -193,16 +193,7 @@ public struct FileObjectStore: ObjectStore {
     }
 
     private func sweepTemporaries(_ directory: String, now: Int, age: Double, removed: inout Int) throws(ConvoyError) {
-        guard let handle = opendir(directory) else { return }
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        closedir(handle)
-        for name in names {
+        for (name, _) in PosixFile.entries(in: directory) ?? [] {
             let path = directory + "/" + name
             var info = stat()
             guard lstat(path, &info) == 0 else { continue }
@@ -217,19 +208,11 @@ public struct FileObjectStore: ObjectStore {
 
     /// Uses the directory entries' types, so listing a store of many blocks costs no stat per object.
     private func walk(_ directory: String, keyPrefix: String, into result: inout [ObjectInfo]) throws(ConvoyError) {
-        guard let handle = opendir(directory) else {
+        guard let entries = PosixFile.entries(in: directory) else {
             if errno == ENOENT || errno == ENOTDIR { return }
             throw failure("list", directory)
         }
-        var entries: [(String, UInt8)] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." && !Self.isTemporary(name) { entries.append((name, entry.pointee.d_type)) }
-        }
-        closedir(handle)
-        for (name, type) in entries {
+        for (name, type) in entries where !Self.isTemporary(name) {
             let path = directory + "/" + name
             var kind = type
             if kind == UInt8(DT_UNKNOWN) {

@@ -18,18 +18,24 @@ enum PosixFile {
         return info
     }
 
-    /// Sorted directory entries (byte order), without `.` and `..`.
-    static func names(in directory: String) throws(ConvoyError) -> [String] {
-        guard let handle = opendir(directory) else { throw failure("open directory", directory) }
+    /// A directory's entries with their `d_type`, without `.` and `..`; nil when it cannot be opened (errno set).
+    static func entries(in directory: String) -> [(name: String, type: UInt8)]? {
+        guard let handle = opendir(directory) else { return nil }
         defer { closedir(handle) }
-        var names: [String] = []
+        var entries: [(name: String, type: UInt8)] = []
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            if name != "." && name != ".." { names.append(name) }
+            if name != "." && name != ".." { entries.append((name, entry.pointee.d_type)) }
         }
-        return names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        return entries
+    }
+
+    /// Sorted directory entry names (byte order), without `.` and `..`.
+    static func names(in directory: String) throws(ConvoyError) -> [String] {
+        guard let entries = entries(in: directory) else { throw failure("open directory", directory) }
+        return entries.map(\.name).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
     }
 
     static func readLink(_ path: String) throws(ConvoyError) -> String {

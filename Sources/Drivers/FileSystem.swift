@@ -10,10 +10,6 @@ public enum FileSystem {
         return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
-    public static func exists(_ path: String) -> Bool {
-        var info = stat()
-        return lstat(path, &info) == 0
-    }
 
     /// A directory, or a symlink to one (`/var/run` → `/run` on Debian).
     public static func isDirectoryFollowingLinks(_ path: String) -> Bool {

@@ -32,14 +32,12 @@ struct DockerVolumeAPI {
     enum StatusValue: Encodable {
         case text(String)
         case number(UInt64)
-        case list([String])
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.singleValueContainer()
             switch self {
             case .text(let value): try container.encode(value)
             case .number(let value): try container.encode(value)
-            case .list(let value): try container.encode(value)
             }
         }
     }

@@ -100,7 +100,10 @@ public struct BackupService: Sendable {
 
     /// Deletes every snapshot of a volume (when the volume itself is deleted).
     public func deleteSnapshots(ofVolume volume: String) async throws(ConvoyError) {
-        for snapshot in try store.snapshots(volume: volume) {
+        let snapshots = try store.snapshots(volume: volume)
+        // Most volumes have none: no collection (a walk of every manifest and block) for them.
+        guard !snapshots.isEmpty else { return }
+        for snapshot in snapshots {
             try await local.deleteManifest(volume: volume, backup: snapshot.name)
             try store.deleteSnapshot(snapshot.name)
         }
