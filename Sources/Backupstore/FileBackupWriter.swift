@@ -94,6 +94,9 @@ public struct FileBackupWriter: Sendable {
                 case nil: return nil
                 }
             }
+            let changed = entries.indices.filter { entries[$0].type == .file && !isUnchanged(entries[$0], previous[entries[$0].path]) }
+            var readAhead = ReadAhead(files: changed.map { (request.source + "/" + entries[$0].path, entries[$0].size) })
+            var reads = 0
             for index in entries.indices where entries[index].type == .file {
                 let entry = entries[index]
                 if let old = previous[entry.path], isUnchanged(entry, old) {
@@ -101,6 +104,8 @@ public struct FileBackupWriter: Sendable {
                     counter.add(bytes: 0, items: 1)
                     continue
                 }
+                readAhead.reading(reads)
+                reads += 1
                 do throws(ConvoyError) {
                     try await forEachChunk(request.source + "/" + entry.path, size: entry.size) { offset, bytes throws(ConvoyError) in
                         try await lease.renewIfDue()

@@ -28,11 +28,13 @@ public struct FileObjectStore: ObjectStore {
     }
 
     public func put(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError) {
-        try putSync(key, bytes)
+        try await BlockingIOPool.shared.run { () throws(ConvoyError) in try self.putSync(key, bytes) }
     }
 
     public func putDeferred(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError) {
         let target = try path(key)
+        // Written on the calling thread: without a sync, a write is a copy into the page cache (CPU work), and
+        // handing it to the I/O pool measured slower.
         let temporary = try writeTemporary(for: target, bytes, sync: false)
         pending.add(temporary: temporary, target: target)
     }
@@ -111,7 +113,7 @@ public struct FileObjectStore: ObjectStore {
     }
 
     public func get(_ key: String) async throws(ConvoyError) -> [UInt8] {
-        try getSync(key)
+        try await BlockingIOPool.shared.run { () throws(ConvoyError) in try self.getSync(key) }
     }
 
     public func getSync(_ key: String) throws(ConvoyError) -> [UInt8] {
@@ -145,8 +147,11 @@ public struct FileObjectStore: ObjectStore {
     }
 
     public func exists(_ key: String) async throws(ConvoyError) -> Bool {
-        var info = stat()
-        return lstat(try path(key), &info) == 0
+        let file = try path(key)
+        return try await BlockingIOPool.shared.run { () -> Bool in
+            var info = stat()
+            return lstat(file, &info) == 0
+        }
     }
 
     public func delete(_ keys: [String]) async throws(ConvoyError) {

@@ -17,7 +17,7 @@ public struct FileRestorer: Sendable {
     }
 
     /// Files restored at once (each file's chunks are written in order by one task).
-    static let width = 4
+    static let width = 8
 
     public func restore(_ manifest: Manifest, into target: String, progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) {
         let total = manifest.entries.reduce(UInt64(0)) { $0 + (($1.chunks ?? []).reduce(UInt64(0)) { $0 + UInt64($1.length) }) }
@@ -115,7 +115,7 @@ public struct FileRestorer: Sendable {
     }
 
     /// Blocks of one file fetched ahead of the one being written.
-    static let prefetch = 3
+    static let prefetch = 8
 
     /// Writes one file's chunks at their offsets, in order, while the next few blocks are fetched and verified;
     /// what no chunk covers stays a hole.
