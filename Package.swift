@@ -25,7 +25,7 @@ let package = Package(
         // the client API's wire types.
         .target(name: "ConvoyCore"),
         // The FUSE bridge (BackupFS). For now it proves the libfuse3 toolchain path and reports the library's state.
-        .target(name: "BackupFS", dependencies: ["CFuse", "ConvoyCore"]),
+        .target(name: "BackupFS", dependencies: ["CFuse", "ConvoyCore", "Backupstore"]),
         // The four storage drivers and their shared helpers.
         .target(name: "Drivers", dependencies: [
             "ConvoyCore",
@@ -33,7 +33,7 @@ let package = Package(
         ]),
         // The daemon: state store, volume service with mount references, the Docker and client HTTP APIs.
         .target(name: "Plugin", dependencies: [
-            "ConvoyCore", "Drivers", "BackupFS", "Backupstore", "AWS",
+            "ConvoyCore", "Drivers", "BackupFS", "Backupstore", "AWS", "CLinux",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "GRDB", package: "GRDB.swift"),

@@ -5,10 +5,10 @@ import Glibc
 #endif
 
 /// POSIX helpers for walking and recreating trees, each failure naming its path.
-enum PosixFile {
+public enum PosixFile {
     static func errorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 
-    static func failure(_ operation: String, _ path: String, _ code: Int32 = errno) -> ConvoyError {
+    public static func failure(_ operation: String, _ path: String, _ code: Int32 = errno) -> ConvoyError {
         ConvoyError(.driverFailure, "cannot \(operation) \(path): \(errorText(code))")
     }
 
@@ -19,7 +19,7 @@ enum PosixFile {
     }
 
     /// A directory's entries with their `d_type`, without `.` and `..`; nil when it cannot be opened (errno set).
-    static func entries(in directory: String) -> [(name: String, type: UInt8)]? {
+    public static func entries(in directory: String) -> [(name: String, type: UInt8)]? {
         guard let handle = opendir(directory) else { return nil }
         defer { closedir(handle) }
         var entries: [(name: String, type: UInt8)] = []

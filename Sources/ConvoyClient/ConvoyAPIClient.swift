@@ -82,6 +82,24 @@ public final class ConvoyAPIClient {
         try call("POST", "/v1/restores", body: request)
     }
 
+    // MARK: BackupFS
+
+    public func mountBackup(url: String, path: String) throws(ConvoyError) -> ClientAPI.BackupMountInfo {
+        try call("POST", "/v1/backups/mount", body: ClientAPI.BackupMountRequest(url: url, path: path))
+    }
+
+    public func unmountBackup(path: String) throws(ConvoyError) {
+        let _: [String: String] = try call("POST", "/v1/backups/umount", body: ClientAPI.BackupUnmountRequest(path: path))
+    }
+
+    public func backupMounts() throws(ConvoyError) -> [ClientAPI.BackupMountInfo] {
+        try call("GET", "/v1/backups/mounts")
+    }
+
+    public func hydration(of volume: String) throws(ConvoyError) -> ClientAPI.Hydration {
+        try call("GET", "/v1/volumes/\(try pathSegment(volume))/hydration")
+    }
+
     public func jobs() throws(ConvoyError) -> [ClientAPI.Job] {
         try call("GET", "/v1/jobs")
     }

@@ -14,17 +14,21 @@ public enum ClientAPI {
         public var options: [String: String]?
         /// A backup URL to restore the new volume from.
         public var backup: String?
+        /// With a backup: the volume is usable at once, its data served from the backup while it hydrates.
+        public var lazy: Bool?
 
-        public init(name: String?, driver: String?, size: String?, options: [String: String]?, backup: String? = nil) {
+        public init(name: String?, driver: String?, size: String?, options: [String: String]?, backup: String? = nil,
+                    lazy: Bool? = nil) {
             self.name = name
             self.driver = driver
             self.size = size
             self.options = options
             self.backup = backup
+            self.lazy = lazy
         }
 
         enum CodingKeys: String, CodingKey {
-            case name = "Name", driver = "Driver", size = "Size", options = "Options", backup = "Backup"
+            case name = "Name", driver = "Driver", size = "Size", options = "Options", backup = "Backup", lazy = "Lazy"
         }
     }
 
@@ -37,9 +41,11 @@ public enum ClientAPI {
         public var state: String
         public var references: [String]
         public var driverInfo: [String: String]
+        /// Present while a lazily restored volume is not yet a plain directory.
+        public var hydration: Hydration?
 
         public init(name: String, driver: String, size: UInt64, mountPoint: String, createdTime: String,
-                    state: String, references: [String], driverInfo: [String: String]) {
+                    state: String, references: [String], driverInfo: [String: String], hydration: Hydration? = nil) {
             self.name = name
             self.driver = driver
             self.size = size
@@ -48,11 +54,13 @@ public enum ClientAPI {
             self.state = state
             self.references = references
             self.driverInfo = driverInfo
+            self.hydration = hydration
         }
 
         enum CodingKeys: String, CodingKey {
             case name = "Name", driver = "Driver", size = "Size", mountPoint = "MountPoint"
             case createdTime = "CreatedTime", state = "State", references = "References", driverInfo = "DriverInfo"
+            case hydration = "Hydration"
         }
     }
 

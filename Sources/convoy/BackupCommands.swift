@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConvoyClient
 import ConvoyCore
+import Foundation
 
 /// Options of commands that start a daemon job.
 struct JobOptions: ParsableArguments {
@@ -65,7 +66,50 @@ struct SnapshotCommand: ParsableCommand {
 struct BackupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup", abstract: "Backups in object stores (vfs:///path, s3://bucket@region/path).",
-        subcommands: [Create.self, List.self, Inspect.self, Delete.self, Verify.self])
+        subcommands: [Create.self, List.self, Inspect.self, Delete.self, Verify.self, Mount.self, Umount.self, Mounts.self])
+
+    struct Mount: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a backup read-only at an empty directory (served by the daemon until `backup umount`).")
+        @OptionGroup var client: ClientOptions
+        @Argument var url: String
+        @Argument(help: "An existing empty directory.") var directory: String
+
+        func run() throws {
+            try runClient { () throws(ConvoyError) in
+                let path = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
+                Output.json(try ConvoyAPIClient(socketPath: client.socket).mountBackup(url: url, path: path))
+            }
+        }
+    }
+
+    struct Umount: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Unmount a backup mounted with `backup mount`.")
+        @OptionGroup var client: ClientOptions
+        @Argument var directory: String
+
+        func run() throws {
+            try runClient { () throws(ConvoyError) in
+                let path = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
+                try ConvoyAPIClient(socketPath: client.socket).unmountBackup(path: path)
+            }
+        }
+    }
+
+    struct Mounts: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the backups mounted for browsing.")
+        @OptionGroup var client: ClientOptions
+
+        func run() throws {
+            try runClient { () throws(ConvoyError) in
+                let mounts = try ConvoyAPIClient(socketPath: client.socket).backupMounts()
+                switch client.format {
+                case .json: Output.json(mounts)
+                case .table: Output.table(header: ["PATH", "BACKUP", "MOUNTED"], rows: mounts.map { [$0.path, $0.url, $0.mountedAt] })
+                }
+            }
+        }
+    }
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Back up a snapshot (prints the backup URL).")
@@ -153,6 +197,30 @@ struct JobCommand: ParsableCommand {
             try runClient { () throws(ConvoyError) in
                 Output.jobs(try ConvoyAPIClient(socketPath: client.socket).jobs(), format: client.format)
             }
+        }
+    }
+}
+
+struct HydrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hydrate", abstract: "Show how far a lazily restored volume's data is local; --wait follows it to the end.")
+    @OptionGroup var client: ClientOptions
+    @OptionGroup var job: JobOptions
+    @Argument var volume: String
+    @Flag(help: "Wait until every file is local, with a progress bar.") var wait = false
+
+    func run() throws {
+        try runClient { () throws(ConvoyError) in
+            let api = ConvoyAPIClient(socketPath: client.socket)
+            var hydration = try api.hydration(of: volume)
+            if wait, hydration.state == .hydrating, let id = hydration.job {
+                _ = try JobFollower(api: api, json: job.json).follow(try api.job(id))
+                hydration = try api.hydration(of: volume)
+            }
+            if hydration.state == .failed {
+                throw ConvoyError(.driverFailure, "hydration of \(volume) failed: \(hydration.error ?? "unknown error")")
+            }
+            if !job.json || !wait { Output.json(hydration) }
         }
     }
 }

@@ -20,7 +20,13 @@ struct CreateCommand: ParsableCommand {
     @Option(help: "Size: bytes or <n>[kmgt], powers of 1024.") var size: String?
     @Option(name: .customLong("opt"), help: "A driver option KEY=VALUE (repeatable).") var opts: [String] = []
     @Option(help: "Restore the new volume from this backup URL.") var backup: String?
+    @Flag(help: "With --backup: usable at once, data served from the backup while it is copied in (`convoy hydrate`).")
+    var lazy = false
     @OptionGroup var job: JobOptions
+
+    func validate() throws {
+        if lazy && backup == nil { throw ValidationError("--lazy needs --backup URL") }
+    }
 
     func run() throws {
         try runClient { () throws(ConvoyError) in
@@ -32,8 +38,9 @@ struct CreateCommand: ParsableCommand {
             if let name { try ObjectName.validate(name) }
             let api = ConvoyAPIClient(socketPath: client.socket)
             let request = ClientAPI.CreateVolumeRequest(
-                name: name, driver: driver, size: size, options: options.isEmpty ? nil : options, backup: backup)
-            if backup != nil {
+                name: name, driver: driver, size: size, options: options.isEmpty ? nil : options, backup: backup,
+                lazy: lazy ? true : nil)
+            if backup != nil && !lazy {
                 let done = try JobFollower(api: api, json: job.json).follow(try api.restoreVolume(request))
                 if job.json { return }
                 Output.volume(try api.inspectVolume(done.result?["Volume"] ?? ""), format: client.format)

@@ -11,7 +11,7 @@ struct Convoy: AsyncParsableCommand {
         subcommands: [
             DaemonCommand.self, CreateCommand.self, DeleteCommand.self, MountCommand.self, UmountCommand.self,
             ListCommand.self, InspectCommand.self, InfoCommand.self, SnapshotCommand.self, BackupCommand.self,
-            JobCommand.self,
+            JobCommand.self, HydrateCommand.self,
         ])
 }
 

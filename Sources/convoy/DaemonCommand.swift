@@ -29,6 +29,15 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "Endpoint of an S3-compatible server for s3:// destinations (default: AWS_ENDPOINT_URL, else AWS).")
     var s3Endpoint: String?
 
+    @Option(help: "Memory for decompressed blocks of each mounted backup, e.g. 256M.")
+    var fuseCacheSize: String = "256M"
+
+    @Flag(help: "Also keep blocks fetched by mounted backups on disk, under <root>/cache/blocks.")
+    var fuseDiskCache = false
+
+    @Option(help: "Seconds to wait before hydrating each file of a lazily restored volume (throttles hydration).")
+    var hydrationPause: Double = 0
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -43,12 +52,18 @@ struct DaemonCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "convoy")
-        do {
+        do throws(ConvoyError) {
             let names = drivers.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
-            let configuration = DaemonConfiguration(
+            var configuration = DaemonConfiguration(
                 root: root, socket: socket, pluginSocket: pluginSocket, drivers: names.isEmpty ? nil : names,
                 driverOptions: try DaemonConfiguration.parseDriverOptions(driverOptions),
                 ignoreDockerDelete: ignoreDockerDelete, s3Endpoint: s3Endpoint)
+            configuration.fuseCacheBytes = try ByteSize.parse(fuseCacheSize, option: "--fuse-cache-size")
+            configuration.fuseDiskCache = fuseDiskCache
+            guard hydrationPause >= 0, hydrationPause <= 3600 else {
+                throw ConvoyError.invalid("--hydration-pause: \(hydrationPause) is not between 0 and 3600 seconds")
+            }
+            configuration.hydrationPause = .milliseconds(Int(hydrationPause * 1000))
             try await Daemon.run(configuration, logger: logger)
         } catch {
             Output.error(error.message)

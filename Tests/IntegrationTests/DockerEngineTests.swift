@@ -109,4 +109,27 @@ final class DockerEngineTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("no backup backup-1"), bad.stderr)
         XCTAssertFalse(try engine.dockerOK(["volume", "ls", "-q"]).contains("nothing"))
     }
+
+    func testContainerReadsALazilyRestoredVolume() throws {
+        try engine.dockerOK(["volume", "create", "-d", driver, "--name", "lazy-origin"])
+        try engine.dockerOK(["run", "--rm", "--network", "none", "-v", "lazy-origin:/data", "tiny:latest",
+                             "sh", "-c", "mkdir /data/app && echo 'lazy state' > /data/app/state && head -c 2000000 /dev/urandom > /data/app/blob"])
+        XCTAssertEqual(try daemon.cli(["snapshot", "create", "lazy-origin", "--name", "lazy-snap"]).status, 0)
+        let backup = try daemon.cli(["backup", "create", "lazy-snap", "--dest", "vfs://\(daemon.directory)/backups"])
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let url = backup.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        try engine.dockerOK(["volume", "create", "-d", driver, "--name", "lazyvol", "-o", "backup=\(url)", "-o", "lazy=true"])
+        let read = try engine.dockerOK(["run", "--rm", "--network", "none", "-v", "lazyvol:/data", "tiny:latest",
+                                        "sh", "-c", "cat /data/app/state; md5sum /data/app/blob | cut -c1-32"])
+        let original = try engine.dockerOK(["run", "--rm", "--network", "none", "-v", "lazy-origin:/data", "tiny:latest",
+                                            "sh", "-c", "md5sum /data/app/blob | cut -c1-32"])
+        XCTAssertEqual(read, "lazy state\n" + original)
+        let inspect = try engine.dockerOK(["volume", "inspect", "lazyvol", "--format", "{{ .Status.hydration }}"])
+        // "<no value>": hydration completed and the volume became a plain directory when the container left.
+        XCTAssertTrue(["hydrating", "complete", "<no value>"].contains(inspect), inspect)
+        let bad = try engine.docker(["volume", "create", "-d", driver, "--name", "lazy-bad", "-o", "lazy=maybe", "-o", "backup=\(url)"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("not true or false"), bad.stderr)
+    }
 }

@@ -15,6 +15,7 @@ static inline ssize_t convoy_lgetxattr(const char *path, const char *name, void 
 static inline int convoy_lsetxattr(const char *path, const char *name, const void *value, size_t size) {
     return lsetxattr(path, name, value, size, 0);
 }
+static inline int convoy_lremovexattr(const char *path, const char *name) { return lremovexattr(path, name); }
 // Declared here rather than through _GNU_SOURCE, which would change how glibc's headers define types that other
 // modules (Dispatch, Glibc) also see, and break the module build.
 extern int syncfs(int fd);

@@ -6,11 +6,13 @@ import Logging
 struct BackupRoutes {
     let backups: BackupService
     let jobs: JobManager
+    let browser: BackupBrowser
     let routes: ClientAPIRoutes
 
     func register(on router: Router<BasicRequestContext>) {
         let backups = self.backups
         let jobs = self.jobs
+        let browser = self.browser
         routes.handle(router, .post, "/v1/snapshots", status: .accepted) { request, _ throws(ConvoyError) in
             let body = try await JSONBody.decode(ClientAPI.CreateSnapshotRequest.self, from: request)
             return try await backups.createSnapshot(volume: body.volume, snapshot: body.name)
@@ -54,6 +56,18 @@ struct BackupRoutes {
             if let driver = body.driver { options["driver"] = driver }
             if let size = body.size { options["size"] = size }
             return try await backups.restore(name: body.name, backup: url, options: options)
+        }
+        routes.handle(router, .post, "/v1/backups/mount") { request, _ throws(ConvoyError) in
+            let body = try await JSONBody.decode(ClientAPI.BackupMountRequest.self, from: request)
+            return try await browser.mount(url: body.url, at: body.path)
+        }
+        routes.handle(router, .post, "/v1/backups/umount") { request, _ throws(ConvoyError) in
+            let body = try await JSONBody.decode(ClientAPI.BackupUnmountRequest.self, from: request)
+            try await browser.unmount(body.path)
+            return [String: String]()
+        }
+        routes.handle(router, .get, "/v1/backups/mounts") { _, _ throws(ConvoyError) in
+            await browser.list()
         }
         routes.handle(router, .get, "/v1/jobs") { _, _ throws(ConvoyError) in
             await jobs.jobs()

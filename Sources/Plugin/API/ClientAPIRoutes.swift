@@ -9,11 +9,13 @@ struct ClientAPIRoutes {
     static let contentType = "application/json"
 
     let volumes: VolumeService
+    let lazy: LazyRestore
     let general: ClientAPI.Info.General
     let logger: Logger
 
     func register(on router: Router<BasicRequestContext>) {
         let volumes = self.volumes
+        let lazy = self.lazy
         let general = self.general
         handle(router, .get, "/v1/info") { _, _ throws(ConvoyError) in
             var drivers: [String: [String: String]] = [:]
@@ -21,18 +23,33 @@ struct ClientAPIRoutes {
             return ClientAPI.Info(general: general, drivers: drivers)
         }
         handle(router, .get, "/v1/volumes") { _, _ throws(ConvoyError) in
-            try volumes.list().map(Self.volume)
+            try volumes.list().map { Self.volume($0) }
         }
         handle(router, .post, "/v1/volumes") { request, _ throws(ConvoyError) in
             let body = try await JSONBody.decode(ClientAPI.CreateVolumeRequest.self, from: request)
-            guard body.backup == nil else { throw .invalid("a create from a backup goes to /v1/restores") }
             var options = body.options ?? [:]
             if let driver = body.driver { options["driver"] = driver }
             if let size = body.size { options["size"] = size }
+            if let backup = body.backup {
+                guard body.lazy == true else { throw .invalid("a full restore from a backup goes to /v1/restores") }
+                let name = try ObjectName.validate(body.name ?? ObjectName.generate(prefix: "volume"))
+                let record = try await lazy.create(name: name, backup: backup, options: options)
+                return Self.volume(record, hydration: await lazy.hydration(of: name))
+            }
             return Self.volume(try await volumes.create(name: body.name, options: options))
         }
         handle(router, .get, "/v1/volumes/{name}") { _, name throws(ConvoyError) in
-            Self.volume(try volumes.get(name))
+            Self.volume(try volumes.get(name), hydration: await lazy.hydration(of: name))
+        }
+        handle(router, .get, "/v1/volumes/{name}/hydration") { _, name throws(ConvoyError) in
+            let record = try volumes.get(name)
+            guard let hydration = await lazy.hydration(of: name) else {
+                if LazyRestore.isLazy(record) {
+                    throw ConvoyError(.unavailable, "lazy volume \(name) is not attached to its backup; see the daemon's log")
+                }
+                throw .notFound("volume \(name) is not being hydrated: its data is all local")
+            }
+            return hydration
         }
         handle(router, .delete, "/v1/volumes/{name}") { _, name throws(ConvoyError) in
             try await volumes.remove(name, fromDocker: false)
@@ -47,11 +64,11 @@ struct ClientAPIRoutes {
         }
     }
 
-    static func volume(_ record: VolumeRecord) -> ClientAPI.Volume {
+    static func volume(_ record: VolumeRecord, hydration: ClientAPI.Hydration? = nil) -> ClientAPI.Volume {
         ClientAPI.Volume(
             name: record.name, driver: record.driver, size: record.size, mountPoint: record.mountpoint ?? "",
             createdTime: record.createdAt, state: record.state.rawValue, references: record.references,
-            driverInfo: record.driverInfo)
+            driverInfo: record.driverInfo, hydration: hydration)
     }
 
     static func status(of error: ConvoyError) -> HTTPResponse.Status {

@@ -9,6 +9,7 @@ struct DockerVolumeAPI {
 
     let volumes: VolumeService
     let backups: BackupService
+    let lazy: LazyRestore
     let logger: Logger
 
     struct Request: Decodable {
@@ -61,10 +62,17 @@ struct DockerVolumeAPI {
         route(router, "VolumeDriver.Create") { request throws(ConvoyError) in
             let name = try requireName(request)
             var options = request.opts ?? [:]
+            let lazyFlag = options.removeValue(forKey: "lazy")
             if let backup = options.removeValue(forKey: "backup") {
                 // Docker calls Create again for a volume that exists: that is not a second restore.
                 if (try? volumes.get(name))?.state == .ready { return Reply() }
-                try await backups.restoreAndWait(name: name, backup: backup, options: options)
+                if try Self.flag(lazyFlag, option: "lazy") {
+                    _ = try await lazy.create(name: name, backup: backup, options: options)
+                } else {
+                    try await backups.restoreAndWait(name: name, backup: backup, options: options)
+                }
+            } else if lazyFlag != nil {
+                throw .invalid("option lazy needs backup=URL: it makes a restored volume usable before its data is local")
             } else {
                 _ = try await volumes.create(name: name, options: options)
             }
@@ -87,14 +95,23 @@ struct DockerVolumeAPI {
             return Reply(mountpoint: record.mountpoint ?? "")
         }
         route(router, "VolumeDriver.Get") { request throws(ConvoyError) in
-            Reply(volume: Self.info(try volumes.get(try requireName(request)), detailed: true))
+            let record = try volumes.get(try requireName(request))
+            return Reply(volume: Self.info(record, detailed: true, hydration: await lazy.hydration(of: record.name)))
         }
         route(router, "VolumeDriver.List") { _ throws(ConvoyError) in
             Reply(volumes: try volumes.list().map { Self.info($0, detailed: false) })
         }
     }
 
-    static func info(_ record: VolumeRecord, detailed: Bool) -> VolumeInfo {
+    static func flag(_ value: String?, option: String) throws(ConvoyError) -> Bool {
+        switch value?.lowercased() {
+        case nil, "false", "0", "no": return false
+        case "true", "1", "yes": return true
+        case let other?: throw .invalid("option \(option): '\(other)' is not true or false")
+        }
+    }
+
+    static func info(_ record: VolumeRecord, detailed: Bool, hydration: ClientAPI.Hydration? = nil) -> VolumeInfo {
         guard detailed else { return VolumeInfo(name: record.name, mountpoint: record.mountpoint ?? "") }
         var status: [String: StatusValue] = [
             "driver": .text(record.driver),
@@ -102,6 +119,14 @@ struct DockerVolumeAPI {
             "references": .number(UInt64(record.references.count)),
         ]
         if record.size > 0 { status["size"] = .number(record.size) }
+        if let hydration {
+            status["hydration"] = .text(hydration.state.rawValue)
+            status["hydratedBytes"] = .number(hydration.bytesDone)
+            status["hydrationTotalBytes"] = .number(hydration.bytesTotal)
+            status["hydratedFiles"] = .number(UInt64(hydration.filesDone))
+            status["hydrationTotalFiles"] = .number(UInt64(hydration.filesTotal))
+            if let error = hydration.error { status["hydrationError"] = .text(error) }
+        }
         return VolumeInfo(name: record.name, mountpoint: record.mountpoint ?? "", createdAt: record.createdAt, status: status)
     }
 

@@ -19,10 +19,13 @@ public struct BackupService: Sendable {
     let scratch: String
     /// Snapshot names being created, so two requests for one name cannot both pass the uniqueness check.
     let creating = NameReservations()
+    /// Lazily restored volumes are read through their overlay until they are hydrated.
+    let lazy: LazyRestore?
 
     public init(volumes: VolumeService, jobs: JobManager, root: String, stores: StoreFactory = StoreFactory(),
-                logger: Logger) throws(ConvoyError) {
+                lazy: LazyRestore? = nil, logger: Logger) throws(ConvoyError) {
         self.volumes = volumes
+        self.lazy = lazy
         self.jobs = jobs
         self.store = volumes.store
         self.local = BackupRepository(store: try FileObjectStore(root: root + "/snapshots"))
@@ -47,7 +50,8 @@ public struct BackupService: Sendable {
         let (local, store, volumes, creating) = (self.local, self.store, self.volumes, self.creating)
         var began = false
         do {
-            let directory = try dataDirectory(record)
+            let directory: String
+            if let merged = await lazy?.readableDirectory(of: name) { directory = merged } else { directory = try dataDirectory(record) }
             let parentName = try store.snapshots(volume: name).last?.name
             try await volumes.beginJob(on: name)
             began = true
@@ -213,6 +217,7 @@ public struct BackupService: Sendable {
         let record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
             let directory = try directory(of: volume, driver: driver)
             try await FileRestorer(repository: repository).restore(manifest, into: directory, progress: progress)
+            return [:]
         }
         return ["Volume": record.name]
     }
@@ -237,6 +242,7 @@ public struct BackupService: Sendable {
                 "-xzf", scratch + "/" + key, "-C", directory, "--same-owner", "--same-permissions", "--numeric-owner",
                 "--xattrs", "--no-overwrite-dir",
             ], timeout: timeout)
+            return [:]
         }
         progress(WorkProgress(phase: "restored", bytesDone: UInt64(archive.count), bytesTotal: UInt64(archive.count)))
         return ["Volume": record.name]

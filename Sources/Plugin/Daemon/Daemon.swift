@@ -29,7 +29,13 @@ public enum Daemon {
                                     ignoreDockerDelete: configuration.ignoreDockerDelete, logger: logger)
         let jobs = JobManager(store: store, logger: logger)
         let stores = StoreFactory(s3Endpoint: try StoreFactory.endpoint(option: configuration.s3Endpoint))
-        let backups = try BackupService(volumes: volumes, jobs: jobs, root: root, stores: stores, logger: logger)
+        let mountOptions = BackupMountOptions(cacheBytes: Int(clamping: configuration.fuseCacheBytes),
+                                              diskCacheDirectory: configuration.fuseDiskCache ? root + "/cache/blocks" : nil)
+        let lazy = LazyRestore(root: root, volumes: volumes, jobs: jobs, stores: stores, logger: logger,
+                               mountOptions: mountOptions, hydrationPause: configuration.hydrationPause)
+        await volumes.setLifecycleHooks(lazy)
+        let browser = BackupBrowser(store: store, stores: stores, logger: logger, options: mountOptions)
+        let backups = try BackupService(volumes: volumes, jobs: jobs, root: root, stores: stores, lazy: lazy, logger: logger)
         await volumes.setDeletionHook { name in
             do throws(ConvoyError) { try await backups.deleteSnapshots(ofVolume: name) } catch {
                 logger.warning("cannot delete the snapshots of deleted volume \(name): \(error.message)")
@@ -38,7 +44,9 @@ public enum Daemon {
         for id in try store.interruptRunningJobs(at: JobManager.now()) {
             logger.warning("reconcile: job \(id) was running when the daemon stopped; marked interrupted (run it again)")
         }
-        let repairs = await volumes.reconcile()
+        var repairs = await volumes.reconcile()
+        repairs += await browser.cleanUpAfterPreviousRun()
+        repairs += await lazy.resumeAll()
         for repair in repairs { logger.warning("reconcile: \(repair)") }
         logger.info("state reconciled", metadata: ["repairs": "\(repairs.count)", "volumes": "\((try? volumes.list().count) ?? 0)"])
 
@@ -51,11 +59,11 @@ public enum Daemon {
             version: ConvoyVersion.current, fuse: LibFuse.summary)
 
         let clientRouter = Router()
-        let clientRoutes = ClientAPIRoutes(volumes: volumes, general: general, logger: logger)
+        let clientRoutes = ClientAPIRoutes(volumes: volumes, lazy: lazy, general: general, logger: logger)
         clientRoutes.register(on: clientRouter)
-        BackupRoutes(backups: backups, jobs: jobs, routes: clientRoutes).register(on: clientRouter)
+        BackupRoutes(backups: backups, jobs: jobs, browser: browser, routes: clientRoutes).register(on: clientRouter)
         let pluginRouter = Router()
-        DockerVolumeAPI(volumes: volumes, backups: backups, logger: logger).register(on: pluginRouter)
+        DockerVolumeAPI(volumes: volumes, backups: backups, lazy: lazy, logger: logger).register(on: pluginRouter)
 
         let clientSocket = configuration.socket
         let pluginSocket = configuration.pluginSocket
@@ -85,8 +93,13 @@ public enum Daemon {
         do {
             try await group.run()
         } catch {
+            await browser.unmountAll()
+            await lazy.stopAll()
             throw ConvoyError(.unavailable, "the daemon stopped: \(error)")
         }
+        // FUSE mounts are served by this process: they go with it (a restart attaches lazy volumes again).
+        await browser.unmountAll()
+        await lazy.stopAll()
         logger.info("stopped; volumes in use stay usable and their references are kept for the next start")
     }
 

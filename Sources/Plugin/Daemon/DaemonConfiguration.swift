@@ -12,6 +12,12 @@ public struct DaemonConfiguration: Sendable {
     public var ignoreDockerDelete: Bool
     /// S3-compatible endpoint for s3:// destinations (nil: AWS_ENDPOINT_URL or AWS).
     public var s3Endpoint: String?
+    /// Memory for decompressed blocks of each mounted backup (browse mounts and lazy volumes).
+    public var fuseCacheBytes: UInt64 = 256 << 20
+    /// Keep fetched blocks on disk under `<root>/cache/blocks` too.
+    public var fuseDiskCache = false
+    /// Pause before hydrating each file (throttles hydration; tests use it).
+    public var hydrationPause: Duration = .zero
 
     public init(root: String = ClientAPI.defaultRoot, socket: String = ClientAPI.defaultSocket,
                 pluginSocket: String = ClientAPI.defaultPluginSocket, drivers: [String]? = nil,

@@ -5,7 +5,7 @@ import ConvoyCore
 struct CreateOptions: Equatable {
     static let daemonKeys: Set<String> = ["driver", "size"]
     /// Handled before a create reaches these options (restore); listed in messages as accepted.
-    static let restoreKeys: Set<String> = ["backup"]
+    static let restoreKeys: Set<String> = ["backup", "lazy"]
 
     var driver: String
     var size: UInt64

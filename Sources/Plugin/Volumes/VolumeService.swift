@@ -16,6 +16,8 @@ public actor VolumeService {
     private var busy: [String: Int] = [:]
     /// Called after a volume is deleted, to drop what other services keep for it (its snapshots).
     private var deletionHook: (@Sendable (String) async -> Void)?
+    /// What lazily restored volumes add to mounting, unmounting and deleting.
+    private var lifecycleHooks: (any VolumeLifecycleHooks)?
 
     public init(store: StateStore, drivers: [any VolumeDriver], ignoreDockerDelete: Bool, logger: Logger) {
         self.store = store
@@ -29,6 +31,25 @@ public actor VolumeService {
 
     public func setDeletionHook(_ hook: @escaping @Sendable (String) async -> Void) {
         deletionHook = hook
+    }
+
+    public func setLifecycleHooks(_ hooks: any VolumeLifecycleHooks) {
+        lifecycleHooks = hooks
+    }
+
+    /// Runs `body` under the volume's lock when the volume is ready and has no references; a non-nil result
+    /// replaces its driver info. Returns false when the volume is in use (or gone), so nothing ran.
+    public func whenIdle(_ name: String, _ body: @Sendable (VolumeRecord) async -> [String: String]?) async -> Bool {
+        await withVolumeLockNoThrow(name) { () async -> Bool in
+            guard let record = try? store.volume(named: name), record.state == .ready, record.references.isEmpty,
+                  busy[name] == nil else { return false }
+            if let info = await body(record) {
+                do throws(ConvoyError) { try store.update(name, state: .ready, driverInfo: info) } catch {
+                    logger.error("cannot record the new state of volume \(name): \(error.message)")
+                }
+            }
+            return true
+        }
     }
 
     public func beginJob(on name: String) async throws(ConvoyError) {
@@ -65,7 +86,8 @@ public actor VolumeService {
 
     // MARK: Operations
 
-    public typealias Populate = @Sendable (any VolumeDriver, DriverVolume) async throws(ConvoyError) -> Void
+    /// Fills a new volume; returns driver info to add to the volume's record (empty for none).
+    public typealias Populate = @Sendable (any VolumeDriver, DriverVolume) async throws(ConvoyError) -> [String: String]
 
     /// Creates a volume; an existing volume of that name is returned as it is (Docker calls Create for volumes
     /// that already exist), unless `mustBeNew`. `populate` fills the new volume (a restore) before it becomes
@@ -94,10 +116,13 @@ public actor VolumeService {
                 record.driverInfo = try await driver.createVolume(record.driverVolume)
                 // Record the driver's info before populating, so a crash mid-restore is undone at the next start.
                 try store.update(name, state: .creating, driverInfo: record.driverInfo)
-                try await populate?(driver, record.driverVolume)
+                if let populate {
+                    record.driverInfo.merge(try await populate(driver, record.driverVolume)) { $1 }
+                }
                 record.state = .ready
                 try store.update(name, state: .ready, driverInfo: record.driverInfo)
             } catch {
+                try? await lifecycleHooks?.willDelete(record)
                 try? await driver.deleteVolume(record.driverVolume)
                 try? store.delete(name)
                 throw ConvoyError.wrap(error, context: "cannot create volume \(name)", as: .driverFailure)
@@ -126,6 +151,7 @@ public actor VolumeService {
                 return
             }
             let driver = try self.driver(for: record)
+            try await lifecycleHooks?.willDelete(record)
             try store.update(name, state: .deleting)
             do {
                 try await driver.deleteVolume(record.driverVolume)
@@ -147,7 +173,9 @@ public actor VolumeService {
             let record = try readyVolume(name)
             let driver = try self.driver(for: record)
             let mountpoint: String
-            if let existing = record.mountpoint, !record.references.isEmpty, !driver.mountsVolumes || driver.isMounted(record.driverVolume) {
+            if let override = try await lifecycleHooks?.mountpoint(for: record) {
+                mountpoint = override
+            } else if let existing = record.mountpoint, !record.references.isEmpty, !driver.mountsVolumes || driver.isMounted(record.driverVolume) {
                 mountpoint = existing
             } else {
                 do {
@@ -179,6 +207,9 @@ public actor VolumeService {
             } catch {
                 // The reference is gone; reconciliation retries the unmount at the next start.
                 throw ConvoyError.wrap(error, context: "cannot unmount volume \(name)", as: .driverFailure)
+            }
+            if let info = await lifecycleHooks?.lastReferenceDropped(record) {
+                try store.update(name, state: .ready, driverInfo: info)
             }
             try store.setMountpoint(nil, of: name)
         }
@@ -226,6 +257,8 @@ public actor VolumeService {
 
     private func reconcileMount(_ record: VolumeRecord, driver: any VolumeDriver, repairs: inout [String]) async throws(ConvoyError) {
         let name = record.name
+        // A lazily restored volume's overlay is rebuilt by its hooks (LazyRestore.resume), not by the driver.
+        if LazyRestore.isLazy(record) { return }
         if record.references.isEmpty {
             if driver.mountsVolumes && driver.isMounted(record.driverVolume) {
                 try await driver.unmountVolume(record.driverVolume)
@@ -256,6 +289,14 @@ public actor VolumeService {
             throw ConvoyError(.unavailable, "volume \(record.name) belongs to driver \(record.driver), which this daemon does not run; restart it with --drivers \(record.driver)")
         }
         return driver
+    }
+
+    private func withVolumeLockNoThrow<T>(_ name: String, _ body: () async -> T) async -> T {
+        if !locks.tryAcquire(name) {
+            await withCheckedContinuation { continuation in locks.enqueue(name, continuation) }
+        }
+        defer { locks.release(name) }
+        return await body()
     }
 
     private func withVolumeLock<T>(_ name: String, _ body: () async throws(ConvoyError) -> T) async throws(ConvoyError) -> T {

@@ -42,8 +42,25 @@ final class DaemonHarness {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        detachMounts()
         try? FileManager.default.removeItem(atPath: directory)
         unlink(pluginSocket)
+    }
+
+    /// What is mounted under the test's directory (FUSE mounts and overlays a killed daemon left), deepest first.
+    var mountsUnderDirectory: [String] {
+        let text = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ")
+            guard fields.count > 4 else { return nil }
+            let path = String(fields[4])
+            return path.hasPrefix(directory + "/") ? path : nil
+        }.sorted { $0.count > $1.count }
+    }
+
+    /// Detaches every mount under the test's directory, so it can be removed.
+    func detachMounts() {
+        for path in mountsUnderDirectory { umount2(path, Int32(MNT_DETACH)) }
     }
 
     var arguments: [String] {

@@ -1,0 +1,70 @@
+/// Wire types for BackupFS: browsing mounts of backups and lazily restored volumes.
+extension ClientAPI {
+    public struct BackupMountRequest: Codable, Sendable {
+        public var url: String
+        public var path: String
+        public init(url: String, path: String) {
+            self.url = url
+            self.path = path
+        }
+        enum CodingKeys: String, CodingKey { case url = "URL", path = "Path" }
+    }
+
+    public struct BackupUnmountRequest: Codable, Sendable {
+        public var path: String
+        public init(path: String) { self.path = path }
+        enum CodingKeys: String, CodingKey { case path = "Path" }
+    }
+
+    /// One backup mounted for browsing.
+    public struct BackupMountInfo: Codable, Sendable, Equatable {
+        public var url: String
+        public var path: String
+        public var mountedAt: String
+        public init(url: String, path: String, mountedAt: String) {
+            self.url = url
+            self.path = path
+            self.mountedAt = mountedAt
+        }
+        enum CodingKeys: String, CodingKey { case url = "URL", path = "Path", mountedAt = "MountedAt" }
+    }
+
+    /// Where a lazily restored volume's hydration stands.
+    public struct Hydration: Codable, Sendable, Equatable {
+        public enum State: String, Codable, Sendable {
+            /// Files are being copied in from the backup.
+            case hydrating
+            /// Every file is local; the volume becomes a plain directory when it next has no references.
+            case complete
+            /// Hydration stopped on an error (in `error`); it is retried at the next daemon start.
+            case failed
+        }
+
+        public var state: State
+        public var backup: String
+        public var bytesDone: UInt64
+        public var bytesTotal: UInt64
+        public var filesDone: Int
+        public var filesTotal: Int
+        /// The job that hydrates (follow it with `convoy hydrate VOL --wait`).
+        public var job: String?
+        public var error: String?
+
+        public init(state: State, backup: String, bytesDone: UInt64, bytesTotal: UInt64, filesDone: Int,
+                    filesTotal: Int, job: String?, error: String?) {
+            self.state = state
+            self.backup = backup
+            self.bytesDone = bytesDone
+            self.bytesTotal = bytesTotal
+            self.filesDone = filesDone
+            self.filesTotal = filesTotal
+            self.job = job
+            self.error = error
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case state = "State", backup = "Backup", bytesDone = "BytesDone", bytesTotal = "BytesTotal"
+            case filesDone = "FilesDone", filesTotal = "FilesTotal", job = "Job", error = "Error"
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import BackupFS
+import Backupstore
+import ConvoyCore
+import Drivers
+import Foundation
+import Logging
+
+/// `convoy backup mount URL DIR`: backups mounted read-only for browsing. The daemon owns the mounts (the CLI
+/// that asked may exit); they are listed in the state database so that after a crash the next start can detach
+/// what the dead daemon left ("Transport endpoint is not connected").
+public actor BackupBrowser {
+    static let configKey = "backup-mounts"
+
+    private let store: StateStore
+    private let stores: StoreFactory
+    private let logger: Logger
+    private let options: BackupMountOptions
+    private var mounts: [String: (mount: BackupMount, info: ClientAPI.BackupMountInfo)] = [:]
+
+    public init(store: StateStore, stores: StoreFactory, logger: Logger, options: BackupMountOptions) {
+        self.store = store
+        self.stores = stores
+        self.logger = logger
+        self.options = options
+    }
+
+    public func mount(url: String, at requested: String) async throws(ConvoyError) -> ClientAPI.BackupMountInfo {
+        let path = try Self.mountpoint(requested)
+        guard mounts[path] == nil else { throw .conflict("\(path) already shows a backup; `convoy backup umount \(path)` first") }
+        guard !Overlay.isMountPoint(path) else { throw .conflict("something is mounted at \(path) already; choose an empty directory") }
+        guard (PosixFile.entries(in: path) ?? []).isEmpty else { throw .invalid("\(path) is not empty; mount a backup on an empty directory") }
+        let backup = try BackupURL.parse(url)
+        let repository = BackupRepository(store: try stores.open(backup.destination))
+        let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
+        let logger = self.logger
+        let mount = try BackupMount.mount(manifest: manifest, repository: repository, at: path, options: options) { line in
+            logger.error("backup mount \(path): \(line)")
+        }
+        let info = ClientAPI.BackupMountInfo(url: backup.url, path: path, mountedAt: Date().formatted(.iso8601))
+        mounts[path] = (mount, info)
+        persist()
+        logger.info("mounted backup", metadata: ["url": "\(backup.url)", "path": "\(path)"])
+        return info
+    }
+
+    public func unmount(_ requested: String) throws(ConvoyError) {
+        let path = try Self.mountpoint(requested)
+        guard let entry = mounts[path] else {
+            throw .notFound("no backup is mounted at \(path); `convoy backup mounts` lists them")
+        }
+        try entry.mount.unmount()
+        mounts[path] = nil
+        persist()
+        logger.info("unmounted backup", metadata: ["path": "\(path)"])
+    }
+
+    public func list() -> [ClientAPI.BackupMountInfo] {
+        mounts.values.map(\.info).sorted { $0.path < $1.path }
+    }
+
+    /// At start: what a previous daemon mounted is gone with its FUSE server; detach what is left.
+    public func cleanUpAfterPreviousRun() -> [String] {
+        var repairs: [String] = []
+        let recorded = (try? store.config(Self.configKey)).flatMap { text in
+            try? JSONDecoder().decode([ClientAPI.BackupMountInfo].self, from: Data(text.utf8))
+        } ?? []
+        for info in recorded where Overlay.isMountPoint(info.path) {
+            let dead = BackupMount.isDeadMount(info.path)
+            BackupMount.detach(info.path)
+            repairs.append("backup mount \(info.path) (\(info.url)) was left by the previous daemon\(dead ? " and no longer answered" : ""); unmounted it (mount it again to browse)")
+        }
+        persist()
+        return repairs
+    }
+
+    /// At stop.
+    public func unmountAll() {
+        for (path, entry) in mounts {
+            do { try entry.mount.unmount() } catch { logger.warning("cannot unmount backup at \(path): \(error.message)") }
+        }
+        mounts = [:]
+        persist()
+    }
+
+    private func persist() {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let text = (try? encoder.encode(list())).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+        do { try store.setConfig(Self.configKey, text) } catch {
+            logger.error("cannot record the backup mounts: \(error.message)")
+        }
+    }
+
+    /// An absolute path to an existing directory, with symlinks resolved (so one directory has one name).
+    static func mountpoint(_ path: String) throws(ConvoyError) -> String {
+        guard path.hasPrefix("/") else { throw .invalid("the mount directory '\(path)' must be an absolute path") }
+        guard let resolved = realpath(path, nil) else {
+            throw .notFound("the mount directory \(path) does not exist; create an empty directory first")
+        }
+        defer { free(resolved) }
+        let result = String(cString: resolved)
+        guard FileSystem.isDirectory(result) else { throw .invalid("\(path) is not a directory") }
+        return result
+    }
+}

@@ -1,0 +1,129 @@
+import Backupstore
+import ConvoyCore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where one volume's hydration stands; read by Get/inspect while the hydrator writes it.
+final class HydrationProgress: Sendable {
+    struct Value: Sendable {
+        var bytesDone: UInt64 = 0
+        var bytesTotal: UInt64 = 0
+        var filesDone = 0
+        var filesTotal = 0
+    }
+
+    private let value: Mutex<Value>
+    private let sink: Mutex<ProgressSink?> = Mutex(nil)
+
+    init(manifest: Manifest) {
+        var value = Value()
+        for entry in manifest.entries where entry.type == .file {
+            value.filesTotal += 1
+            value.bytesTotal += entry.size
+        }
+        self.value = Mutex(value)
+    }
+
+    var current: Value { value.withLock { $0 } }
+
+    /// Also reports to a job's progress from now on.
+    func follow(_ report: @escaping ProgressSink) { sink.withLock { $0 = report } }
+
+    func add(bytes: UInt64, files: Int) {
+        let now = value.withLock { value in
+            value.bytesDone += bytes
+            value.filesDone += files
+            return value
+        }
+        let report = sink.withLock { $0 }
+        report?(WorkProgress(phase: "hydrating", bytesDone: now.bytesDone, bytesTotal: now.bytesTotal,
+                             itemsDone: now.filesDone, itemsTotal: now.filesTotal))
+    }
+}
+
+/// Set to stop a hydration between entries (the job runs on its own task, which the volume's owner cannot cancel).
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func stop() { value.store(true, ordering: .relaxed) }
+    var stopped: Bool { value.load(ordering: .relaxed) }
+}
+
+/// Makes a lazily restored volume local by copying every entry of its backup up through the overlay: a change of
+/// owner to the owner it already has makes overlayfs copy the entry (data, metadata, xattrs) into the volume's
+/// directory, so the kernel does the copying and nothing changes under the mounted overlay. What is already in
+/// the volume's directory (hydrated before a restart, written or deleted by the user) is skipped, so hydration
+/// resumes where it stopped.
+struct Hydrator: Sendable {
+    let manifest: Manifest
+    let merged: String
+    let upper: String
+    /// Wait before each file: throttles hydration (tests use it to read a file before hydration reaches it).
+    let pause: Duration
+    let stop: StopFlag
+    /// Runs the copy-ups, which block until the kernel has copied a whole file. Not the store's I/O pool: the
+    /// FUSE reads a copy-up waits for need that pool, and must never queue behind the copy-ups themselves.
+    let threads: BlockingIOPool
+    /// Entries copied up at once.
+    static let width = 4
+
+    func run(progress: HydrationProgress) async throws(ConvoyError) {
+        let entries = manifest.entries.filter { !$0.path.isEmpty }
+        let width = pause > .zero ? 1 : Self.width
+        let failure: ConvoyError? = await withTaskGroup(of: ConvoyError?.self) { group in
+            var next = 0
+            var running = 0
+            while next < entries.count || running > 0 {
+                while running < width && next < entries.count {
+                    let entry = entries[next]
+                    next += 1
+                    if pause > .zero && entry.type == .file { try? await Task.sleep(for: pause) }
+                    if stop.stopped { return ConvoyError(.unavailable, "hydration stopped") }
+                    running += 1
+                    group.addTask { [merged, upper, threads] in
+                        do throws(ConvoyError) {
+                            try await threads.run { () throws(ConvoyError) in
+                                try Self.copyUp(entry, merged: merged, upper: upper)
+                            }
+                            if entry.type == .file { progress.add(bytes: entry.size, files: 1) }
+                            return nil
+                        } catch {
+                            return error
+                        }
+                    }
+                }
+                guard let result = await group.next() else { break }
+                running -= 1
+                if let result {
+                    group.cancelAll()
+                    return result
+                }
+            }
+            return nil
+        }
+        if let failure { throw failure }
+        try restoreDirectoryTimes()
+    }
+
+    /// Copies one entry up unless the volume's directory has it already; an entry the user deleted is done.
+    static func copyUp(_ entry: Entry, merged: String, upper: String) throws(ConvoyError) {
+        var info = stat()
+        if lstat(upper + "/" + entry.path, &info) == 0 { return }
+        let path = merged + "/" + entry.path
+        if lchown(path, entry.uid, entry.gid) == 0 || errno == ENOENT { return }
+        throw PosixFile.failure("copy up", path)
+    }
+
+    /// Copying children up changed their directories' times; put back the backup's, deepest first.
+    private func restoreDirectoryTimes() throws(ConvoyError) {
+        for entry in manifest.entries.reversed() where entry.type == .directory {
+            let path = entry.path.isEmpty ? merged : merged + "/" + entry.path
+            var times = [timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds)),
+                         timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds))]
+            if utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) != 0 && errno != ENOENT {
+                throw PosixFile.failure("set times of", path)
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Backupstore
+import CLinux
+import ConvoyCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The overlay of a lazily restored volume: the FUSE view of the backup below, the volume's own directory above.
+/// Options that would make the upper directory depend on the lower one after the overlay is gone are off
+/// (`index`, `metacopy`, `redirect_dir`), so once hydrated the upper directory is a complete, plain tree.
+enum Overlay {
+    static func mount(lower: String, upper: String, work: String, at merged: String) async throws(ConvoyError) {
+        for path in [lower, upper, work, merged] where path.contains(",") || path.contains(":") || path.contains("\\") {
+            throw .invalid("cannot build an overlay over '\(path)': overlay paths cannot hold ',', ':' or '\\'; use a --root and vfs.path without them")
+        }
+        let options = "lowerdir=\(lower),upperdir=\(upper),workdir=\(work),index=off,metacopy=off,redirect_dir=off,xino=off"
+        _ = try await ExternalCommand.run("/bin/mount", ["-t", "overlay", "convoy-lazy", "-o", options, merged],
+                                          timeout: .seconds(30))
+    }
+
+    /// Unmounts `path`; `detach` unmounts even while it is busy (it goes once its last user leaves). Returns 0 or
+    /// the errno (EINVAL when nothing was mounted there).
+    @discardableResult
+    static func unmount(_ path: String, detach: Bool) -> Int32 {
+        umount2(path, detach ? Int32(MNT_DETACH) : 0) == 0 ? 0 : errno
+    }
+
+    /// True when something is mounted exactly at `path` (from /proc/self/mountinfo, which also lists mounts
+    /// whose filesystem no longer answers).
+    static func isMountPoint(_ path: String) -> Bool {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4 else { continue }
+            if unescapeMountPath(String(fields[4])) == path { return true }
+        }
+        return false
+    }
+
+    /// mountinfo escapes space, tab, newline and backslash as octal.
+    private static func unescapeMountPath(_ text: String) -> String {
+        guard text.contains("\\") else { return text }
+        var bytes: [UInt8] = []
+        var utf8 = Array(text.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "\\"), utf8.count >= 3, let value = UInt8(String(decoding: utf8.prefix(3), as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                utf8 = utf8.dropFirst(3)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// After the overlay is gone: removes whiteouts (character devices 0/0, left where a file of the backup was
+    /// deleted) and overlayfs's own extended attributes, so the directory is a plain tree.
+    static func cleanUpper(_ root: String) throws(ConvoyError) -> (whiteouts: Int, attributes: Int) {
+        var whiteouts = 0
+        var attributes = 0
+        var pending = [root]
+        while let directory = pending.popLast() {
+            guard let children = PosixFile.entries(in: directory)?.map(\.name) else {
+                throw PosixFile.failure("read directory", directory)
+            }
+            attributes += try removeOverlayAttributes(directory)
+            for name in children {
+                let path = directory + "/" + name
+                var info = stat()
+                guard lstat(path, &info) == 0 else { continue }
+                let type = info.st_mode & S_IFMT
+                if type == S_IFCHR && info.st_rdev == 0 {
+                    guard unlink(path) == 0 else { throw PosixFile.failure("remove the whiteout", path) }
+                    whiteouts += 1
+                } else if type == S_IFDIR {
+                    pending.append(path)
+                } else {
+                    attributes += try removeOverlayAttributes(path)
+                }
+            }
+        }
+        return (whiteouts, attributes)
+    }
+
+    private static func removeOverlayAttributes(_ path: String) throws(ConvoyError) -> Int {
+        let size = convoy_llistxattr(path, nil, 0)
+        guard size > 0 else { return 0 }
+        var buffer = [CChar](repeating: 0, count: size)
+        let got = convoy_llistxattr(path, &buffer, size)
+        guard got > 0 else { return 0 }
+        var removed = 0
+        for name in buffer[..<got].split(separator: 0) {
+            let text = String(decoding: name.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            guard text.hasPrefix("trusted.overlay.") else { continue }
+            guard convoy_lremovexattr(path, text) == 0 else { throw PosixFile.failure("remove \(text) from", path) }
+            removed += 1
+        }
+        return removed
+    }
+}
