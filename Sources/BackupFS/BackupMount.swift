@@ -85,21 +85,33 @@ public final class BackupMount: Sendable {
 
     /// Unmounts (lazily if busy) and waits for the serving thread to finish. Idempotent.
     ///
-    /// A lazy detach leaves the file system alive while files on it are open; then the FUSE connection is
-    /// aborted, so the serving thread ends anyway and those files' further reads fail with ENOTCONN.
+    /// A lazily detached file system lives on while files on it are open (or a mount such as an overlay uses
+    /// it), and so would the serving thread: then the FUSE connection is aborted, the thread ends, and those
+    /// files' further reads fail with ENOTCONN.
     public func unmount() throws(ConvoyError) {
         if served.value != nil { return }
-        // Detach only the mount made here: after an outside detach the path may hold someone else's.
-        if kernelMount == nil || MountTable.mount(at: canonicalPath) == kernelMount {
-            guard umount2(canonicalPath, Int32(MNT_DETACH)) == 0 || errno == EINVAL else {
-                throw ConvoyError(.driverFailure, "cannot unmount \(mountpoint): \(String(cString: strerror(errno)))")
+        var busy = false
+        // Unmount only the mount made here: after an outside detach the path may hold someone else's.
+        if kernelMount == nil || MountTable.mount(at: canonicalPath) == kernelMount, umount2(canonicalPath, 0) != 0 {
+            switch errno {
+            case EBUSY:
+                guard umount2(canonicalPath, Int32(MNT_DETACH)) == 0 || errno == EINVAL else { throw failure("detach") }
+                busy = true
+            case EINVAL: break  // no longer a mount point
+            default: throw failure("unmount")
             }
         }
-        if served.wait(timeout: .now() + 1) != nil { return }
-        if let kernelMount { _ = MountTable.abortConnection(kernelMount.connection) }
+        // Also when detached from outside (then no busy flag): a short wait tells whether files still hold it.
+        if busy || served.wait(timeout: .now() + 1) == nil, let kernelMount {
+            _ = MountTable.abortConnection(kernelMount.connection)
+        }
         guard served.wait(timeout: .now() + 30) != nil else {
             throw ConvoyError(.driverFailure, "the FUSE loop of \(fileSystem.label) at \(mountpoint) did not stop within 30 s of its unmount: a block fetch may be hanging; it stops when that fetch ends")
         }
+    }
+
+    private func failure(_ operation: String) -> ConvoyError {
+        ConvoyError(.driverFailure, "cannot \(operation) \(mountpoint): \(String(cString: strerror(errno)))")
     }
 
     /// False once the serving thread has ended.
