@@ -31,34 +31,36 @@ enum FuseOperations {
             return fuse_get_context()?.pointee.private_data
         }
         operations.getattr = { path, info, _ in
-            guard let fileSystem = FuseOperations.current(), let path, let info else { return -EIO }
-            guard let node = fileSystem.tree.lookup(FuseOperations.relative(path)) else { return -ENOENT }
-            info.pointee = fileSystem.tree.attributes(of: node)
-            return 0
+            FuseOperations.at(path) { fileSystem, node, _ in
+                info?.pointee = fileSystem.tree.attributes(of: node)
+                return 0
+            }
         }
         operations.readlink = { path, buffer, size in
-            guard let fileSystem = FuseOperations.current(), let path, let buffer, size > 0 else { return -EIO }
-            guard let node = fileSystem.tree.lookup(FuseOperations.relative(path)) else { return -ENOENT }
-            let entry = fileSystem.tree.entry(node)
-            guard entry.type == .symlink else { return -EINVAL }
-            let target = Array((entry.target ?? "").utf8)
-            let count = min(target.count, size - 1)  // truncated like readlink(2), always NUL-terminated
-            target.withUnsafeBytes { raw in
-                if let start = raw.baseAddress { UnsafeMutableRawPointer(buffer).copyMemory(from: start, byteCount: count) }
+            FuseOperations.at(path) { fileSystem, node, _ in
+                let entry = fileSystem.tree.entry(node)
+                guard entry.type == .symlink else { return -EINVAL }
+                guard let buffer, size > 0 else { return -EIO }
+                let target = Array((entry.target ?? "").utf8)
+                let count = min(target.count, size - 1)  // truncated like readlink(2), always NUL-terminated
+                target.withUnsafeBytes { raw in
+                    if let start = raw.baseAddress { UnsafeMutableRawPointer(buffer).copyMemory(from: start, byteCount: count) }
+                }
+                buffer[count] = 0
+                return 0
             }
-            buffer[count] = 0
-            return 0
         }
         operations.open = { path, info in
-            guard let fileSystem = FuseOperations.current(), let path, let info else { return -EIO }
-            guard info.pointee.flags & O_ACCMODE == O_RDONLY else { return -EROFS }
-            let name = FuseOperations.relative(path)
-            guard let node = fileSystem.tree.lookup(name) else { return -ENOENT }
-            guard fileSystem.tree.entry(node).type == .file else { return -EISDIR }
-            let file = Unmanaged.passRetained(OpenFile(node: node, path: name))
-            info.pointee.fh = UInt64(UInt(bitPattern: file.toOpaque()))
-            info.pointee.keep_cache = 1
-            return 0
+            FuseOperations.at(path) { fileSystem, node, name in
+                guard let info else { return -EIO }
+                guard info.pointee.flags & O_ACCMODE == O_RDONLY else { return -EROFS }
+                guard fileSystem.tree.entry(node).type == .file else { return -EISDIR }
+                // Released by `release`; the handle carries the read-ahead state of this open.
+                let file = Unmanaged.passRetained(OpenFile(node: node, path: name))
+                info.pointee.fh = UInt64(UInt(bitPattern: file.toOpaque()))
+                info.pointee.keep_cache = 1
+                return 0
+            }
         }
         operations.read = { _, buffer, size, offset, info in
             guard let fileSystem = FuseOperations.current(), let buffer, let info, offset >= 0,
@@ -73,13 +75,14 @@ enum FuseOperations {
             return 0
         }
         operations.opendir = { path, info in
-            guard let fileSystem = FuseOperations.current(), let path, let info else { return -EIO }
-            guard let node = fileSystem.tree.lookup(FuseOperations.relative(path)) else { return -ENOENT }
-            guard fileSystem.tree.entry(node).type == .directory else { return -ENOTDIR }
-            info.pointee.fh = UInt64(node)
-            info.pointee.cache_readdir = 1
-            info.pointee.keep_cache = 1
-            return 0
+            FuseOperations.at(path) { fileSystem, node, _ in
+                guard let info else { return -EIO }
+                guard fileSystem.tree.entry(node).type == .directory else { return -ENOTDIR }
+                info.pointee.fh = UInt64(node)
+                info.pointee.cache_readdir = 1  // listings never change: the kernel may keep them
+                info.pointee.keep_cache = 1
+                return 0
+            }
         }
         operations.readdir = { _, buffer, fill, offset, info, flags in
             guard let fileSystem = FuseOperations.current(), let fill, let info, offset >= 0 else { return -EIO }
@@ -93,19 +96,20 @@ enum FuseOperations {
             return 0
         }
         operations.getxattr = { path, name, value, size in
-            guard let fileSystem = FuseOperations.current(), let path, let name else { return -EIO }
-            guard let node = fileSystem.tree.lookup(FuseOperations.relative(path)) else { return -ENOENT }
-            let wanted = String(cString: name)
-            guard let attribute = fileSystem.tree.extendedAttributes(of: node).first(where: { $0.name == wanted }) else {
-                return -ENODATA
+            FuseOperations.at(path) { fileSystem, node, _ in
+                guard let name else { return -EIO }
+                let wanted = String(cString: name)
+                guard let attribute = fileSystem.tree.extendedAttributes(of: node).first(where: { $0.name == wanted }) else {
+                    return -ENODATA
+                }
+                return FuseOperations.copyOut(attribute.value, into: value, size: size)
             }
-            return FuseOperations.copyOut(attribute.value, into: value, size: size)
         }
         operations.listxattr = { path, list, size in
-            guard let fileSystem = FuseOperations.current(), let path else { return -EIO }
-            guard let node = fileSystem.tree.lookup(FuseOperations.relative(path)) else { return -ENOENT }
-            let names = fileSystem.tree.extendedAttributes(of: node).flatMap { attribute -> [UInt8] in Array(attribute.name.utf8) + [0] }
-            return FuseOperations.copyOut(names, into: list, size: size)
+            FuseOperations.at(path) { fileSystem, node, _ in
+                let names = fileSystem.tree.extendedAttributes(of: node).flatMap { Array($0.name.utf8) + [UInt8(0)] }
+                return FuseOperations.copyOut(names, into: list, size: size)
+            }
         }
         operations.statfs = { _, info in
             guard let fileSystem = FuseOperations.current(), let info else { return -EIO }
@@ -126,6 +130,16 @@ enum FuseOperations {
     private static func current() -> BackupFileSystem? {
         guard let data = fuse_get_context()?.pointee.private_data else { return nil }
         return Unmanaged<BackupFileSystem>.fromOpaque(data).takeUnretainedValue()
+    }
+
+    /// Runs `body` with the file system, the entry shown at a libfuse path and that path (relative); -ENOENT
+    /// when no entry has the path.
+    private static func at(_ path: UnsafePointer<CChar>?,
+                           _ body: (BackupFileSystem, _ node: Int, _ relativePath: String) -> Int32) -> Int32 {
+        guard let fileSystem = current(), let path else { return -EIO }
+        let relativePath = relative(path)
+        guard let node = fileSystem.tree.lookup(relativePath) else { return -ENOENT }
+        return body(fileSystem, node, relativePath)
     }
 
     /// libfuse's paths are absolute ("/a/b"); the tree's are relative ("a/b", "" for the root).

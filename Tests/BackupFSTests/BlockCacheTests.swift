@@ -3,6 +3,7 @@ import Backupstore
 import CLinux
 import ConvoyTestSupport
 import Foundation
+import Synchronization
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -21,14 +22,15 @@ final class BlockCacheTests: MountTestCase {
         XCTAssertGreaterThanOrEqual(fd, 0)
         let readers = 8
         let step = Int(chunk.length) / readers
-        let results = UnsafeSendableArray(count: readers)
+        let results = Mutex([Int](repeating: 0, count: readers))
         DispatchQueue.concurrentPerform(iterations: readers) { index in
             var buffer = [UInt8](repeating: 0, count: 1000)
             let offset = off_t(chunk.offset) + off_t(index * step)
-            results[index] = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
+            let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
+            results.withLock { $0[index] = count }
         }
         close(fd)
-        XCTAssertEqual(results.values, Array(repeating: 1000, count: readers))
+        XCTAssertEqual(results.withLock { $0 }, Array(repeating: 1000, count: readers))
         XCTAssertEqual(mount.bytesFetched, UInt64(chunk.length), "\(readers) reads of one block fetched it once")
         try unmount(mount)
     }
@@ -97,16 +99,4 @@ final class BlockCacheTests: MountTestCase {
         XCTAssertTrue(log.all.contains { $0.contains("disk cache") && $0.contains(damaged) }, "\(log.all)")
         try unmount(second)
     }
-}
-
-/// Results written by concurrent workers at distinct indices.
-final class UnsafeSendableArray: @unchecked Sendable {
-    private var storage: [Int]
-    private let lock = NSLock()
-    init(count: Int) { storage = Array(repeating: 0, count: count) }
-    subscript(index: Int) -> Int {
-        get { lock.withLock { storage[index] } }
-        set { lock.withLock { storage[index] = newValue } }
-    }
-    var values: [Int] { lock.withLock { storage } }
 }

@@ -20,6 +20,11 @@ final class MountedTreeTests: MountTestCase {
         }
         let mount = try mount(tree)
         let mounted = mount.mountpoint
+        let entry = try XCTUnwrap(Self.mountEntry(mounted))
+        XCTAssertEqual(entry[0], "convoy-backup")
+        XCTAssertEqual(entry[2], "fuse.convoy-backup")
+        let options = Set(entry[3].split(separator: ",").map(String.init))
+        XCTAssertTrue(options.isSuperset(of: ["ro", "default_permissions", "allow_other", "max_read=1048576"]), entry[3])
 
         // diff cannot compare fifos and sockets: it names each pair (exit status 1) even when both sides agree.
         let diff = try Self.run("/usr/bin/diff", ["-r", "--no-dereference", tree.source, mounted])
@@ -138,17 +143,5 @@ final class MountedTreeTests: MountTestCase {
                 return memcmp(left, right, x.count) == 0
             }
         }
-    }
-}
-
-/// xorshift, so the random probes are the same on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return state
     }
 }

@@ -69,6 +69,10 @@ final class ScaleTests: MountTestCase {
             close(fd)
         }
         let mount = try mount(tree)
+        // The kernel's read-ahead was raised for this mount, so sequential reads come as 1 MiB requests.
+        let device = try XCTUnwrap(MountTable.mount(at: mount.mountpoint))
+        let readAhead = try String(contentsOfFile: "/sys/class/bdi/\(device.major):\(device.minor)/read_ahead_kb", encoding: .utf8)
+        XCTAssertEqual(readAhead.trimmingCharacters(in: .whitespacesAndNewlines), "1024")
         let result = try Self.run("/usr/bin/dd", ["if=\(mount.mountpoint)/big.bin", "of=/dev/null", "bs=1M"])
         XCTAssertEqual(result.status, 0, result.output)
         let summary = result.output.split(separator: "\n").last.map(String.init) ?? ""

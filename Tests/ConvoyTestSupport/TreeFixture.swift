@@ -16,16 +16,11 @@ public enum TreeFixture {
     }
 
     public static func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed &+ 0x9E37_79B9_7F4A_7C15
+        var generator = SeededGenerator(seed: seed)
         var bytes = [UInt8](repeating: 0, count: count)
         bytes.withUnsafeMutableBytes { raw in
             let words = raw.bindMemory(to: UInt64.self)
-            for index in words.indices {
-                state ^= state << 13
-                state ^= state >> 7
-                state ^= state << 17
-                words[index] = state
-            }
+            for index in words.indices { words[index] = generator.next() }
         }
         return bytes
     }
@@ -147,6 +142,20 @@ public enum TreeFixture {
     public static func inode(_ path: String) -> UInt64 {
         var info = stat()
         return lstat(path, &info) == 0 ? UInt64(info.st_ino) : 0
+    }
+}
+
+/// xorshift: the same numbers on every run, for test data and random probes.
+public struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+
+    public mutating func next() -> UInt64 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return state
     }
 }
 

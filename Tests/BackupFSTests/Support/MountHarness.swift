@@ -86,8 +86,13 @@ class MountTestCase: XCTestCase {
 
     /// Whether /proc/self/mounts lists `path` as a mount point.
     static func isMounted(_ path: String) -> Bool {
+        mountEntry(path) != nil
+    }
+
+    /// The fields of /proc/self/mounts' line for `path`: source, mount point, type, options.
+    static func mountEntry(_ path: String) -> [String]? {
         let table = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
-        return table.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().first.map(String.init) == path }
+        return table.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }.last { $0.count > 3 && $0[1] == path }
     }
 
     /// A file's whole content through read(2), or the errno that failed it.
