@@ -56,6 +56,8 @@ public final class BackupMount: Sendable {
                              options: BackupMountOptions = .init(),
                              log: @escaping @Sendable (String) -> Void) throws(ConvoyError) -> BackupMount {
         try checkMountpoint(mountpoint)
+        // Resolved before mounting: afterwards resolving it would ask the file system, whose loop is not running yet.
+        let canonicalPath = MountTable.canonical(mountpoint)
         let fileSystem = try BackupFileSystem(manifest: manifest, repository: repository, options: options, log: log)
         guard let fuse = newFuse(fileSystem) else {
             throw ConvoyError(.internalFailure, "libfuse refused the options of the mount of \(fileSystem.label) (see the daemon's standard error)")
@@ -64,7 +66,6 @@ public final class BackupMount: Sendable {
             fuse_destroy(fuse)
             throw ConvoyError(.driverFailure, "cannot mount \(fileSystem.label) at \(mountpoint): check that /dev/fuse is usable and the daemon runs as root (libfuse's reason is on the daemon's standard error)")
         }
-        let canonicalPath = MountTable.canonical(mountpoint)
         let kernelMount = MountTable.mount(at: canonicalPath)
         if let kernelMount { MountTable.setReadAhead(kernelMount, kilobytes: readAheadKilobytes) }
 

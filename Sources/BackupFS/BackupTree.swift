@@ -28,8 +28,10 @@ struct BackupTree: Sendable {
         let what = "backup \(manifest.id) of volume \(manifest.volume)"
         var indexByPath: [String: Int] = [:]
         indexByPath.reserveCapacity(entries.count)
-        for (index, entry) in entries.enumerated() where indexByPath.updateValue(index, forKey: entry.path) != nil {
-            throw Self.inconsistent(what, "lists '\(entry.path)' twice")
+        for (index, entry) in entries.enumerated() {
+            guard indexByPath.updateValue(index, forKey: entry.path) == nil else {
+                throw Self.inconsistent(what, "lists '\(entry.path)' twice")
+            }
         }
         guard let root = indexByPath[""], entries[root].type == .directory else {
             throw Self.inconsistent(what, "has no root directory")

@@ -28,8 +28,7 @@ final class BlockCache: Sendable {
         self.prefetchLimit = prefetchLimit
     }
 
-    var capacity: Int { state.withLock { $0.lru.capacity } }
-    /// The most bytes the LRU ever held (never above `capacity`).
+    /// The most bytes the LRU ever held (never above its capacity).
     var peakCachedBytes: Int { state.withLock { $0.lru.peakBytes } }
 
     /// The blocks one read needs, fetched concurrently. Blocks the calling thread until all have arrived, so it

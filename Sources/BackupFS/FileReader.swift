@@ -94,6 +94,21 @@ struct FileReader: Sendable {
         return low
     }
 
+    /// lseek's SEEK_DATA (`data`) or SEEK_HOLE from `offset`, over the chunk map: gaps between chunks are holes,
+    /// and so is the end of the file. nil (ENXIO) at or past the end, or for SEEK_DATA past the last data.
+    static func seek(in entry: Entry, from offset: UInt64, data: Bool) -> UInt64? {
+        guard offset < entry.size else { return nil }
+        let chunks = entry.chunks ?? []
+        var index = firstChunk(endingAfter: offset, in: chunks)
+        if data { return index < chunks.count ? max(offset, chunks[index].offset) : nil }
+        var position = offset
+        while index < chunks.count, chunks[index].offset <= position {
+            position = chunks[index].offset + UInt64(chunks[index].length)
+            index += 1
+        }
+        return position
+    }
+
     private func readAhead(_ chunks: [Chunk], from front: Int) {
         guard readAheadBlocks > 0, front < chunks.count else { return }
         var hashes: [String] = []

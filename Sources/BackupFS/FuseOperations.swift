@@ -12,6 +12,9 @@ enum FuseOperations {
     static let maxRead: UInt32 = 1 << 20
     /// Everything is immutable: the kernel may keep names, attributes and pages as long as it likes.
     static let cacheTimeout: Double = 86_400
+    /// lseek's whence values for data and holes (Glibc's overlay lacks the names, which need _GNU_SOURCE).
+    static let seekData: Int32 = 3
+    static let seekHole: Int32 = 4
 
     static func make() -> fuse_operations {
         var operations = fuse_operations()
@@ -73,6 +76,17 @@ enum FuseOperations {
                 Unmanaged<OpenFile>.fromOpaque(file).release()
             }
             return 0
+        }
+        // SEEK_DATA / SEEK_HOLE, so that copies (cp, overlayfs copy-up) keep sparse files sparse; the kernel
+        // handles the other kinds of seek itself.
+        operations.lseek = { _, offset, whence, info in
+            guard let fileSystem = FuseOperations.current(), let info,
+                  let file = UnsafeMutableRawPointer(bitPattern: UInt(info.pointee.fh)) else { return off_t(-EIO) }
+            guard whence == FuseOperations.seekData || whence == FuseOperations.seekHole else { return off_t(-EINVAL) }
+            guard offset >= 0 else { return off_t(-ENXIO) }
+            let node = Unmanaged<OpenFile>.fromOpaque(file).takeUnretainedValue().node
+            return FileReader.seek(in: fileSystem.tree.entry(node), from: UInt64(offset), data: whence == FuseOperations.seekData)
+                .map { off_t($0) } ?? off_t(-ENXIO)
         }
         operations.opendir = { path, info in
             FuseOperations.at(path) { fileSystem, node, _ in

@@ -37,9 +37,13 @@ enum MountTable {
         return found
     }
 
-    /// An absolute path with symlinks resolved in its parent only: the last component may be a mount point
-    /// that no longer answers, which realpath(3) could not stat.
+    /// The path as mountinfo spells it: absolute, symlinks resolved. When the path itself cannot be resolved
+    /// (a mount point that no longer answers), only its parent is.
     static func canonical(_ path: String) -> String {
+        if let resolved = realpath(path, nil) {
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
         var trimmed = path
         while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
         guard let slash = trimmed.lastIndex(of: "/") else { return canonical("./" + trimmed) }

@@ -108,6 +108,17 @@ final class MountedTreeTests: MountTestCase {
                 probes.append((offset, Int.random(in: 1...(3 << 20), using: &generator)))
             }
 
+            // Holes and data where the source has them (SEEK_HOLE, SEEK_DATA).
+            let source = open(tree.source + "/" + name, O_RDONLY)
+            let mounted = open(mount.mountpoint + "/" + name, O_RDONLY)
+            for offset in stride(from: off_t(0), to: off_t(expected.count + 4096), by: 256 << 10) {
+                for whence: Int32 in [3, 4] {
+                    XCTAssertEqual(lseek(mounted, offset, whence), lseek(source, offset, whence), "\(name): seek \(whence) from \(offset)")
+                }
+            }
+            close(source)
+            close(mounted)
+
             // Through the kernel (page-cache requests, page-aligned).
             let fd = open(mount.mountpoint + "/" + name, O_RDONLY)
             XCTAssertGreaterThanOrEqual(fd, 0)
