@@ -22,7 +22,7 @@ final class BackupFileSystem: Sendable {
         let readAheadBlocks = max(0, options.readAheadBlocks)
         cache = BlockCache(capacity: options.cacheBytes, source: source, prefetchLimit: max(1, 2 * readAheadBlocks))
         reader = FileReader(tree: tree, cache: cache, readAheadBlocks: readAheadBlocks,
-                            readAheadBytes: max(0, options.cacheBytes / 2))
+                            readAheadBytes: max(0, options.cacheBytes / 4))
         label = "backup \(manifest.id) of volume \(manifest.volume)"
         self.log = log
     }

@@ -53,6 +53,7 @@ final class ScaleTests: MountTestCase {
         XCTAssertGreaterThan(peak, 0)
         XCTAssertLessThanOrEqual(peak, cacheBytes)
         XCTAssertGreaterThanOrEqual(mount.bytesFetched, UInt64(content.count))
+        XCTAssertLessThan(mount.bytesFetched, UInt64(content.count) * 5 / 4, "read-ahead pushed blocks out before they were read")
         try unmount(mount)
     }
 
