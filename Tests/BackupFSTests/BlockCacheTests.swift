@@ -54,6 +54,35 @@ final class BlockCacheTests: MountTestCase {
         XCTAssertLessThan(with, without * 0.6, "read-ahead should overlap the fetches")
     }
 
+    func testConcurrentReadersOfManyFilesThroughASmallCache() async throws {
+        let contents = (0..<4).map { TreeFixture.randomBytes(6 << 20, seed: UInt64(90 + $0)) }
+        let tree = try await backUp("churn") { source in
+            for (index, bytes) in contents.enumerated() { try TreeFixture.write(source + "/f\(index)", bytes) }
+        }
+        let mount = try mount(tree, options: .init(cacheBytes: 3 << 20, readAheadBlocks: 2))
+        let mismatches = Mutex<[String]>([])
+        // Three readers a file, with O_DIRECT so that every read reaches the cache rather than the page cache.
+        DispatchQueue.concurrentPerform(iterations: 12) { reader in
+            let index = reader % contents.count
+            let fd = open(mount.mountpoint + "/f\(index)", O_RDONLY | convoy_O_DIRECT)
+            defer { close(fd) }
+            var buffer = [UInt8](repeating: 0, count: 300_000 + reader * 1000)
+            var offset = reader * 4096
+            while offset < contents[index].count {
+                let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+                let expected = contents[index][offset..<min(contents[index].count, offset + buffer.count)]
+                guard count == expected.count, MountedTreeTests.same(buffer[0..<count], expected) else {
+                    mismatches.withLock { $0.append("reader \(reader), f\(index) at \(offset): \(count) bytes") }
+                    return
+                }
+                offset += count
+            }
+        }
+        XCTAssertEqual(mismatches.withLock { $0 }, [])
+        XCTAssertLessThanOrEqual(mount.fileSystem.cache.peakCachedBytes, 3 << 20)
+        try unmount(mount)
+    }
+
     func testLeastRecentlyUsedBlocksLeaveFirst() {
         var lru = BlockLRU(capacity: 10)
         lru.insert("a", [UInt8](repeating: 1, count: 4))

@@ -66,6 +66,31 @@ final class MountLifecycleTests: MountTestCase {
         XCTAssertNoThrow(try mount.unmount(), "unmount is idempotent")
     }
 
+    func testUnmountDuringAFetchWaitsForItAndFailsTheRead() async throws {
+        let tree = try await backUp("inflight") { source in
+            try TreeFixture.write(source + "/f.bin", TreeFixture.randomBytes(1 << 20, seed: 42))
+        }
+        let delay = 1.0
+        let mount = try mount(tree, options: .init(fetchDelay: delay))
+        let path = mount.mountpoint + "/f.bin"
+        let readResult = Delivery<Int32>()
+        Thread {
+            let fd = open(path, O_RDONLY)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            readResult.deliver(count < 0 ? errno : 0)
+            close(fd)
+        }.start()
+        try await Task.sleep(for: .seconds(delay / 4))  // the read is now waiting on its block
+        let started = ContinuousClock.now
+        try unmount(mount)
+        let elapsed = ContinuousClock.now - started
+        print("unmount during a fetch took \(elapsed)")
+        XCTAssertLessThan(elapsed, .seconds(delay * 3))
+        let error = try XCTUnwrap(readResult.wait(timeout: .now() + 10))
+        XCTAssertTrue([ECONNABORTED, ENOTCONN].contains(error), "the read ended with \(error)")
+    }
+
     func testDeadMountIsRecognisedAndDetached() async throws {
         let tree = try await backUp("dead") { source in
             try TreeFixture.write(source + "/f.txt", Array("alive\n".utf8))
