@@ -24,7 +24,7 @@ let package = Package(
         // Domain types and protocols shared by every other target: names, sizes, errors, the driver protocol,
         // the client API's wire types.
         .target(name: "ConvoyCore"),
-        // The FUSE bridge (BackupFS). For now it proves the libfuse3 toolchain path and reports the library's state.
+        // The FUSE bridge (BackupFS): a backup's tree as a read-only filesystem, blocks fetched on demand.
         .target(name: "BackupFS", dependencies: ["CFuse", "ConvoyCore", "Backupstore"]),
         // The four storage drivers and their shared helpers.
         .target(name: "Drivers", dependencies: [
@@ -68,10 +68,17 @@ let package = Package(
         ], path: "bench/Sources/ConvoyBench"),
 
         .testTarget(name: "ConvoyCoreTests", dependencies: ["ConvoyCore"]),
-        .testTarget(name: "BackupFSTests", dependencies: ["BackupFS"]),
+        // Test trees shared by the test targets.
+        .target(name: "ConvoyTestSupport", dependencies: [
+            "CLinux", .product(name: "Crypto", package: "swift-crypto"),
+        ], path: "Tests/ConvoyTestSupport"),
+        .testTarget(name: "BackupFSTests", dependencies: [
+            "BackupFS", "Backupstore", "ConvoyCore", "CLinux", "ConvoyTestSupport",
+        ]),
         .testTarget(name: "DriversTests", dependencies: ["Drivers", "ConvoyCore"]),
         .testTarget(name: "BackupstoreTests", dependencies: [
-            "Backupstore", "ConvoyCore", "CLinux", "AWS", .product(name: "Crypto", package: "swift-crypto"),
+            "Backupstore", "ConvoyCore", "CLinux", "AWS", "ConvoyTestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "PluginTests", dependencies: ["Plugin", "Drivers", "ConvoyCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ConvoyClient", "ConvoyCore", "AWS", "convoy"]),

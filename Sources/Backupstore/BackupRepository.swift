@@ -84,6 +84,12 @@ public struct BackupRepository: Sendable {
         try await store.putDeferred(Self.blockKey(hash), encoded)
     }
 
+    /// Stores a block at once, outside any backup: for a local cache of verified blocks, which has no manifest to
+    /// make deferred puts durable.
+    public func putBlockNow(hash: String, encoded: [UInt8]) async throws(ConvoyError) {
+        try await store.put(Self.blockKey(hash), encoded)
+    }
+
     /// The stored (encoded) object of a block, unverified: for copying between stores, where the receiver checks.
     public func encodedBlock(_ hash: String) async throws(ConvoyError) -> [UInt8] {
         do {

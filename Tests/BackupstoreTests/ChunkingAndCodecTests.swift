@@ -1,5 +1,6 @@
 @testable import Backupstore
 import ConvoyCore
+import ConvoyTestSupport
 import XCTest
 
 final class ChunkingAndCodecTests: XCTestCase {

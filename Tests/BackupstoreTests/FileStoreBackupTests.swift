@@ -1,5 +1,6 @@
 @testable import Backupstore
 import ConvoyCore
+import ConvoyTestSupport
 import Foundation
 import XCTest
 

@@ -1,6 +1,7 @@
 #ifndef CONVOY_CLINUX_H
 #define CONVOY_CLINUX_H
 // Linux calls that Glibc's Swift overlay does not expose (they need _GNU_SOURCE or live in sys/xattr.h).
+#include <fcntl.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <sys/sysmacros.h>
@@ -16,6 +17,8 @@ static inline int convoy_lsetxattr(const char *path, const char *name, const voi
     return lsetxattr(path, name, value, size, 0);
 }
 static inline int convoy_lremovexattr(const char *path, const char *name) { return lremovexattr(path, name); }
+// O_DIRECT is only defined with _GNU_SOURCE; glibc's own name for it is always there.
+static const int convoy_O_DIRECT = __O_DIRECT;
 // Declared here rather than through _GNU_SOURCE, which would change how glibc's headers define types that other
 // modules (Dispatch, Glibc) also see, and break the module build.
 extern int syncfs(int fd);

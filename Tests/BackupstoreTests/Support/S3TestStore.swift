@@ -1,6 +1,7 @@
 import AWS
 @testable import Backupstore
 import ConvoyCore
+import ConvoyTestSupport
 import Foundation
 import XCTest
 

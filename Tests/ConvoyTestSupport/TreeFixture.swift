@@ -6,36 +6,32 @@ import Glibc
 #endif
 
 /// Builds test trees with every kind of entry and describes trees independently of the code under test, so a
-/// restored tree can be compared with its source entry by entry.
-enum TreeFixture {
-    static func temporaryDirectory(_ label: String) throws -> String {
+/// restored or mounted tree can be compared with its source entry by entry. A target of its own because test
+/// targets cannot depend on each other.
+public enum TreeFixture {
+    public static func temporaryDirectory(_ label: String) throws -> String {
         let path = "/tmp/cvb-\(label)-" + String(UUID().uuidString.prefix(8))
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
 
-    static func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed &+ 0x9E37_79B9_7F4A_7C15
+    public static func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+        var generator = SeededGenerator(seed: seed)
         var bytes = [UInt8](repeating: 0, count: count)
         bytes.withUnsafeMutableBytes { raw in
             let words = raw.bindMemory(to: UInt64.self)
-            for index in words.indices {
-                state ^= state << 13
-                state ^= state >> 7
-                state ^= state << 17
-                words[index] = state
-            }
+            for index in words.indices { words[index] = generator.next() }
         }
         return bytes
     }
 
-    static func write(_ path: String, _ bytes: [UInt8]) throws {
+    public static func write(_ path: String, _ bytes: [UInt8]) throws {
         try Data(bytes).write(to: URL(fileURLWithPath: path))
     }
 
     /// A tree with directories (one empty), regular files (small, large random, compressible), a symlink, a
     /// dangling symlink, a hard link pair, a fifo, a sparse file, xattrs, odd modes, owners and a name with spaces.
-    static func makeRichTree(at root: String) throws {
+    public static func makeRichTree(at root: String) throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: root + "/dir/sub", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
@@ -74,26 +70,26 @@ enum TreeFixture {
         utimensat(AT_FDCWD, root + "/empty", &times, 0)
     }
 
-    struct Facts: Equatable, CustomStringConvertible {
-        var type: mode_t
-        var mode: mode_t
-        var uid: uid_t
-        var gid: gid_t
-        var size: Int
-        var mtime: Int
-        var mtimeNanoseconds: Int
-        var content: String
-        var linkTarget: String
-        var xattrs: [String: [UInt8]]
-        var links: Int
+    public struct Facts: Equatable, CustomStringConvertible {
+        public var type: mode_t
+        public var mode: mode_t
+        public var uid: uid_t
+        public var gid: gid_t
+        public var size: Int
+        public var mtime: Int
+        public var mtimeNanoseconds: Int
+        public var content: String
+        public var linkTarget: String
+        public var xattrs: [String: [UInt8]]
+        public var links: Int
 
-        var description: String {
+        public var description: String {
             "type \(String(type, radix: 8)) mode \(String(mode, radix: 8)) \(uid):\(gid) size \(size) mtime \(mtime).\(mtimeNanoseconds) content \(content.prefix(12)) link \(linkTarget) xattrs \(xattrs.keys.sorted()) nlink \(links)"
         }
     }
 
     /// Relative path → facts, for every entry including the root (""). Directory mtimes included.
-    static func describe(_ root: String) throws -> [String: Facts] {
+    public static func describe(_ root: String) throws -> [String: Facts] {
         var result: [String: Facts] = [:]
         func visit(_ relative: String) throws {
             let path = relative.isEmpty ? root : root + "/" + relative
@@ -123,7 +119,7 @@ enum TreeFixture {
         return result
     }
 
-    static func xattrs(_ path: String) -> [String: [UInt8]] {
+    public static func xattrs(_ path: String) -> [String: [UInt8]] {
         let size = convoy_llistxattr(path, nil, 0)
         guard size > 0 else { return [:] }
         var names = [CChar](repeating: 0, count: size)
@@ -138,18 +134,32 @@ enum TreeFixture {
         return result
     }
 
-    static func allocatedBytes(_ path: String) -> Int {
+    public static func allocatedBytes(_ path: String) -> Int {
         var info = stat()
         return lstat(path, &info) == 0 ? Int(info.st_blocks) * 512 : -1
     }
 
-    static func inode(_ path: String) -> UInt64 {
+    public static func inode(_ path: String) -> UInt64 {
         var info = stat()
         return lstat(path, &info) == 0 ? UInt64(info.st_ino) : 0
     }
 }
 
-struct FixtureError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+/// xorshift: the same numbers on every run, for test data and random probes.
+public struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+
+    public mutating func next() -> UInt64 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return state
+    }
+}
+
+public struct FixtureError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

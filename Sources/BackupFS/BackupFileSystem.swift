@@ -1,0 +1,39 @@
+import Backupstore
+import ConvoyCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the FUSE callbacks reach through libfuse's `private_data`: the indexed tree, the block cache and reader,
+/// and the log. Immutable apart from the cache, so the callbacks may run on any number of libfuse threads.
+final class BackupFileSystem: Sendable {
+    let tree: BackupTree
+    let cache: BlockCache
+    let reader: FileReader
+    /// "backup <id> of volume <name>", for log lines.
+    let label: String
+    let log: @Sendable (String) -> Void
+
+    init(manifest: Manifest, repository: BackupRepository, options: BackupMountOptions,
+         log: @escaping @Sendable (String) -> Void) throws(ConvoyError) {
+        tree = try BackupTree(manifest)
+        let source = try BlockSource(repository: repository, diskCacheDirectory: options.diskCacheDirectory,
+                                     fetchDelay: options.fetchDelay, log: log)
+        let readAheadBlocks = max(0, options.readAheadBlocks)
+        cache = BlockCache(capacity: options.cacheBytes, source: source, prefetchLimit: max(1, 2 * readAheadBlocks))
+        reader = FileReader(tree: tree, cache: cache, readAheadBlocks: readAheadBlocks,
+                            readAheadBytes: max(0, options.cacheBytes / 4))
+        label = "backup \(manifest.id) of volume \(manifest.volume)"
+        self.log = log
+    }
+
+    /// The FUSE `read`: the bytes read, or -EIO once the log has a line naming the file and the block.
+    func read(_ file: OpenFile, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) -> Int32 {
+        do throws(ConvoyError) {
+            return Int32(try reader.read(file, into: buffer, at: offset))
+        } catch {
+            log("\(label): cannot read /\(file.path) at offset \(offset): \(error.message)")
+            return -EIO
+        }
+    }
+}

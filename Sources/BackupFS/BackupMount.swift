@@ -1,0 +1,188 @@
+import Backupstore
+import CFuse
+import ConvoyCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct BackupMountOptions: Sendable {
+    /// Bound of the LRU of decompressed blocks, in bytes.
+    public var cacheBytes: Int
+    /// Blocks prefetched ahead of a file that is read sequentially.
+    public var readAheadBlocks: Int
+    /// Where to keep verified encoded blocks on disk (a directory store of their own), or nil for none.
+    public var diskCacheDirectory: String?
+    /// Seconds added to every block fetch, for tests that must slow hydration down.
+    public var fetchDelay: Double
+
+    public init(cacheBytes: Int = 256 << 20, readAheadBlocks: Int = 4, diskCacheDirectory: String? = nil,
+                fetchDelay: Double = 0) {
+        self.cacheBytes = cacheBytes
+        self.readAheadBlocks = readAheadBlocks
+        self.diskCacheDirectory = diskCacheDirectory
+        self.fetchDelay = fetchDelay
+    }
+}
+
+/// A backup's file tree mounted read-only through libfuse's high-level API, served by a thread of its own
+/// (libfuse's multithreaded loop) until `unmount()`.
+public final class BackupMount: Sendable {
+    public let mountpoint: String
+    let fileSystem: BackupFileSystem
+    /// The mount point as /proc/self/mountinfo spells it, and the kernel's record of the mount made here.
+    private let canonicalPath: String
+    private let kernelMount: MountTable.Mount?
+    /// Delivered by the serving thread once libfuse's loop has ended and the handle is destroyed.
+    private let served: Delivery<Int32>
+
+    static let mountOptions = "ro,allow_other,default_permissions,fsname=convoy-backup,subtype=convoy-backup,"
+        + "max_read=\(FuseOperations.maxRead)"
+    /// Kernel read-ahead for the mount, in KiB: whole 1 MiB requests when a file is read sequentially.
+    static let readAheadKilobytes = Int(FuseOperations.maxRead >> 10)
+
+    private init(mountpoint: String, fileSystem: BackupFileSystem, canonicalPath: String,
+                 kernelMount: MountTable.Mount?, served: Delivery<Int32>) {
+        self.mountpoint = mountpoint
+        self.fileSystem = fileSystem
+        self.canonicalPath = canonicalPath
+        self.kernelMount = kernelMount
+        self.served = served
+    }
+
+    /// Mounts the manifest's tree read-only at `mountpoint` (an existing empty directory) and serves it from a
+    /// thread of its own until `unmount()`. `log` receives one line per problem (e.g. a corrupt block, naming its hash).
+    public static func mount(manifest: Manifest, repository: BackupRepository, at mountpoint: String,
+                             options: BackupMountOptions = .init(),
+                             log: @escaping @Sendable (String) -> Void) throws(ConvoyError) -> BackupMount {
+        try checkMountpoint(mountpoint)
+        // Resolved before mounting: afterwards resolving it would ask the file system, whose loop is not running yet.
+        let canonicalPath = MountTable.canonical(mountpoint)
+        let fileSystem = try BackupFileSystem(manifest: manifest, repository: repository, options: options, log: log)
+        guard let fuse = newFuse(fileSystem) else {
+            throw ConvoyError(.internalFailure, "libfuse refused the options of the mount of \(fileSystem.label) (see the daemon's standard error)")
+        }
+        guard fuse_mount(fuse, mountpoint) == 0 else {
+            fuse_destroy(fuse)
+            throw ConvoyError(.driverFailure, "cannot mount \(fileSystem.label) at \(mountpoint): check that /dev/fuse is usable and the daemon runs as root (libfuse's reason is on the daemon's standard error)")
+        }
+        let kernelMount = MountTable.mount(at: canonicalPath)
+        if let kernelMount { MountTable.setReadAhead(kernelMount, kilobytes: readAheadKilobytes) }
+
+        let served = Delivery<Int32>()
+        let handle = FuseHandle(pointer: fuse)
+        let thread = Thread {
+            let result = handle.serve()
+            if result != 0 { fileSystem.log("\(fileSystem.label): the FUSE loop at \(mountpoint) ended with error \(result)") }
+            // The file system must outlive every callback, which ends with the loop.
+            withExtendedLifetime(fileSystem) {}
+            served.deliver(result)
+        }
+        thread.name = "convoy-backupfs"
+        thread.start()
+        return BackupMount(mountpoint: mountpoint, fileSystem: fileSystem, canonicalPath: canonicalPath,
+                           kernelMount: kernelMount, served: served)
+    }
+
+    /// Unmounts (lazily if busy) and waits for the serving thread to finish. Idempotent.
+    ///
+    /// A lazily detached file system lives on while files on it are open (or a mount such as an overlay uses
+    /// it), and so would the serving thread: then the FUSE connection is aborted, the thread ends, and those
+    /// files' further reads fail with ENOTCONN.
+    public func unmount() throws(ConvoyError) {
+        if served.value != nil { return }
+        var busy = false
+        // Unmount only the mount made here: after an outside detach the path may hold someone else's.
+        if kernelMount == nil || MountTable.mount(at: canonicalPath) == kernelMount, umount2(canonicalPath, 0) != 0 {
+            switch errno {
+            case EBUSY:
+                guard umount2(canonicalPath, Int32(MNT_DETACH)) == 0 || errno == EINVAL else { throw failure("detach") }
+                busy = true
+            case EINVAL: break  // no longer a mount point
+            default: throw failure("unmount")
+            }
+        }
+        // Also when detached from outside (then no busy flag): a short wait tells whether files still hold it.
+        if busy || served.wait(timeout: .now() + 1) == nil, let kernelMount {
+            _ = MountTable.abortConnection(kernelMount.connection)
+        }
+        guard served.wait(timeout: .now() + 30) != nil else {
+            throw ConvoyError(.driverFailure, "the FUSE loop of \(fileSystem.label) at \(mountpoint) did not stop within 30 s of its unmount: a block fetch may be hanging; it stops when that fetch ends")
+        }
+    }
+
+    private func failure(_ operation: String) -> ConvoyError {
+        ConvoyError(.driverFailure, "cannot \(operation) \(mountpoint): \(String(cString: strerror(errno)))")
+    }
+
+    /// False once the serving thread has ended.
+    var isServing: Bool { served.value == nil }
+
+    /// Bytes of block data fetched from the store so far (for tests and progress): plain bytes of verified
+    /// blocks, disk-cache hits excluded.
+    public var bytesFetched: UInt64 { fileSystem.cache.source.bytesFetched }
+
+    /// True when `path` is a mount point whose filesystem no longer answers ("Transport endpoint is not
+    /// connected", ENOTCONN) — what a crashed daemon leaves behind.
+    public static func isDeadMount(_ path: String) -> Bool {
+        var info = stat()
+        guard stat(path, &info) != 0, errno == ENOTCONN else { return false }
+        return MountTable.mount(at: MountTable.canonical(path)) != nil
+    }
+
+    /// Detaches whatever is mounted at `path` (umount2 MNT_DETACH); true when something was unmounted.
+    @discardableResult public static func detach(_ path: String) -> Bool {
+        umount2(path, Int32(MNT_DETACH)) == 0
+    }
+
+    // MARK: libfuse
+
+    private static func checkMountpoint(_ path: String) throws(ConvoyError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOTCONN {
+                throw ConvoyError(.conflict, "\(path) is a dead FUSE mount (its daemon is gone): detach it first")
+            }
+            throw ConvoyError(.notFound, "mount point \(path) does not exist: create an empty directory there first")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw .invalid("mount point \(path) is not a directory") }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path), names.isEmpty else {
+            throw ConvoyError(.conflict, "mount point \(path) is not an empty directory; mounting would hide its content")
+        }
+    }
+
+    /// A libfuse handle for the file system, not mounted yet.
+    private static func newFuse(_ fileSystem: BackupFileSystem) -> OpaquePointer? {
+        var arguments = ["convoy-backup", "-o", mountOptions].map { (argument: String) in strdup(argument) }
+        defer { arguments.forEach { free($0) } }
+        var operations = FuseOperations.make()
+        return arguments.withUnsafeMutableBufferPointer { argv in
+            var parsed = fuse_args(argc: Int32(argv.count), argv: argv.baseAddress, allocated: 0)
+            // private_data: the serving thread keeps the file system alive as long as callbacks may run.
+            let fuse = fuse_new(&parsed, &operations, MemoryLayout<fuse_operations>.size,
+                                Unmanaged.passUnretained(fileSystem).toOpaque())
+            fuse_opt_free_args(&parsed)
+            return fuse
+        }
+    }
+}
+
+/// libfuse's `struct fuse *`. Created by `mount`, then used by the serving thread alone, which destroys it.
+private struct FuseHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    /// Libfuse threads at most: each may wait on a block fetch, so more of them means more fetches in flight.
+    static let maxThreads: UInt32 = 16
+
+    /// Runs libfuse's multithreaded loop until the mount goes away, then releases the handle.
+    func serve() -> Int32 {
+        let config = fuse_loop_cfg_create()
+        fuse_loop_cfg_set_max_threads(config, Self.maxThreads)
+        let result = fuse_loop_mt(pointer, config)
+        fuse_loop_cfg_destroy(config)
+        // Unmounts only if the connection is still alive (the loop failed); otherwise just closes the device.
+        fuse_unmount(pointer)
+        fuse_destroy(pointer)
+        return result
+    }
+}

@@ -1,0 +1,185 @@
+import Backupstore
+import ConvoyCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A manifest's tree indexed once at mount, so that each FUSE call costs one dictionary lookup: path → entry,
+/// directory → children, hard link → the entry holding its data, and link counts. Checked while indexed: a
+/// manifest whose paths or chunks do not fit together is refused at mount rather than served as wrong bytes.
+struct BackupTree: Sendable {
+    let entries: [Entry]
+    /// Relative path ("" for the root) → index of its entry.
+    private let indexByPath: [String: Int]
+    /// For each entry, the entry whose attributes and data it shows: itself, or for a hard link the first link.
+    private let resolved: [Int]
+    /// Directory entry → its children's entries, in manifest order.
+    private let childrenByDirectory: [Int: [Int]]
+    /// Per entry shown (see `resolved`): st_nlink.
+    private let linkCounts: [Int]
+    /// Decoded extended attributes, by name, of the entries that have any.
+    private let attributes: [Int: [(name: String, value: [UInt8])]]
+    /// Bytes of file data (holes excluded), for statfs.
+    let dataBytes: UInt64
+
+    init(_ manifest: Manifest) throws(ConvoyError) {
+        let entries = manifest.entries
+        let what = "backup \(manifest.id) of volume \(manifest.volume)"
+        var indexByPath: [String: Int] = [:]
+        indexByPath.reserveCapacity(entries.count)
+        for (index, entry) in entries.enumerated() {
+            guard indexByPath.updateValue(index, forKey: entry.path) == nil else {
+                throw Self.inconsistent(what, "lists '\(entry.path)' twice")
+            }
+        }
+        guard let root = indexByPath[""], entries[root].type == .directory else {
+            throw Self.inconsistent(what, "has no root directory")
+        }
+
+        var resolved = Array(entries.indices)
+        var children: [Int: [Int]] = [root: []]
+        var linkCounts = entries.map { $0.type == .directory ? 2 : 1 }
+        var attributes: [Int: [(name: String, value: [UInt8])]] = [:]
+        var dataBytes: UInt64 = 0
+        for (index, entry) in entries.enumerated() where index != root {
+            let (parentPath, name) = Self.split(entry.path)
+            guard !name.isEmpty, name != ".", name != "..", let parent = indexByPath[parentPath],
+                  entries[parent].type == .directory else {
+                throw Self.inconsistent(what, "places '\(entry.path)' outside its directories")
+            }
+            children[parent, default: []].append(index)
+            switch entry.type {
+            case .directory:
+                linkCounts[parent] += 1
+            case .hardlink:
+                guard let first = entry.target.flatMap({ indexByPath[$0] }), entries[first].type == .file else {
+                    throw Self.inconsistent(what, "links '\(entry.path)' to '\(entry.target ?? "")', which is not a file in it")
+                }
+                resolved[index] = first
+                linkCounts[first] += 1
+            case .file:
+                dataBytes += try Self.checkChunks(of: entry, in: what)
+            default:
+                break
+            }
+            if let encoded = entry.xattrs, !encoded.isEmpty {
+                attributes[index] = try Self.decode(encoded, of: entry.path, in: what)
+            }
+        }
+        if let encoded = entries[root].xattrs, !encoded.isEmpty {
+            attributes[root] = try Self.decode(encoded, of: "/", in: what)
+        }
+        self.entries = entries
+        self.indexByPath = indexByPath
+        self.resolved = resolved
+        self.childrenByDirectory = children
+        self.linkCounts = linkCounts
+        self.attributes = attributes
+        self.dataBytes = dataBytes
+    }
+
+    // MARK: Lookups
+
+    /// The entry shown at a relative path ("" for the root), already resolved through hard links.
+    func lookup(_ path: String) -> Int? {
+        indexByPath[path].map { resolved[$0] }
+    }
+
+    /// A directory's entries (their own indices: `name(of:)` gives the name, `attributes(of:)` resolves links),
+    /// in manifest order.
+    func children(of directory: Int) -> [Int] {
+        childrenByDirectory[directory] ?? []
+    }
+
+    func name(of index: Int) -> Substring {
+        Self.split(entries[index].path).name
+    }
+
+    func entry(_ index: Int) -> Entry {
+        entries[resolved[index]]
+    }
+
+    func extendedAttributes(of index: Int) -> [(name: String, value: [UInt8])] {
+        attributes[resolved[index]] ?? []
+    }
+
+    /// What stat(2) reports for an entry. Inode numbers are entry positions (root = 1), shared by hard links.
+    func attributes(of index: Int) -> stat {
+        let shown = resolved[index]
+        let entry = entries[shown]
+        var info = stat()
+        info.st_ino = ino_t(shown + 1)
+        info.st_mode = Self.fileType(entry.type) | mode_t(entry.mode & 0o7777)
+        info.st_nlink = nlink_t(linkCounts[shown])
+        info.st_uid = entry.uid
+        info.st_gid = entry.gid
+        info.st_rdev = dev_t(entry.rdev ?? 0)
+        switch entry.type {
+        case .file:
+            info.st_size = off_t(clamping: entry.size)
+            let stored = (entry.chunks ?? []).reduce(UInt64(0)) { $0 + UInt64($1.length) }
+            info.st_blocks = blkcnt_t(clamping: (stored + 511) / 512)
+        case .symlink:
+            info.st_size = off_t(entry.target?.utf8.count ?? 0)
+        default:
+            info.st_size = 0
+        }
+        let time = timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds))
+        info.st_mtim = time
+        info.st_atim = time
+        info.st_ctim = time
+        return info
+    }
+
+    // MARK: Building
+
+    static func fileType(_ kind: Entry.Kind) -> mode_t {
+        switch kind {
+        case .directory: S_IFDIR
+        case .file, .hardlink: S_IFREG
+        case .symlink: S_IFLNK
+        case .fifo: S_IFIFO
+        case .socket: S_IFSOCK
+        case .charDevice: S_IFCHR
+        case .blockDevice: S_IFBLK
+        }
+    }
+
+    private static func split(_ path: String) -> (parent: String, name: Substring) {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return ("", path[...]) }
+        return (String(path[..<slash]), path[path.index(after: slash)...])
+    }
+
+    /// Chunks must be in order, apart, and inside the file, so that a read can bisect them and never serve one
+    /// chunk's bytes at another's place. Returns the bytes they hold.
+    private static func checkChunks(of entry: Entry, in what: String) throws(ConvoyError) -> UInt64 {
+        var end: UInt64 = 0
+        var stored: UInt64 = 0
+        for chunk in entry.chunks ?? [] {
+            guard chunk.offset >= end, chunk.length > 0 else {
+                throw inconsistent(what, "has overlapping chunks in '\(entry.path)'")
+            }
+            end = chunk.offset + UInt64(chunk.length)
+            stored += UInt64(chunk.length)
+        }
+        guard end <= entry.size else { throw inconsistent(what, "has chunks past the end of '\(entry.path)'") }
+        return stored
+    }
+
+    private static func decode(_ encoded: [String: String], of path: String, in what: String) throws(ConvoyError)
+        -> [(name: String, value: [UInt8])] {
+        var decoded: [(name: String, value: [UInt8])] = []
+        for (name, value) in encoded {
+            guard let bytes = Data(base64Encoded: value) else {
+                throw inconsistent(what, "holds an undecodable value of xattr \(name) of '\(path)'")
+            }
+            decoded.append((name, Array(bytes)))
+        }
+        return decoded.sorted { $0.name < $1.name }
+    }
+
+    private static func inconsistent(_ what: String, _ problem: String) -> ConvoyError {
+        ConvoyError(.driverFailure, "the manifest of \(what) \(problem); it cannot be mounted (verify the backup)")
+    }
+}

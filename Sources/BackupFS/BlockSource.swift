@@ -1,0 +1,53 @@
+import Backupstore
+import ConvoyCore
+import Synchronization
+
+/// Where blocks come from: the optional disk cache, else the backup store. Every block is verified against its
+/// hash before it is returned, wherever it was read from.
+final class BlockSource: Sendable {
+    let repository: BackupRepository
+    /// Encoded blocks already fetched, in a directory store of their own (same layout as a backup store).
+    let diskCache: BackupRepository?
+    let fetchDelay: Double
+    let log: @Sendable (String) -> Void
+    private let fetched = Atomic<UInt64>(0)
+
+    init(repository: BackupRepository, diskCacheDirectory: String?, fetchDelay: Double,
+         log: @escaping @Sendable (String) -> Void) throws(ConvoyError) {
+        self.repository = repository
+        self.diskCache = try diskCacheDirectory.map { directory throws(ConvoyError) in
+            BackupRepository(store: try FileObjectStore(root: directory))
+        }
+        self.fetchDelay = fetchDelay
+        self.log = log
+    }
+
+    /// Plain bytes of the verified blocks read from the backup store (disk-cache hits excluded).
+    var bytesFetched: UInt64 { fetched.load(ordering: .relaxed) }
+
+    func load(_ hash: String) async -> Result<[UInt8], ConvoyError> {
+        if fetchDelay > 0 { try? await Task.sleep(for: .seconds(fetchDelay)) }
+        if let diskCache {
+            do throws(ConvoyError) {
+                return .success(try await diskCache.block(hash))
+            } catch where error.kind == .notFound {
+                // Not cached yet.
+            } catch {
+                log("the disk cache's copy of \(error.message); fetching it again from \(repository.store.location)")
+            }
+        }
+        do throws(ConvoyError) {
+            let encoded = try await repository.encodedBlock(hash)
+            let plain = try BlockCodec.decode(encoded, expectedHash: hash)
+            fetched.add(UInt64(plain.count), ordering: .relaxed)
+            if let diskCache {
+                do throws(ConvoyError) { try await diskCache.putBlockNow(hash: hash, encoded: encoded) } catch {
+                    log("cannot keep block \(hash) in the disk cache: \(error.message)")
+                }
+            }
+            return .success(plain)
+        } catch {
+            return .failure(error)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Backupstore
+import ConvoyCore
+import Synchronization
+
+/// One open file: the entry it reads and how far sequential reading has got, to decide on read-ahead. Kept
+/// per open (in the FUSE file handle) so that two readers of one file do not spoil each other's pattern.
+final class OpenFile: Sendable {
+    let node: Int
+    let path: String
+    /// The chunk after the furthest one read sequentially; 0 before the first read.
+    private let front = Mutex(0)
+
+    /// Reads this far behind the front still count as sequential: the kernel's read-ahead requests reach the
+    /// multithreaded loop slightly out of order.
+    static let reorderTolerance = 4
+
+    init(node: Int, path: String) {
+        self.node = node
+        self.path = path
+    }
+
+    /// Records a read of chunks `touched`; returns the front when the read continues sequential reading (or
+    /// starts at the file's beginning), nil for a random read.
+    func recordRead(_ touched: Range<Int>) -> Int? {
+        front.withLock { front in
+            guard touched.lowerBound <= front, touched.lowerBound + Self.reorderTolerance >= front else {
+                front = touched.upperBound
+                return nil
+            }
+            front = max(front, touched.upperBound)
+            return front
+        }
+    }
+}
+
+/// Serves a file's bytes from its chunks: bisects to the chunks a read touches, fetches only those (holes read
+/// as zeros), and when the file is read sequentially prefetches the next blocks.
+struct FileReader: Sendable {
+    let tree: BackupTree
+    let cache: BlockCache
+    let readAheadBlocks: Int
+    /// Bytes one read-ahead may start at most: prefetched blocks must not push out of the LRU the ones being read.
+    let readAheadBytes: Int
+
+    /// Fills `buffer` with the file's bytes from `offset`; returns how many (fewer at the end of the file). Throws
+    /// the first block that cannot be fetched or fails verification: the read then fails rather than serve
+    /// anything else.
+    func read(_ file: OpenFile, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ConvoyError) -> Int {
+        let entry = tree.entry(file.node)
+        guard offset < entry.size, let base = buffer.baseAddress else { return 0 }
+        let end = min(entry.size, offset + UInt64(buffer.count))
+        let chunks = entry.chunks ?? []
+        let first = Self.firstChunk(endingAfter: offset, in: chunks)
+        var last = first
+        while last < chunks.count, chunks[last].offset < end { last += 1 }
+        let touched = first..<last
+        if !touched.isEmpty, let front = file.recordRead(touched) { readAhead(chunks, from: front) }
+
+        let blocks = cache.blocks(touched.map { chunks[$0].hash })
+        var position = offset
+        for (index, outcome) in zip(touched, blocks) {
+            let chunk = chunks[index]
+            let block = try outcome.get()
+            guard block.count == Int(chunk.length) else {
+                throw ConvoyError(.driverFailure, "block \(chunk.hash) has \(block.count) bytes, the manifest says \(chunk.length)")
+            }
+            if chunk.offset > position {
+                (base + Int(position - offset)).initializeMemory(as: UInt8.self, repeating: 0, count: Int(chunk.offset - position))
+                position = chunk.offset
+            }
+            let copyEnd = min(end, chunk.offset + UInt64(chunk.length))
+            block.withUnsafeBytes { source in
+                guard let start = source.baseAddress else { return }
+                (base + Int(position - offset)).copyMemory(from: start + Int(position - chunk.offset),
+                                                           byteCount: Int(copyEnd - position))
+            }
+            position = copyEnd
+        }
+        if end > position {
+            (base + Int(position - offset)).initializeMemory(as: UInt8.self, repeating: 0, count: Int(end - position))
+        }
+        return Int(end - offset)
+    }
+
+    /// The index of the first chunk that ends after `offset` (chunks.count when none): a bisection over the
+    /// chunks' offsets, which the manifest keeps sorted and apart.
+    static func firstChunk(endingAfter offset: UInt64, in chunks: [Chunk]) -> Int {
+        var low = 0
+        var high = chunks.count
+        while low < high {
+            let middle = (low + high) / 2
+            if chunks[middle].offset + UInt64(chunks[middle].length) <= offset { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// lseek's SEEK_DATA (`data`) or SEEK_HOLE from `offset`, over the chunk map: gaps between chunks are holes,
+    /// and so is the end of the file. nil (ENXIO) at or past the end, or for SEEK_DATA past the last data.
+    static func seek(in entry: Entry, from offset: UInt64, data: Bool) -> UInt64? {
+        guard offset < entry.size else { return nil }
+        let chunks = entry.chunks ?? []
+        var index = firstChunk(endingAfter: offset, in: chunks)
+        if data { return index < chunks.count ? max(offset, chunks[index].offset) : nil }
+        var position = offset
+        while index < chunks.count, chunks[index].offset <= position {
+            position = chunks[index].offset + UInt64(chunks[index].length)
+            index += 1
+        }
+        return position
+    }
+
+    private func readAhead(_ chunks: [Chunk], from front: Int) {
+        guard readAheadBlocks > 0, front < chunks.count else { return }
+        var hashes: [String] = []
+        var bytes = 0
+        for chunk in chunks[front..<min(chunks.count, front + readAheadBlocks)] {
+            bytes += Int(chunk.length)
+            if bytes > readAheadBytes { break }
+            hashes.append(chunk.hash)
+        }
+        cache.prefetch(hashes)
+    }
+}

@@ -1,0 +1,131 @@
+@testable import BackupFS
+import Backupstore
+import CLinux
+import ConvoyTestSupport
+import Foundation
+import Synchronization
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The cache behind the mount: one fetch per block, read-ahead, the LRU's order, the disk cache.
+final class BlockCacheTests: MountTestCase {
+    func testConcurrentReadsOfOneBlockFetchItOnce() async throws {
+        let tree = try await backUp("coalesce") { source in
+            try TreeFixture.write(source + "/f.bin", TreeFixture.randomBytes(3 << 20, seed: 61))
+        }
+        let chunk = try XCTUnwrap(tree.entry("f.bin").chunks?.max { $0.length < $1.length })
+        let mount = try mount(tree, options: .init(readAheadBlocks: 0, fetchDelay: 0.5))
+        // O_DIRECT: each read reaches the file system as it is, not merged by the page cache.
+        let fd = open(mount.mountpoint + "/f.bin", O_RDONLY | convoy_O_DIRECT)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        let readers = 8
+        let step = Int(chunk.length) / readers
+        let results = Mutex([Int](repeating: 0, count: readers))
+        DispatchQueue.concurrentPerform(iterations: readers) { index in
+            var buffer = [UInt8](repeating: 0, count: 1000)
+            let offset = off_t(chunk.offset) + off_t(index * step)
+            let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
+            results.withLock { $0[index] = count }
+        }
+        close(fd)
+        XCTAssertEqual(results.withLock { $0 }, Array(repeating: 1000, count: readers))
+        XCTAssertEqual(mount.bytesFetched, UInt64(chunk.length), "\(readers) reads of one block fetched it once")
+        try unmount(mount)
+    }
+
+    func testSequentialReadingPrefetchesAhead() async throws {
+        let tree = try await backUp("readahead") { source in
+            try TreeFixture.write(source + "/f.bin", TreeFixture.randomBytes(16 << 20, seed: 62))
+        }
+        let blocks = tree.manifest.blockHashes.count
+        let delay = 0.1
+        var elapsed: [Int: Duration] = [:]
+        for readAhead in [0, 4] {
+            let mount = try mount(tree, at: "mnt-\(readAhead)", options: .init(readAheadBlocks: readAhead, fetchDelay: delay))
+            let started = ContinuousClock.now
+            _ = try Self.readAll(mount.mountpoint + "/f.bin").get()
+            elapsed[readAhead] = ContinuousClock.now - started
+            try unmount(mount)
+        }
+        print("sequential read of \(blocks) blocks at \(delay) s a fetch: without read-ahead \(elapsed[0] ?? .zero), with 4 blocks \(elapsed[4] ?? .zero)")
+        let without = try XCTUnwrap(elapsed[0]), with = try XCTUnwrap(elapsed[4])
+        XCTAssertLessThan(with, without * 0.6, "read-ahead should overlap the fetches")
+    }
+
+    func testConcurrentReadersOfManyFilesThroughASmallCache() async throws {
+        let contents = (0..<4).map { TreeFixture.randomBytes(6 << 20, seed: UInt64(90 + $0)) }
+        let tree = try await backUp("churn") { source in
+            for (index, bytes) in contents.enumerated() { try TreeFixture.write(source + "/f\(index)", bytes) }
+        }
+        let mount = try mount(tree, options: .init(cacheBytes: 3 << 20, readAheadBlocks: 2))
+        let mismatches = Mutex<[String]>([])
+        // Three readers a file, with O_DIRECT so that every read reaches the cache rather than the page cache.
+        DispatchQueue.concurrentPerform(iterations: 12) { reader in
+            let index = reader % contents.count
+            let fd = open(mount.mountpoint + "/f\(index)", O_RDONLY | convoy_O_DIRECT)
+            defer { close(fd) }
+            var buffer = [UInt8](repeating: 0, count: 300_000 + reader * 1000)
+            var offset = reader * 4096
+            while offset < contents[index].count {
+                let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+                let expected = contents[index][offset..<min(contents[index].count, offset + buffer.count)]
+                guard count == expected.count, MountedTreeTests.same(buffer[0..<count], expected) else {
+                    mismatches.withLock { $0.append("reader \(reader), f\(index) at \(offset): \(count) bytes") }
+                    return
+                }
+                offset += count
+            }
+        }
+        XCTAssertEqual(mismatches.withLock { $0 }, [])
+        XCTAssertLessThanOrEqual(mount.fileSystem.cache.peakCachedBytes, 3 << 20)
+        try unmount(mount)
+    }
+
+    func testLeastRecentlyUsedBlocksLeaveFirst() {
+        var lru = BlockLRU(capacity: 10)
+        lru.insert("a", [UInt8](repeating: 1, count: 4))
+        lru.insert("b", [UInt8](repeating: 2, count: 4))
+        XCTAssertEqual(lru.get("a"), [1, 1, 1, 1])  // a is now the most recent
+        lru.insert("c", [UInt8](repeating: 3, count: 4))  // 12 > 10: b leaves
+        XCTAssertFalse(lru.contains("b"))
+        XCTAssertTrue(lru.contains("a") && lru.contains("c"))
+        XCTAssertEqual(lru.bytes, 8)
+        lru.insert("huge", [UInt8](repeating: 4, count: 11))  // larger than the cache: not kept, nothing evicted
+        XCTAssertFalse(lru.contains("huge"))
+        XCTAssertEqual(lru.bytes, 8)
+        lru.insert("d", [UInt8](repeating: 5, count: 10))  // evicts everything else
+        XCTAssertEqual(lru.bytes, 10)
+        XCTAssertTrue(lru.contains("d") && !lru.contains("a") && !lru.contains("c"))
+        XCTAssertEqual(lru.peakBytes, 10)
+    }
+
+    func testDiskCacheServesVerifiedBlocks() async throws {
+        let content = TreeFixture.randomBytes(4 << 20, seed: 63)
+        let tree = try await backUp("disk") { source in try TreeFixture.write(source + "/f.bin", content) }
+        let cacheDirectory = tree.scratch + "/disk-cache"
+        let options = BackupMountOptions(diskCacheDirectory: cacheDirectory)
+        let first = try mount(tree, at: "first", options: options)
+        XCTAssertTrue(try Self.readAll(first.mountpoint + "/f.bin").get() == content)
+        XCTAssertEqual(first.bytesFetched, UInt64(content.count))
+        try unmount(first)
+
+        // The store loses every block but one, whose cached copy is damaged instead.
+        let hashes = try XCTUnwrap(tree.entry("f.bin").chunks?.map(\.hash))
+        XCTAssertGreaterThan(hashes.count, 1)
+        let damaged = hashes[0]
+        let cachedCopy = "\(cacheDirectory)/convoy-backupstore/blocks/\(damaged.prefix(2))/\(damaged)"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: cachedCopy))
+        try TreeFixture.write(cachedCopy, TreeFixture.randomBytes(100, seed: 64))
+        for hash in hashes.dropFirst() { try FileManager.default.removeItem(atPath: tree.blockFile(hash)) }
+
+        let log = LogLines()
+        let second = try mount(tree, at: "second", options: options, log: log)
+        XCTAssertTrue(try Self.readAll(second.mountpoint + "/f.bin").get() == content)
+        let damagedLength = try XCTUnwrap(tree.entry("f.bin").chunks?.first?.length)
+        XCTAssertEqual(second.bytesFetched, UInt64(damagedLength), "only the damaged copy was fetched again")
+        XCTAssertTrue(log.all.contains { $0.contains("disk cache") && $0.contains(damaged) }, "\(log.all)")
+        try unmount(second)
+    }
+}
