@@ -38,6 +38,8 @@ extension ClientAPI {
             case complete
             /// Hydration stopped on an error (in `error`); it is retried at the next daemon start.
             case failed
+            /// Not a lazy volume (any more): all its data is in its own directory.
+            case local
         }
 
         public var state: State

@@ -93,7 +93,7 @@ final class BackupMountCLITests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("does not exist"), missing.stderr)
         let full = daemon.directory + "/full"
         try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: full + "/file", contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: full + "/file", contents: Data()))
         let notEmpty = try daemon.cli(["backup", "mount", url, full])
         XCTAssertEqual(notEmpty.status, 1)
         XCTAssertTrue(notEmpty.stderr.contains("not empty"), notEmpty.stderr)

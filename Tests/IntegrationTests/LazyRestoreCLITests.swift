@@ -85,8 +85,9 @@ final class LazyRestoreCLITests: XCTestCase {
         let waited = try daemon.cli(["hydrate", "lazy", "--wait"])
         XCTAssertEqual(waited.status, 0, waited.stderr)
         XCTAssertTrue(waited.stdout.contains("\"State\" : \"complete\""), waited.stdout)
-        XCTAssertEqual(try TreeDescription.describe(mountpoint, directoryTimes: false),
-                       try TreeDescription.describe(expected, directoryTimes: false))
+        // Through the overlay, the two names of a hard link are two files (overlayfs without `index`).
+        XCTAssertEqual(try TreeDescription.describe(mountpoint, directoryTimes: false, linkCounts: false),
+                       try TreeDescription.describe(expected, directoryTimes: false, linkCounts: false))
 
         // Still in use: the overlay stays until the last reference goes; then the volume is a plain directory.
         XCTAssertTrue(daemon.mountsUnderDirectory.contains(mountpoint))
@@ -99,7 +100,7 @@ final class LazyRestoreCLITests: XCTestCase {
         XCTAssertEqual(try daemon.cli(["mount", "lazy"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines), plain)
         let inspect = try daemon.cli(["inspect", "lazy"])
         XCTAssertFalse(inspect.stdout.contains("Hydration") || inspect.stdout.contains("LazyBackup"), inspect.stdout)
-        XCTAssertEqual(try daemon.cli(["hydrate", "lazy"]).status, 1)
+        XCTAssertEqual(try hydration("lazy")["State"] as? String, "local")
     }
 
     func testHydrationResumesAfterTheDaemonIsKilled() throws {

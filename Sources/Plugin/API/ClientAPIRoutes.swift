@@ -47,7 +47,8 @@ struct ClientAPIRoutes {
                 if LazyRestore.isLazy(record) {
                     throw ConvoyError(.unavailable, "lazy volume \(name) is not attached to its backup; see the daemon's log")
                 }
-                throw .notFound("volume \(name) is not being hydrated: its data is all local")
+                return ClientAPI.Hydration(state: .local, backup: "", bytesDone: 0, bytesTotal: 0, filesDone: 0,
+                                           filesTotal: 0, job: nil, error: nil)
             }
             return hydration
         }

@@ -132,23 +132,19 @@ public actor LazyRestore: VolumeLifecycleHooks {
         let (jobs, logger) = (self.jobs, self.logger)
         let task = Task {
             do throws(ConvoyError) {
+                // The volume's state changes inside the job, so a client that saw the job end sees its outcome.
                 let job = try await jobs.start(kind: "hydrate", target: name) { report throws(ConvoyError) in
                     progress.follow(report)
-                    try await hydrator.run(progress: progress)
+                    do throws(ConvoyError) {
+                        try await hydrator.run(progress: progress)
+                    } catch {
+                        await self.failed(name, error.message)
+                        throw error
+                    }
+                    await self.hydrated(name)
                     return ["Volume": name]
                 }
                 self.setJob(name, job.id)
-                // The job runs on its own task; wait for its end to finish the volume.
-                while let current = await jobs.job(job.id), current.state == .running {
-                    if Task.isCancelled { return }
-                    try? await Task.sleep(for: .milliseconds(100))
-                }
-                let ended = await jobs.job(job.id)
-                if ended?.state == .succeeded {
-                    await self.hydrated(name)
-                } else {
-                    self.failed(name, ended?.error ?? "hydration ended unexpectedly")
-                }
             } catch {
                 logger.error("cannot start hydrating lazy volume \(name): \(error.message)")
                 self.failed(name, error.message)
@@ -215,9 +211,15 @@ public actor LazyRestore: VolumeLifecycleHooks {
             var a = stat(), b = stat()
             guard lstat(path, &a) == 0, lstat(target, &b) == 0, a.st_mode & S_IFMT == S_IFREG, b.st_mode & S_IFMT == S_IFREG,
                   a.st_ino != b.st_ino, unchanged(a, original), unchanged(b, original) else { continue }
+            // Relinking changes the directory's times; it keeps the ones it had (the backup's, or the user's).
+            let parent = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+            var before = stat()
+            guard lstat(parent, &before) == 0 else { continue }
             let temporary = path + ".convoy-relink"
             guard link(target, temporary) == 0 else { continue }
             if rename(temporary, path) == 0 { relinked += 1 } else { unlink(temporary) }
+            var times = [before.st_atim, before.st_mtim]
+            utimensat(AT_FDCWD, parent, &times, AT_SYMLINK_NOFOLLOW)
         }
         return relinked
     }

@@ -4,16 +4,18 @@ import Foundation
 enum TreeDescription {
     /// Every entry's type, mode, owner, mtime, size and link target, plus file contents, as `find` and
     /// `sha256sum` see them (independent of convoy's own code). `directoryTimes: false` leaves out directories'
-    /// mtimes (for trees that were written to since).
-    static func describe(_ directory: String, directoryTimes: Bool = true) throws -> String {
+    /// mtimes and link counts (for trees written to since, and overlays, which count directory links their own
+    /// way); `linkCounts: false` leaves out every link count (an overlay shows hard links as separate files).
+    static func describe(_ directory: String, directoryTimes: Bool = true, linkCounts: Bool = true) throws -> String {
         let listing = try Command.check("/usr/bin/find", [directory, "-printf", "%P|%y|%m|%U|%G|%T@|%s|%l|%n\\n"])
         let lines = listing.split(separator: "\n").map { line -> String in
             // Directory sizes depend on the filesystem's history, not on content.
             var fields = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-            if fields.count > 6, fields[1] == "d" {
+            if fields.count > 8, fields[1] == "d" {
                 fields[6] = "-"
-                if !directoryTimes { fields[5] = "-" }
+                if !directoryTimes { (fields[5], fields[8]) = ("-", "-") }
             }
+            if fields.count > 8, !linkCounts { fields[8] = "-" }
             return fields.joined(separator: "|")
         }
         let sums = try Command.check("/bin/sh", ["-c", "cd '\(directory)' && find . -type f -exec sha256sum {} + | sort"])
