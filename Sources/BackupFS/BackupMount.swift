@@ -26,7 +26,9 @@ public struct BackupMountOptions: Sendable {
 }
 
 /// A backup's file tree mounted read-only through libfuse's high-level API, served by a thread of its own
-/// (libfuse's multithreaded loop) until `unmount()`.
+/// (libfuse's multithreaded loop) until `unmount()`. Releasing the object does not unmount: the thread serves on.
+/// Blocking calls (`unmount`, reads of the mount) belong on threads that may block, not in a cooperative task's
+/// hot path, though the mount's own fetches never depend on the cooperative pool.
 public final class BackupMount: Sendable {
     public let mountpoint: String
     let fileSystem: BackupFileSystem
