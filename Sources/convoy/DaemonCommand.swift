@@ -32,6 +32,9 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "Memory for decompressed blocks of each mounted backup, e.g. 256M.")
     var fuseCacheSize: String = "256M"
 
+    @Option(help: "Blocks fetched ahead when a file of a mounted backup is read sequentially (0-64).")
+    var fuseReadAhead: Int = 4
+
     @Flag(help: "Also keep blocks fetched by mounted backups on disk, under <root>/cache/blocks.")
     var fuseDiskCache = false
 
@@ -60,6 +63,10 @@ struct DaemonCommand: AsyncParsableCommand {
                 ignoreDockerDelete: ignoreDockerDelete, s3Endpoint: s3Endpoint)
             configuration.fuseCacheBytes = try ByteSize.parse(fuseCacheSize, option: "--fuse-cache-size")
             configuration.fuseDiskCache = fuseDiskCache
+            guard (0...64).contains(fuseReadAhead) else {
+                throw ConvoyError.invalid("--fuse-read-ahead: \(fuseReadAhead) is not between 0 and 64 blocks")
+            }
+            configuration.fuseReadAheadBlocks = fuseReadAhead
             guard hydrationPause >= 0, hydrationPause <= 3600 else {
                 throw ConvoyError.invalid("--hydration-pause: \(hydrationPause) is not between 0 and 3600 seconds")
             }

@@ -68,4 +68,31 @@ final class S3BackupTests: XCTestCase {
         XCTAssertFalse(noBucket.stderr.contains(ProcessInfo.processInfo.environment["AWS_SECRET_ACCESS_KEY"] ?? "\u{0}"),
                        "the secret never appears in an error")
     }
+
+    func testBrowseAndLazyRestoreFromS3() throws {
+        XCTAssertEqual(try daemon.cli(["create", "s3src"]).status, 0)
+        let source = try TreeDescription.populate(daemon.root + "/vfs/s3src")
+        let expected = try TreeDescription.describe(source)
+        XCTAssertEqual(try daemon.cli(["snapshot", "create", "s3src", "--name", "s3src-snap"]).status, 0)
+        let backup = try daemon.cli(["backup", "create", "s3src-snap", "--dest", destination])
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let url = backup.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        // Browse: every block comes from moto's S3 on demand.
+        let target = daemon.directory + "/browse"
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        let mounted = try daemon.cli(["backup", "mount", url, target])
+        XCTAssertEqual(mounted.status, 0, mounted.stderr)
+        XCTAssertEqual(try TreeDescription.describe(target), expected)
+        XCTAssertEqual(try daemon.cli(["backup", "umount", target]).status, 0)
+
+        // Lazy restore from S3, hydrated, then a plain directory equal to the source.
+        let lazy = try daemon.cli(["create", "s3lazy", "--backup", url, "--lazy"])
+        XCTAssertEqual(lazy.status, 0, lazy.stderr)
+        let waited = try daemon.cli(["hydrate", "s3lazy", "--wait"])
+        XCTAssertEqual(waited.status, 0, waited.stderr)
+        for _ in 0..<100 where !daemon.mountsUnderDirectory.isEmpty { usleep(100_000) }
+        XCTAssertEqual(daemon.mountsUnderDirectory, [])
+        XCTAssertEqual(try TreeDescription.describe(daemon.root + "/vfs/s3lazy"), expected)
+    }
 }

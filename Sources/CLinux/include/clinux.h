@@ -19,6 +19,12 @@ static inline int convoy_lsetxattr(const char *path, const char *name, const voi
 static inline int convoy_lremovexattr(const char *path, const char *name) { return lremovexattr(path, name); }
 // O_DIRECT is only defined with _GNU_SOURCE; glibc's own name for it is always there.
 static const int convoy_O_DIRECT = __O_DIRECT;
+#include <malloc.h>
+// Raise the size above which malloc maps fresh pages (and the heap-trim threshold), so large buffers are reused.
+static inline void convoy_tune_malloc(int mmapThreshold, int trimThreshold) {
+    mallopt(M_MMAP_THRESHOLD, mmapThreshold);
+    mallopt(M_TRIM_THRESHOLD, trimThreshold);
+}
 // Declared here rather than through _GNU_SOURCE, which would change how glibc's headers define types that other
 // modules (Dispatch, Glibc) also see, and break the module build.
 extern int syncfs(int fd);

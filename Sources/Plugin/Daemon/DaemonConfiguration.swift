@@ -14,6 +14,8 @@ public struct DaemonConfiguration: Sendable {
     public var s3Endpoint: String?
     /// Memory for decompressed blocks of each mounted backup (browse mounts and lazy volumes).
     public var fuseCacheBytes: UInt64 = 256 << 20
+    /// Blocks fetched ahead when a mounted backup's file is read sequentially.
+    public var fuseReadAheadBlocks = 4
     /// Keep fetched blocks on disk under `<root>/cache/blocks` too.
     public var fuseDiskCache = false
     /// Pause before hydrating each file (throttles hydration; tests use it).
