@@ -44,6 +44,9 @@ public actor LazyRestore: VolumeLifecycleHooks {
         var jobID: String?
         var state: ClientAPI.Hydration.State = .hydrating
         var error: String?
+        /// Mounts gone and the directory cleaned; forgotten once the volume's record says it is plain (the
+        /// record is updated by VolumeService after `finish` returns, so until then this still answers).
+        var finished = false
         var url: String
     }
 
@@ -174,7 +177,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
     /// overlay is still busy.
     private func finish(_ record: VolumeRecord) -> [String: String]? {
         let name = record.name
-        guard let attached = active[name], attached.state == .complete else { return nil }
+        guard let attached = active[name], attached.state == .complete, !attached.finished else { return nil }
         let code = Overlay.unmount(attached.merged, detach: false)
         guard code == 0 || code == EINVAL else {
             logger.warning("lazy volume \(name) is hydrated but its overlay is busy (\(String(cString: strerror(code)))); finishing at its next unmount")
@@ -192,7 +195,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
             logger.error("cannot finish lazy volume \(name): \(error.message)")
             return nil
         }
-        active[name] = nil
+        active[name]?.finished = true
         var info = record.driverInfo
         info[Self.backupKey] = nil
         return info
@@ -233,7 +236,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
 
     public func mountpoint(for record: VolumeRecord) async throws(ConvoyError) -> String? {
         guard Self.isLazy(record) else { return nil }
-        guard let attached = active[record.name] else {
+        guard let attached = active[record.name], !attached.finished else {
             throw ConvoyError(.unavailable, "lazy volume \(record.name) is not attached to its backup \(record.driverInfo[Self.backupKey] ?? ""); see the daemon's log, fix the store, and restart the daemon")
         }
         return attached.merged
@@ -310,13 +313,18 @@ public actor LazyRestore: VolumeLifecycleHooks {
 
     /// The directory to read a volume's current content from: the overlay while it is lazy.
     public func readableDirectory(of name: String) -> String? {
-        active[name]?.merged
+        guard let attached = active[name], !attached.finished else { return nil }
+        return attached.merged
     }
 
     // MARK: Status
 
     public func hydration(of name: String) -> ClientAPI.Hydration? {
         guard let attached = active[name] else { return nil }
+        if attached.finished, let record = try? volumes.get(name), !Self.isLazy(record) {
+            active[name] = nil
+            return nil
+        }
         let now = attached.progress.current
         return ClientAPI.Hydration(
             state: attached.state, backup: attached.url, bytesDone: now.bytesDone, bytesTotal: now.bytesTotal,
