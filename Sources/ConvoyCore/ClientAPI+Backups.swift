@@ -18,9 +18,11 @@ extension ClientAPI {
         public var files: Int
         public var bytesRead: UInt64
         public var newBytesStored: UInt64
+        /// What a driver that keeps its own snapshots (devicemapper) records for this one.
+        public var driverInfo: [String: String]?
 
         public init(name: String, volumeName: String, createdTime: String, size: UInt64, files: Int,
-                    bytesRead: UInt64, newBytesStored: UInt64) {
+                    bytesRead: UInt64, newBytesStored: UInt64, driverInfo: [String: String]? = nil) {
             self.name = name
             self.volumeName = volumeName
             self.createdTime = createdTime
@@ -28,11 +30,12 @@ extension ClientAPI {
             self.files = files
             self.bytesRead = bytesRead
             self.newBytesStored = newBytesStored
+            self.driverInfo = driverInfo
         }
 
         enum CodingKeys: String, CodingKey {
             case name = "Name", volumeName = "VolumeName", createdTime = "CreatedTime", size = "Size"
-            case files = "Files", bytesRead = "BytesRead", newBytesStored = "NewBytesStored"
+            case files = "Files", bytesRead = "BytesRead", newBytesStored = "NewBytesStored", driverInfo = "DriverInfo"
         }
     }
 

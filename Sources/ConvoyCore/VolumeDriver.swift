@@ -50,6 +50,20 @@ public protocol VolumeDriver: Sendable {
     func dataExists(_ volume: DriverVolume) -> Bool
     /// Reconciliation: is the volume currently available at its mountpoint?
     func isMounted(_ volume: DriverVolume) -> Bool
+
+    /// Brings up what the driver's volumes live on (a thin pool), once, before the daemon uses it.
+    func start() async throws(ConvoyError)
+}
+
+extension VolumeDriver {
+    public func start() async throws(ConvoyError) {}
+}
+
+/// Drivers that take point-in-time snapshots themselves (devicemapper's thin snapshots): Convoy's second operation
+/// group. The returned info is persisted with the snapshot and handed back to delete it.
+public protocol SnapshotDriver: VolumeDriver {
+    func createSnapshot(_ name: String, of volume: DriverVolume) async throws(ConvoyError) -> [String: String]
+    func deleteSnapshot(_ name: String, info: [String: String], of volume: DriverVolume) async throws(ConvoyError)
 }
 
 /// Drivers whose volumes are directory trees (vfs, glusterfs). Their snapshots and backups are file backups, and

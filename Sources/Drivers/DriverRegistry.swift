@@ -3,13 +3,17 @@ import ConvoyCore
 /// Builds the drivers the daemon was asked for, validating their `--driver-opts` (Convoy's driver registry).
 /// Option keys are `<driver>.<option>`; every key must belong to an enabled driver and be one it knows.
 public enum DriverRegistry {
-    /// Drivers this build can construct, with the option keys each accepts.
-    static let available: [String: (optionKeys: Set<String>, make: @Sendable (DriverContext) throws(ConvoyError) -> any VolumeDriver)] = [
-        VFSDriver.driverName: (VFSDriver.optionKeys, { context throws(ConvoyError) in try VFSDriver(context: context) }),
+    /// Drivers this build can construct, with the prefix of their option keys (Convoy's: `dm.` for devicemapper)
+    /// and the keys each accepts.
+    static let available: [String: (prefix: String, optionKeys: Set<String>, make: @Sendable (DriverContext) throws(ConvoyError) -> any VolumeDriver)] = [
+        VFSDriver.driverName: ("vfs", VFSDriver.optionKeys, { context throws(ConvoyError) in try VFSDriver(context: context) }),
+        DevicemapperDriver.driverName: ("dm", DevicemapperDriver.optionKeys, { context throws(ConvoyError) in
+            try DevicemapperDriver(context: context)
+        }),
     ]
 
     /// Drivers of the design that this build does not provide yet; naming one gets a clear answer.
-    static let planned: Set<String> = ["devicemapper", "glusterfs", "ebs"]
+    static let planned: Set<String> = ["glusterfs", "ebs"]
 
     public static var availableNames: [String] { available.keys.sorted() }
 
@@ -29,7 +33,8 @@ public enum DriverRegistry {
             guard let dot = key.firstIndex(of: "."), key[key.index(after: dot)...].isEmpty == false else {
                 throw .invalid("--driver-opts: '\(key)' is not of the form <driver>.<option> (e.g. vfs.path=/srv/volumes)")
             }
-            let driver = String(key[..<dot])
+            let prefix = String(key[..<dot])
+            let driver = available.first { $0.value.prefix == prefix }?.key ?? prefix
             guard let entry = available[driver], seen.contains(driver) else {
                 throw .invalid("--driver-opts: option '\(key)' is for driver '\(driver)', which is not enabled (--drivers \(names.joined(separator: ",")))")
             }
@@ -40,7 +45,7 @@ public enum DriverRegistry {
         var drivers: [any VolumeDriver] = []
         for name in names {
             guard let entry = available[name] else { continue }
-            let own = options.filter { $0.key.hasPrefix(name + ".") }
+            let own = options.filter { $0.key.hasPrefix(entry.prefix + ".") }
             drivers.append(try entry.make(DriverContext(root: root, options: own)))
         }
         return drivers

@@ -29,12 +29,28 @@ final class DriverRegistryTests: XCTestCase {
             .contains("not enabled"))
         XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["nosuch"], root: root, options: [:]) }
             .contains("unknown driver 'nosuch'"))
-        XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["devicemapper"], root: root, options: [:]) }
+        XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["glusterfs"], root: root, options: [:]) }
             .contains("not available in this build"))
         XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["vfs", "vfs"], root: root, options: [:]) }
             .contains("twice"))
         XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: [], root: root, options: [:]) }
             .contains("at least one"))
+    }
+
+    func testDevicemapperOptionsAreValidatedAtStart() {
+        func dm(_ options: [String: String]) -> String {
+            message { _ = try DriverRegistry.makeDrivers(names: ["devicemapper"], root: root, options: options) }
+        }
+        XCTAssertTrue(dm(["dm.thinpoolblocksize": "100K"]).contains("not a multiple of 64K"))
+        XCTAssertTrue(dm(["dm.thinpoolblocksize": "2G"]).contains("between 64K and 1G"))
+        XCTAssertTrue(dm(["dm.fs": "btrfs"]).contains("'btrfs' is not one of ext4, xfs"))
+        XCTAssertTrue(dm(["dm.datadev": "/dev/sdb"]).contains("give both dm.datadev and dm.metadatadev"))
+        XCTAssertTrue(dm(["dm.datadev": "sdb", "dm.metadatadev": "/dev/sdc"]).contains("absolute path"))
+        XCTAssertTrue(dm(["dm.thinpoolname": "../pool"]).contains("invalid thin pool name"))
+        XCTAssertTrue(dm(["dm.defaultvolumesize": "1M"]).contains("at least 16M"))
+        XCTAssertTrue(dm(["dm.bogus": "1"]).contains("unknown option 'dm.bogus'"))
+        XCTAssertNoThrow(try DriverRegistry.makeDrivers(names: ["devicemapper"], root: root, options: [
+            "dm.thinpoolblocksize": "64K", "dm.fs": "xfs", "dm.defaultvolumesize": "1G", "dm.thinpoolname": "pool-1"]))
     }
 
     func testPathGuardKeepsNamesInsideTheRoot() throws {

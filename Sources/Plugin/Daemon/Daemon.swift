@@ -27,6 +27,7 @@ public enum Daemon {
         let driverConfiguration = SavedDriverConfiguration.resolve(configuration, saved: saved)
         let drivers = try DriverRegistry.makeDrivers(
             names: driverConfiguration.drivers, root: root, options: driverConfiguration.options)
+        for driver in drivers { try await driver.start() }
         try store.setConfig(SavedDriverConfiguration.key, driverConfiguration.encoded())
 
         let volumes = VolumeService(store: store, drivers: drivers,

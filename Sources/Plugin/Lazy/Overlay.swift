@@ -1,6 +1,7 @@
 import Backupstore
 import CLinux
 import ConvoyCore
+import Drivers
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -26,33 +27,8 @@ enum Overlay {
         umount2(path, detach ? Int32(MNT_DETACH) : 0) == 0 ? 0 : errno
     }
 
-    /// True when something is mounted exactly at `path` (from /proc/self/mountinfo, which also lists mounts
-    /// whose filesystem no longer answers).
-    static func isMountPoint(_ path: String) -> Bool {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count > 4 else { continue }
-            if unescapeMountPath(String(fields[4])) == path { return true }
-        }
-        return false
-    }
-
-    /// mountinfo escapes space, tab, newline and backslash as octal.
-    private static func unescapeMountPath(_ text: String) -> String {
-        guard text.contains("\\") else { return text }
-        var bytes: [UInt8] = []
-        var utf8 = Array(text.utf8)[...]
-        while let byte = utf8.popFirst() {
-            if byte == UInt8(ascii: "\\"), utf8.count >= 3, let value = UInt8(String(decoding: utf8.prefix(3), as: UTF8.self), radix: 8) {
-                bytes.append(value)
-                utf8 = utf8.dropFirst(3)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    /// True when something is mounted exactly at `path`.
+    static func isMountPoint(_ path: String) -> Bool { MountTable.isMountPoint(path) }
 
     /// After the overlay is gone: removes whiteouts (character devices 0/0, left where a file of the backup was
     /// deleted) and overlayfs's own extended attributes, so the directory is a plain tree.

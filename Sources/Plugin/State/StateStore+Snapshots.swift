@@ -7,10 +7,11 @@ extension StateStore {
     public func insertSnapshot(_ snapshot: ClientAPI.Snapshot) throws(ConvoyError) {
         try write("record snapshot \(snapshot.name)") { db in
             try db.execute(sql: """
-                INSERT INTO snapshot (name, volume, created_at, size, files, bytes_read, new_bytes)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO snapshot (name, volume, created_at, size, files, bytes_read, new_bytes, driver_info)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [snapshot.name, snapshot.volumeName, snapshot.createdTime, Int64(clamping: snapshot.size),
-                                 snapshot.files, Int64(clamping: snapshot.bytesRead), Int64(clamping: snapshot.newBytesStored)])
+                                 snapshot.files, Int64(clamping: snapshot.bytesRead), Int64(clamping: snapshot.newBytesStored),
+                                 Self.encode(snapshot.driverInfo ?? [:])])
         }
     }
 
@@ -38,10 +39,18 @@ extension StateStore {
     }
 
     private static func snapshot(_ row: Row) -> ClientAPI.Snapshot {
-        ClientAPI.Snapshot(
+        let info = (try? JSONDecoder().decode([String: String].self, from: Data((row["driver_info"] as String? ?? "{}").utf8))) ?? [:]
+        return ClientAPI.Snapshot(
             name: row["name"], volumeName: row["volume"], createdTime: row["created_at"],
             size: UInt64(clamping: row["size"] as Int64), files: row["files"],
-            bytesRead: UInt64(clamping: row["bytes_read"] as Int64), newBytesStored: UInt64(clamping: row["new_bytes"] as Int64))
+            bytesRead: UInt64(clamping: row["bytes_read"] as Int64), newBytesStored: UInt64(clamping: row["new_bytes"] as Int64),
+            driverInfo: info.isEmpty ? nil : info)
+    }
+
+    private static func encode(_ info: [String: String]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(info)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     // MARK: Jobs

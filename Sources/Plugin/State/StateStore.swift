@@ -83,6 +83,9 @@ public final class StateStore: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v3: snapshots kept by drivers") { db in
+            try db.execute(sql: "ALTER TABLE snapshot ADD COLUMN driver_info TEXT NOT NULL DEFAULT '{}'")
+        }
         return migrator
     }
 
