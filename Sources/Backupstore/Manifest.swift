@@ -4,8 +4,15 @@ public struct Manifest: Codable, Sendable, Equatable {
     public static let currentFormat = 1
 
     public enum Kind: String, Codable, Sendable {
+        /// A file tree (vfs, glusterfs).
         case files
+        /// A block device's image: one entry, `volume.img`, whose chunks are the device's mapped blocks at their
+        /// offsets (unmapped regions are holes, read as zeros).
+        case blocks
     }
+
+    /// The image entry of a block backup.
+    public static let imageName = "volume.img"
 
     public var format: Int
     public var id: String

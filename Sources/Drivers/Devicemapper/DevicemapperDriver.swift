@@ -175,4 +175,33 @@ public struct DevicemapperDriver: SnapshotDriver {
         }
         return "/dev/mapper/" + device
     }
+
+    // MARK: Block backups
+
+    public var blockSize: UInt64 { configuration.blockSectors * 512 }
+
+    /// The blocks a backup of snapshot `info` must read: all its mapped blocks, or with a base snapshot (the one the
+    /// previous backup was taken from), only those that changed since; `unmapped` are base blocks now gone.
+    public func blocksToBackUp(snapshot info: [String: String], base: [String: String]?) async throws(ConvoyError) -> (read: [UInt64], unmapped: Set<UInt64>) {
+        guard let id = info["DeviceID"] else { throw ConvoyError(.stateFailure, "the snapshot has no device id in its record") }
+        let metadata = ThinMetadata(poolName: configuration.poolName, metadataDevice: try await pool.metadataDevicePath())
+        if let baseID = base?["DeviceID"] {
+            let delta = try await metadata.delta(from: baseID, to: id)
+            return (delta.changed, delta.unmapped)
+        }
+        return (try await metadata.mappedBlocks(of: id), [])
+    }
+
+    /// Removes a snapshot's read-only device made by `activateSnapshot`.
+    public func deactivateSnapshot(_ name: String) async throws(ConvoyError) {
+        try await DMSetup.remove(snapshotDeviceName(name))
+    }
+
+    /// Empties a new volume's device (discarding unmaps every block, so it reads as zeros) before an image is
+    /// written onto it.
+    public func prepareForImage(_ volume: DriverVolume) async throws(ConvoyError) -> String {
+        let device = try await activate(volume)
+        _ = try await DMSetup.run("/sbin/blkdiscard", [device], timeout: .seconds(300))
+        return device
+    }
 }

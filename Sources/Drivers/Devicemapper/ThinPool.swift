@@ -80,6 +80,17 @@ struct ThinPool: Sendable {
         try await checkHealthy()
     }
 
+    /// The metadata device: the given one, or the loop device of the sparse metadata file.
+    func metadataDevicePath() async throws(ConvoyError) -> String {
+        if let device = configuration.metadataDevice { return device }
+        let file = configuration.directory + "/metadata.img"
+        let attached = try await DMSetup.run("/sbin/losetup", ["-j", file])
+        guard let line = attached.split(separator: "\n").first, let colon = line.firstIndex(of: ":") else {
+            throw ConvoyError(.driverFailure, "the metadata file \(file) of thin pool \(configuration.poolName) is not attached to a loop device")
+        }
+        return String(line[..<colon])
+    }
+
     /// A pool that needs a check or has failed is refused with the command that repairs it.
     func checkHealthy() async throws(ConvoyError) {
         let status = try await DMSetup.status(configuration.poolName)

@@ -1,5 +1,6 @@
 import Backupstore
 import ConvoyCore
+import Drivers
 import Foundation
 import Logging
 import Synchronization
@@ -168,8 +169,8 @@ public struct BackupService: Sendable {
 
     public func createBackup(snapshot name: String, destination: String) async throws(ConvoyError) -> ClientAPI.Job {
         let snapshot = try snapshot(name)
-        if let driver = snapshot.driverInfo?["Driver"] {
-            throw ConvoyError(.invalidArgument, "snapshot \(name) is a \(driver) snapshot: block backups of it are not implemented yet")
+        if let info = snapshot.driverInfo {
+            return try await createBlockBackup(snapshot, info: info, destination: destination)
         }
         let location = try StoreLocation.parse(destination)
         let target = BackupRepository(store: try stores.open(location))
@@ -180,6 +181,53 @@ public struct BackupService: Sendable {
             _ = try await BackupCopier(source: local, destination: target).copy(manifest, as: backupID, progress: progress)
             let url = BackupURL(destination: location, backupID: backupID, volume: snapshot.volumeName)
             return ["URL": url.url]
+        }
+    }
+
+    /// A block backup of a thin snapshot, straight into the destination: incremental against the snapshot the
+    /// volume's last backup there was taken from, when that snapshot still exists here.
+    private func createBlockBackup(_ snapshot: ClientAPI.Snapshot, info: [String: String],
+                                   destination: String) async throws(ConvoyError) -> ClientAPI.Job {
+        guard let driver = volumes.drivers[info["Driver"] ?? ""] as? DevicemapperDriver else {
+            throw ConvoyError(.unavailable, "snapshot \(snapshot.name) belongs to driver \(info["Driver"] ?? "?"), which this daemon does not run")
+        }
+        let location = try StoreLocation.parse(destination)
+        let target = BackupRepository(store: try stores.open(location))
+        let store = self.store
+        let backupID = ObjectName.generate(prefix: "backup")
+        return try await jobs.start(kind: "backup create", target: "\(snapshot.name) → \(location.url)") { progress throws(ConvoyError) in
+            // The base: the destination's last backup of this volume, if it is a block backup of the same block
+            // size whose snapshot is still here.
+            var base: (manifest: Manifest, info: [String: String])?
+            if let record = try? await target.volumeRecord(snapshot.volumeName), let last = record.lastBackup,
+               let manifest = try? await target.manifest(volume: snapshot.volumeName, backup: last), manifest.kind == .blocks,
+               let baseName = manifest.snapshot, baseName != snapshot.name,
+               let baseInfo = (try? store.snapshot(named: baseName))??.driverInfo,
+               manifest.entries.first(where: { $0.path == Manifest.imageName })?.chunks?.first.map({ UInt64($0.length) == driver.blockSize }) ?? true {
+                base = (manifest, baseInfo)
+            }
+            progress(WorkProgress(phase: "finding changed blocks"))
+            let plan = try await driver.blocksToBackUp(snapshot: info, base: base?.info)
+            let changed = Set(plan.read)
+            let kept = (base?.manifest.entries.first { $0.path == Manifest.imageName }?.chunks ?? []).filter { chunk in
+                let index = chunk.offset / driver.blockSize
+                return !changed.contains(index) && !plan.unmapped.contains(index)
+            }
+            let device = try await driver.activateSnapshot(snapshot.name, info: info)
+            let manifest: Manifest
+            do throws(ConvoyError) {
+                manifest = try await BlockBackupWriter(repository: target).backup(.init(
+                    device: device, volume: snapshot.volumeName, backupID: backupID, snapshot: snapshot.name,
+                    volumeSize: UInt64(info["Size"] ?? "") ?? snapshot.size, blockSize: driver.blockSize, read: plan.read,
+                    kept: kept, parent: base?.manifest.id), progress: progress)
+            } catch {
+                try? await driver.deactivateSnapshot(snapshot.name)
+                throw error
+            }
+            try await driver.deactivateSnapshot(snapshot.name)
+            let url = BackupURL(destination: location, backupID: backupID, volume: snapshot.volumeName)
+            return ["URL": url.url, "BlocksRead": "\(plan.read.count)", "BytesRead": "\(manifest.stats.bytesRead)",
+                    "NewBlocks": "\(manifest.stats.newBlocks)", "Incremental": base == nil ? "false" : "true"]
         }
     }
 
@@ -267,6 +315,18 @@ public struct BackupService: Sendable {
         }
         var options = options
         if options["size"] == nil, manifest.volumeSize > 0 { options["size"] = "\(manifest.volumeSize)" }
+        if manifest.kind == .blocks {
+            if options["driver"] == nil { options["driver"] = DevicemapperDriver.driverName }
+            let record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
+                guard let blockDriver = driver as? DevicemapperDriver else {
+                    throw ConvoyError.invalid("backup \(manifest.id) is a block backup: restore it with the devicemapper driver")
+                }
+                let device = try await blockDriver.prepareForImage(volume)
+                try await BlockRestorer(repository: repository).restore(manifest, onto: device, progress: progress)
+                return [:]
+            }
+            return ["Volume": record.name]
+        }
         let record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
             let directory = try directory(of: volume, driver: driver)
             try await FileRestorer(repository: repository).restore(manifest, into: directory, progress: progress)

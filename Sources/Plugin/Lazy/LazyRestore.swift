@@ -75,6 +75,9 @@ public actor LazyRestore: VolumeLifecycleHooks {
         } catch where error.kind == .notFound {
             throw ConvoyError(.notFound, "\(error.message); a lazy restore needs a convoy backup (for a Convoy 0.5 backup, restore without lazy)")
         }
+        guard manifest.kind == .files else {
+            throw ConvoyError.invalid("backup \(backup.backupID) is a block backup: lazy restore of block backups is not implemented yet; restore it without lazy")
+        }
         var options = options
         if options["size"] == nil, manifest.volumeSize > 0 { options["size"] = "\(manifest.volumeSize)" }
         let record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
