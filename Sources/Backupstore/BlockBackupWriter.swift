@@ -49,15 +49,8 @@ public struct BlockBackupWriter: Sendable {
         try ObjectName.validate(request.volume)
         try ObjectName.validate(request.backupID, kind: "backup")
         try await repository.prepare()
-        let lease = try await StoreLease.write(.backup, in: repository)
-        do {
-            try await lease.waitForCollectors()
-            let manifest = try await run(request, lease: lease, progress: progress)
-            await lease.release()
-            return manifest
-        } catch {
-            await lease.release()
-            throw error
+        return try await StoreLease.whileWriting(repository) { lease throws(ConvoyError) in
+            try await run(request, lease: lease, progress: progress)
         }
     }
 

@@ -104,3 +104,21 @@ final class RenewalClock: Sendable {
         last.withLock { Date().timeIntervalSince($0) > interval }
     }
 }
+
+extension StoreLease {
+    /// Runs `body` holding a backup lease on the store, once no collection runs, and releases the lease however
+    /// `body` ends.
+    static func whileWriting<T>(_ repository: BackupRepository,
+                                _ body: (StoreLease) async throws(ConvoyError) -> T) async throws(ConvoyError) -> T {
+        let lease = try await StoreLease.write(.backup, in: repository)
+        do {
+            try await lease.waitForCollectors()
+            let result = try await body(lease)
+            await lease.release()
+            return result
+        } catch {
+            await lease.release()
+            throw error
+        }
+    }
+}

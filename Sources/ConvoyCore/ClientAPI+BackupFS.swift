@@ -16,17 +16,24 @@ extension ClientAPI {
         enum CodingKeys: String, CodingKey { case path = "Path" }
     }
 
-    /// One backup mounted for browsing.
+    /// One backup mounted for browsing. A block backup's image is served by FUSE at `image` and its filesystem
+    /// is mounted at `path` through the read-only loop device `loopDevice`.
     public struct BackupMountInfo: Codable, Sendable, Equatable {
         public var url: String
         public var path: String
         public var mountedAt: String
-        public init(url: String, path: String, mountedAt: String) {
+        public var image: String?
+        public var loopDevice: String?
+        public init(url: String, path: String, mountedAt: String, image: String? = nil, loopDevice: String? = nil) {
             self.url = url
             self.path = path
             self.mountedAt = mountedAt
+            self.image = image
+            self.loopDevice = loopDevice
         }
-        enum CodingKeys: String, CodingKey { case url = "URL", path = "Path", mountedAt = "MountedAt" }
+        enum CodingKeys: String, CodingKey {
+            case url = "URL", path = "Path", mountedAt = "MountedAt", image = "Image", loopDevice = "LoopDevice"
+        }
     }
 
     /// Where a lazily restored volume's hydration stands.

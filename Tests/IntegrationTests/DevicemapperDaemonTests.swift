@@ -102,6 +102,17 @@ final class DevicemapperDaemonTests: XCTestCase {
         let url = second["URL"] ?? ""
         XCTAssertEqual(try daemon.cli(["backup", "verify", url]).status, 0)
 
+        // Browsing a block backup: its image through FUSE, its filesystem loop-mounted read-only at the target.
+        let browse = daemon.directory + "/browse"
+        try FileManager.default.createDirectory(atPath: browse, withIntermediateDirectories: true)
+        let mounted = try daemon.cli(["backup", "mount", url, browse])
+        XCTAssertEqual(mounted.status, 0, mounted.stderr)
+        XCTAssertTrue(mounted.stdout.contains("\"LoopDevice\""), mounted.stdout)
+        XCTAssertEqual(String(try Command.check("/usr/bin/sha256sum", [browse + "/data"]).prefix(64)), dataSum)
+        XCTAssertEqual(try daemon.cli(["backup", "umount", browse]).status, 0)
+        XCTAssertFalse(daemon.mountsUnderDirectory.contains(browse))
+        XCTAssertFalse(try Command.check("/sbin/losetup", ["-a"]).contains("volume.img"), "the loop device is detached")
+
         // The restore equals the device as it was at the second snapshot (nothing changed it since).
         let restored = try daemon.cli(["create", "blk-copy", "--backup", url])
         XCTAssertEqual(restored.status, 0, restored.stderr)

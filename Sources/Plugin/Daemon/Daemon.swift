@@ -40,7 +40,7 @@ public enum Daemon {
         let lazy = LazyRestore(root: root, volumes: volumes, jobs: jobs, stores: stores, logger: logger,
                                mountOptions: mountOptions, hydrationPause: configuration.hydrationPause)
         await volumes.setLifecycleHooks(lazy)
-        let browser = BackupBrowser(store: store, stores: stores, logger: logger, options: mountOptions)
+        let browser = BackupBrowser(root: root, store: store, stores: stores, logger: logger, options: mountOptions)
         let backups = try BackupService(volumes: volumes, jobs: jobs, root: root, stores: stores, lazy: lazy, logger: logger)
         await volumes.setDeletionHook { name in
             do throws(ConvoyError) { try await backups.deleteSnapshots(ofVolume: name) } catch {

@@ -13,11 +13,14 @@ public actor BackupBrowser {
 
     private let store: StateStore
     private let stores: StoreFactory
+    /// Where block backups' images are served before their filesystem is mounted at the target.
+    private let images: String
     private let logger: Logger
     private let options: BackupMountOptions
     private var mounts: [String: (mount: BackupMount, info: ClientAPI.BackupMountInfo)] = [:]
 
-    public init(store: StateStore, stores: StoreFactory, logger: Logger, options: BackupMountOptions) {
+    public init(root: String, store: StateStore, stores: StoreFactory, logger: Logger, options: BackupMountOptions) {
+        self.images = root + "/browse"
         self.store = store
         self.stores = stores
         self.logger = logger
@@ -33,25 +36,60 @@ public actor BackupBrowser {
         let repository = BackupRepository(store: try stores.open(backup.destination))
         let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
         let logger = self.logger
-        let mount = try BackupMount.mount(manifest: manifest, repository: repository, at: path, options: options) { line in
+        let image = manifest.kind == .blocks ? images + "/" + ObjectName.generate(prefix: "image") : nil
+        if let image { try FileSystem.makeDirectory(image, mode: 0o700) }
+        let mount = try BackupMount.mount(manifest: manifest, repository: repository, at: image ?? path, options: options) { line in
             logger.error("backup mount \(path): \(line)")
         }
-        let info = ClientAPI.BackupMountInfo(url: backup.url, path: path, mountedAt: Date().formatted(.iso8601))
+        var info = ClientAPI.BackupMountInfo(url: backup.url, path: path, mountedAt: Date().formatted(.iso8601), image: image)
+        if let image {
+            do {
+                info.loopDevice = try await Self.mountImage(image + "/" + Manifest.imageName, at: path)
+            } catch {
+                try? mount.unmount()
+                rmdir(image)
+                throw error
+            }
+        }
         mounts[path] = (mount, info)
         persist()
         logger.info("mounted backup", metadata: ["url": "\(backup.url)", "path": "\(path)"])
         return info
     }
 
-    public func unmount(_ requested: String) throws(ConvoyError) {
+    public func unmount(_ requested: String) async throws(ConvoyError) {
         let path = try Self.mountpoint(requested)
         guard let entry = mounts[path] else {
             throw .notFound("no backup is mounted at \(path); `convoy backup mounts` lists them")
         }
+        try await Self.unmountImage(entry.info, detach: false)
         try entry.mount.unmount()
+        if let image = entry.info.image { rmdir(image) }
         mounts[path] = nil
         persist()
         logger.info("unmounted backup", metadata: ["path": "\(path)"])
+    }
+
+    /// A block backup: its image attached read-only to a loop device, whose filesystem is mounted read-only
+    /// without replaying its journal (the image cannot be written). Returns the loop device.
+    static func mountImage(_ image: String, at path: String) async throws(ConvoyError) -> String {
+        let loop = try await ExternalCommand.run("/sbin/losetup", ["-r", "-f", "--show", image], timeout: .seconds(30))
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        do {
+            _ = try await ExternalCommand.run("/bin/mount", ["-o", "ro,norecovery", loop, path], timeout: .seconds(60))
+        } catch {
+            _ = try? await ExternalCommand.run("/sbin/losetup", ["-d", loop], timeout: .seconds(30))
+            throw ConvoyError.wrap(error, context: "the backup's image holds no filesystem that can be mounted", as: .driverFailure)
+        }
+        return loop
+    }
+
+    static func unmountImage(_ info: ClientAPI.BackupMountInfo, detach: Bool) async throws(ConvoyError) {
+        guard let loop = info.loopDevice else { return }
+        if Overlay.isMountPoint(info.path) {
+            _ = try await ExternalCommand.run("/bin/umount", detach ? ["-l", info.path] : [info.path], timeout: .seconds(60))
+        }
+        _ = try? await ExternalCommand.run("/sbin/losetup", ["-d", loop], timeout: .seconds(30))
     }
 
     public func list() -> [ClientAPI.BackupMountInfo] {
@@ -59,14 +97,17 @@ public actor BackupBrowser {
     }
 
     /// At start: what a previous daemon mounted is gone with its FUSE server; detach what is left.
-    public func cleanUpAfterPreviousRun() -> [String] {
+    public func cleanUpAfterPreviousRun() async -> [String] {
         var repairs: [String] = []
         let recorded = (try? store.config(Self.configKey)).flatMap { text in
             try? JSONDecoder().decode([ClientAPI.BackupMountInfo].self, from: Data(text.utf8))
         } ?? []
-        for info in recorded where Overlay.isMountPoint(info.path) {
-            let dead = BackupMount.isDeadMount(info.path)
-            BackupMount.detach(info.path)
+        for info in recorded where Overlay.isMountPoint(info.path) || info.image.map(Overlay.isMountPoint) == true {
+            try? await Self.unmountImage(info, detach: true)
+            let served = info.image ?? info.path
+            let dead = BackupMount.isDeadMount(served)
+            BackupMount.detach(served)
+            if let image = info.image { rmdir(image) }
             repairs.append("backup mount \(info.path) (\(info.url)) was left by the previous daemon\(dead ? " and no longer answered" : ""); unmounted it (mount it again to browse)")
         }
         persist()
@@ -74,9 +115,15 @@ public actor BackupBrowser {
     }
 
     /// At stop.
-    public func unmountAll() {
+    public func unmountAll() async {
         for (path, entry) in mounts {
-            do { try entry.mount.unmount() } catch { logger.warning("cannot unmount backup at \(path): \(error.message)") }
+            do throws(ConvoyError) {
+                try await Self.unmountImage(entry.info, detach: true)
+                try entry.mount.unmount()
+                if let image = entry.info.image { rmdir(image) }
+            } catch {
+                logger.warning("cannot unmount backup at \(path): \(error.message)")
+            }
         }
         mounts = [:]
         persist()
