@@ -19,6 +19,8 @@ let package = Package(
     targets: [
         // libfuse3 through pkg-config; the shim header fixes FUSE_USE_VERSION.
         .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        // zlib, to read Convoy 0.5's gzip blocks (migration).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // libzstd for block compression.
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         // Domain types and protocols shared by every other target: names, sizes, errors, the driver protocol,
@@ -44,7 +46,7 @@ let package = Package(
         // Linux calls Glibc's overlay lacks (xattrs, SEEK_DATA/SEEK_HOLE).
         .target(name: "CLinux"),
         .target(name: "Backupstore", dependencies: [
-            "ConvoyCore", "CZstd", "CLinux", "AWS",
+            "ConvoyCore", "CZstd", "CZlib", "CLinux", "AWS",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // A small blocking HTTP/1.1 client over UNIX sockets, used by the CLI, the tests and the benchmark.

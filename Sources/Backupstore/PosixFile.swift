@@ -69,7 +69,7 @@ public enum PosixFile {
     }
 
     /// Writes all of `bytes` at `offset`.
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws(ConvoyError) {
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws(ConvoyError) {
         var done = 0
         while done < bytes.count {
             let count = pwrite(fd, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset) + off_t(done))

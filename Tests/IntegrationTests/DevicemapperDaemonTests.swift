@@ -122,4 +122,83 @@ final class DevicemapperDaemonTests: XCTestCase {
         let copy = try daemon.cli(["mount", "blk-copy"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(String(try Command.check("/usr/bin/sha256sum", [copy + "/data"]).prefix(64)), dataSum)
     }
+
+    func testAConvoy05BlockBackupRestoresOntoAThinVolume() throws {
+        // A Convoy 0.5 store as Convoy wrote it: 2 MiB gzip blocks named by SHA-512 prefix, a backup_<id>.cfg list.
+        let store = daemon.directory + "/legacy"
+        let image = daemon.directory + "/legacy.img"
+        try Command.check("/usr/bin/python3", ["-c", """
+            import gzip, hashlib, json, os, random, sys
+            store, image = sys.argv[1], sys.argv[2]
+            rng = random.Random(5); size = 16 << 20; block = 2 << 20
+            data = bytearray(size)
+            data[0:2 * block] = rng.randbytes(2 * block)
+            data[3 * block:4 * block] = (b"convoy 0.5 text " * (block // 16))
+            open(image, "wb").write(data)
+            vol = os.path.join(store, "convoy-objectstore/volumes/ol/d-/old-vol")
+            os.makedirs(os.path.join(vol, "backups"))
+            json.dump({"Name": "old-vol", "Driver": "devicemapper", "Size": size}, open(os.path.join(vol, "volume.cfg"), "w"))
+            blocks = []
+            for index in (0, 1, 3):
+                content = bytes(data[index * block:(index + 1) * block])
+                name = hashlib.sha512(content).hexdigest()[:64]
+                path = os.path.join(store, "convoy-objectstore/blocks", name[:2], name[2:4])
+                os.makedirs(path, exist_ok=True)
+                open(os.path.join(path, name + ".blk"), "wb").write(gzip.compress(content))
+                blocks.append({"Offset": index * block, "BlockChecksum": name})
+            json.dump({"Name": "backup-00aa11bb22cc33dd", "VolumeName": "old-vol", "SnapshotName": "snap", "Blocks": blocks},
+                      open(os.path.join(vol, "backups", "backup_backup-00aa11bb22cc33dd.cfg"), "w"))
+            """, store, image])
+        let url = "vfs://\(store)?backup=backup-00aa11bb22cc33dd&volume=old-vol"
+        let restored = try daemon.cli(["create", "old-copy", "--backup", url])
+        XCTAssertEqual(restored.status, 0, restored.stderr)
+        XCTAssertTrue(restored.stdout.contains("\"Size\" : 16777216"), restored.stdout)
+        let sum = { (path: String) throws -> String in String(try Command.check("/usr/bin/sha256sum", [path]).prefix(64)) }
+        XCTAssertEqual(try sum("/dev/mapper/\(pool)-old-copy"), try sum(image))
+
+        // A damaged block is refused, naming it, and leaves no volume behind.
+        try Command.check("/bin/sh", ["-c", "f=$(find '\(store)/convoy-objectstore/blocks' -name '*.blk' | head -1); echo garbage | gzip > \"$f\""])
+        let refused = try daemon.cli(["create", "old-bad", "--backup", url])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("Convoy block"), refused.stderr)
+        XCTAssertEqual(try daemon.cli(["inspect", "old-bad"]).status, 1)
+    }
+
+    func testABlockBackupKilledMidwayCanBeRedoneAndTheStoreStaysClean() throws {
+        XCTAssertEqual(try daemon.cli(["create", "big", "--size", "320M"]).status, 0)
+        let path = try daemon.cli(["mount", "big"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Command.check("/bin/sh", ["-c", "head -c 60000000 /dev/urandom > '\(path)/data' && sync"])
+        XCTAssertEqual(try daemon.cli(["snapshot", "create", "big", "--name", "big-1"]).status, 0)
+        let destination = "vfs://\(daemon.directory)/b"
+        let began = Date()
+        let first = try daemon.cli(["backup", "create", "big-1", "--dest", destination])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        print("first block backup (60 MB of data): \(Date().timeIntervalSince(began)) s")
+        // Now a second backup of a new snapshot, killed while it runs.
+        try Command.check("/bin/sh", ["-c", "head -c 150000000 /dev/urandom > '\(path)/more' && sync"])
+        XCTAssertEqual(try daemon.cli(["snapshot", "create", "big", "--name", "big-2"]).status, 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: DaemonHarness.binary)
+        process.arguments = ["backup", "create", "big-2", "--dest", destination, "--socket", daemon.socket]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        usleep(1_000_000)
+        daemon.crash()
+        process.waitUntilExit()
+
+        try daemon.start()
+        let jobs = try daemon.cli(["job", "list"]).stdout
+        XCTAssertTrue(jobs.contains("interrupted"), "the backup was cut short by the kill: \(jobs)")
+        let listed = try daemon.cli(["backup", "list", destination]).stdout
+        XCTAssertEqual(listed.components(separatedBy: "BackupURL").count - 1, 1, "only the first backup exists: \(listed)")
+        // Redo it: it completes and verifies, and so does the first.
+        let redone = try daemon.cli(["backup", "create", "big-2", "--dest", destination])
+        XCTAssertEqual(redone.status, 0, redone.stderr)
+        for url in try daemon.cli(["backup", "list", destination, "--format", "table"]).stdout
+            .split(separator: "\n").compactMap({ $0.split(separator: " ").first(where: { $0.hasPrefix("vfs://") }) }) {
+            let verified = try daemon.cli(["backup", "verify", String(url)])
+            XCTAssertEqual(verified.status, 0, verified.stdout + verified.stderr)
+        }
+    }
 }

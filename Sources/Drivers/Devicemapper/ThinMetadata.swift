@@ -50,7 +50,13 @@ struct ThinMetadata: Sendable {
     }
 
     private func withMetadataSnapshot<T>(_ body: () async throws(ConvoyError) -> T) async throws(ConvoyError) -> T {
-        try await DMSetup.message(poolName, "reserve_metadata_snap")
+        do {
+            try await DMSetup.message(poolName, "reserve_metadata_snap")
+        } catch {
+            // One left reserved by a daemon killed while it read the metadata: release it and take a fresh one.
+            try await DMSetup.message(poolName, "release_metadata_snap")
+            try await DMSetup.message(poolName, "reserve_metadata_snap")
+        }
         do {
             let result = try await body()
             try await DMSetup.message(poolName, "release_metadata_snap")

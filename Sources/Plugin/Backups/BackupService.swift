@@ -340,6 +340,10 @@ public struct BackupService: Sendable {
     static func restoreLegacy(volumes: VolumeService, legacy: LegacyConvoyStore, config: LegacyConvoyStore.BackupConfig,
                               backup: BackupURL, name: String, options: [String: String], scratch: String,
                               progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String] {
+        if let blocks = config.Blocks, !blocks.isEmpty {
+            return try await restoreLegacyBlocks(volumes: volumes, legacy: legacy, blocks: blocks, backup: backup, name: name,
+                                                 options: options, progress: progress)
+        }
         progress(WorkProgress(phase: "downloading Convoy backup"))
         let archive = try await legacy.singleFileArchive(volume: backup.volume, config: config)
         let scratchStore = try FileObjectStore(root: scratch)
@@ -358,6 +362,45 @@ public struct BackupService: Sendable {
             return [:]
         }
         progress(WorkProgress(phase: "restored", bytesDone: UInt64(archive.count), bytesTotal: UInt64(archive.count)))
+        return ["Volume": record.name]
+    }
+
+    /// A Convoy 0.5 devicemapper backup onto a new thin volume: its 2 MiB gzip blocks, each checked against its
+    /// SHA-512 name, written at their offsets over a discarded device.
+    static func restoreLegacyBlocks(volumes: VolumeService, legacy: LegacyConvoyStore, blocks: [LegacyConvoyStore.BackupConfig.Block],
+                                    backup: BackupURL, name: String, options: [String: String],
+                                    progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String] {
+        var options = options
+        if options["driver"] == nil { options["driver"] = DevicemapperDriver.driverName }
+        let recorded = try await legacy.volumeSize(volume: backup.volume)
+        let end = blocks.map { UInt64(max(0, $0.Offset)) + (2 << 20) }.max() ?? 0
+        if options["size"] == nil { options["size"] = "\(max(recorded, end))" }
+        let total = UInt64(blocks.count) * (2 << 20)
+        let record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
+            guard let blockDriver = driver as? DevicemapperDriver else {
+                throw ConvoyError.invalid("this Convoy backup of \(backup.volume) is a block (devicemapper) backup: restore it with the devicemapper driver")
+            }
+            let device = try await blockDriver.prepareForImage(volume)
+            let fd = open(device, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw PosixFile.failure("open", device) }
+            defer { close(fd) }
+            var done: UInt64 = 0
+            for block in blocks {
+                let data = try await legacy.block(block.BlockChecksum)
+                guard block.Offset >= 0, UInt64(block.Offset) + UInt64(data.count) <= (volume.size ?? UInt64.max) else {
+                    throw ConvoyError(.driverFailure, "Convoy block \(block.BlockChecksum) lies outside the volume (offset \(block.Offset))")
+                }
+                let written: Result<Void, ConvoyError> = data.withUnsafeBytes { raw in
+                    do throws(ConvoyError) { try PosixFile.writeAll(fd, raw, at: UInt64(block.Offset), path: device) } catch { return .failure(error) }
+                    return .success(())
+                }
+                try written.get()
+                done += UInt64(data.count)
+                progress(WorkProgress(phase: "restoring Convoy blocks", bytesDone: done, bytesTotal: total))
+            }
+            guard fsync(fd) == 0 else { throw PosixFile.failure("sync", device) }
+            return [:]
+        }
         return ["Volume": record.name]
     }
 
