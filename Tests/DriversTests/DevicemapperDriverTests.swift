@@ -86,7 +86,7 @@ final class DevicemapperDriverTests: XCTestCase {
         // Ids are never reused: a volume created after a delete gets a new one.
         try await driver.deleteVolume(v1)
         XCTAssertFalse(driver.isMounted(v1))
-        XCTAssertFalse(try shell("dmsetup ls").contains("\(pool)-v1"))
+        XCTAssertFalse(try shell("dmsetup ls").contains("\(pool)-v-v1"))
         let second = try await driver.createVolume(volume("v2"))
         XCTAssertGreaterThan(Int(second["DeviceID"] ?? "") ?? 0, Int(info["DeviceID"] ?? "") ?? 0)
         // The pool's own view: exactly one thin device left.
@@ -110,7 +110,7 @@ final class DevicemapperDriverTests: XCTestCase {
         XCTAssertEqual(try shell("cat \(path)/a"), "after\n")
         try shell("umount \(root)/snap")
         try await driver.deleteSnapshot("s1", info: snapshot, of: origin)
-        XCTAssertFalse(try shell("dmsetup ls").contains("\(pool)-snap-s1"))
+        XCTAssertFalse(try shell("dmsetup ls").contains("\(pool)-s-s1"))
     }
 
     func testARestartActivatesThePoolAndVolumesFromTheirRecords() async throws {
@@ -122,7 +122,7 @@ final class DevicemapperDriverTests: XCTestCase {
         try await driver.unmountVolume(v1)
         // As after a reboot: no devices, no pool, no loop devices; only the files and the volume's record.
         try shell("""
-            dmsetup remove \(pool)-v1 && dmsetup remove \(pool)
+            dmsetup remove \(pool)-v-v1 && dmsetup remove \(pool)
             for f in \(root)/devicemapper/*.img; do for l in $(losetup -j "$f" | cut -d: -f1); do losetup -d "$l"; done; done
             """)
         driver = try await makeDriver()

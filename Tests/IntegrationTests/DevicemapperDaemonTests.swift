@@ -64,7 +64,7 @@ final class DevicemapperDaemonTests: XCTestCase {
         XCTAssertEqual(try daemon.cli(["snapshot", "delete", "db-snap"]).status, 0)
         XCTAssertEqual(try daemon.cli(["delete", "db"]).status, 0)
         let left = try Command.check("/sbin/dmsetup", ["ls"])
-        XCTAssertFalse(left.contains("\(pool)-db") || left.contains("\(pool)-snap"), left)
+        XCTAssertFalse(left.contains("\(pool)-v-db") || left.contains("\(pool)-s-"), left)
         let bad = try daemon.cli(["create", "bad", "--opt", "fs=btrfs"])
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.stderr.contains("'btrfs' is not one of"), bad.stderr)
@@ -92,7 +92,7 @@ final class DevicemapperDaemonTests: XCTestCase {
         XCTAssertGreaterThan(Int(full["BlocksRead"] ?? "") ?? 0, 60, "a full backup reads every mapped block: \(full)")
 
         // Exactly 5 pool blocks written (aligned, past the data): the next backup reads and stores those 5 only.
-        let device = "/dev/mapper/\(pool)-blk"
+        let device = "/dev/mapper/\(pool)-v-blk"
         try Command.check("/bin/sh", ["-c", "head -c 327680 /dev/urandom | dd of=\(device) bs=64K seek=400 conv=notrunc,fsync status=none"])
         XCTAssertEqual(try daemon.cli(["snapshot", "create", "blk", "--name", "blk-2"]).status, 0)
         let second = try backup("blk-2")
@@ -117,7 +117,7 @@ final class DevicemapperDaemonTests: XCTestCase {
         let restored = try daemon.cli(["create", "blk-copy", "--backup", url])
         XCTAssertEqual(restored.status, 0, restored.stderr)
         let sum = { (device: String) throws -> String in String(try Command.check("/usr/bin/sha256sum", [device]).prefix(64)) }
-        XCTAssertEqual(try sum("/dev/mapper/\(pool)-blk-copy"), try sum(device))
+        XCTAssertEqual(try sum("/dev/mapper/\(pool)-v-blk-copy"), try sum(device))
         // And it mounts with the data.
         let copy = try daemon.cli(["mount", "blk-copy"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(String(try Command.check("/usr/bin/sha256sum", [copy + "/data"]).prefix(64)), dataSum)
@@ -154,7 +154,7 @@ final class DevicemapperDaemonTests: XCTestCase {
         XCTAssertEqual(restored.status, 0, restored.stderr)
         XCTAssertTrue(restored.stdout.contains("\"Size\" : 16777216"), restored.stdout)
         let sum = { (path: String) throws -> String in String(try Command.check("/usr/bin/sha256sum", [path]).prefix(64)) }
-        XCTAssertEqual(try sum("/dev/mapper/\(pool)-old-copy"), try sum(image))
+        XCTAssertEqual(try sum("/dev/mapper/\(pool)-v-old-copy"), try sum(image))
 
         // A damaged block is refused, naming it, and leaves no volume behind.
         try Command.check("/bin/sh", ["-c", "f=$(find '\(store)/convoy-objectstore/blocks' -name '*.blk' | head -1); echo garbage | gzip > \"$f\""])

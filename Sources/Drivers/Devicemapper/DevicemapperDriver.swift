@@ -47,8 +47,9 @@ public struct DevicemapperDriver: SnapshotDriver {
 
     var mountsDirectory: String { configuration.directory + "/mounts" }
 
-    /// Device-mapper names: the pool's name, so two pools on one host never collide.
-    func deviceName(_ volume: String) -> String { "\(configuration.poolName)-\(volume)" }
+    /// Device-mapper names start with the pool's name, so two pools on one host never collide, then `v-` for
+    /// volumes and `s-` for snapshots, so a volume and a snapshot never share a name whatever they are called.
+    func deviceName(_ volume: String) -> String { "\(configuration.poolName)-v-\(volume)" }
 
     func mountpoint(_ volume: DriverVolume) throws(ConvoyError) -> String {
         try PathGuard.child(of: mountsDirectory, named: volume.name)
@@ -162,7 +163,7 @@ public struct DevicemapperDriver: SnapshotDriver {
         try await DMSetup.message(configuration.poolName, "delete \(id)")
     }
 
-    func snapshotDeviceName(_ snapshot: String) -> String { "\(configuration.poolName)-snap-\(snapshot)" }
+    func snapshotDeviceName(_ snapshot: String) -> String { "\(configuration.poolName)-s-\(snapshot)" }
 
     /// Activates a snapshot read-only (for reading it: backups, tests) and returns its device.
     public func activateSnapshot(_ name: String, info: [String: String]) async throws(ConvoyError) -> String {
