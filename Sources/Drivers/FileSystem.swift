@@ -44,11 +44,20 @@ public enum FileSystem {
     }
 
     /// Removes a file or a directory tree without following symbolic links. A missing path is not an error.
+    /// It never crosses into another filesystem: a mount point inside the tree (a user's bind mount, a FUSE or
+    /// overlay mount left behind) stops the removal with an error instead of emptying what is mounted there.
     public static func removeTree(_ path: String) throws(ConvoyError) {
+        try removeTree(path, device: nil)
+    }
+
+    private static func removeTree(_ path: String, device: dev_t?) throws(ConvoyError) {
         var info = stat()
         guard lstat(path, &info) == 0 else {
             if errno == ENOENT { return }
             throw ConvoyError(.driverFailure, "cannot inspect \(path): \(errnoText())")
+        }
+        if let device, info.st_dev != device {
+            throw ConvoyError(.driverFailure, "\(path) is a mount point; unmount it, then try again")
         }
         if (info.st_mode & S_IFMT) == S_IFDIR {
             guard let dir = opendir(path) else {
@@ -62,7 +71,7 @@ public enum FileSystem {
                 if name != "." && name != ".." { children.append(name) }
             }
             closedir(dir)
-            for child in children { try removeTree(path + "/" + child) }
+            for child in children { try removeTree(path + "/" + child, device: info.st_dev) }
             if rmdir(path) != 0 && errno != ENOENT {
                 throw ConvoyError(.driverFailure, "cannot remove directory \(path): \(errnoText())")
             }

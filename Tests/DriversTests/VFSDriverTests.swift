@@ -1,6 +1,9 @@
 import ConvoyCore
 @testable import Drivers
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class VFSDriverTests: XCTestCase {
     var root = ""
@@ -39,6 +42,28 @@ final class VFSDriverTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/vfs"))
         // Deleting again is harmless.
         try await driver.deleteVolume(volume)
+    }
+
+    func testDeleteNeverEmptiesAFilesystemMountedInsideTheVolume() async throws {
+        let driver = try VFSDriver(context: DriverContext(root: root, options: [:]))
+        let volume = DriverVolume(name: "holder", size: nil)
+        _ = try await driver.createVolume(volume)
+        let inner = root + "/vfs/holder/mnt"
+        try FileManager.default.createDirectory(atPath: inner, withIntermediateDirectories: true)
+        XCTAssertEqual(mount("tmpfs", inner, "tmpfs", 0, nil), 0, "mount a tmpfs inside the volume")
+        defer { umount2(inner, Int32(MNT_DETACH)) }
+        XCTAssertTrue(FileManager.default.createFile(atPath: inner + "/precious", contents: Data("keep".utf8)))
+
+        do {
+            try await driver.deleteVolume(volume)
+            XCTFail("deleting across a mount point must fail")
+        } catch {
+            XCTAssertTrue(error.message.contains("is a mount point"), error.message)
+        }
+        XCTAssertEqual(try String(contentsOfFile: inner + "/precious", encoding: .utf8), "keep")
+        XCTAssertEqual(umount2(inner, 0), 0)
+        try await driver.deleteVolume(volume)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/vfs/holder"))
     }
 
     func testCreateRefusesAnExistingDirectory() async throws {
