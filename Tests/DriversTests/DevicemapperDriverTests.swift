@@ -132,4 +132,35 @@ final class DevicemapperDriverTests: XCTestCase {
         let next = try await driver.createVolume(volume("v3"))
         XCTAssertGreaterThan(Int(next["DeviceID"] ?? "") ?? 0, Int(info["DeviceID"] ?? "") ?? 0)
     }
+
+    func testADamagedPoolIsRefusedWithTheRepairCommand() async throws {
+        let driver = try await makeDriver()
+        _ = try await driver.createVolume(volume("v1"))
+        // Deactivate everything, then damage the metadata's superblock.
+        try shell("""
+            dmsetup remove \(pool)-v-v1 && dmsetup remove \(pool)
+            dd if=/dev/urandom of=\(root)/devicemapper/metadata.img bs=4096 count=1 conv=notrunc status=none
+            """)
+        do {
+            _ = try await makeDriver()
+            XCTFail("a pool with damaged metadata must not be activated")
+        } catch let error as ConvoyError {
+            XCTAssertTrue(error.message.contains("thin_check /dev/loop"), error.message)
+            XCTAssertTrue(error.message.contains("cannot activate thin pool \(pool)"), error.message)
+        }
+    }
+
+    func testAnXfsVolume() async throws {
+        let driver = try await makeDriver()
+        var request = DriverVolume(name: "x1", size: 320 << 20, options: ["fs": "xfs"])
+        request.driverInfo = try await driver.createVolume(request)
+        XCTAssertEqual(request.driverInfo["FS"], "xfs")
+        XCTAssertEqual(try shell("blkid -o value -s TYPE \(request.driverInfo["Device"] ?? "")").trimmingCharacters(in: .whitespacesAndNewlines), "xfs")
+        let path = try await driver.mountVolume(request)
+        try shell("echo on-xfs > \(path)/f && sync")
+        try await driver.unmountVolume(request)
+        _ = try await driver.mountVolume(request)
+        XCTAssertEqual(try shell("cat \(path)/f"), "on-xfs\n")
+        try await driver.deleteVolume(request)
+    }
 }
