@@ -1,5 +1,6 @@
 import ConvoyCore
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,13 +8,26 @@ import Glibc
 /// Thin device ids, handed out once and never again (a reused id could meet stale metadata in a backup's base or a
 /// half-deleted device). The next id lives in a file under the driver's directory, written atomically and synced
 /// before the id is used.
-struct DeviceIDs: Sendable {
+final class DeviceIDs: Sendable {
     let path: String
+    /// Volumes are created and snapshotted concurrently (the daemon serializes per volume only).
+    private let lock = Mutex<Void>(())
+
+    init(path: String) {
+        self.path = path
+    }
 
     /// dm-thin ids are 24-bit.
     static let maximum: UInt32 = (1 << 24) - 1
 
     func next() throws(ConvoyError) -> UInt32 {
+        let result: Result<UInt32, ConvoyError> = lock.withLock { _ in
+            do throws(ConvoyError) { return .success(try allocate()) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    private func allocate() throws(ConvoyError) -> UInt32 {
         let current = (try? String(contentsOfFile: path, encoding: .utf8))
             .flatMap { UInt32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 1
         guard current < Self.maximum else {
