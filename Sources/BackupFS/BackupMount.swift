@@ -34,7 +34,7 @@ public final class BackupMount: Sendable {
     let fileSystem: BackupFileSystem
     /// The mount point as /proc/self/mountinfo spells it, and the kernel's record of the mount made here.
     private let canonicalPath: String
-    private let kernelMount: MountTable.Mount?
+    private let kernelMount: MountInfo.Mount?
     /// Delivered by the serving thread once libfuse's loop has ended and the handle is destroyed.
     private let served: Delivery<Int32>
 
@@ -44,7 +44,7 @@ public final class BackupMount: Sendable {
     static let readAheadKilobytes = Int(FuseOperations.maxRead >> 10)
 
     private init(mountpoint: String, fileSystem: BackupFileSystem, canonicalPath: String,
-                 kernelMount: MountTable.Mount?, served: Delivery<Int32>) {
+                 kernelMount: MountInfo.Mount?, served: Delivery<Int32>) {
         self.mountpoint = mountpoint
         self.fileSystem = fileSystem
         self.canonicalPath = canonicalPath
@@ -68,7 +68,7 @@ public final class BackupMount: Sendable {
             fuse_destroy(fuse)
             throw ConvoyError(.driverFailure, "cannot mount \(fileSystem.label) at \(mountpoint): check that /dev/fuse is usable and the daemon runs as root (libfuse's reason is on the daemon's standard error)")
         }
-        let kernelMount = MountTable.mount(at: canonicalPath)
+        let kernelMount = MountInfo.mount(at: canonicalPath)
         if let kernelMount { MountTable.setReadAhead(kernelMount, kilobytes: readAheadKilobytes) }
 
         let served = Delivery<Int32>()
@@ -95,7 +95,7 @@ public final class BackupMount: Sendable {
         if served.value != nil { return }
         var busy = false
         // Unmount only the mount made here: after an outside detach the path may hold someone else's.
-        if kernelMount == nil || MountTable.mount(at: canonicalPath) == kernelMount, umount2(canonicalPath, 0) != 0 {
+        if kernelMount == nil || MountInfo.mount(at: canonicalPath) == kernelMount, umount2(canonicalPath, 0) != 0 {
             switch errno {
             case EBUSY:
                 guard umount2(canonicalPath, Int32(MNT_DETACH)) == 0 || errno == EINVAL else { throw failure("detach") }
@@ -106,7 +106,7 @@ public final class BackupMount: Sendable {
         }
         // Also when detached from outside (then no busy flag): a short wait tells whether files still hold it.
         if busy || served.wait(timeout: .now() + 1) == nil, let kernelMount {
-            _ = MountTable.abortConnection(kernelMount.connection)
+            _ = MountTable.abortConnection(MountTable.connection(of: kernelMount))
         }
         guard served.wait(timeout: .now() + 30) != nil else {
             throw ConvoyError(.driverFailure, "the FUSE loop of \(fileSystem.label) at \(mountpoint) did not stop within 30 s of its unmount: a block fetch may be hanging; it stops when that fetch ends")
@@ -129,7 +129,7 @@ public final class BackupMount: Sendable {
     public static func isDeadMount(_ path: String) -> Bool {
         var info = stat()
         guard stat(path, &info) != 0, errno == ENOTCONN else { return false }
-        return MountTable.mount(at: MountTable.canonical(path)) != nil
+        return MountInfo.mount(at: MountTable.canonical(path)) != nil
     }
 
     /// Detaches whatever is mounted at `path` (umount2 MNT_DETACH); true when something was unmounted.

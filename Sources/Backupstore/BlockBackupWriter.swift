@@ -46,10 +46,7 @@ public struct BlockBackupWriter: Sendable {
     static let width = 4
 
     public func backup(_ request: Request, progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
-        try ObjectName.validate(request.volume)
-        try ObjectName.validate(request.backupID, kind: "backup")
-        try await repository.prepare()
-        return try await StoreLease.whileWriting(repository) { lease throws(ConvoyError) in
+        return try await StoreLease.whileWriting(backup: request.backupID, of: request.volume, in: repository) { lease throws(ConvoyError) in
             try await run(request, lease: lease, progress: progress)
         }
     }
@@ -169,11 +166,7 @@ public struct BlockRestorer: Sendable {
                         guard data.count == Int(chunk.length) else {
                             throw ConvoyError(.driverFailure, "block \(chunk.hash) has \(data.count) bytes, the manifest says \(chunk.length)")
                         }
-                        let result: Result<Void, ConvoyError> = data.withUnsafeBytes { raw in
-                            do throws(ConvoyError) { try PosixFile.writeAll(fd, raw, at: chunk.offset, path: device) } catch { return .failure(error) }
-                            return .success(())
-                        }
-                        try result.get()
+                        try PosixFile.writeAll(fd, data, at: chunk.offset, path: device)
                         counter.add(bytes: UInt64(chunk.length), items: 1)
                         return nil
                     } catch {

@@ -35,10 +35,7 @@ public struct FileBackupWriter: Sendable {
     }
 
     public func backup(_ request: Request, progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
-        try ObjectName.validate(request.volume)
-        try ObjectName.validate(request.backupID, kind: "backup")
-        try await repository.prepare()
-        return try await StoreLease.whileWriting(repository) { lease throws(ConvoyError) in
+        return try await StoreLease.whileWriting(backup: request.backupID, of: request.volume, in: repository) { lease throws(ConvoyError) in
             try await run(request, lease: lease, progress: progress)
         }
     }

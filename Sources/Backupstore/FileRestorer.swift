@@ -155,13 +155,9 @@ public struct FileRestorer: Sendable {
                         group.cancelAll()
                         return ConvoyError(.driverFailure, "block \(chunk.hash) has \(data.count) bytes, the manifest says \(chunk.length)")
                     }
-                    let failure: ConvoyError? = data.withUnsafeBytes { raw in
-                        do throws(ConvoyError) { try PosixFile.writeAll(fd, raw, at: chunk.offset, path: path) } catch { return error }
-                        return nil
-                    }
-                    if let failure {
+                    do throws(ConvoyError) { try PosixFile.writeAll(fd, data, at: chunk.offset, path: path) } catch {
                         group.cancelAll()
-                        return failure
+                        return error
                     }
                     counter.add(bytes: UInt64(chunk.length))
                     next += 1
@@ -188,7 +184,8 @@ public struct FileRestorer: Sendable {
         }
     }
 
-    static func applyMetadata(_ entry: Entry, at path: String) throws(ConvoyError) {
+    /// Owner, mode (not for symlinks) and xattrs of `entry`, applied to `path`.
+    public static func applyMetadata(_ entry: Entry, at path: String) throws(ConvoyError) {
         guard lchown(path, entry.uid, entry.gid) == 0 else { throw PosixFile.failure("set owner of", path) }
         if entry.type != .symlink {
             guard chmod(path, mode_t(entry.mode)) == 0 else { throw PosixFile.failure("set mode of", path) }

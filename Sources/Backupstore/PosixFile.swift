@@ -81,6 +81,15 @@ public enum PosixFile {
         }
     }
 
+    /// Writes all of `bytes` at `offset` (the array form: the buffer's closure cannot throw a typed error).
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: UInt64, path: String) throws(ConvoyError) {
+        let result: Result<Void, ConvoyError> = bytes.withUnsafeBytes { raw in
+            do throws(ConvoyError) { try writeAll(fd, raw, at: offset, path: path) } catch { return .failure(error) }
+            return .success(())
+        }
+        try result.get()
+    }
+
     /// Reads up to `count` bytes at `offset` into `buffer` starting at `index`; returns the number read.
     static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, path: String) throws(ConvoyError) -> Int {
         var done = 0

@@ -106,10 +106,13 @@ final class RenewalClock: Sendable {
 }
 
 extension StoreLease {
-    /// Runs `body` holding a backup lease on the store, once no collection runs, and releases the lease however
-    /// `body` ends.
-    static func whileWriting<T>(_ repository: BackupRepository,
+    /// Writes backup `backupID` of `volume`: checks both names, prepares the store, then runs `body` holding a
+    /// backup lease on it, once no collection runs, and releases the lease however `body` ends.
+    static func whileWriting<T>(backup backupID: String, of volume: String, in repository: BackupRepository,
                                 _ body: (StoreLease) async throws(ConvoyError) -> T) async throws(ConvoyError) -> T {
+        try ObjectName.validate(volume)
+        try ObjectName.validate(backupID, kind: "backup")
+        try await repository.prepare()
         let lease = try await StoreLease.write(.backup, in: repository)
         do {
             try await lease.waitForCollectors()

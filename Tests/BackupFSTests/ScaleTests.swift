@@ -1,5 +1,6 @@
 @testable import BackupFS
 import Backupstore
+import ConvoyCore
 import ConvoyTestSupport
 import Foundation
 import XCTest
@@ -71,7 +72,7 @@ final class ScaleTests: MountTestCase {
         }
         let mount = try mount(tree)
         // The kernel's read-ahead was raised for this mount, so sequential reads come as 1 MiB requests.
-        let device = try XCTUnwrap(MountTable.mount(at: mount.mountpoint))
+        let device = try XCTUnwrap(MountInfo.mount(at: mount.mountpoint))
         let readAhead = try String(contentsOfFile: "/sys/class/bdi/\(device.major):\(device.minor)/read_ahead_kb", encoding: .utf8)
         XCTAssertEqual(readAhead.trimmingCharacters(in: .whitespacesAndNewlines), "1024")
         let result = try Self.run("/usr/bin/dd", ["if=\(mount.mountpoint)/big.bin", "of=/dev/null", "bs=1M"])

@@ -131,7 +131,7 @@ public struct DevicemapperDriver: SnapshotDriver {
 
     public func isMounted(_ volume: DriverVolume) -> Bool {
         guard let path = try? mountpoint(volume) else { return false }
-        return MountTable.isMountPoint(path)
+        return MountInfo.isMountPoint(path)
     }
 
     // MARK: Snapshots

@@ -42,7 +42,6 @@ struct ClientAPIRoutes {
             Self.volume(try volumes.get(name), hydration: await lazy.hydration(of: name))
         }
         handle(router, .get, "/v1/volumes/{name}/hydration") { _, name throws(ConvoyError) in
-            _ = try volumes.get(name)
             let hydration = await lazy.hydration(of: name)
             // Read after the hydration: a volume that just became plain has its record updated by then.
             let record = try volumes.get(name)

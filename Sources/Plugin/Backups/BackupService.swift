@@ -390,11 +390,7 @@ public struct BackupService: Sendable {
                 guard block.Offset >= 0, UInt64(block.Offset) + UInt64(data.count) <= (volume.size ?? UInt64.max) else {
                     throw ConvoyError(.driverFailure, "Convoy block \(block.BlockChecksum) lies outside the volume (offset \(block.Offset))")
                 }
-                let written: Result<Void, ConvoyError> = data.withUnsafeBytes { raw in
-                    do throws(ConvoyError) { try PosixFile.writeAll(fd, raw, at: UInt64(block.Offset), path: device) } catch { return .failure(error) }
-                    return .success(())
-                }
-                try written.get()
+                try PosixFile.writeAll(fd, data, at: UInt64(block.Offset), path: device)
                 done += UInt64(data.count)
                 progress(WorkProgress(phase: "restoring Convoy blocks", bytesDone: done, bytesTotal: total))
             }

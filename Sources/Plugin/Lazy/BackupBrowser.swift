@@ -30,7 +30,7 @@ public actor BackupBrowser {
     public func mount(url: String, at requested: String) async throws(ConvoyError) -> ClientAPI.BackupMountInfo {
         let path = try Self.mountpoint(requested)
         guard mounts[path] == nil else { throw .conflict("\(path) already shows a backup; `convoy backup umount \(path)` first") }
-        guard !Overlay.isMountPoint(path) else { throw .conflict("something is mounted at \(path) already; choose an empty directory") }
+        guard !MountInfo.isMountPoint(path) else { throw .conflict("something is mounted at \(path) already; choose an empty directory") }
         guard (PosixFile.entries(in: path) ?? []).isEmpty else { throw .invalid("\(path) is not empty; mount a backup on an empty directory") }
         let backup = try BackupURL.parse(url)
         let repository = BackupRepository(store: try stores.open(backup.destination))
@@ -86,7 +86,7 @@ public actor BackupBrowser {
 
     static func unmountImage(_ info: ClientAPI.BackupMountInfo, detach: Bool) async throws(ConvoyError) {
         guard let loop = info.loopDevice else { return }
-        if Overlay.isMountPoint(info.path) {
+        if MountInfo.isMountPoint(info.path) {
             _ = try await ExternalCommand.run("/bin/umount", detach ? ["-l", info.path] : [info.path], timeout: .seconds(60))
         }
         _ = try? await ExternalCommand.run("/sbin/losetup", ["-d", loop], timeout: .seconds(30))
@@ -102,7 +102,7 @@ public actor BackupBrowser {
         let recorded = (try? store.config(Self.configKey)).flatMap { text in
             try? JSONDecoder().decode([ClientAPI.BackupMountInfo].self, from: Data(text.utf8))
         } ?? []
-        for info in recorded where Overlay.isMountPoint(info.path) || info.image.map(Overlay.isMountPoint) == true {
+        for info in recorded where MountInfo.isMountPoint(info.path) || info.image.map(MountInfo.isMountPoint) == true {
             try? await Self.unmountImage(info, detach: true)
             let served = info.image ?? info.path
             let dead = BackupMount.isDeadMount(served)

@@ -101,7 +101,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
         detachLeftovers(lower: lower, merged: merged)
         for directory in [lower, merged, work] { try FileSystem.makeDirectory(directory, mode: 0o700) }
         if fresh, let top = manifest.entries.first(where: { $0.path.isEmpty }) {
-            try Self.applyRootMetadata(top, to: upper)
+            try FileRestorer.applyMetadata(top, at: upper)
         }
         let logger = self.logger
         let mount = try BackupMount.mount(manifest: manifest, repository: repository, at: lower, options: mountOptions) { line in
@@ -117,15 +117,10 @@ public actor LazyRestore: VolumeLifecycleHooks {
                                 progress: HydrationProgress(manifest: manifest), url: url)
     }
 
-    private static func applyRootMetadata(_ entry: Entry, to directory: String) throws(ConvoyError) {
-        guard chown(directory, entry.uid, entry.gid) == 0 else { throw PosixFile.failure("set owner of", directory) }
-        guard chmod(directory, mode_t(entry.mode & 0o7777)) == 0 else { throw PosixFile.failure("set mode of", directory) }
-    }
-
     /// What a crash left: an overlay and a FUSE mount that no longer answer.
     private func detachLeftovers(lower: String, merged: String) {
-        if Overlay.isMountPoint(merged) { Overlay.unmount(merged, detach: true) }
-        if Overlay.isMountPoint(lower) { BackupMount.detach(lower) }
+        if MountInfo.isMountPoint(merged) { Overlay.unmount(merged, detach: true) }
+        if MountInfo.isMountPoint(lower) { BackupMount.detach(lower) }
     }
 
     // MARK: Hydration
@@ -252,10 +247,10 @@ public actor LazyRestore: VolumeLifecycleHooks {
 
     public func willDelete(_ record: VolumeRecord) async throws(ConvoyError) {
         guard Self.isLazy(record) || active[record.name] != nil else { return }
-        try await detach(record.name, upperParentOf: record)
+        try await detach(record.name)
     }
 
-    private func detach(_ name: String, upperParentOf record: VolumeRecord?) async throws(ConvoyError) {
+    private func detach(_ name: String) async throws(ConvoyError) {
         if let attached = active[name] {
             attached.stop.stop()
             attached.hydration?.cancel()
@@ -294,7 +289,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
         }
         let known = Set(lazy.map(\.name))
         for name in (PosixFile.entries(in: root) ?? []).map(\.name) where !known.contains(name) {
-            try? await detach(name, upperParentOf: nil)
+            try? await detach(name)
             repairs.append("lazy volume \(name): no longer exists; removed its leftover mounts")
         }
         return repairs

@@ -1,7 +1,6 @@
 import Backupstore
 import CLinux
 import ConvoyCore
-import Drivers
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -26,9 +25,6 @@ enum Overlay {
     static func unmount(_ path: String, detach: Bool) -> Int32 {
         umount2(path, detach ? Int32(MNT_DETACH) : 0) == 0 ? 0 : errno
     }
-
-    /// True when something is mounted exactly at `path`.
-    static func isMountPoint(_ path: String) -> Bool { MountTable.isMountPoint(path) }
 
     /// After the overlay is gone: removes whiteouts (character devices 0/0, left where a file of the backup was
     /// deleted) and overlayfs's own extended attributes, so the directory is a plain tree.
