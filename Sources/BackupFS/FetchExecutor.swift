@@ -1,3 +1,4 @@
+import ConvoyCore
 import Backupstore
 
 /// Runs the block-fetch tasks on the I/O pool's threads rather than Swift's cooperative pool. A process that

@@ -1,3 +1,4 @@
+import ConvoyCore
 #if canImport(Glibc)
 import Glibc
 #endif

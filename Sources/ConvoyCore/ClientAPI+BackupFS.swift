@@ -39,13 +39,14 @@ extension ClientAPI {
     /// Where a lazily restored volume's hydration stands.
     public struct Hydration: Codable, Sendable, Equatable {
         public enum State: String, Codable, Sendable {
-            /// Files are being copied in from the backup.
+            /// Data is being fetched from the backup (a file volume's files, a block volume's blocks).
             case hydrating
-            /// Every file is local; the volume becomes a plain directory when it next has no references.
+            /// Everything is local; the volume becomes an ordinary one (a plain directory, a thin volume without
+            /// origin) when it next has no references.
             case complete
             /// Hydration stopped on an error (in `error`); it is retried at the next daemon start.
             case failed
-            /// Not a lazy volume (any more): all its data is in its own directory.
+            /// Not a lazy volume (any more): all its data is its own.
             case local
         }
 

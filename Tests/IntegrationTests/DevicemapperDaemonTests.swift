@@ -30,9 +30,9 @@ final class DevicemapperDaemonTests: XCTestCase {
         daemon.crash()
         _ = try? Command.run("/bin/sh", ["-c", """
             for m in $(awk '$5 ~ "^\(daemon.directory)/" {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
-            for d in $(dmsetup ls | awk '$1 ~ "^\(pool)-" {print $1}'); do dmsetup remove --force "$d"; done
+            for d in $(dmsetup ls | awk '$1 ~ "^\(pool)-" {print $1}' | sort -r); do dmsetup remove --force "$d"; done
             dmsetup remove --force \(pool)
-            for f in \(daemon.root)/devicemapper/*.img; do for l in $(losetup -j "$f" | cut -d: -f1); do losetup -d "$l"; done; done
+            for l in $(losetup -l -n -O NAME,BACK-FILE | awk '$2 ~ "^\(daemon.root)/" {print $1}'); do losetup -d "$l"; done
             """])
         daemon.cleanUp()
     }

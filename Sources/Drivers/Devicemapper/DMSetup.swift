@@ -31,6 +31,26 @@ enum DMSetup {
         _ = try await run("/sbin/dmsetup", ["message", "/dev/mapper/" + pool, "0", text])
     }
 
+    /// Replaces a live device's table (the kernel suspends it around the swap, flushing what is in flight).
+    static func replaceTable(_ name: String, table: String, readOnly: Bool = false) async throws(ConvoyError) {
+        _ = try await run("/sbin/dmsetup", ["reload", name] + (readOnly ? ["--readonly"] : []) + ["--table", table])
+        try await resume(name)
+    }
+
+    /// The device's live table, e.g. `0 131072 thin 253:0 7 253:5`.
+    static func table(_ name: String) async throws(ConvoyError) -> String {
+        try await run("/sbin/dmsetup", ["table", name]).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The devices a device-mapper device sits on, as `/dev/<name>` paths.
+    static func dependencies(_ name: String) async throws(ConvoyError) -> [String] {
+        // " 1 dependencies\t: (loop3)"
+        let text = try await run("/sbin/dmsetup", ["deps", "-o", "devname", name])
+        return text.split(separator: "(").dropFirst().compactMap { part in
+            part.split(separator: ")").first.map { "/dev/" + $0 }
+        }
+    }
+
     static func status(_ name: String) async throws(ConvoyError) -> String {
         try await run("/sbin/dmsetup", ["status", name])
     }

@@ -120,7 +120,11 @@ public struct DevicemapperDriver: SnapshotDriver {
             throw ConvoyError(.stateFailure, "volume \(volume.name) has no device id or size in its record")
         }
         if !(await DMSetup.exists(name)) {
-            try await DMSetup.create(name, table: "0 \(size / 512) thin \(pool.device) \(id)")
+            let origin = volume.driverInfo[Self.externalOriginKey]
+            if let origin, !(await DMSetup.exists(origin)) {
+                throw ConvoyError(.unavailable, "volume \(volume.name) is being restored lazily and its backup is not attached (no device \(origin)); the daemon attaches it at start: see its log for why it could not")
+            }
+            try await DMSetup.create(name, table: thinTable(volume, id: id, size: size, origin: origin))
         }
         return "/dev/mapper/" + name
     }
@@ -140,6 +144,10 @@ public struct DevicemapperDriver: SnapshotDriver {
     public func createSnapshot(_ name: String, of volume: DriverVolume) async throws(ConvoyError) -> [String: String] {
         guard let origin = volume.driverInfo["DeviceID"] else {
             throw ConvoyError(.stateFailure, "volume \(volume.name) has no device id in its record")
+        }
+        // A snapshot would share the volume's unwritten blocks, which live in the backup until the volume is finished.
+        guard volume.driverInfo[Self.externalOriginKey] == nil else {
+            throw ConvoyError(.conflict, "volume \(volume.name) is still being restored lazily: snapshot it once it is hydrated (convoy hydrate \(volume.name) --wait) and has been unmounted")
         }
         let id = try ids.next()
         let device = try await activate(volume)

@@ -323,7 +323,7 @@ public struct BackupService: Sendable {
                 }
                 let device = try await blockDriver.prepareForImage(volume)
                 try await BlockRestorer(repository: repository).restore(manifest, onto: device, progress: progress)
-                return [:]
+                return try await blockDriver.detectFilesystem(volume).map { ["FS": $0] } ?? [:]
             }
             return ["Volume": record.name]
         }
@@ -395,7 +395,7 @@ public struct BackupService: Sendable {
                 progress(WorkProgress(phase: "restoring Convoy blocks", bytesDone: done, bytesTotal: total))
             }
             guard fsync(fd) == 0 else { throw PosixFile.failure("sync", device) }
-            return [:]
+            return try await blockDriver.detectFilesystem(volume).map { ["FS": $0] } ?? [:]
         }
         return ["Volume": record.name]
     }

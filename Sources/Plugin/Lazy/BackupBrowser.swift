@@ -73,12 +73,11 @@ public actor BackupBrowser {
     /// A block backup: its image attached read-only to a loop device, whose filesystem is mounted read-only
     /// without replaying its journal (the image cannot be written). Returns the loop device.
     static func mountImage(_ image: String, at path: String) async throws(ConvoyError) -> String {
-        let loop = try await ExternalCommand.run("/sbin/losetup", ["-r", "-f", "--show", image], timeout: .seconds(30))
-            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let loop = try await LoopDevice.attachReadOnly(image)
         do {
             _ = try await ExternalCommand.run("/bin/mount", ["-o", "ro,norecovery", loop, path], timeout: .seconds(60))
         } catch {
-            _ = try? await ExternalCommand.run("/sbin/losetup", ["-d", loop], timeout: .seconds(30))
+            try? await LoopDevice.detach(loop)
             throw ConvoyError.wrap(error, context: "the backup's image holds no filesystem that can be mounted", as: .driverFailure)
         }
         return loop
@@ -89,7 +88,7 @@ public actor BackupBrowser {
         if MountInfo.isMountPoint(info.path) {
             _ = try await ExternalCommand.run("/bin/umount", detach ? ["-l", info.path] : [info.path], timeout: .seconds(60))
         }
-        _ = try? await ExternalCommand.run("/sbin/losetup", ["-d", loop], timeout: .seconds(30))
+        try? await LoopDevice.detach(loop)
     }
 
     public func list() -> [ClientAPI.BackupMountInfo] {

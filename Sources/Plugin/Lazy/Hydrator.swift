@@ -17,11 +17,12 @@ final class HydrationProgress: Sendable {
     private let value: Mutex<Value>
     private let sink: Mutex<ProgressSink?> = Mutex(nil)
 
+    /// A file backup hydrates every file's bytes; a block backup only the mapped ranges of its one image.
     init(manifest: Manifest) {
         var value = Value()
         for entry in manifest.entries where entry.type == .file {
             value.filesTotal += 1
-            value.bytesTotal += entry.size
+            value.bytesTotal += manifest.kind == .blocks ? entry.chunks?.reduce(0) { $0 + UInt64($1.length) } ?? 0 : entry.size
         }
         self.value = Mutex(value)
     }
@@ -70,39 +71,11 @@ struct Hydrator: Sendable {
 
     func run(progress: HydrationProgress) async throws(ConvoyError) {
         let entries = manifest.entries.filter { !$0.path.isEmpty }
-        let width = pause > .zero ? 1 : Self.width
-        let failure: ConvoyError? = await withTaskGroup(of: ConvoyError?.self) { group in
-            var next = 0
-            var running = 0
-            while next < entries.count || running > 0 {
-                while running < width && next < entries.count {
-                    let entry = entries[next]
-                    next += 1
-                    if pause > .zero && entry.type == .file { try? await Task.sleep(for: pause) }
-                    if stop.stopped { return ConvoyError(.unavailable, "hydration stopped") }
-                    running += 1
-                    group.addTask { [merged, upper, threads] in
-                        do throws(ConvoyError) {
-                            try await threads.run { () throws(ConvoyError) in
-                                try Self.copyUp(entry, merged: merged, upper: upper)
-                            }
-                            if entry.type == .file { progress.add(bytes: entry.size, files: 1) }
-                            return nil
-                        } catch {
-                            return error
-                        }
-                    }
-                }
-                guard let result = await group.next() else { break }
-                running -= 1
-                if let result {
-                    group.cancelAll()
-                    return result
-                }
-            }
-            return nil
+        try await forEachBounded(entries, width: Self.width, pause: pause, stop: stop, pauses: { $0.type == .file }) {
+            [merged, upper, threads] entry throws(ConvoyError) in
+            try await threads.run { () throws(ConvoyError) in try Self.copyUp(entry, merged: merged, upper: upper) }
+            if entry.type == .file { progress.add(bytes: entry.size, files: 1) }
         }
-        if let failure { throw failure }
         try restoreDirectoryTimes()
     }
 

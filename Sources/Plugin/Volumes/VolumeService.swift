@@ -255,10 +255,23 @@ public actor VolumeService {
         return repairs
     }
 
-    private func reconcileMount(_ record: VolumeRecord, driver: any VolumeDriver, repairs: inout [String]) async throws(ConvoyError) {
+    /// Mounts a volume that has references but is not mounted, as a start does: for a lazily restored block
+    /// volume, once LazyRestore has attached its origin again. Returns the mountpoint when it mounted it.
+    public func remountIfReferenced(_ name: String) async throws(ConvoyError) -> String? {
+        try await withVolumeLock(name) { () async throws(ConvoyError) -> String? in
+            let record = try readyVolume(name)
+            guard !record.references.isEmpty else { return nil }
+            var repairs: [String] = []
+            try await reconcileMount(record, driver: try driver(for: record), repairs: &repairs, lazyAttached: true)
+            return repairs.isEmpty ? nil : try readyVolume(name).mountpoint
+        }
+    }
+
+    private func reconcileMount(_ record: VolumeRecord, driver: any VolumeDriver, repairs: inout [String],
+                                lazyAttached: Bool = false) async throws(ConvoyError) {
         let name = record.name
-        // A lazily restored volume's overlay is rebuilt by its hooks (LazyRestore.resume), not by the driver.
-        if LazyRestore.isLazy(record) { return }
+        // A lazily restored volume needs its backup attached first (LazyRestore.resumeAll).
+        if LazyRestore.isLazy(record) && !lazyAttached { return }
         if record.references.isEmpty {
             if driver.mountsVolumes && driver.isMounted(record.driverVolume) {
                 try await driver.unmountVolume(record.driverVolume)

@@ -1,4 +1,3 @@
-import ConvoyCore
 import Foundation
 import Synchronization
 

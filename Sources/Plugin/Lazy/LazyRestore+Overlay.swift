@@ -1,0 +1,94 @@
+import BackupFS
+import Backupstore
+import ConvoyCore
+import Drivers
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Lazy restore of a file backup into a directory volume. Its mounts:
+/// - `<root>/lazy/<name>/backup`: the backup's tree through FUSE, read-only;
+/// - `<root>/lazy/<name>/merged`: an overlay with that tree below and the volume's directory above — the
+///   volume's mountpoint while it is lazy; writes land in the volume's directory;
+/// - `<data dir>/../.convoy-work/<name>`: overlayfs's work directory, beside the data (same filesystem).
+/// Hydration copies every entry up; finishing drops the mounts and cleans the overlay's traces from the directory.
+extension LazyRestore {
+    /// Mounts the backup and the overlay for volume `name`. `fresh`: the volume's directory is new, so it takes
+    /// the backup root's owner, mode and times.
+    func attachOverlay(name: String, upper: String, manifest: Manifest, repository: BackupRepository, url: String,
+                       fresh: Bool) async throws(ConvoyError) {
+        let upperParent = String(upper[..<(upper.lastIndex(of: "/") ?? upper.endIndex)])
+        let work = try PathGuard.child(of: upperParent + "/.convoy-work", named: name)
+        if fresh, let top = manifest.entries.first(where: { $0.path.isEmpty }) {
+            try FileRestorer.applyMetadata(top, at: upper)
+        }
+        let (mount, base) = try mountBackup(name: name, manifest: manifest, repository: repository, options: mountOptions)
+        let merged = base + "/merged"
+        do {
+            for directory in [merged, work] { try FileSystem.makeDirectory(directory, mode: 0o700) }
+            try await Overlay.mount(lower: mount.mountpoint, upper: upper, work: work, at: merged)
+        } catch {
+            try? mount.unmount()
+            throw ConvoyError.wrap(error, context: "cannot build the overlay of lazy volume \(name)", as: .driverFailure)
+        }
+        active[name] = Attached(mount: mount, layout: .overlay(merged: merged, upper: upper, work: work), manifest: manifest,
+                                progress: HydrationProgress(manifest: manifest), url: url)
+    }
+
+    /// Drops the overlay and the backup's mount and cleans the directory; nil (and nothing changed) when the
+    /// overlay is still busy.
+    func finishOverlay(_ record: VolumeRecord, _ attached: Attached) -> [String: String]? {
+        let name = record.name
+        guard case .overlay(let merged, let upper, let work) = attached.layout else { return nil }
+        let code = Overlay.unmount(merged, detach: false)
+        guard code == 0 || code == EINVAL else {
+            logger.warning("lazy volume \(name) is hydrated but its overlay is busy (\(String(cString: strerror(code)))); finishing at its next unmount")
+            return nil
+        }
+        do {
+            try attached.mount.unmount()
+            let cleaned = try Overlay.cleanUpper(upper)
+            let relinked = Self.relinkHardLinks(attached.manifest, in: upper)
+            try? FileSystem.removeTree(work)
+            try? FileSystem.removeTree(try PathGuard.child(of: root, named: name))
+            logger.info("lazy volume \(name) is now a plain directory", metadata: [
+                "whiteouts": "\(cleaned.whiteouts)", "overlayAttributes": "\(cleaned.attributes)", "hardLinks": "\(relinked)"])
+        } catch {
+            logger.error("cannot finish lazy volume \(name): \(error.message)")
+            return nil
+        }
+        return record.driverInfo
+    }
+
+    /// overlayfs (without `index`) copies each name of a hard link up as its own file; links whose files are
+    /// still as in the backup become links again.
+    static func relinkHardLinks(_ manifest: Manifest, in upper: String) -> Int {
+        var byPath: [String: Entry] = [:]
+        for entry in manifest.entries where entry.type == .file { byPath[entry.path] = entry }
+        var relinked = 0
+        for entry in manifest.entries where entry.type == .hardlink {
+            guard let targetPath = entry.target, let original = byPath[targetPath] else { continue }
+            let path = upper + "/" + entry.path
+            let target = upper + "/" + targetPath
+            var a = stat(), b = stat()
+            guard lstat(path, &a) == 0, lstat(target, &b) == 0, a.st_mode & S_IFMT == S_IFREG, b.st_mode & S_IFMT == S_IFREG,
+                  a.st_ino != b.st_ino, unchanged(a, original), unchanged(b, original) else { continue }
+            // Relinking changes the directory's times; it keeps the ones it had (the backup's, or the user's).
+            let parent = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+            var before = stat()
+            guard lstat(parent, &before) == 0 else { continue }
+            let temporary = path + ".convoy-relink"
+            guard link(target, temporary) == 0 else { continue }
+            if rename(temporary, path) == 0 { relinked += 1 } else { unlink(temporary) }
+            var times = [before.st_atim, before.st_mtim]
+            utimensat(AT_FDCWD, parent, &times, AT_SYMLINK_NOFOLLOW)
+        }
+        return relinked
+    }
+
+    private static func unchanged(_ info: stat, _ entry: Entry) -> Bool {
+        UInt64(info.st_size) == entry.size && Int64(info.st_mtim.tv_sec) == entry.mtimeSeconds
+            && Int64(info.st_mtim.tv_nsec) == entry.mtimeNanoseconds
+    }
+}
