@@ -11,12 +11,17 @@ public struct DriverVolume: Sendable, Equatable {
     public var size: UInt64?
     public var options: [String: String]
     public var driverInfo: [String: String]
+    /// Set when creating a volume that a restore fills with an image of a whole volume: a block driver then
+    /// creates it blank (no filesystem to make, since the image brings one).
+    public var receivesImage: Bool
 
-    public init(name: String, size: UInt64?, options: [String: String] = [:], driverInfo: [String: String] = [:]) {
+    public init(name: String, size: UInt64?, options: [String: String] = [:], driverInfo: [String: String] = [:],
+                receivesImage: Bool = false) {
         self.name = name
         self.size = size
         self.options = options
         self.driverInfo = driverInfo
+        self.receivesImage = receivesImage
     }
 }
 

@@ -29,10 +29,11 @@ final class DevicemapperDaemonTests: XCTestCase {
         guard let daemon else { return }
         daemon.crash()
         _ = try? Command.run("/bin/sh", ["-c", """
+            # Loop devices first, while their files' paths still read as they were (a busy one goes when released).
+            for l in $(losetup -l -n -O NAME,BACK-FILE | awk '$2 ~ "^\(daemon.root)/" {print $1}'); do losetup -d "$l"; done
             for m in $(awk '$5 ~ "^\(daemon.directory)/" {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
             for d in $(dmsetup ls | awk '$1 ~ "^\(pool)-" {print $1}' | sort -r); do dmsetup remove --force "$d"; done
             dmsetup remove --force \(pool)
-            for l in $(losetup -l -n -O NAME,BACK-FILE | awk '$2 ~ "^\(daemon.root)/" {print $1}'); do losetup -d "$l"; done
             """])
         daemon.cleanUp()
     }
@@ -111,7 +112,7 @@ final class DevicemapperDaemonTests: XCTestCase {
         XCTAssertEqual(String(try Command.check("/usr/bin/sha256sum", [browse + "/data"]).prefix(64)), dataSum)
         XCTAssertEqual(try daemon.cli(["backup", "umount", browse]).status, 0)
         XCTAssertFalse(daemon.mountsUnderDirectory.contains(browse))
-        XCTAssertFalse(try Command.check("/sbin/losetup", ["-a"]).contains("volume.img"), "the loop device is detached")
+        XCTAssertFalse(try Command.check("/sbin/losetup", ["-a"]).contains(daemon.root + "/browse/"), "the loop device is detached")
 
         // The restore equals the device as it was at the second snapshot (nothing changed it since).
         let restored = try daemon.cli(["create", "blk-copy", "--backup", url])

@@ -80,6 +80,14 @@ extension DevicemapperDaemonTests {
         XCTAssertEqual(snapshot.status, 1)
         XCTAssertTrue(snapshot.stderr.contains("restored lazily"), snapshot.stderr)
 
+        // Deleting a lazy volume while it hydrates leaves nothing of it: no device, origin, loop device or mount.
+        XCTAssertEqual(try daemon.cli(["create", "dropped", "--backup", url, "--lazy"]).status, 0)
+        XCTAssertTrue(try hasOrigin("dropped"))
+        let deleted = try daemon.cli(["delete", "dropped"])
+        XCTAssertEqual(deleted.status, 0, deleted.stderr)
+        XCTAssertFalse(try Command.check("/sbin/dmsetup", ["ls"]).contains("\(pool)-v-dropped"))
+        try assertBackupDetached("dropped")
+
         // A second lazy volume of the backup, never mounted: it finishes as soon as it is hydrated, and its device
         // then equals the source's byte for byte (blocks copied in from the backup, unmapped ones zero).
         XCTAssertEqual(try daemon.cli(["create", "untouched", "--backup", url, "--lazy"]).status, 0)

@@ -22,7 +22,7 @@ extension DevicemapperDriver {
 
     /// Makes `image` (a file) the external origin of `volume`: attaches it read-only to a loop device, points the
     /// origin device at it (detaching the loop device it replaces), and activates the volume over the origin.
-    /// The volume's own blocks must read as unmapped where the image is to show (a new volume: `prepareForImage`).
+    /// The volume's own blocks must read as unmapped where the image is to show (a volume created blank: `receivesImage`).
     /// Returns the info to merge into the volume's record.
     public func attachExternalOrigin(image: String, to volume: DriverVolume) async throws(ConvoyError) -> [String: String] {
         guard let id = volume.driverInfo["DeviceID"], let size = volume.driverInfo["Size"].flatMap(UInt64.init) else {
@@ -95,6 +95,9 @@ extension DevicemapperDriver {
             let fd = open(device, O_RDWR | O_CLOEXEC)
             guard fd >= 0 else { throw ConvoyError(.driverFailure, "cannot open \(device): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
+            // A write that failed before (the filesystem's, while the origin was unreachable) is reported to the
+            // first fsync of any new descriptor: take it now, so the final fsync reports only the copy's writes.
+            _ = fsync(fd)
             var buffer = [UInt8](repeating: 0, count: Int(blockSize))
             var copied: UInt64 = 0
             for block in blocks {

@@ -69,7 +69,8 @@ public struct DevicemapperDriver: SnapshotDriver {
         try await DMSetup.message(configuration.poolName, "create_thin \(id)")
         do {
             try await DMSetup.create(device, table: "0 \(size / 512) thin \(pool.device) \(id)")
-            try await makeFilesystem(filesystem, on: "/dev/mapper/" + device)
+            // A new thin device maps no block and reads as zeros: ready for an image as it is.
+            if !volume.receivesImage { try await makeFilesystem(filesystem, on: "/dev/mapper/" + device) }
         } catch {
             try? await DMSetup.remove(device)
             try? await DMSetup.message(configuration.poolName, "delete \(id)")
@@ -206,11 +207,8 @@ public struct DevicemapperDriver: SnapshotDriver {
         try await DMSetup.remove(snapshotDeviceName(name))
     }
 
-    /// Empties a new volume's device (discarding unmaps every block, so it reads as zeros) before an image is
-    /// written onto it.
-    public func prepareForImage(_ volume: DriverVolume) async throws(ConvoyError) -> String {
-        let device = try await activate(volume)
-        _ = try await DMSetup.run("/sbin/blkdiscard", [device], timeout: .seconds(300))
-        return device
+    /// The device of a volume created blank for an image (`receivesImage`): every block unmapped, reading as zeros.
+    public func deviceForImage(_ volume: DriverVolume) async throws(ConvoyError) -> String {
+        try await activate(volume)
     }
 }

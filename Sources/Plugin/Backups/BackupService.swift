@@ -317,11 +317,11 @@ public struct BackupService: Sendable {
         if options["size"] == nil, manifest.volumeSize > 0 { options["size"] = "\(manifest.volumeSize)" }
         if manifest.kind == .blocks {
             if options["driver"] == nil { options["driver"] = DevicemapperDriver.driverName }
-            let record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
+            let record = try await volumes.create(name: name, options: options, mustBeNew: true, receivesImage: true) { driver, volume throws(ConvoyError) in
                 guard let blockDriver = driver as? DevicemapperDriver else {
                     throw ConvoyError.invalid("backup \(manifest.id) is a block backup: restore it with the devicemapper driver")
                 }
-                let device = try await blockDriver.prepareForImage(volume)
+                let device = try await blockDriver.deviceForImage(volume)
                 try await BlockRestorer(repository: repository).restore(manifest, onto: device, progress: progress)
                 return try await blockDriver.detectFilesystem(volume).map { ["FS": $0] } ?? [:]
             }
@@ -376,11 +376,11 @@ public struct BackupService: Sendable {
         let end = blocks.map { UInt64(max(0, $0.Offset)) + (2 << 20) }.max() ?? 0
         if options["size"] == nil { options["size"] = "\(max(recorded, end))" }
         let total = UInt64(blocks.count) * (2 << 20)
-        let record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
+        let record = try await volumes.create(name: name, options: options, mustBeNew: true, receivesImage: true) { driver, volume throws(ConvoyError) in
             guard let blockDriver = driver as? DevicemapperDriver else {
                 throw ConvoyError.invalid("this Convoy backup of \(backup.volume) is a block (devicemapper) backup: restore it with the devicemapper driver")
             }
-            let device = try await blockDriver.prepareForImage(volume)
+            let device = try await blockDriver.deviceForImage(volume)
             let fd = open(device, O_WRONLY | O_CLOEXEC)
             guard fd >= 0 else { throw PosixFile.failure("open", device) }
             defer { close(fd) }

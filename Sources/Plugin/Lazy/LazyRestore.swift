@@ -85,11 +85,11 @@ public actor LazyRestore: VolumeLifecycleHooks {
         let record: VolumeRecord
         if manifest.kind == .blocks {
             if options["driver"] == nil { options["driver"] = DevicemapperDriver.driverName }
-            record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
+            record = try await volumes.create(name: name, options: options, mustBeNew: true, receivesImage: true) {
+                driver, volume throws(ConvoyError) in
                 guard let blockDriver = driver as? DevicemapperDriver else {
                     throw ConvoyError.invalid("backup \(manifest.id) is a block backup: restore it with the devicemapper driver")
                 }
-                _ = try await blockDriver.prepareForImage(volume)
                 var info = try await self.attachImage(name: name, driver: blockDriver, volume: volume, manifest: manifest,
                                                       repository: repository, url: backup.url)
                 var attached = volume

@@ -92,7 +92,8 @@ public actor VolumeService {
     /// Creates a volume; an existing volume of that name is returned as it is (Docker calls Create for volumes
     /// that already exist), unless `mustBeNew`. `populate` fills the new volume (a restore) before it becomes
     /// ready; if anything fails, nothing of the volume remains.
-    public func create(name: String?, options raw: [String: String], mustBeNew: Bool = false,
+    /// `receivesImage`: `populate` writes a whole volume's image (a block restore), so the driver creates it blank.
+    public func create(name: String?, options raw: [String: String], mustBeNew: Bool = false, receivesImage: Bool = false,
                        populate: Populate? = nil) async throws(ConvoyError) -> VolumeRecord {
         let name = try name.map { name throws(ConvoyError) in try ObjectName.validate(name) }
             ?? ObjectName.generate(prefix: "volume")
@@ -113,7 +114,9 @@ public actor VolumeService {
             // Recorded before the driver acts, so a crash in between is found and undone at the next start.
             try store.insert(record)
             do {
-                record.driverInfo = try await driver.createVolume(record.driverVolume)
+                var blank = record.driverVolume
+                blank.receivesImage = receivesImage
+                record.driverInfo = try await driver.createVolume(blank)
                 // Record the driver's info before populating, so a crash mid-restore is undone at the next start.
                 try store.update(name, state: .creating, driverInfo: record.driverInfo)
                 if let populate {
