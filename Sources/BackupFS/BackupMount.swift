@@ -124,6 +124,14 @@ public final class BackupMount: Sendable {
     /// blocks, disk-cache hits excluded.
     public var bytesFetched: UInt64 { fileSystem.cache.source.bytesFetched }
 
+    /// Makes block `hash` local: fetched, verified and kept in the mount's disk cache (which it must have), so
+    /// that reads of it no longer need the store. Runs on the caller's executor (hydration runs it at a low
+    /// priority, so that the mount's readers come first). Returns whether it had to fetch the block.
+    @discardableResult
+    public func keepOnDisk(_ hash: String) async throws(ConvoyError) -> Bool {
+        try await fileSystem.cache.source.keepOnDisk(hash)
+    }
+
     /// True when `path` is a mount point whose filesystem no longer answers ("Transport endpoint is not
     /// connected", ENOTCONN) — what a crashed daemon leaves behind.
     public static func isDeadMount(_ path: String) -> Bool {

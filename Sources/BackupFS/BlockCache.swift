@@ -4,7 +4,9 @@ import Synchronization
 /// Decompressed, verified blocks for the FUSE threads: an LRU bounded in bytes, one fetch per block however many
 /// reads want it at once, and bounded background prefetching for read-ahead.
 ///
-/// Fetches run as tasks (the store's API is async) on a `FetchExecutor`; FUSE threads block on a `Delivery` until
+/// Fetches run as tasks (the store's API is async) on the I/O pool's threads, not Swift's cooperative pool: a
+/// process that reads its own backup mount from async code blocks cooperative threads in read(2) until a fetch
+/// completes, and on two cores fetches scheduled there could never run. FUSE threads block on a `Delivery` until
 /// theirs arrive. Memory is the LRU's capacity plus the blocks in flight, which the FUSE threads and
 /// `prefetchLimit` bound.
 final class BlockCache: Sendable {
@@ -18,7 +20,7 @@ final class BlockCache: Sendable {
 
     private let state: Mutex<State>
     let source: BlockSource
-    private let executor = FetchExecutor()
+    private let executor = BlockingIOPool.shared
     /// Prefetches in flight at most, over all files.
     let prefetchLimit: Int
 

@@ -11,10 +11,14 @@ public final class BlockingIOPool: Sendable {
     private let queue = Mutex<[@Sendable () -> Void]>([])
     private let wakeup = NSCondition()
 
-    public init(threads: Int) {
+    /// `setUp` runs first on each thread (e.g. to lower its priority).
+    public init(threads: Int, name: String = "convoy-io", setUp: (@Sendable () -> Void)? = nil) {
         for index in 0..<max(1, threads) {
-            let thread = Thread { [self] in self.work() }
-            thread.name = "convoy-io-\(index)"
+            let thread = Thread { [self] in
+                setUp?()
+                self.work()
+            }
+            thread.name = "\(name)-\(index)"
             thread.start()
         }
     }
@@ -50,5 +54,14 @@ public final class BlockingIOPool: Sendable {
             }
         }
         return try result.get()
+    }
+}
+
+/// Async code can run on the pool's threads too (`withTaskExecutorPreference`): code that blocks in reads of the
+/// daemon's own FUSE mounts, or work that must run at the pool's priority.
+extension BlockingIOPool: TaskExecutor {
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        submit { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -5,6 +5,8 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <sys/sysmacros.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static inline off_t convoy_seek_data(int fd, off_t offset) { return lseek(fd, offset, 3 /* SEEK_DATA */); }
@@ -29,4 +31,8 @@ static inline void convoy_tune_malloc(int mmapThreshold, int trimThreshold) {
 // modules (Dispatch, Glibc) also see, and break the module build.
 extern int syncfs(int fd);
 static inline int convoy_syncfs(int fd) { return syncfs(fd); }
+// Lowers the calling thread's priority (Linux: nice values are per thread, addressed by thread id).
+static inline int convoy_set_thread_niceness(int niceness) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);
+}
 #endif

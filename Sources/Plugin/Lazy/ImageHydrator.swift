@@ -1,45 +1,55 @@
+import BackupFS
 import Backupstore
+import CLinux
 import ConvoyCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
-/// Hydrates a lazily restored block volume: reads every mapped range of the backup's image through its FUSE
-/// mount, which verifies each block and keeps it in the volume's disk cache. The volume itself is not written
-/// (the filesystem on it may be writing the same blocks); once the cache holds the whole image, the store is no
-/// longer needed, and the blocks the volume never wrote are copied in when nothing uses it.
+/// Hydrates a lazily restored block volume: every block of the backup's image is fetched, verified and kept in
+/// the volume's disk cache, after which the store is no longer needed. The volume itself is not written (the
+/// filesystem on it may be writing the same blocks); the blocks it never wrote are copied in when nothing uses it.
+///
+/// The work runs on low-priority threads of its own: the volume's readers (whose reads of unwritten blocks go
+/// through the same mount) come first, so a freshly restored volume answers at once even while hydration has
+/// the CPU to itself otherwise.
 struct ImageHydrator: Sendable {
     let manifest: Manifest
-    /// The image in the backup's FUSE mount.
-    let image: String
+    let mount: BackupMount
     /// Wait before each block (tests throttle hydration with it).
     let pause: Duration
     let stop: StopFlag
-    /// Runs the reads, which block until FUSE has fetched the block: not the store's I/O pool, which serves them.
-    let threads: BlockingIOPool
-    static let width = 4
+    static let width = 2
+    /// Shared by every block volume's hydration; nice 19, the lowest priority.
+    static let threads = BlockingIOPool(threads: width, name: "convoy-hydrate") { _ = convoy_set_thread_niceness(19) }
 
-    /// The byte ranges of the image that hold data: hydration reads them, and they are what the volume must hold.
+    /// The byte ranges of the image that hold data: hydration fetches them, and they are what the volume must hold.
     static func regions(of manifest: Manifest) -> [Range<UInt64>] {
-        let chunks = manifest.entries.first { $0.path == Manifest.imageName }?.chunks ?? []
-        return chunks.map { $0.offset..<($0.offset + UInt64($0.length)) }
+        chunks(of: manifest).map { $0.offset..<($0.offset + UInt64($0.length)) }
+    }
+
+    private static func chunks(of manifest: Manifest) -> [Chunk] {
+        manifest.entries.first { $0.path == Manifest.imageName }?.chunks ?? []
     }
 
     func run(progress: HydrationProgress) async throws(ConvoyError) {
-        let fd = open(image, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw PosixFile.failure("open", image) }
-        defer { close(fd) }
-        try await forEachBounded(Self.regions(of: manifest), width: Self.width, pause: pause, stop: stop) {
-            [image, threads] region throws(ConvoyError) in
-            try await threads.run { () throws(ConvoyError) in
-                var buffer = [UInt8](repeating: 0, count: region.count)
-                let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, region.count, off_t(region.lowerBound)) }
-                guard got == region.count else {
-                    throw ConvoyError(.driverFailure, "cannot read bytes \(region.lowerBound)..<\(region.upperBound) of \(image): \(got < 0 ? String(cString: strerror(errno)) : "short read")")
-                }
-            }
-            progress.add(bytes: UInt64(region.count), files: 0)
+        // One fetch per distinct block; progress counts every range it fills.
+        var bytes: [String: UInt64] = [:]
+        var order: [String] = []
+        for chunk in Self.chunks(of: manifest) {
+            if bytes[chunk.hash] == nil { order.append(chunk.hash) }
+            bytes[chunk.hash, default: 0] += UInt64(chunk.length)
         }
+        let (mount, counts) = (self.mount, bytes)
+        let result: Result<Void, ConvoyError> = await withTaskExecutorPreference(Self.threads) {
+            do throws(ConvoyError) {
+                try await forEachBounded(order, width: Self.width, pause: pause, stop: stop) { hash throws(ConvoyError) in
+                    try await mount.keepOnDisk(hash)
+                    progress.add(bytes: counts[hash] ?? 0, files: 0)
+                }
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try result.get()
         progress.add(bytes: 0, files: 1)
     }
 }

@@ -29,8 +29,8 @@ public actor LazyRestore: VolumeLifecycleHooks {
     let mountOptions: BackupMountOptions
     let hydrationPause: Duration
     var active: [String: Attached] = [:]
-    /// Threads for hydration's copy-ups and reads, shared by every lazy volume.
-    let hydrationThreads = BlockingIOPool(threads: Hydrator.width)
+    /// Threads for hydration's copy-ups, shared by every lazy file volume.
+    let hydrationThreads = BlockingIOPool(threads: Hydrator.width, name: "convoy-copy-up")
 
     struct Attached {
         var mount: BackupMount
@@ -136,8 +136,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
                                     stop: attached.stop, threads: hydrationThreads)
             run = { progress throws(ConvoyError) in try await hydrator.run(progress: progress) }
         case .externalOrigin:
-            let hydrator = ImageHydrator(manifest: attached.manifest, image: attached.mount.mountpoint + "/" + Manifest.imageName,
-                                         pause: hydrationPause, stop: attached.stop, threads: hydrationThreads)
+            let hydrator = ImageHydrator(manifest: attached.manifest, mount: attached.mount, pause: hydrationPause, stop: attached.stop)
             run = { progress throws(ConvoyError) in try await hydrator.run(progress: progress) }
         }
         let progress = attached.progress
