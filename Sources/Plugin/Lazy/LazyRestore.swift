@@ -81,6 +81,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
         var options = options
         if options["size"] == nil, manifest.volumeSize > 0 { options["size"] = "\(manifest.volumeSize)" }
         let record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
+            if let reason = (driver as? any DirectoryBackedDriver)?.lazyRestoreUnavailable { throw .invalid(reason) }
             let upper = try BackupService.directory(of: volume, driver: driver)
             try await self.attach(name: name, upper: upper, manifest: manifest, repository: repository, url: backup.url, fresh: true)
             return [Self.backupKey: backup.url]

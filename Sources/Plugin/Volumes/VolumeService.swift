@@ -80,6 +80,11 @@ public actor VolumeService {
         return record
     }
 
+    /// The driver's word on the volume's storage (empty when its driver is not running).
+    public nonisolated func driverStatus(of record: VolumeRecord) async -> [String: String] {
+        await drivers[record.driver]?.status(of: record.driverVolume) ?? [:]
+    }
+
     public nonisolated func list() throws(ConvoyError) -> [VolumeRecord] {
         try store.volumes().filter { $0.state == .ready }
     }
@@ -108,7 +113,8 @@ public actor VolumeService {
             }
             guard let driver = drivers[options.driver] else { throw .invalid("unknown driver '\(options.driver)'") }
             var record = VolumeRecord(
-                name: name, driver: options.driver, size: options.size, createdAt: Self.timestamp(),
+                name: name, driver: options.driver, size: options.size == 0 ? driver.defaultVolumeSize ?? 0 : options.size,
+                createdAt: Self.timestamp(),
                 state: .creating, options: options.driverOptions, driverInfo: [:])
             // Recorded before the driver acts, so a crash in between is found and undone at the next start.
             try store.insert(record)
@@ -262,7 +268,10 @@ public actor VolumeService {
         if record.references.isEmpty {
             if driver.mountsVolumes && driver.isMounted(record.driverVolume) {
                 try await driver.unmountVolume(record.driverVolume)
-                repairs.append("volume \(name): was mounted with no references; unmounted it")
+                // A volume in a shared mount (a gluster pool) stays reachable: nothing was repaired then.
+                if !driver.isMounted(record.driverVolume) {
+                    repairs.append("volume \(name): was mounted with no references; unmounted it")
+                }
             }
             if record.mountpoint != nil { try store.setMountpoint(nil, of: name) }
             return
