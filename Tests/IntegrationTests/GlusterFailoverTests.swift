@@ -59,11 +59,11 @@ final class GlusterFailoverTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: victim + "/\(name)/file-60"), "the dead brick missed the late writes")
 
         try Command.check("/usr/sbin/gluster", ["--mode=script", "volume", "start", gluster.replicaPool, "force"])
+        // Self-heal creates the missed files first and fills them after: wait for every one's content.
         try waitUntil("self-heal to bring the brick's copy back", timeout: 120) {
-            (try? String(contentsOfFile: victim + "/\(name)/file-60", encoding: .utf8)) == "line-60\n"
-        }
-        for index in 1...60 {
-            XCTAssertEqual(try String(contentsOfFile: victim + "/\(name)/file-\(index)", encoding: .utf8), "line-\(index)\n")
+            (1...60).allSatisfy { index in
+                (try? String(contentsOfFile: victim + "/\(name)/file-\(index)", encoding: .utf8)) == "line-\(index)\n"
+            }
         }
         try daemon.pluginOK("VolumeDriver.Unmount", ["Name": name, "ID": "writer"])
         try daemon.pluginOK("VolumeDriver.Remove", ["Name": name])
@@ -92,6 +92,8 @@ final class GlusterFailoverTests: XCTestCase {
         XCTAssertNil(healed["poolProblem"])
         XCTAssertTrue(healed["poolLastRecovery"]?.contains("Transport endpoint is not connected") ?? false, "\(healed)")
         XCTAssertEqual(try daemon.references(of: name), 2)
+        for id in ["first", "second"] { try daemon.pluginOK("VolumeDriver.Unmount", ["Name": name, "ID": id]) }
+        try daemon.pluginOK("VolumeDriver.Remove", ["Name": name])
     }
 
     /// glusterd and the pool's FUSE client die: the periodic check cannot remount while glusterd is down and Status
@@ -121,10 +123,17 @@ final class GlusterFailoverTests: XCTestCase {
         try waitUntil("the check to remount the pool", timeout: 60) {
             (try? String(contentsOfFile: mountpoint + "/data", encoding: .utf8)) == "still here"
         }
-        let healed = try status(name)
+        // The check records the recovery once the new mount has answered its probe: moments after the data is back.
+        var healed: [String: String] = [:]
+        try waitUntil("Status to report the recovery", timeout: 10) {
+            healed = try self.status(name)
+            return healed["poolProblem"] == nil
+        }
         XCTAssertEqual(healed["poolMount"], "connected", "\(healed)")
         XCTAssertNil(healed["poolRemountFailure"])
         XCTAssertTrue(healed["poolLastRecovery"]?.contains("Transport endpoint is not connected") ?? false, "\(healed)")
         XCTAssertTrue(daemon.isRunning)
+        XCTAssertEqual(try daemon.cli(["umount", name]).status, 0)
+        XCTAssertEqual(try daemon.cli(["delete", name]).status, 0)
     }
 }

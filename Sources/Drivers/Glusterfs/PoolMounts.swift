@@ -85,12 +85,12 @@ actor PoolMounts {
             if health[pool]?.problem == nil { noteProblem(pool, "not mounted") }
             return noteRemountFailure(pool, error.message)
         }
-        if let problem = health[pool]?.problem {
-            health[pool]?.lastRecovery = "remounted at \(Self.now()) after: \(problem) (since \(health[pool]?.problemSince ?? "?"))"
+        var healed = health[pool] ?? Health()
+        if let problem = healed.problem {
+            healed.lastRecovery = "remounted at \(Self.now()) after: \(problem) (since \(healed.problemSince ?? "?"))"
         }
-        health[pool]?.problem = nil
-        health[pool]?.problemSince = nil
-        health[pool]?.remountFailure = nil
+        (healed.problem, healed.problemSince, healed.remountFailure) = (nil, nil, nil)
+        health[pool] = healed
         return nil
     }
 

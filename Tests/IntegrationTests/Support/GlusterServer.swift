@@ -70,7 +70,16 @@ struct GlusterServer {
 
     /// Starts glusterd again as scripts/gluster-server does (same pid and log files), and waits until it answers.
     func startGlusterd() throws {
-        try Command.check("/bin/sh", ["-c", "setsid glusterd -N --log-file='\(logFile)' --pid-file='\(pidFile)' </dev/null >/dev/null 2>&1 &"])
+        // Not waited for: it runs on, in a session of its own, until scripts/gluster-server stops it. (Command.run
+        // would wait forever for a shell that started it: Foundation waits until every inherited copy of its
+        // child's socket is closed.)
+        let glusterd = Process()
+        glusterd.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        glusterd.arguments = ["/usr/sbin/glusterd", "-N", "--log-file=\(logFile)", "--pid-file=\(pidFile)"]
+        glusterd.standardInput = FileHandle.nullDevice
+        glusterd.standardOutput = FileHandle.nullDevice
+        glusterd.standardError = FileHandle.nullDevice
+        try glusterd.run()
         try waitUntil("glusterd answers", timeout: 30) {
             (try? Command.run("/usr/sbin/gluster", ["--mode=script", "pool", "list"], timeout: 10))?.status == 0
         }
