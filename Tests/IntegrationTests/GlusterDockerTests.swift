@@ -1,0 +1,42 @@
+import Foundation
+import XCTest
+
+/// A real Docker engine using gluster volumes through the plugin: the container's writes land on the brick, and
+/// Docker sees the volumes as global (reachable from every host).
+final class GlusterDockerTests: XCTestCase {
+    var gluster: GlusterServer!
+    var daemon: DaemonHarness!
+    var engine: DockerEngine!
+    var driver = ""
+
+    override func setUpWithError() throws {
+        gluster = try GlusterServer.fromEnvironment()
+        if let reason = DockerEngine.skipReason { throw XCTSkip(reason) }
+        driver = "cvg" + String(UUID().uuidString.prefix(8)).lowercased()
+        daemon = try DaemonHarness(pluginSocket: "/run/docker/plugins/\(driver).sock")
+        daemon.extraArguments = gluster.daemonArguments()
+        try daemon.start()
+        engine = try DockerEngine()
+        try engine.start()
+    }
+
+    override func tearDown() {
+        engine?.stop()
+        daemon?.cleanUp()
+    }
+
+    func testAContainerWritesToAGlusterVolume() throws {
+        let name = "docker-" + UUID().uuidString.prefix(8).lowercased()
+        try engine.dockerOK(["volume", "create", "-d", driver, "--name", name, "-o", "size=16M"])
+        XCTAssertEqual(try engine.dockerOK(["volume", "inspect", name, "--format", "{{.Scope}}"]), "global")
+        let output = try engine.dockerOK(["run", "--rm", "--network", "none", "-v", "\(name):/data", "tiny:latest",
+                                          "sh", "-c", "echo from-a-container > /data/f; df -k /data | tail -n 1"])
+        XCTAssertTrue(output.split(separator: " ").contains("16384"), "df in the container shows the quota: \(output)")
+        XCTAssertEqual(try String(contentsOfFile: gluster.brick + "/\(name)/f", encoding: .utf8), "from-a-container\n")
+        let status = try engine.dockerOK(["volume", "inspect", name, "--format", "{{json .Status}}"])
+        XCTAssertTrue(status.contains(#""poolMount":"connected""#) && status.contains(#""pool":"\#(gluster.pool)""#), status)
+        XCTAssertEqual(try daemon.references(of: name), 0, "the finished container released its mount")
+        try engine.dockerOK(["volume", "rm", name])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: gluster.brick + "/" + name))
+    }
+}
