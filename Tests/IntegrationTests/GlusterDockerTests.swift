@@ -11,13 +11,8 @@ final class GlusterDockerTests: XCTestCase {
 
     override func setUpWithError() throws {
         gluster = try GlusterServer.fromEnvironment()
-        if let reason = DockerEngine.skipReason { throw XCTSkip(reason) }
-        driver = "cvg" + String(UUID().uuidString.prefix(8)).lowercased()
-        daemon = try DaemonHarness(pluginSocket: "/run/docker/plugins/\(driver).sock")
-        daemon.extraArguments = gluster.daemonArguments()
-        try daemon.start()
-        engine = try DockerEngine()
-        try engine.start()
+        let setup = try DockerPluginSetup.start(prefix: "cvg", daemonArguments: gluster.daemonArguments())
+        (driver, daemon, engine) = (setup.driver, setup.daemon, setup.engine)
     }
 
     override func tearDown() {

@@ -113,11 +113,7 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
 
     public func mountVolume(_ volume: DriverVolume) async throws(ConvoyError) -> String {
         try await pools.ensureMounted(try pool(of: volume))
-        let directory = try directory(of: volume)
-        guard FileSystem.isDirectory(directory) else {
-            throw ConvoyError(.driverFailure, "the directory \(directory) of volume \(volume.name) is missing from its gluster volume; restore it, or delete the volume")
-        }
-        return directory
+        return try FileSystem.volumeDirectory(try directory(of: volume), of: volume.name)
     }
 
     /// Nothing to undo: the pool is shared by the other volumes in it.

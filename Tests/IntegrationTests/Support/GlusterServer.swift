@@ -37,29 +37,23 @@ struct GlusterServer {
 
     /// The PID of the FUSE client serving `mountpoint` (its command line ends with the mount point).
     static func clientPID(of mountpoint: String) -> pid_t? {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for entry in entries {
-            guard let pid = pid_t(entry),
-                  let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
-            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if arguments.first?.hasSuffix("glusterfs") == true, arguments.contains("fuse"), arguments.last == mountpoint {
-                return pid
-            }
-        }
-        return nil
+        process { $0.first?.hasSuffix("glusterfs") == true && $0.contains("fuse") && $0.last == mountpoint }
     }
 
     /// The PID of the brick process serving `brick`.
     static func brickPID(of brick: String) -> pid_t? {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for entry in entries {
-            guard let pid = pid_t(entry),
-                  let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
-            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if arguments.first?.hasSuffix("glusterfsd") == true,
-               let index = arguments.firstIndex(of: "--brick-name"), index + 1 < arguments.count, arguments[index + 1] == brick {
-                return pid
-            }
+        process { arguments in
+            guard arguments.first?.hasSuffix("glusterfsd") == true, let index = arguments.firstIndex(of: "--brick-name"),
+                  index + 1 < arguments.count else { return false }
+            return arguments[index + 1] == brick
+        }
+    }
+
+    /// The first process whose command line matches.
+    private static func process(_ matches: ([String]) -> Bool) -> pid_t? {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            if matches(data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }) { return pid }
         }
         return nil
     }
