@@ -1,4 +1,7 @@
 import ConvoyCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The external commands of the glusterfs driver: the FUSE client's mount, unmounts, and the gluster CLI for
 /// directory quotas. Each runs with a timeout and its stderr in the error.
@@ -27,11 +30,16 @@ enum GlusterCommands {
     }
 
     static let cli = "/usr/sbin/gluster"
+    static let glusterdSocket = "/var/run/glusterd.socket"
 
     /// Limits directory `/<name>` of the pool to `bytes` with a gluster quota. Needs the pool's quota enabled
     /// (`gluster volume quota <pool> enable`, a decision for the pool's owner) and a glusterd of the trusted pool
     /// on this host: the gluster CLI refuses changes through --remote-host.
     static func limit(pool: String, directory name: String, bytes: UInt64) async throws(ConvoyError) {
+        // Without a local glusterd the CLI would wait for one until the timeout, on every create.
+        guard access(cli, X_OK) == 0, access(glusterdSocket, F_OK) == 0 else {
+            throw ConvoyError(.unavailable, "no glusterd runs on this host (\(glusterdSocket) is missing): gluster quotas can only be set on a server of the pool")
+        }
         _ = try await ExternalCommand.run(cli, ["--mode=script", "volume", "quota", pool, "limit-usage", "/" + name, "\(bytes)"],
                                           timeout: timeout)
     }
