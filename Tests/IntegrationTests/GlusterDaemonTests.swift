@@ -129,9 +129,12 @@ final class GlusterDaemonTests: XCTestCase {
                        try TreeDescription.describe(copyDirectory, directoryTimes: false, linkCounts: false),
                        "the brick holds the restored tree")
 
-        let lazy = try daemon.cli(["create", unique("lazy"), "--backup", url, "--lazy"])
+        let lazyName = unique("lazy")
+        let lazy = try daemon.cli(["create", lazyName, "--backup", url, "--lazy"])
         XCTAssertNotEqual(lazy.status, 0)
         XCTAssertTrue(lazy.stderr.contains("lazy restore is not available for glusterfs volumes"), lazy.stderr)
+        XCTAssertFalse(try daemon.cli(["list"]).stdout.contains(lazyName), "the refused volume is not left behind")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: gluster.brick + "/" + lazyName))
 
         XCTAssertEqual(try daemon.cli(["umount", source]).status, 0)
         for volume in [source, copy] { XCTAssertEqual(try daemon.cli(["delete", volume]).status, 0) }

@@ -136,4 +136,39 @@ final class GlusterFailoverTests: XCTestCase {
         XCTAssertEqual(try daemon.cli(["umount", name]).status, 0)
         XCTAssertEqual(try daemon.cli(["delete", name]).status, 0)
     }
+
+    /// A daemon restart with volumes in use reports no repairs. After a crash during which the pools' FUSE clients
+    /// died too, the next start remounts the pools: the one of a volume in use (reconciliation mounts it again) and
+    /// one whose volumes have no references (the driver's start remounts every pool an earlier run used).
+    func testRestartsKeepVolumesAndACrashWithDeadMountsIsRepairedAtStart() throws {
+        try start(checkInterval: 3600)
+        let (inUse, idle) = (unique("in-use"), unique("idle"))
+        try daemon.pluginOK("VolumeDriver.Create", ["Name": inUse])
+        try daemon.pluginOK("VolumeDriver.Create", ["Name": idle, "Opts": ["pool": gluster.replicaPool]])
+        var mountpoints: [String: String] = [:]
+        for volume in [inUse, idle] {
+            mountpoints[volume] = try mount(volume, id: "c1")
+            try Data(volume.utf8).write(to: URL(fileURLWithPath: mountpoints[volume, default: ""] + "/data"))
+        }
+        try daemon.pluginOK("VolumeDriver.Unmount", ["Name": idle, "ID": "c1"])
+
+        XCTAssertEqual(daemon.stop(), 0)
+        try daemon.start()
+        XCTAssertFalse(daemon.log_().contains("reconcile:"), "nothing to repair after a clean restart: \(daemon.log_())")
+        XCTAssertEqual(try daemon.references(of: inUse), 1)
+
+        daemon.crash()
+        let mounts = daemon.root + "/glusterfs/mounts/"
+        for pool in [gluster.pool, gluster.replicaPool] {
+            try GlusterServer.kill9AndWait(try XCTUnwrap(GlusterServer.clientPID(of: mounts + pool)))
+        }
+        try daemon.start()
+        for volume in [inUse, idle] {
+            XCTAssertEqual(try String(contentsOfFile: mountpoints[volume, default: ""] + "/data", encoding: .utf8), volume,
+                           "remounted at start, before any operation")
+            XCTAssertEqual(try status(volume)["poolMount"], "connected")
+        }
+        try daemon.pluginOK("VolumeDriver.Unmount", ["Name": inUse, "ID": "c1"])
+        for volume in [inUse, idle] { try daemon.pluginOK("VolumeDriver.Remove", ["Name": volume]) }
+    }
 }
