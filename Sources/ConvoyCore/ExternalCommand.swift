@@ -18,7 +18,8 @@ public enum ExternalCommand {
     public static func run(_ executable: String, _ arguments: [String], timeout: Duration,
                            leavesDaemon: Bool = false) async throws(ConvoyError) -> Output {
         if leavesDaemon {
-            let closeInherited = #"for fd in /proc/self/fd/*; do fd=${fd##*/}; if ((fd > 2)); then eval "exec $fd>&-"; fi; done 2>/dev/null; exec "$0" "$@""#
+            // No redirection in the loop: bash would park stderr on a descriptor the loop then closes.
+            let closeInherited = #"for fd in /proc/$$/fd/*; do fd=${fd##*/}; if ((fd > 2)) && [[ -e /proc/$$/fd/$fd ]]; then eval "exec $fd>&-"; fi; done; exec "$0" "$@""#
             return try await run("/bin/bash", ["-c", closeInherited, executable] + arguments, timeout: timeout,
                                  describedAs: describe(executable, arguments))
         }
