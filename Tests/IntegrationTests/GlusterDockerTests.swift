@@ -34,4 +34,26 @@ final class GlusterDockerTests: XCTestCase {
         try engine.dockerOK(["volume", "rm", name])
         XCTAssertFalse(FileManager.default.fileExists(atPath: gluster.brick + "/" + name))
     }
+
+    /// A container writes to a replica-2 volume while one of its bricks is killed: every write succeeds, and
+    /// self-heal later gives the restarted brick what it missed.
+    func testAContainerKeepsWritingWhileAReplicaBrickIsKilled() throws {
+        let name = "replica-" + UUID().uuidString.prefix(8).lowercased()
+        try engine.dockerOK(["volume", "create", "-d", driver, "--name", name, "-o", "pool=\(gluster.replicaPool)"])
+        let (survivor, victim) = (gluster.replicaBricks[0], gluster.replicaBricks[1])
+        let container = try engine.dockerOK([
+            "run", "-d", "--network", "none", "-v", "\(name):/data", "tiny:latest",
+            "sh", "-c", GlusterFailoverTests.writerScript.replacingOccurrences(of: "%@", with: "/data")])
+        try waitUntil("the container to be writing", timeout: 30) {
+            FileManager.default.fileExists(atPath: survivor + "/\(name)/file-5")
+        }
+        try GlusterServer.kill9AndWait(try XCTUnwrap(GlusterServer.brickPID(of: victim)))
+        XCTAssertEqual(try engine.dockerOK(["wait", container]), "0", "every write succeeded with a brick down")
+        XCTAssertEqual(try String(contentsOfFile: survivor + "/\(name)/file-60", encoding: .utf8), "line-60\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: victim + "/\(name)/file-60"), "the dead brick missed the late writes")
+
+        try gluster.restartBrickAndWaitForHeal(brick: victim, directory: name, files: GlusterFailoverTests.writtenFiles)
+        try engine.dockerOK(["rm", container])
+        try engine.dockerOK(["volume", "rm", name])
+    }
 }

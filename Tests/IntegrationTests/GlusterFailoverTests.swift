@@ -37,6 +37,10 @@ final class GlusterFailoverTests: XCTestCase {
         try XCTUnwrap(try daemon.pluginOK("VolumeDriver.Mount", ["Name": volume, "ID": id])["Mountpoint"] as? String)
     }
 
+    /// What the writers of the replica tests write: file-N holding line-N.
+    static let writtenFiles = Dictionary(uniqueKeysWithValues: (1...60).map { ("file-\($0)", "line-\($0)\n") })
+    static let writerScript = "set -e; for i in $(seq 1 60); do echo line-$i > %@/file-$i; sleep 0.05; done"
+
     func testReplicaKeepsServingWithABrickKilledAndSelfHealRestoresIt() throws {
         try start(checkInterval: 10)
         let name = unique("rep")
@@ -48,7 +52,7 @@ final class GlusterFailoverTests: XCTestCase {
         // A writer runs while the brick is killed under it: every write must succeed.
         let writer = Process()
         writer.executableURL = URL(fileURLWithPath: "/bin/sh")
-        writer.arguments = ["-c", "set -e; for i in $(seq 1 60); do echo line-$i > '\(mountpoint)'/file-$i; sleep 0.05; done"]
+        writer.arguments = ["-c", Self.writerScript.replacingOccurrences(of: "%@", with: "'\(mountpoint)'")]
         try writer.run()
         usleep(1_000_000)
         try GlusterServer.kill9AndWait(brickPID)
@@ -58,13 +62,7 @@ final class GlusterFailoverTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: survivor + "/\(name)/file-60"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: victim + "/\(name)/file-60"), "the dead brick missed the late writes")
 
-        try Command.check("/usr/sbin/gluster", ["--mode=script", "volume", "start", gluster.replicaPool, "force"])
-        // Self-heal creates the missed files first and fills them after: wait for every one's content.
-        try waitUntil("self-heal to bring the brick's copy back", timeout: 120) {
-            (1...60).allSatisfy { index in
-                (try? String(contentsOfFile: victim + "/\(name)/file-\(index)", encoding: .utf8)) == "line-\(index)\n"
-            }
-        }
+        try gluster.restartBrickAndWaitForHeal(brick: victim, directory: name, files: Self.writtenFiles)
         try daemon.pluginOK("VolumeDriver.Unmount", ["Name": name, "ID": "writer"])
         try daemon.pluginOK("VolumeDriver.Remove", ["Name": name])
     }

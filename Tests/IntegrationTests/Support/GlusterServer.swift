@@ -79,6 +79,18 @@ struct GlusterServer {
         }
     }
 
+    /// Starts the replica pool's dead brick again (`volume start force`) and waits until self-heal has given
+    /// `directory` on `brick` every file of `files` (name → content). Self-heal creates the missed files first and
+    /// fills them after, so contents are what is waited for.
+    func restartBrickAndWaitForHeal(brick: String, directory: String, files: [String: String]) throws {
+        try Command.check("/usr/sbin/gluster", ["--mode=script", "volume", "start", replicaPool, "force"])
+        try waitUntil("self-heal to bring the brick's copy back", timeout: 120) {
+            files.allSatisfy { name, content in
+                (try? String(contentsOfFile: "\(brick)/\(directory)/\(name)", encoding: .utf8)) == content
+            }
+        }
+    }
+
     static func kill9AndWait(_ pid: pid_t) throws {
         kill(pid, SIGKILL)
         try waitUntil("process \(pid) to be gone", timeout: 20) { Glibc.kill(pid, 0) != 0 }
