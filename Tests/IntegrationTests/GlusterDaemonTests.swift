@@ -101,6 +101,14 @@ final class GlusterDaemonTests: XCTestCase {
         }
         let bad = try daemon.pluginErr("VolumeDriver.Create", #"{"Name":"x\#(name)","Opts":{"pool":"../etc"}}"#)
         XCTAssertTrue(bad.contains("pool: invalid gluster volume name"), bad)
+        // Another host's convoy made a volume of that name in the shared pool.
+        let otherHost = poolMount(gluster.pool) + "/other-host-" + name
+        try FileManager.default.createDirectory(atPath: otherHost, withIntermediateDirectories: false)
+        try Data("theirs".utf8).write(to: URL(fileURLWithPath: otherHost + "/data"))
+        let taken = try daemon.pluginErr("VolumeDriver.Create", #"{"Name":"other-host-\#(name)"}"#)
+        XCTAssertTrue(taken.contains("already holds a directory other-host-\(name)"), taken)
+        XCTAssertEqual(try String(contentsOfFile: otherHost + "/data", encoding: .utf8), "theirs", "another host's data is left alone")
+        try FileManager.default.removeItem(atPath: otherHost)
         let absent = try daemon.pluginErr("VolumeDriver.Create", #"{"Name":"y\#(name)","Opts":{"pool":"no-such-pool"}}"#)
         XCTAssertTrue(absent.contains("cannot mount gluster volume no-such-pool"), absent)
     }

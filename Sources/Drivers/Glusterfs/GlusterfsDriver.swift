@@ -85,7 +85,12 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
         try await pools.ensureMounted(pool)
         let directory = try directory(of: volume)
         // 0755: containers running as any user must be able to reach the data, as with Docker's local driver.
-        try FileSystem.makeNewDirectory(directory, mode: 0o755)
+        do {
+            try FileSystem.makeNewDirectory(directory, mode: 0o755)
+        } catch where error.kind == .conflict {
+            // Other hosts' convoy daemons share the pool, and each keeps its own index.
+            throw .conflict("gluster volume \(pool) already holds a directory \(volume.name) (a volume of a convoy daemon on another host, or one left behind); choose another name, or remove the directory from the pool if nothing uses it")
+        }
         let size = volume.size ?? configuration.defaultVolumeSize
         var info = ["Pool": pool, "Path": directory, "Size": "\(size)"]
         do {

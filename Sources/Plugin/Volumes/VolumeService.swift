@@ -120,6 +120,13 @@ public actor VolumeService {
             try store.insert(record)
             do {
                 record.driverInfo = try await driver.createVolume(record.driverVolume)
+            } catch {
+                // The driver left nothing behind, and what stands in the way (a directory of that name, another
+                // host's volume in a shared pool) is not ours to delete.
+                try? store.delete(name)
+                throw ConvoyError.wrap(error, context: "cannot create volume \(name)", as: .driverFailure)
+            }
+            do {
                 // Record the driver's info before populating, so a crash mid-restore is undone at the next start.
                 try store.update(name, state: .creating, driverInfo: record.driverInfo)
                 if let populate {
