@@ -48,7 +48,8 @@ actor PoolMounts {
             repairs[pool] = task
         }
         let failure = await task.value
-        repairs[pool] = nil
+        // Only this repair's entry: a later one may have started while this caller waited to resume.
+        if repairs[pool] == task { repairs[pool] = nil }
         if let failure { throw failure }
     }
 
