@@ -43,9 +43,12 @@ public enum ClientAPI {
         public var driverInfo: [String: String]
         /// Present while a lazily restored volume is not yet a plain directory.
         public var hydration: Hydration?
+        /// The driver's word on the volume's storage (a gluster pool's health), in `inspect` only.
+        public var status: [String: String]?
 
         public init(name: String, driver: String, size: UInt64, mountPoint: String, createdTime: String,
-                    state: String, references: [String], driverInfo: [String: String], hydration: Hydration? = nil) {
+                    state: String, references: [String], driverInfo: [String: String], hydration: Hydration? = nil,
+                    status: [String: String]? = nil) {
             self.name = name
             self.driver = driver
             self.size = size
@@ -55,12 +58,13 @@ public enum ClientAPI {
             self.references = references
             self.driverInfo = driverInfo
             self.hydration = hydration
+            self.status = status
         }
 
         enum CodingKeys: String, CodingKey {
             case name = "Name", driver = "Driver", size = "Size", mountPoint = "MountPoint"
             case createdTime = "CreatedTime", state = "State", references = "References", driverInfo = "DriverInfo"
-            case hydration = "Hydration"
+            case hydration = "Hydration", status = "Status"
         }
     }
 

@@ -11,7 +11,23 @@ public enum ExternalCommand {
         public var stderr: String
     }
 
-    public static func run(_ executable: String, _ arguments: [String], timeout: Duration) async throws(ConvoyError) -> Output {
+    /// `leavesDaemon`: the command starts a process that outlives it (`mount -t glusterfs` starts the FUSE
+    /// client). Foundation's Process learns that a child ended when every copy of a socket the child inherits is
+    /// closed, so such a daemon would make the command look alive forever; a shell closes the inherited
+    /// descriptors first (Foundation then waits for the real exit).
+    public static func run(_ executable: String, _ arguments: [String], timeout: Duration,
+                           leavesDaemon: Bool = false) async throws(ConvoyError) -> Output {
+        if leavesDaemon {
+            // No redirection in the loop: bash would park stderr on a descriptor the loop then closes.
+            let closeInherited = #"for fd in /proc/$$/fd/*; do fd=${fd##*/}; if ((fd > 2)) && [[ -e /proc/$$/fd/$fd ]]; then eval "exec $fd>&-"; fi; done; exec "$0" "$@""#
+            return try await run("/bin/bash", ["-c", closeInherited, executable] + arguments, timeout: timeout,
+                                 describedAs: describe(executable, arguments))
+        }
+        return try await run(executable, arguments, timeout: timeout, describedAs: describe(executable, arguments))
+    }
+
+    private static func run(_ executable: String, _ arguments: [String], timeout: Duration,
+                            describedAs command: String) async throws(ConvoyError) -> Output {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("convoy-cmd-\(UUID().uuidString)")
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -41,7 +57,7 @@ public enum ExternalCommand {
                 try? await Task.sleep(for: .seconds(2))
                 if process.isRunning { kill(process.processIdentifier, SIGKILL) }
                 process.waitUntilExit()
-                throw ConvoyError(.driverFailure, "\(describe(executable, arguments)) did not finish within \(timeout); stopped it")
+                throw ConvoyError(.driverFailure, "\(command) did not finish within \(timeout); stopped it")
             }
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -50,7 +66,7 @@ public enum ExternalCommand {
                             stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
         guard process.terminationStatus == 0 else {
             let said = output.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ConvoyError(.driverFailure, "\(describe(executable, arguments)) failed (exit \(process.terminationStatus))\(said.isEmpty ? "" : ": \(said.prefix(2000))")")
+            throw ConvoyError(.driverFailure, "\(command) failed (exit \(process.terminationStatus))\(said.isEmpty ? "" : ": \(said.prefix(2000))")")
         }
         return output
     }

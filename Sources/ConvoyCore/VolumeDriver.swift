@@ -58,10 +58,19 @@ public protocol VolumeDriver: Sendable {
 
     /// Brings up what the driver's volumes live on (a thin pool), once, before the daemon uses it.
     func start() async throws(ConvoyError)
+
+    /// The size recorded for a volume created without one, when the driver applies a default (nil: none).
+    var defaultVolumeSize: UInt64? { get }
+
+    /// What users should know about the volume's storage right now (a shared mount's health), shown in the
+    /// Status of Docker's Get and in `convoy inspect`.
+    func status(of volume: DriverVolume) async -> [String: String]
 }
 
 extension VolumeDriver {
     public func start() async throws(ConvoyError) {}
+    public var defaultVolumeSize: UInt64? { nil }
+    public func status(of volume: DriverVolume) async -> [String: String] { [:] }
 }
 
 /// Drivers that take point-in-time snapshots themselves (devicemapper's thin snapshots): Convoy's second operation
@@ -76,4 +85,10 @@ public protocol SnapshotDriver: VolumeDriver {
 public protocol DirectoryBackedDriver: VolumeDriver {
     /// The directory holding the volume's files.
     func dataDirectory(of volume: DriverVolume) throws(ConvoyError) -> String
+    /// Why a lazy restore cannot use this driver's directories as an overlay's upper layer, or nil when it can.
+    var lazyRestoreUnavailable: String? { get }
+}
+
+extension DirectoryBackedDriver {
+    public var lazyRestoreUnavailable: String? { nil }
 }

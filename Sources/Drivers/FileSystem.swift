@@ -17,6 +17,14 @@ public enum FileSystem {
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// A directory volume's data directory, which must exist for the volume to be mounted.
+    public static func volumeDirectory(_ path: String, of volume: String) throws(ConvoyError) -> String {
+        guard isDirectory(path) else {
+            throw ConvoyError(.driverFailure, "the data directory \(path) of volume \(volume) is missing; restore it, or delete the volume")
+        }
+        return path
+    }
+
     /// Creates a directory (and its parents) with `mode`, applied with chmod so the process umask cannot narrow it.
     /// Existing directories, and symlinks to directories, are left as they are.
     public static func makeDirectory(_ path: String, mode: mode_t, parents: Bool = true) throws(ConvoyError) {

@@ -42,11 +42,7 @@ public struct VFSDriver: DirectoryBackedDriver {
     }
 
     public func mountVolume(_ volume: DriverVolume) async throws(ConvoyError) -> String {
-        let dir = try directory(of: volume)
-        guard FileSystem.isDirectory(dir) else {
-            throw ConvoyError(.driverFailure, "the data directory \(dir) of volume \(volume.name) is missing; restore it, or delete the volume")
-        }
-        return dir
+        try FileSystem.volumeDirectory(try directory(of: volume), of: volume.name)
     }
 
     public func unmountVolume(_ volume: DriverVolume) async throws(ConvoyError) {}

@@ -29,7 +29,7 @@ final class DriverRegistryTests: XCTestCase {
             .contains("not enabled"))
         XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["nosuch"], root: root, options: [:]) }
             .contains("unknown driver 'nosuch'"))
-        XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["glusterfs"], root: root, options: [:]) }
+        XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["ebs"], root: root, options: [:]) }
             .contains("not available in this build"))
         XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["vfs", "vfs"], root: root, options: [:]) }
             .contains("twice"))

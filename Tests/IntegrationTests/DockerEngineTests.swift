@@ -9,13 +9,8 @@ final class DockerEngineTests: XCTestCase {
     var driver = ""
 
     override func setUpWithError() throws {
-        if let reason = DockerEngine.skipReason { throw XCTSkip(reason) }
-        // The socket's file name is the driver name Docker uses; a unique one keeps a real convoy undisturbed.
-        driver = "cvt" + String(UUID().uuidString.prefix(8)).lowercased()
-        daemon = try DaemonHarness(pluginSocket: "/run/docker/plugins/\(driver).sock")
-        try daemon.start()
-        engine = try DockerEngine()
-        try engine.start()
+        let setup = try DockerPluginSetup.start(prefix: "cvt")
+        (driver, daemon, engine) = (setup.driver, setup.daemon, setup.engine)
     }
 
     override func tearDown() {

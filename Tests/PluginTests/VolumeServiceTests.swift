@@ -112,6 +112,18 @@ final class VolumeServiceTests: XCTestCase {
         XCTAssertEqual(generated.options, ["fs": "xfs"])
     }
 
+    /// A create the driver refuses (its directory exists: a shared pool, a leftover) deletes nothing of what was there.
+    func testARefusedCreateLeavesWhatStoodInItsWay() async throws {
+        let volumes = try service()
+        let existing = driver.inner.path + "/taken"
+        try FileManager.default.createDirectory(atPath: existing, withIntermediateDirectories: true)
+        try Data("someone else's".utf8).write(to: URL(fileURLWithPath: existing + "/data"))
+        let refused = await kind { _ = try await volumes.create(name: "taken", options: [:]) }
+        XCTAssertEqual(refused, .conflict)
+        XCTAssertEqual(try String(contentsOfFile: existing + "/data", encoding: .utf8), "someone else's")
+        XCTAssertEqual(try volumes.list().map(\.name), [])
+    }
+
     func testConcurrentMountsAndUnmountsKeepAnExactCount() async throws {
         let volumes = try service()
         _ = try await volumes.create(name: "v1", options: [:])

@@ -39,7 +39,8 @@ struct ClientAPIRoutes {
             return Self.volume(try await volumes.create(name: body.name, options: options))
         }
         handle(router, .get, "/v1/volumes/{name}") { _, name throws(ConvoyError) in
-            Self.volume(try volumes.get(name), hydration: await lazy.hydration(of: name))
+            let record = try volumes.get(name)
+            return Self.volume(record, hydration: await lazy.hydration(of: name), status: await volumes.driverStatus(of: record))
         }
         handle(router, .get, "/v1/volumes/{name}/hydration") { _, name throws(ConvoyError) in
             let hydration = await lazy.hydration(of: name)
@@ -67,11 +68,11 @@ struct ClientAPIRoutes {
         }
     }
 
-    static func volume(_ record: VolumeRecord, hydration: ClientAPI.Hydration? = nil) -> ClientAPI.Volume {
+    static func volume(_ record: VolumeRecord, hydration: ClientAPI.Hydration? = nil, status: [String: String] = [:]) -> ClientAPI.Volume {
         ClientAPI.Volume(
             name: record.name, driver: record.driver, size: record.size, mountPoint: record.mountpoint ?? "",
             createdTime: record.createdAt, state: record.state.rawValue, references: record.references,
-            driverInfo: record.driverInfo, hydration: hydration)
+            driverInfo: record.driverInfo, hydration: hydration, status: status.isEmpty ? nil : status)
     }
 
     static func status(of error: ConvoyError) -> HTTPResponse.Status {

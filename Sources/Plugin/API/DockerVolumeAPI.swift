@@ -96,7 +96,8 @@ struct DockerVolumeAPI {
         }
         route(router, "VolumeDriver.Get") { request throws(ConvoyError) in
             let record = try volumes.get(try requireName(request))
-            return Reply(volume: Self.info(record, detailed: true, hydration: await lazy.hydration(of: record.name)))
+            return Reply(volume: Self.info(record, detailed: true, hydration: await lazy.hydration(of: record.name),
+                                           driverStatus: await volumes.driverStatus(of: record)))
         }
         route(router, "VolumeDriver.List") { _ throws(ConvoyError) in
             Reply(volumes: try volumes.list().map { Self.info($0, detailed: false) })
@@ -111,7 +112,8 @@ struct DockerVolumeAPI {
         }
     }
 
-    static func info(_ record: VolumeRecord, detailed: Bool, hydration: ClientAPI.Hydration? = nil) -> VolumeInfo {
+    static func info(_ record: VolumeRecord, detailed: Bool, hydration: ClientAPI.Hydration? = nil,
+                     driverStatus: [String: String] = [:]) -> VolumeInfo {
         guard detailed else { return VolumeInfo(name: record.name, mountpoint: record.mountpoint ?? "") }
         var status: [String: StatusValue] = [
             "driver": .text(record.driver),
@@ -119,6 +121,7 @@ struct DockerVolumeAPI {
             "references": .number(UInt64(record.references.count)),
         ]
         if record.size > 0 { status["size"] = .number(record.size) }
+        for (key, value) in driverStatus where status[key] == nil { status[key] = .text(value) }
         if let hydration {
             status["hydration"] = .text(hydration.state.rawValue)
             status["hydratedBytes"] = .number(hydration.bytesDone)

@@ -100,6 +100,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
             }
         } else {
             record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
+                if let reason = (driver as? any DirectoryBackedDriver)?.lazyRestoreUnavailable { throw .invalid(reason) }
                 let upper = try BackupService.directory(of: volume, driver: driver)
                 try await self.attachOverlay(name: name, upper: upper, manifest: manifest, repository: repository,
                                              url: backup.url, fresh: true)

@@ -80,6 +80,11 @@ public actor VolumeService {
         return record
     }
 
+    /// The driver's word on the volume's storage (empty when its driver is not running).
+    public nonisolated func driverStatus(of record: VolumeRecord) async -> [String: String] {
+        await drivers[record.driver]?.status(of: record.driverVolume) ?? [:]
+    }
+
     public nonisolated func list() throws(ConvoyError) -> [VolumeRecord] {
         try store.volumes().filter { $0.state == .ready }
     }
@@ -109,7 +114,8 @@ public actor VolumeService {
             }
             guard let driver = drivers[options.driver] else { throw .invalid("unknown driver '\(options.driver)'") }
             var record = VolumeRecord(
-                name: name, driver: options.driver, size: options.size, createdAt: Self.timestamp(),
+                name: name, driver: options.driver, size: options.size == 0 ? driver.defaultVolumeSize ?? 0 : options.size,
+                createdAt: Self.timestamp(),
                 state: .creating, options: options.driverOptions, driverInfo: [:])
             // Recorded before the driver acts, so a crash in between is found and undone at the next start.
             try store.insert(record)
@@ -117,6 +123,13 @@ public actor VolumeService {
                 var blank = record.driverVolume
                 blank.receivesImage = receivesImage
                 record.driverInfo = try await driver.createVolume(blank)
+            } catch {
+                // The driver left nothing behind, and what stands in the way (a directory of that name, another
+                // host's volume in a shared pool) is not ours to delete.
+                try? store.delete(name)
+                throw ConvoyError.wrap(error, context: "cannot create volume \(name)", as: .driverFailure)
+            }
+            do {
                 // Record the driver's info before populating, so a crash mid-restore is undone at the next start.
                 try store.update(name, state: .creating, driverInfo: record.driverInfo)
                 if let populate {
@@ -278,7 +291,10 @@ public actor VolumeService {
         if record.references.isEmpty {
             if driver.mountsVolumes && driver.isMounted(record.driverVolume) {
                 try await driver.unmountVolume(record.driverVolume)
-                repairs.append("volume \(name): was mounted with no references; unmounted it")
+                // A volume in a shared mount (a gluster pool) stays reachable: nothing was repaired then.
+                if !driver.isMounted(record.driverVolume) {
+                    repairs.append("volume \(name): was mounted with no references; unmounted it")
+                }
             }
             if record.mountpoint != nil { try store.setMountpoint(nil, of: name) }
             return

@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -108,5 +109,25 @@ final class DockerEngine {
             }
         }
         try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// A convoy daemon Docker finds as a plugin, and an engine to use it. The plugin socket's file name is the driver
+/// name Docker uses; a unique one (`prefix` + 8 hex) keeps a real convoy undisturbed.
+struct DockerPluginSetup {
+    var driver: String
+    var daemon: DaemonHarness
+    var engine: DockerEngine
+
+    /// Skips when CONVOY_SKIP_DOCKER=1; `daemonArguments` are added to the daemon's command line.
+    static func start(prefix: String, daemonArguments: [String] = []) throws -> DockerPluginSetup {
+        if let reason = DockerEngine.skipReason { throw XCTSkip(reason) }
+        let driver = prefix + String(UUID().uuidString.prefix(8)).lowercased()
+        let daemon = try DaemonHarness(pluginSocket: "/run/docker/plugins/\(driver).sock")
+        daemon.extraArguments = daemonArguments
+        try daemon.start()
+        let engine = try DockerEngine()
+        try engine.start()
+        return DockerPluginSetup(driver: driver, daemon: daemon, engine: engine)
     }
 }
