@@ -85,10 +85,12 @@ public protocol SnapshotDriver: VolumeDriver {
 public protocol DirectoryBackedDriver: VolumeDriver {
     /// The directory holding the volume's files.
     func dataDirectory(of volume: DriverVolume) throws(ConvoyError) -> String
-    /// Why a lazy restore cannot use this driver's directories as an overlay's upper layer, or nil when it can.
-    var lazyRestoreUnavailable: String? { get }
+    /// False when overlayfs cannot use this driver's directories as its upper layer (a FUSE filesystem such as
+    /// gluster's): a lazy restore then keeps the volume's writes under the daemon's root until it is hydrated,
+    /// and copies its tree in at the end.
+    var holdsOverlayUpperLayer: Bool { get }
 }
 
 extension DirectoryBackedDriver {
-    public var lazyRestoreUnavailable: String? { nil }
+    public var holdsOverlayUpperLayer: Bool { true }
 }

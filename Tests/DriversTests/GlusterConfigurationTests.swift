@@ -70,7 +70,7 @@ final class GlusterConfigurationTests: XCTestCase {
         XCTAssertEqual(driver.scope, .global)
         XCTAssertEqual(driver.volumeOptionKeys, ["pool"])
         XCTAssertEqual(driver.info()["Servers"], "localhost,127.0.0.2")
-        XCTAssertNotNil(driver.lazyRestoreUnavailable)
+        XCTAssertFalse(driver.holdsOverlayUpperLayer)
         let bogus = DriverVolume(name: "v1", size: nil, options: ["pool": "../x"])
         XCTAssertThrowsError(try driver.directory(of: bogus)) { error in
             XCTAssertTrue((error as? ConvoyError)?.message.contains("pool: invalid gluster volume name") ?? false, "\(error)")

@@ -14,7 +14,8 @@ final class GlusterDaemonTests: XCTestCase {
     override func setUpWithError() throws {
         gluster = try GlusterServer.fromEnvironment()
         daemon = try DaemonHarness()
-        daemon.extraArguments = gluster.daemonArguments()
+        // Lazy volumes hydrate slowly (0.3 s a file), so that a test can use one before it is finished.
+        daemon.extraArguments = gluster.daemonArguments() + ["--hydration-pause", "0.3"]
         try daemon.start()
     }
 
@@ -137,12 +138,29 @@ final class GlusterDaemonTests: XCTestCase {
                        try TreeDescription.describe(copyDirectory, directoryTimes: false, linkCounts: false),
                        "the brick holds the restored tree")
 
+        // Lazily: usable at once (an overlay whose upper layer stays under the daemon's root, since overlayfs
+        // cannot write into a FUSE filesystem), then its tree is copied into the pool once hydrated and unmounted.
         let lazyName = unique("lazy")
         let lazy = try daemon.cli(["create", lazyName, "--backup", url, "--lazy"])
-        XCTAssertNotEqual(lazy.status, 0)
-        XCTAssertTrue(lazy.stderr.contains("lazy restore is not available for glusterfs volumes"), lazy.stderr)
-        XCTAssertFalse(try daemon.cli(["list"]).stdout.contains(lazyName), "the refused volume is not left behind")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: gluster.brick + "/" + lazyName))
+        XCTAssertEqual(lazy.status, 0, lazy.stderr)
+        let merged = try daemon.cli(["mount", lazyName]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(merged.hasPrefix(daemon.root + "/lazy/"), merged)
+        try Data("written while lazy\n".utf8).write(to: URL(fileURLWithPath: merged + "/written"))
+        let waited = try daemon.cli(["hydrate", lazyName, "--wait"])
+        XCTAssertEqual(waited.status, 0, waited.stderr)
+        XCTAssertEqual(try daemon.cli(["umount", lazyName]).status, 0)
+        let lazyDirectory = poolMount(gluster.pool) + "/" + lazyName
+        let deadline = Date().addingTimeInterval(60)
+        while try daemon.cli(["inspect", lazyName]).stdout.contains("LazyBackup"), Date() < deadline { usleep(200_000) }
+        XCTAssertFalse(try daemon.cli(["inspect", lazyName]).stdout.contains("LazyBackup"), "the lazy volume is finished")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.root + "/lazy/" + lazyName), "nothing of it is left under the root")
+        XCTAssertEqual(try String(contentsOfFile: gluster.brick + "/" + lazyName + "/written", encoding: .utf8), "written while lazy\n")
+        try FileManager.default.removeItem(atPath: lazyDirectory + "/written")
+        XCTAssertEqual(try TreeDescription.describe(lazyDirectory, directoryTimes: false),
+                       try TreeDescription.describe(copyDirectory, directoryTimes: false), "the backup's tree, in the pool")
+        XCTAssertEqual(try daemon.cli(["mount", lazyName]).stdout.trimmingCharacters(in: .whitespacesAndNewlines), lazyDirectory)
+        XCTAssertEqual(try daemon.cli(["umount", lazyName]).status, 0)
+        XCTAssertEqual(try daemon.cli(["delete", lazyName]).status, 0)
 
         XCTAssertEqual(try daemon.cli(["umount", source]).status, 0)
         for volume in [source, copy] { XCTAssertEqual(try daemon.cli(["delete", volume]).status, 0) }

@@ -21,8 +21,8 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
     /// by the next Mount instead of being handed to another container.
     public let mountsVolumes = true
     public var defaultVolumeSize: UInt64? { configuration.defaultVolumeSize }
-    public let lazyRestoreUnavailable: String? =
-        "lazy restore is not available for glusterfs volumes: overlayfs refuses a FUSE filesystem as its upper layer (no RENAME_WHITEOUT); restore without lazy"
+    /// overlayfs refuses a FUSE filesystem as its upper layer (no tmpfile, no RENAME_WHITEOUT).
+    public let holdsOverlayUpperLayer = false
     let configuration: GlusterConfiguration
     let pools: PoolMounts
 

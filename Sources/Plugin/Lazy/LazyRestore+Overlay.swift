@@ -14,10 +14,16 @@ import Glibc
 /// - `<data dir>/../.convoy-work/<name>`: overlayfs's work directory, beside the data (same filesystem).
 /// Hydration copies every entry up; finishing drops the mounts and cleans the overlay's traces from the directory.
 extension LazyRestore {
-    /// Mounts the backup and the overlay for volume `name`. `fresh`: the volume's directory is new, so it takes
+    /// Mounts the backup and the overlay for volume `name`. `fresh`: the volume is new, so its directory takes
     /// the backup root's owner, mode and times.
-    func attachOverlay(name: String, upper: String, manifest: Manifest, repository: BackupRepository, url: String,
-                       fresh: Bool) async throws(ConvoyError) {
+    func attachOverlay(name: String, volume: DriverVolume, driver: any VolumeDriver, manifest: Manifest,
+                       repository: BackupRepository, url: String, fresh: Bool) async throws(ConvoyError) {
+        let directory = try BackupService.directory(of: volume, driver: driver)
+        // overlayfs cannot write into some filesystems (gluster's FUSE client): the volume's writes then land in
+        // `<root>/lazy/<name>/upper` until its tree is complete, and are copied into its directory at the end.
+        let apart = (driver as? any DirectoryBackedDriver)?.holdsOverlayUpperLayer == false
+        let upper = apart ? try PathGuard.child(of: root, named: name) + "/upper" : directory
+        if apart { try FileSystem.makeDirectory(upper, mode: 0o755) }
         let upperParent = String(upper[..<(upper.lastIndex(of: "/") ?? upper.endIndex)])
         let work = try PathGuard.child(of: upperParent + "/.convoy-work", named: name)
         if fresh, let top = manifest.entries.first(where: { $0.path.isEmpty }) {
@@ -32,15 +38,16 @@ extension LazyRestore {
             try? mount.unmount()
             throw ConvoyError.wrap(error, context: "cannot build the overlay of lazy volume \(name)", as: .driverFailure)
         }
-        active[name] = Attached(mount: mount, layout: .overlay(merged: merged, upper: upper, work: work), manifest: manifest,
+        active[name] = Attached(mount: mount, layout: .overlay(merged: merged, upper: upper, work: work, copyTo: apart ? directory : nil),
+                                manifest: manifest,
                                 progress: HydrationProgress(manifest: manifest), url: url)
     }
 
     /// Drops the overlay and the backup's mount and cleans the directory; nil (and nothing changed) when the
     /// overlay is still busy.
-    func finishOverlay(_ record: VolumeRecord, _ attached: Attached) -> [String: String]? {
+    func finishOverlay(_ record: VolumeRecord, _ attached: Attached) async -> [String: String]? {
         let name = record.name
-        guard case .overlay(let merged, let upper, let work) = attached.layout else { return nil }
+        guard case .overlay(let merged, let upper, let work, let copyTo) = attached.layout else { return nil }
         let code = Overlay.unmount(merged, detach: false)
         guard code == 0 || code == EINVAL else {
             logger.warning("lazy volume \(name) is hydrated but its overlay is busy (\(String(cString: strerror(code)))); finishing at its next unmount")
@@ -50,6 +57,7 @@ extension LazyRestore {
             try attached.mount.unmount()
             let cleaned = try Overlay.cleanUpper(upper)
             let relinked = Self.relinkHardLinks(attached.manifest, in: upper)
+            if let copyTo { try await Self.copyTree(upper, into: copyTo) }
             try? FileSystem.removeTree(work)
             try? FileSystem.removeTree(try PathGuard.child(of: root, named: name))
             logger.info("lazy volume \(name) is now a plain directory", metadata: [
@@ -90,5 +98,15 @@ extension LazyRestore {
     private static func unchanged(_ info: stat, _ entry: Entry) -> Bool {
         UInt64(info.st_size) == entry.size && Int64(info.st_mtim.tv_sec) == entry.mtimeSeconds
             && Int64(info.st_mtim.tv_nsec) == entry.mtimeNanoseconds
+    }
+
+    /// Replaces the content of `directory` with the tree at `source` (content, owners, modes, times, xattrs, hard
+    /// links: `cp -a`). What a crashed earlier attempt copied is removed first, so a repeat leaves exactly `source`.
+    static func copyTree(_ source: String, into directory: String) async throws(ConvoyError) {
+        for entry in PosixFile.entries(in: directory) ?? [] {
+            try FileSystem.removeTree(directory + "/" + entry.name)
+        }
+        _ = try await ExternalCommand.run("/bin/cp", ["-a", "-T", source, directory],
+                                          timeout: .seconds(24 * 3600))
     }
 }

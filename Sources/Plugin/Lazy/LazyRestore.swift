@@ -46,11 +46,21 @@ public actor LazyRestore: VolumeLifecycleHooks {
         /// updated by VolumeService after `finish` returns, so until then this still answers).
         var finished = false
         var url: String
+
+        /// Finishing copies the volume's data (blocks never written, a tree kept apart), rather than only
+        /// unmounting and tidying.
+        var finishingCopies: Bool {
+            switch layout {
+            case .overlay(_, _, _, let copyTo): copyTo != nil
+            case .externalOrigin: true
+            }
+        }
     }
 
     enum Layout {
         /// The volume's mountpoint is an overlay: the backup's tree below, the volume's directory above.
-        case overlay(merged: String, upper: String, work: String)
+        /// `copyTo`: the volume's directory, when the upper layer is kept apart from it (see `upperLayer`).
+        case overlay(merged: String, upper: String, work: String, copyTo: String?)
         /// The backup's image is the external origin of the volume's thin device.
         case externalOrigin(DevicemapperDriver)
     }
@@ -100,10 +110,8 @@ public actor LazyRestore: VolumeLifecycleHooks {
             }
         } else {
             record = try await volumes.create(name: name, options: options, mustBeNew: true) { driver, volume throws(ConvoyError) in
-                if let reason = (driver as? any DirectoryBackedDriver)?.lazyRestoreUnavailable { throw .invalid(reason) }
-                let upper = try BackupService.directory(of: volume, driver: driver)
-                try await self.attachOverlay(name: name, upper: upper, manifest: manifest, repository: repository,
-                                             url: backup.url, fresh: true)
+                try await self.attachOverlay(name: name, volume: volume, driver: driver, manifest: manifest,
+                                             repository: repository, url: backup.url, fresh: true)
                 return [Self.backupKey: backup.url]
             }
         }
@@ -132,7 +140,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
         guard let attached = active[name] else { return }
         let run: @Sendable (HydrationProgress) async throws(ConvoyError) -> Void
         switch attached.layout {
-        case .overlay(let merged, let upper, _):
+        case .overlay(let merged, let upper, _, _):
             let hydrator = Hydrator(manifest: attached.manifest, merged: merged, upper: upper, pause: hydrationPause,
                                     stop: attached.stop, threads: hydrationThreads)
             run = { progress throws(ConvoyError) in try await hydrator.run(progress: progress) }
@@ -187,7 +195,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
         guard let attached = active[record.name], attached.state == .complete, !attached.finished else { return nil }
         let info: [String: String]?
         switch attached.layout {
-        case .overlay: info = finishOverlay(record, attached)
+        case .overlay: info = await finishOverlay(record, attached)
         case .externalOrigin(let driver): info = await finishImage(record, attached, driver: driver)
         }
         guard var info else { return nil }
@@ -202,7 +210,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
         guard Self.isLazy(record) else { return nil }
         // A block volume mounts through its driver (over its origin, which the driver checks is attached).
         if record.driverInfo[DevicemapperDriver.externalOriginKey] != nil { return nil }
-        guard let attached = active[record.name], !attached.finished, case .overlay(let merged, _, _) = attached.layout else {
+        guard let attached = active[record.name], !attached.finished, case .overlay(let merged, _, _, _) = attached.layout else {
             throw ConvoyError(.unavailable, "lazy volume \(record.name) is not attached to its backup \(record.driverInfo[Self.backupKey] ?? ""); see the daemon's log, fix the store, and restart the daemon")
         }
         return merged
@@ -210,8 +218,8 @@ public actor LazyRestore: VolumeLifecycleHooks {
 
     public func lastReferenceDropped(_ record: VolumeRecord) async -> [String: String]? {
         guard Self.isLazy(record), let attached = active[record.name], attached.state == .complete else { return nil }
-        if case .externalOrigin = attached.layout {
-            // Copying the unwritten blocks in takes a while: not inside Docker's Unmount call, but right after it.
+        if attached.finishingCopies {
+            // Copying data in takes a while: not inside Docker's Unmount call, but right after it.
             let name = record.name
             Task { _ = await self.volumes.whenIdle(name) { record in await self.finish(record) } }
             return nil
@@ -231,7 +239,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
             attached.stop.stop()
             attached.hydration?.cancel()
             switch attached.layout {
-            case .overlay(let merged, _, let work):
+            case .overlay(let merged, _, let work, _):
                 Overlay.unmount(merged, detach: true)
                 try? attached.mount.unmount()
                 try? FileSystem.removeTree(work)
@@ -271,8 +279,8 @@ public actor LazyRestore: VolumeLifecycleHooks {
                         repairs.append("lazy volume \(name): has references; mounted it again at \(mountpoint)")
                     }
                 } else {
-                    let upper = try BackupService.directory(of: record.driverVolume, driver: driver)
-                    try await attachOverlay(name: name, upper: upper, manifest: manifest, repository: repository, url: url, fresh: false)
+                    try await attachOverlay(name: name, volume: record.driverVolume, driver: driver, manifest: manifest,
+                                            repository: repository, url: url, fresh: false)
                 }
                 startHydration(name)
                 repairs.append("lazy volume \(name): attached to \(url) again; hydration resumes")
@@ -298,7 +306,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
         for (name, attached) in active {
             attached.stop.stop()
             attached.hydration?.cancel()
-            if case .overlay(let merged, _, _) = attached.layout { Overlay.unmount(merged, detach: true) }
+            if case .overlay(let merged, _, _, _) = attached.layout { Overlay.unmount(merged, detach: true) }
             do { try attached.mount.unmount() } catch {
                 logger.warning("cannot unmount the backup of lazy volume \(name): \(error.message)")
             }
@@ -308,7 +316,7 @@ public actor LazyRestore: VolumeLifecycleHooks {
 
     /// The directory to read a volume's current content from: the overlay while it is lazy.
     public func readableDirectory(of name: String) -> String? {
-        guard let attached = active[name], !attached.finished, case .overlay(let merged, _, _) = attached.layout else { return nil }
+        guard let attached = active[name], !attached.finished, case .overlay(let merged, _, _, _) = attached.layout else { return nil }
         return merged
     }
 
