@@ -10,10 +10,11 @@ public enum DriverRegistry {
         DevicemapperDriver.driverName: ("dm", DevicemapperDriver.optionKeys, { context throws(ConvoyError) in
             try DevicemapperDriver(context: context)
         }),
+        EBSDriver.driverName: ("ebs", EBSDriver.optionKeys, { context throws(ConvoyError) in try EBSDriver(context: context) }),
     ]
 
     /// Drivers of the design that this build does not provide yet; naming one gets a clear answer.
-    static let planned: Set<String> = ["glusterfs", "ebs"]
+    static let planned: Set<String> = ["glusterfs"]
 
     public static var availableNames: [String] { available.keys.sorted() }
 
