@@ -28,11 +28,13 @@ struct EC2Parameters: Sendable {
         }
     }
 
-    /// `Action=...&Version=...&...`, every name and value encoded with the SigV4 rules.
+    /// `Action=...&Version=...&...`, form-encoded as botocore does it (space as `+`, the rest with the SigV4
+    /// rules): servers that check the signature against a re-encoded form (moto) then agree with the bytes sent.
     func formBody(action: String, version: String) -> String {
         let all = values.merging(["Action": action, "Version": version]) { own, _ in own }
-        return all.keys.sorted().map { key in
-            AWSPercentEncoding.encode(key) + "=" + AWSPercentEncoding.encode(all[key] ?? "")
-        }.joined(separator: "&")
+        func encode(_ text: String) -> String {
+            AWSPercentEncoding.encode(text).replacingOccurrences(of: "%20", with: "+")
+        }
+        return all.keys.sorted().map { key in encode(key) + "=" + encode(all[key] ?? "") }.joined(separator: "&")
     }
 }
