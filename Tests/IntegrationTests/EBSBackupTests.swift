@@ -4,26 +4,9 @@ import XCTest
 
 /// EBS snapshots as convoy snapshots and backups (`ebs://<region>/<snap-id>`), restores from them, and an attach
 /// that never completes.
-final class EBSBackupTests: XCTestCase {
-    var daemon: DaemonHarness!
-    var ebs: EBSTestEnvironment!
-    var prefix = ""
-
-    override func setUp() async throws {
-        ebs = try EBSTestEnvironment()
-        prefix = "b" + String(UUID().uuidString.prefix(6)).lowercased()
-        daemon = try DaemonHarness()
-        daemon.extraArguments = ebs.daemonArguments(["ebs.attachtimeout=3"])
-        try daemon.start()
-    }
-
-    override func tearDown() async throws {
-        guard let daemon else { return }
-        daemon.crash()
-        daemon.detachMounts()
-        await ebs.removeVolumes(named: ["src", "cli", "docker", "lost"].map { prefix + $0 })
-        daemon.cleanUp()
-    }
+final class EBSBackupTests: EBSDaemonTestCase {
+    override var driverOptions: [String] { ["ebs.attachtimeout=3"] }
+    override var volumeSuffixes: [String] { ["src", "cli", "docker", "lost"] }
 
     func testSnapshotBackupToEBSAndRestoreThroughTheCLIAndThePluginAPI() async throws {
         let source = prefix + "src"

@@ -4,27 +4,8 @@ import XCTest
 
 /// The daemon with the ebs driver against moto's EC2, the emulator playing the host that makes attached volumes
 /// appear as block devices; mkfs, mount, reference counts, unmount and detach are real.
-final class EBSDaemonTests: XCTestCase {
-    var daemon: DaemonHarness!
-    var ebs: EBSTestEnvironment!
-    /// Unique per test: moto's state is shared by every test of the run.
-    var prefix = ""
-
-    override func setUp() async throws {
-        ebs = try EBSTestEnvironment()
-        prefix = "e" + String(UUID().uuidString.prefix(6)).lowercased()
-        daemon = try DaemonHarness()
-        daemon.extraArguments = ebs.daemonArguments()
-        try daemon.start()
-    }
-
-    override func tearDown() async throws {
-        guard let daemon else { return }
-        daemon.crash()
-        daemon.detachMounts()
-        await ebs.removeVolumes(named: ["a", "b", "c", "d"].map { prefix + $0 })
-        daemon.cleanUp()
-    }
+final class EBSDaemonTests: EBSDaemonTestCase {
+    override var volumeSuffixes: [String] { ["a", "b", "c"] }
 
     func testLifeCycleThroughTheCLIKeepsDataAcrossUnmountAndMount() async throws {
         let name = prefix + "a"

@@ -3,7 +3,7 @@ import Foundation
 
 /// What EC2 said about a failed call: `<Response><Errors><Error><Code>..<Message>..</Error></Errors>
 /// <RequestID>..</RequestID></Response>` (signature failures may come as `<ErrorResponse>`; both are read).
-struct EC2ErrorResponse: Sendable {
+struct EC2ErrorResponse: AWSErrorAnswer, Sendable {
     var status: Int
     var code: String?
     var message: String?
@@ -19,8 +19,6 @@ struct EC2ErrorResponse: Sendable {
             ?? response.header("x-amzn-requestid")
     }
 
-    var isRetryable: Bool { RetryPolicy.isRetryable(status: status, code: code) }
-
     var kind: ConvoyError.Kind {
         guard let code else { return status == 404 ? .notFound : .driverFailure }
         if code.hasSuffix(".NotFound") { return .notFound }
@@ -28,13 +26,5 @@ struct EC2ErrorResponse: Sendable {
             return .invalidArgument
         }
         return .driverFailure
-    }
-
-    /// `HTTP 400 InvalidParameterValue: ... (request id 7a62c49f-...)`. Only what EC2 returned.
-    var summary: String {
-        var text = "HTTP \(status)"
-        if let code { text += " \(code)" }
-        if let message, !message.isEmpty { text += ": \(message)" }
-        return text + " (request id \(requestID ?? "none"))"
     }
 }

@@ -65,3 +65,30 @@ struct EBSTestEnvironment {
         deviceDirectory + "/nvme-Amazon_Elastic_Block_Store_" + volumeID.replacingOccurrences(of: "-", with: "")
     }
 }
+
+/// A daemon running the ebs driver against the EC2 stand-in, with the volumes of `volumeSuffixes` (prefixed with
+/// a name unique to the test, since moto's state is shared by the whole run) removed from moto afterwards.
+class EBSDaemonTestCase: XCTestCase {
+    var daemon: DaemonHarness!
+    var ebs: EBSTestEnvironment!
+    var prefix = ""
+    /// Extra `ebs.*` options of the daemon.
+    var driverOptions: [String] { [] }
+    var volumeSuffixes: [String] { [] }
+
+    override func setUp() async throws {
+        ebs = try EBSTestEnvironment()
+        prefix = "e" + String(UUID().uuidString.prefix(6)).lowercased()
+        daemon = try DaemonHarness()
+        daemon.extraArguments = ebs.daemonArguments(driverOptions)
+        try daemon.start()
+    }
+
+    override func tearDown() async throws {
+        guard let daemon else { return }
+        daemon.crash()
+        daemon.detachMounts()
+        await ebs.removeVolumes(named: volumeSuffixes.map { prefix + $0 })
+        daemon.cleanUp()
+    }
+}
