@@ -5,7 +5,8 @@ import XCTest
 /// EBS snapshots as convoy snapshots and backups (`ebs://<region>/<snap-id>`), restores from them, and an attach
 /// that never completes.
 final class EBSBackupTests: EBSDaemonTestCase {
-    override var driverOptions: [String] { ["ebs.attachtimeout=3"] }
+    /// fsfreeze on: snapshots freeze the (loop-backed, real) filesystem around CreateSnapshot.
+    override var driverOptions: [String] { ["ebs.attachtimeout=3", "ebs.fsfreeze=true"] }
     override var volumeSuffixes: [String] { ["src", "cli", "docker", "lost"] }
 
     func testSnapshotBackupToEBSAndRestoreThroughTheCLIAndThePluginAPI() async throws {

@@ -75,11 +75,13 @@ class EBSDaemonTestCase: XCTestCase {
     /// Extra `ebs.*` options of the daemon.
     var driverOptions: [String] { [] }
     var volumeSuffixes: [String] { [] }
+    /// Where Docker finds the plugin; nil: beside the daemon.
+    var pluginSocket: String? { nil }
 
     override func setUp() async throws {
         ebs = try EBSTestEnvironment()
         prefix = "e" + String(UUID().uuidString.prefix(6)).lowercased()
-        daemon = try DaemonHarness()
+        daemon = try DaemonHarness(pluginSocket: pluginSocket)
         daemon.extraArguments = ebs.daemonArguments(driverOptions)
         try daemon.start()
     }
