@@ -82,7 +82,15 @@ final class EBSDaemonTests: EBSDaemonTestCase {
         XCTAssertTrue(iops.stderr.contains("only gp3, io1 and io2 volumes take iops"), iops.stderr)
         let tooSmall = try daemon.cli(["create", name, "--size", "1G", "--opt", "type=st1"])
         XCTAssertTrue(tooSmall.stderr.contains("st1 volumes are 125 to 16384 GiB"), tooSmall.stderr)
+        // EC2's own refusal reaches the user with its code and request id.
+        let missing = try daemon.cli(["create", name, "--backup", "ebs://us-east-1/snap-00000000000000001"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("EC2 CreateVolume: HTTP 400 InvalidSnapshot.NotFound"), missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("(request id "), missing.stderr)
+        let otherRegion = try daemon.cli(["create", name, "--backup", "ebs://eu-west-1/snap-00000000000000001"])
+        XCTAssertTrue(otherRegion.stderr.contains("this daemon's ebs driver works in us-east-1"), otherRegion.stderr)
         let left = try await ebs.volumes(named: name)
         XCTAssertEqual(left, [])
+        XCTAssertFalse(try daemon.cli(["list"]).stdout.contains(name))
     }
 }
