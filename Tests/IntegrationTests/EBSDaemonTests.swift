@@ -5,7 +5,7 @@ import XCTest
 /// The daemon with the ebs driver against moto's EC2, the emulator playing the host that makes attached volumes
 /// appear as block devices; mkfs, mount, reference counts, unmount and detach are real.
 final class EBSDaemonTests: EBSDaemonTestCase {
-    override var volumeSuffixes: [String] { ["a", "b", "c"] }
+    override var volumeSuffixes: [String] { ["a", "b", "c", "r"] }
 
     func testLifeCycleThroughTheCLIKeepsDataAcrossUnmountAndMount() async throws {
         let name = prefix + "a"
@@ -71,6 +71,31 @@ final class EBSDaemonTests: EBSDaemonTestCase {
         try daemon.pluginOK("VolumeDriver.Remove", ["Name": name])
         let left = try await ebs.volumes(named: name)
         XCTAssertEqual(left, [])
+    }
+
+    /// After a restart the volume is found by its record: still attached, still mounted, its reference kept; a
+    /// volume detached behind convoy's back is attached again by the next mount.
+    func testARestartKeepsMountsAndAMountReattachesADetachedVolume() async throws {
+        let name = prefix + "r"
+        try daemon.pluginOK("VolumeDriver.Create", ["Name": name])
+        let path = try daemon.pluginOK("VolumeDriver.Mount", ["Name": name, "ID": "c1"])["Mountpoint"] as? String ?? ""
+        try Command.check("/bin/sh", ["-c", "echo kept > '\(path)/state'"])
+        XCTAssertEqual(daemon.stop(), 0)
+        try daemon.start()
+        XCTAssertEqual(try daemon.references(of: name), 1)
+        XCTAssertEqual(try Command.check("/bin/cat", [path + "/state"]), "kept\n")
+        try daemon.pluginOK("VolumeDriver.Unmount", ["Name": name, "ID": "c1"])
+
+        let found = try await ebs.volumes(named: name)
+        let volume = try XCTUnwrap(found.first)
+        try await ebs.ec2.detachVolume(volume.id, instanceID: ebs.instanceID)
+        XCTAssertTrue(ebs.eventually { !FileManager.default.fileExists(atPath: ebs.deviceLink(volume.id)) })
+        let again = try daemon.pluginOK("VolumeDriver.Mount", ["Name": name, "ID": "c2"])["Mountpoint"] as? String ?? ""
+        XCTAssertEqual(try Command.check("/bin/cat", [again + "/state"]), "kept\n")
+        try daemon.pluginOK("VolumeDriver.Unmount", ["Name": name, "ID": "c2"])
+        try daemon.pluginOK("VolumeDriver.Remove", ["Name": name])
+        let gone = try await ebs.ec2.volume(volume.id)
+        XCTAssertNil(gone)
     }
 
     func testInvalidVolumeOptionsAreRefusedBeforeEC2IsAsked() async throws {

@@ -18,19 +18,18 @@ struct EBSAttacher: Sendable {
             throw .notFound("EBS volume \(volumeID) does not exist (any more)")
         }
         let name: String
-        if let attached = volume.attachments.first(where: { $0.instanceID == instanceID && $0.state == "attached" }) {
-            name = attached.device
+        if let mine = volume.attachments.first(where: { $0.instanceID == instanceID && ["attached", "attaching"].contains($0.state) }) {
+            // Attached here already (a restart), or on its way (an attach interrupted).
+            name = mine.device
+            try await waitUntilAttached(volumeID, as: name)
         } else {
-            if let elsewhere = volume.attachments.first(where: { $0.instanceID != instanceID }) {
-                throw .conflict("EBS volume \(volumeID) is attached to instance \(elsewhere.instanceID); detach it there first")
+            if let other = volume.attachments.first(where: { $0.state != "detached" }) {
+                throw .conflict("EBS volume \(volumeID) is \(other.state) on instance \(other.instanceID); detach it there first (or wait until it is detached)")
             }
             name = try await reserveDeviceName()
             defer { reservations.release(name) }
             try await ec2.attachVolume(volumeID, instanceID: instanceID, device: name)
-            _ = try await EBSWait.until("EBS volume \(volumeID) attached to \(instanceID) as \(name)", timeout: timeout) { () async throws(ConvoyError) -> Bool? in
-                let attachment = try await ec2.volume(volumeID)?.attachments.first { $0.instanceID == instanceID }
-                return attachment?.state == "attached" ? true : nil
-            }
+            try await waitUntilAttached(volumeID, as: name)
         }
         do {
             return try await EBSWait.until("the block device of EBS volume \(volumeID) (attached as \(name)) appearing", timeout: timeout) { () async throws(ConvoyError) -> String? in
@@ -38,6 +37,13 @@ struct EBSAttacher: Sendable {
             }
         } catch {
             throw ConvoyError(.driverFailure, "\(error.message); looked for \(finder.candidates(volumeID: volumeID, attachedAs: name).joined(separator: ", "))")
+        }
+    }
+
+    private func waitUntilAttached(_ volumeID: String, as name: String) async throws(ConvoyError) {
+        _ = try await EBSWait.until("EBS volume \(volumeID) attached to \(instanceID) as \(name)", timeout: timeout) { () async throws(ConvoyError) -> Bool? in
+            let attachment = try await ec2.volume(volumeID)?.attachments.first { $0.instanceID == instanceID }
+            return attachment?.state == "attached" ? true : nil
         }
     }
 
