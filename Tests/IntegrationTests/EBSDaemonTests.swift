@@ -112,6 +112,8 @@ final class EBSDaemonTests: EBSDaemonTestCase {
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains("EC2 CreateVolume: HTTP 400 InvalidSnapshot.NotFound"), missing.stderr)
         XCTAssertTrue(missing.stderr.contains("(request id "), missing.stderr)
+        let lazy = try daemon.cli(["create", name, "--backup", "ebs://us-east-1/snap-00000000000000001", "--lazy"])
+        XCTAssertTrue(lazy.stderr.contains("restore it without lazy"), lazy.stderr)
         let otherRegion = try daemon.cli(["create", name, "--backup", "ebs://eu-west-1/snap-00000000000000001"])
         XCTAssertTrue(otherRegion.stderr.contains("this daemon's ebs driver works in us-east-1"), otherRegion.stderr)
         let left = try await ebs.volumes(named: name)
