@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "BackupFS", dependencies: ["CFuse", "ConvoyCore", "Backupstore"]),
         // The four storage drivers and their shared helpers.
         .target(name: "Drivers", dependencies: [
-            "ConvoyCore",
+            "ConvoyCore", "AWS",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The daemon: state store, volume service with mount references, the Docker and client HTTP APIs.
@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "BackupFSTests", dependencies: [
             "BackupFS", "Backupstore", "ConvoyCore", "CLinux", "ConvoyTestSupport",
         ]),
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "ConvoyCore"]),
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "ConvoyCore", "AWS"]),
         .testTarget(name: "BackupstoreTests", dependencies: [
             "Backupstore", "ConvoyCore", "CLinux", "AWS", "ConvoyTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),

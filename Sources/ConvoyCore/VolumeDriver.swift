@@ -94,3 +94,17 @@ public protocol DirectoryBackedDriver: VolumeDriver {
 extension DirectoryBackedDriver {
     public var holdsOverlayUpperLayer: Bool { true }
 }
+
+/// Drivers whose backups live in their own storage service rather than in a backup store (ebs: EBS snapshots),
+/// addressed by `<backupScheme>://...` URLs. The daemon hands every such URL (create's destination, list, inspect,
+/// delete, restore) to the driver of that scheme.
+public protocol NativeBackupDriver: SnapshotDriver {
+    var backupScheme: String { get }
+    /// Makes a snapshot the driver took into a backup; the result holds its `URL`.
+    func createBackup(snapshot name: String, info: [String: String], destination: String) async throws(ConvoyError) -> [String: String]
+    func listBackups(destination: String, volume: String?) async throws(ConvoyError) -> [ClientAPI.Backup]
+    func inspectBackup(_ url: String) async throws(ConvoyError) -> ClientAPI.Backup
+    func deleteBackup(_ url: String) async throws(ConvoyError) -> [String: String]
+    /// The per-volume options that make `createVolume` start from the backup.
+    func restoreOptions(_ url: String) throws(ConvoyError) -> [String: String]
+}

@@ -13,10 +13,8 @@ public enum DriverRegistry {
         GlusterfsDriver.driverName: ("glusterfs", GlusterfsDriver.optionKeys, { context throws(ConvoyError) in
             try GlusterfsDriver(context: context)
         }),
+        EBSDriver.driverName: ("ebs", EBSDriver.optionKeys, { context throws(ConvoyError) in try EBSDriver(context: context) }),
     ]
-
-    /// Drivers of the design that this build does not provide yet; naming one gets a clear answer.
-    static let planned: Set<String> = ["ebs"]
 
     public static var availableNames: [String] { available.keys.sorted() }
 
@@ -25,9 +23,6 @@ public enum DriverRegistry {
         var seen = Set<String>()
         for name in names {
             guard available[name] != nil else {
-                if planned.contains(name) {
-                    throw .invalid("--drivers: driver '\(name)' is not available in this build yet; available: \(availableNames.joined(separator: ", "))")
-                }
                 throw .invalid("--drivers: unknown driver '\(name)'; available: \(availableNames.joined(separator: ", "))")
             }
             guard seen.insert(name).inserted else { throw .invalid("--drivers: driver '\(name)' is named twice") }

@@ -65,7 +65,7 @@ struct SnapshotCommand: ParsableCommand {
 
 struct BackupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "backup", abstract: "Backups in object stores (vfs:///path, s3://bucket@region/path).",
+        commandName: "backup", abstract: "Backups in object stores (vfs:///path, s3://bucket@region/path) and as EBS snapshots (ebs://).",
         subcommands: [Create.self, List.self, Inspect.self, Delete.self, Verify.self, Mount.self, Umount.self, Mounts.self])
 
     struct Mount: ParsableCommand {
@@ -116,7 +116,7 @@ struct BackupCommand: ParsableCommand {
         @OptionGroup var client: ClientOptions
         @OptionGroup var job: JobOptions
         @Argument var snapshot: String
-        @Option(help: "Destination: vfs:///path or s3://bucket@region/path.") var dest: String
+        @Option(help: "Destination: vfs:///path, s3://bucket@region/path, or ebs:// for a snapshot of an ebs volume.") var dest: String
 
         func run() throws {
             try runClient { () throws(ConvoyError) in

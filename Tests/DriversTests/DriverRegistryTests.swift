@@ -29,8 +29,6 @@ final class DriverRegistryTests: XCTestCase {
             .contains("not enabled"))
         XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["nosuch"], root: root, options: [:]) }
             .contains("unknown driver 'nosuch'"))
-        XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["ebs"], root: root, options: [:]) }
-            .contains("not available in this build"))
         XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["vfs", "vfs"], root: root, options: [:]) }
             .contains("twice"))
         XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: [], root: root, options: [:]) }

@@ -2,64 +2,34 @@ import ConvoyCore
 import Foundation
 
 extension S3Client {
-    /// Signs and sends `call`, retrying as `configuration.retry` allows. Returns the last HTTP answer, whatever its
-    /// status (callers decide, e.g. HEAD's 404); throws `.unavailable` when no answer came at all.
+    /// Signs and sends `call`, retrying as `configuration.retry` allows (RetryingSender). Returns the last HTTP
+    /// answer, whatever its status (callers decide, e.g. HEAD's 404).
     func send(_ call: S3Call) async throws(ConvoyError) -> HTTPResponse {
-        let policy = configuration.retry
-        let clock = ContinuousClock()
-        let start = clock.now
         let payloadHash = Digests.sha256Hex(call.body)
-        var attempt = 0
-        while true {
-            attempt += 1
-            // Signed again on each attempt: X-Amz-Date must stay within 15 minutes of the server's clock.
+        return try await RetryingSender.send(policy: configuration.retry, operation: describe(call),
+                                             endpoint: endpointDescription) { attempt throws(ConvoyError) in
             var headers = call.headers
             headers.merge(try signer.signatureHeaders(method: call.method, url: call.url, headers: call.headers,
                                                       payloadHash: payloadHash),
                           uniquingKeysWith: { _, signed in signed })
             let request = HTTPRequest(method: call.method, url: call.url, headers: headers, body: call.body)
-
-            var retryable: Bool
-            var outcome: Result<HTTPResponse, TransportError>
-            let sent = clock.now
-            do {
+            let sent = ContinuousClock.now
+            do throws(TransportError) {
                 var response = try await transport.send(request)
                 response.attempts = attempt
-                outcome = .success(response)
                 report(call, attempt: attempt, status: response.status, since: sent,
                        requestID: response.header("x-amz-request-id"))
-                if (200..<300).contains(response.status) {
-                    guard call.errorMayComeWith200, let embedded = S3ErrorResponse.embedded(in: response) else {
-                        return response
-                    }
-                    retryable = embedded.isRetryable || embedded.code == "InternalError"
-                } else {
-                    retryable = S3ErrorResponse(response).isRetryable
+                guard (200..<300).contains(response.status) else {
+                    return .init(outcome: .success(response), retryable: S3ErrorResponse(response).isRetryable)
                 }
+                guard call.errorMayComeWith200, let embedded = S3ErrorResponse.embedded(in: response) else {
+                    return .init(outcome: .success(response), retryable: false)
+                }
+                return .init(outcome: .success(response),
+                             retryable: embedded.isRetryable || embedded.code == "InternalError")
             } catch {
-                outcome = .failure(error)
-                retryable = error.retryable
                 report(call, attempt: attempt, status: nil, since: sent, requestID: nil)
-            }
-
-            let delay = policy.delay(after: attempt)
-            let exhausted = attempt >= policy.maxAttempts || clock.now - start + delay > policy.maxTotalTime
-            if !retryable || exhausted || Task.isCancelled {
-                switch outcome {
-                case .success(let response):
-                    return response
-                case .failure(let error):
-                    if Task.isCancelled {
-                        throw ConvoyError(.unavailable, "\(describe(call)): cancelled")
-                    }
-                    let tries = attempt > 1 ? " after \(attempt) attempts" : ""
-                    throw ConvoyError(.unavailable, "\(describe(call)): cannot reach \(endpointDescription): \(error.description)\(tries)")
-                }
-            }
-            do {
-                try await Task.sleep(for: delay)
-            } catch {
-                throw ConvoyError(.unavailable, "\(describe(call)): cancelled while waiting to retry")
+                return .init(outcome: .failure(error), retryable: error.retryable)
             }
         }
     }

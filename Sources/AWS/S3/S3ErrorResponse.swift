@@ -3,7 +3,7 @@ import Foundation
 
 /// What S3 said about a failed request: the `<Error>` document when there is one (HEAD answers have no body),
 /// and the request id from `x-amz-request-id`, which AWS support asks for.
-struct S3ErrorResponse: Sendable {
+struct S3ErrorResponse: AWSErrorAnswer, Sendable {
     var status: Int
     var code: String?
     var message: String?
@@ -24,24 +24,10 @@ struct S3ErrorResponse: Sendable {
         return S3ErrorResponse(response)
     }
 
-    var isRetryable: Bool {
-        RetryPolicy.isRetryable(status: status, code: code)
-    }
-
     var kind: ConvoyError.Kind {
         if status == 404 || code == "NoSuchKey" || code == "NoSuchBucket" || code == "NoSuchUpload" {
             return .notFound
         }
         return .driverFailure
-    }
-
-    /// `HTTP 403 SignatureDoesNotMatch: The request signature ... (request id 4442587FB7D0A2F9)`. Only what S3
-    /// returned; the request's own headers (which carry the signature) are never quoted.
-    var summary: String {
-        var text = "HTTP \(status)"
-        if let code { text += " \(code)" }
-        if let message, !message.isEmpty { text += ": \(message)" }
-        text += " (request id \(requestID ?? "none"))"
-        return text
     }
 }

@@ -14,6 +14,13 @@ struct XMLTree: Sendable {
     func children(_ name: String) -> [XMLTree] { children.filter { $0.name == name } }
     /// The text of the first child so named.
     func value(_ name: String) -> String? { child(name)?.text }
+    /// The first element so named at any depth, this one included (EC2's error documents nest differently
+    /// by service and server).
+    func descendant(_ name: String) -> XMLTree? {
+        if self.name == name { return self }
+        for child in children { if let found = child.descendant(name) { return found } }
+        return nil
+    }
 
     /// nil when the data is not well-formed XML.
     static func parse(_ data: Data) -> XMLTree? {

@@ -70,20 +70,13 @@ public struct DevicemapperDriver: SnapshotDriver {
         do {
             try await DMSetup.create(device, table: "0 \(size / 512) thin \(pool.device) \(id)")
             // A new thin device maps no block and reads as zeros: ready for an image as it is.
-            if !volume.receivesImage { try await makeFilesystem(filesystem, on: "/dev/mapper/" + device) }
+            if !volume.receivesImage { try await BlockFilesystem.make(filesystem, on: "/dev/mapper/" + device) }
         } catch {
             try? await DMSetup.remove(device)
             try? await DMSetup.message(configuration.poolName, "delete \(id)")
             throw error
         }
         return ["DeviceID": "\(id)", "Device": "/dev/mapper/" + device, "Size": "\(size)", "FS": filesystem]
-    }
-
-    private func makeFilesystem(_ filesystem: String, on device: String) async throws(ConvoyError) {
-        // No discard pass: a new thin device has no blocks to discard.
-        let (tool, arguments) = filesystem == "xfs" ? ("/sbin/mkfs.xfs", ["-q", "-f", "-K", device])
-                                                    : ("/sbin/mkfs.ext4", ["-q", "-F", "-E", "nodiscard", device])
-        _ = try await DMSetup.run(tool, arguments, timeout: .seconds(300))
     }
 
     /// Unmounts, removes the device, then deletes the thin device from the pool, which frees its blocks.
@@ -104,14 +97,12 @@ public struct DevicemapperDriver: SnapshotDriver {
         let path = try mountpoint(volume)
         if isMounted(volume) { return path }
         let device = try await activate(volume)
-        try FileSystem.makeDirectory(path, mode: 0o755)
-        _ = try await DMSetup.run("/bin/mount", ["-t", volume.driverInfo["FS"] ?? configuration.defaultFilesystem, device, path])
+        try await BlockFilesystem.mount(device, filesystem: volume.driverInfo["FS"] ?? configuration.defaultFilesystem, at: path)
         return path
     }
 
     public func unmountVolume(_ volume: DriverVolume) async throws(ConvoyError) {
-        guard isMounted(volume) else { return }
-        _ = try await DMSetup.run("/bin/umount", [try mountpoint(volume)])
+        try await BlockFilesystem.unmount(try mountpoint(volume))
     }
 
     /// The volume's device, created again from its record when it is not active (after a reboot).

@@ -8,7 +8,7 @@ struct ThinPoolConfiguration: Sendable, Equatable {
     static let optionKeys: Set<String> = [
         "dm.datadev", "dm.metadatadev", "dm.thinpoolname", "dm.thinpoolblocksize", "dm.defaultvolumesize", "dm.fs",
     ]
-    static let filesystems: Set<String> = ["ext4", "xfs"]
+    static let filesystems = BlockFilesystem.supported
 
     var directory: String
     var poolName: String

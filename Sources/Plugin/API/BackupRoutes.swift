@@ -33,7 +33,7 @@ struct BackupRoutes {
         }
         routes.handle(router, .get, "/v1/backups") { request, _ throws(ConvoyError) in
             guard let destination = request.uri.queryParameters.get("dest") else {
-                throw .invalid("name a destination: dest=vfs:///path or s3://bucket@region/path")
+                throw .invalid("name a destination: dest=vfs:///path, s3://bucket@region/path or ebs://<region>")
             }
             return try await backups.listBackups(destination: destination, volume: request.uri.queryParameters.get("volume"))
         }

@@ -170,6 +170,7 @@ public struct BackupService: Sendable {
     public func createBackup(snapshot name: String, destination: String) async throws(ConvoyError) -> ClientAPI.Job {
         let snapshot = try snapshot(name)
         if let info = snapshot.driverInfo {
+            if let job = try await createNativeBackup(snapshot, info: info, destination: destination) { return job }
             return try await createBlockBackup(snapshot, info: info, destination: destination)
         }
         let location = try StoreLocation.parse(destination)
@@ -232,6 +233,10 @@ public struct BackupService: Sendable {
     }
 
     public func listBackups(destination: String, volume: String?) async throws(ConvoyError) -> [ClientAPI.Backup] {
+        if let native = try nativeDriver(for: destination) {
+            if let volume { try ObjectName.validate(volume) }
+            return try await native.listBackups(destination: destination, volume: volume)
+        }
         let location = try StoreLocation.parse(destination)
         if let volume { try ObjectName.validate(volume) }
         let repository = BackupRepository(store: try stores.open(location))
@@ -244,6 +249,7 @@ public struct BackupService: Sendable {
     }
 
     public func inspectBackup(_ url: String) async throws(ConvoyError) -> ClientAPI.Backup {
+        if let native = try nativeDriver(for: url) { return try await native.inspectBackup(url) }
         let backup = try BackupURL.parse(url)
         let repository = BackupRepository(store: try stores.open(backup.destination))
         return Self.describe(try await repository.manifest(volume: backup.volume, backup: backup.backupID),
@@ -252,6 +258,7 @@ public struct BackupService: Sendable {
 
     /// Deletes a backup's manifest, then collects unreferenced blocks (deferred when another writer holds the store).
     public func deleteBackup(_ url: String) async throws(ConvoyError) -> [String: String] {
+        if let native = try nativeDriver(for: url) { return try await native.deleteBackup(url) }
         let backup = try BackupURL.parse(url)
         let repository = BackupRepository(store: try stores.open(backup.destination))
         _ = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
@@ -263,6 +270,9 @@ public struct BackupService: Sendable {
     }
 
     public func verifyBackup(_ url: String) async throws(ConvoyError) -> ClientAPI.Job {
+        if let native = try nativeDriver(for: url) {
+            throw .invalid("'\(url)' is kept by the \(native.name) driver's own service, which checks it; only backup-store backups are verified")
+        }
         let backup = try BackupURL.parse(url)
         let repository = BackupRepository(store: try stores.open(backup.destination))
         return try await jobs.start(kind: "backup verify", target: backup.url) { progress throws(ConvoyError) in
@@ -280,6 +290,13 @@ public struct BackupService: Sendable {
 
     /// Creates volume `name` from a backup; on any failure nothing of the volume is left.
     public func restore(name: String?, backup url: String, options: [String: String]) async throws(ConvoyError) -> ClientAPI.Job {
+        if let native = try nativeDriver(for: url) {
+            let volumeName = try name.map { name throws(ConvoyError) in try ObjectName.validate(name) } ?? ObjectName.generate(prefix: "volume")
+            let volumes = self.volumes
+            return try await jobs.start(kind: "restore", target: "\(url) → \(volumeName)") { _ throws(ConvoyError) in
+                try await Self.restoreNative(volumes: volumes, driver: native, url: url, name: volumeName, options: options)
+            }
+        }
         let backup = try BackupURL.parse(url)
         let repository = BackupRepository(store: try stores.open(backup.destination))
         let volumeName = try name.map { name throws(ConvoyError) in try ObjectName.validate(name) } ?? ObjectName.generate(prefix: "volume")
@@ -292,6 +309,13 @@ public struct BackupService: Sendable {
 
     /// Docker's Create with `-o backup=URL`: the same work, answered when it is done.
     public func restoreAndWait(name: String, backup url: String, options: [String: String]) async throws(ConvoyError) {
+        if let native = try nativeDriver(for: url) {
+            let volumes = self.volumes
+            _ = try await jobs.run(kind: "restore", target: "\(url) → \(name)") { _ throws(ConvoyError) in
+                try await Self.restoreNative(volumes: volumes, driver: native, url: url, name: name, options: options)
+            }
+            return
+        }
         let backup = try BackupURL.parse(url)
         let repository = BackupRepository(store: try stores.open(backup.destination))
         let (volumes, scratch) = (self.volumes, self.scratch)

@@ -82,6 +82,9 @@ public actor LazyRestore: VolumeLifecycleHooks {
 
     /// Creates volume `name` over backup `url`, usable at once, and starts its hydration.
     public func create(name: String, backup url: String, options: [String: String]) async throws(ConvoyError) -> VolumeRecord {
+        if url.hasPrefix("ebs://") {
+            throw .invalid("'\(url)' is an EBS snapshot: restore it without lazy (EBS itself loads a new volume's blocks on first read)")
+        }
         let backup = try BackupURL.parse(url)
         let repository = BackupRepository(store: try stores.open(backup.destination))
         let manifest: Manifest

@@ -1,0 +1,163 @@
+import AWS
+import ConvoyCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ebs`: each volume is an EBS volume in this instance's availability zone, attached to this instance from
+/// create to delete, with a filesystem mounted at `<root>/ebs/mounts/<name>` while it has references. Snapshots
+/// are EBS snapshots; a backup is an EBS snapshot kept as one (`ebs://<region>/<snap-id>`).
+///
+/// The volume's record (driver info) holds its EBS volume id, device name, filesystem and size; EC2 holds the rest.
+public struct EBSDriver: NativeBackupDriver {
+    public static let driverName = "ebs"
+    public static var optionKeys: Set<String> { EBSConfiguration.optionKeys }
+
+    public let name = Self.driverName
+    /// An EBS volume attaches to one instance at a time.
+    public let scope = VolumeScope.local
+    public let volumeOptionKeys = EBSVolumeOptions.keys
+    public let mountsVolumes = true
+    public let backupScheme = "ebs"
+    let configuration: EBSConfiguration
+    let session = EBSSession()
+    let reservations = DeviceNameReservations()
+
+    public init(context: DriverContext) throws(ConvoyError) {
+        configuration = try EBSConfiguration(root: context.root, options: context.options)
+    }
+
+    public func start() async throws(ConvoyError) {
+        try await session.start(configuration)
+        try FileSystem.makeDirectory(mountsDirectory, mode: 0o700)
+    }
+
+    public func info() -> [String: String] {
+        let identity = (try? session.get())?.identity
+        return ["InstanceID": identity?.instanceID ?? "", "Region": identity?.region ?? "",
+                "AvailabilityZone": identity?.availabilityZone ?? "",
+                "DefaultVolumeSize": "\(configuration.defaultVolumeSize)", "DefaultVolumeType": configuration.defaultVolumeType,
+                "DefaultEncrypted": "\(configuration.defaultEncrypted)", "FSFreeze": "\(configuration.fsFreeze)",
+                "DeviceDirectory": configuration.deviceDirectory, "Scope": scope.rawValue]
+    }
+
+    var mountsDirectory: String { configuration.directory + "/mounts" }
+
+    func mountpoint(_ volume: DriverVolume) throws(ConvoyError) -> String {
+        try PathGuard.child(of: mountsDirectory, named: volume.name)
+    }
+
+    func attacher() throws(ConvoyError) -> EBSAttacher {
+        let current = try session.get()
+        return EBSAttacher(instanceID: current.identity.instanceID, ec2: current.ec2,
+                           finder: EBSDeviceFinder(directory: configuration.deviceDirectory),
+                           reservations: reservations, timeout: configuration.attachTimeout)
+    }
+
+    static func volumeID(_ volume: DriverVolume) throws(ConvoyError) -> String {
+        guard let id = volume.driverInfo["VolumeID"] else {
+            throw ConvoyError(.stateFailure, "volume \(volume.name) has no EBS volume id in its record")
+        }
+        return id
+    }
+
+    // MARK: Volumes
+
+    /// Creates (or adopts) the EBS volume, attaches it, formats it when it is new. On failure whatever this call
+    /// created is detached and deleted.
+    public func createVolume(_ volume: DriverVolume) async throws(ConvoyError) -> [String: String] {
+        let options = try EBSVolumeOptions(volume, configuration: configuration)
+        let current = try session.get()
+        let (ec2, zone) = (current.ec2, current.identity.availabilityZone)
+        let attacher = try attacher()
+        let ebsVolume: EC2Volume
+        if let id = options.adoptVolumeID {
+            guard let existing = try await ec2.volume(id) else { throw .notFound("id: EBS volume \(id) does not exist") }
+            guard existing.availabilityZone == zone else {
+                throw .invalid("id: EBS volume \(id) is in \(existing.availabilityZone); this instance is in \(zone)")
+            }
+            ebsVolume = existing
+        } else {
+            ebsVolume = try await ec2.createVolume(.init(
+                availabilityZone: zone, sizeGiB: options.sizeGiB, volumeType: options.volumeType, iops: options.iops,
+                throughput: options.throughput, encrypted: options.encrypted, kmsKeyID: options.kmsKeyID,
+                snapshotID: options.snapshotID, tags: ["Name": volume.name, "convoy-volume": volume.name]))
+        }
+        let created = options.adoptVolumeID == nil
+        do throws(ConvoyError) {
+            let available = try await waitUntilUsable(ebsVolume, ec2: ec2)
+            let device = try await attacher.attach(ebsVolume.id)
+            var filesystem = options.filesystem
+            if created && options.snapshotID == nil {
+                try await BlockFilesystem.make(filesystem, on: device)
+            } else if let found = await BlockFilesystem.detect(on: device) {
+                guard BlockFilesystem.supported.contains(found) else {
+                    throw ConvoyError.invalid("EBS volume \(ebsVolume.id) holds a \(found) filesystem; the ebs driver mounts \(BlockFilesystem.supported.sorted().joined(separator: " and "))")
+                }
+                filesystem = found
+            } else if created {
+                throw ConvoyError(.driverFailure, "EBS volume \(ebsVolume.id), made from snapshot \(options.snapshotID ?? ""), has no filesystem")
+            } else {
+                try await BlockFilesystem.make(filesystem, on: device)
+            }
+            return ["VolumeID": ebsVolume.id, "FS": filesystem, "Size": "\(available.sizeGiB << 30)",
+                    "Adopted": created ? "false" : "true", "AvailabilityZone": zone]
+        } catch {
+            try? await attacher.detach(ebsVolume.id)
+            if created { try? await ec2.deleteVolume(ebsVolume.id) }
+            throw error
+        }
+    }
+
+    /// Waits until the volume can be attached: `available`, or already attached here (an adopted volume). Larger
+    /// volumes (and those made from snapshots) take longer to create: a minute plus a second per GiB.
+    private func waitUntilUsable(_ volume: EC2Volume, ec2: EC2Client) async throws(ConvoyError) -> EC2Volume {
+        let instance = try session.get().identity.instanceID
+        let timeout = Duration.seconds(60) + .seconds(Int(min(volume.sizeGiB, 16384)))
+        return try await EBSWait.until("EBS volume \(volume.id) becoming available", timeout: timeout) { () async throws(ConvoyError) -> EC2Volume? in
+            guard let now = try await ec2.volume(volume.id) else { throw .notFound("EBS volume \(volume.id) disappeared") }
+            if now.state == "error" { throw ConvoyError(.driverFailure, "EBS volume \(volume.id) is in state error; EC2 could not create it") }
+            if now.state == "available" || now.attachments.contains(where: { $0.instanceID == instance }) { return now }
+            return nil
+        }
+    }
+
+    /// Unmounts, detaches, and deletes the EBS volume (an adopted one is only detached: it was not ours to
+    /// delete). A volume EC2 no longer knows counts as deleted.
+    public func deleteVolume(_ volume: DriverVolume) async throws(ConvoyError) {
+        try await unmountVolume(volume)
+        if let id = volume.driverInfo["VolumeID"] {
+            try await attacher().detach(id)
+            if volume.driverInfo["Adopted"] != "true" {
+                do {
+                    try await session.get().ec2.deleteVolume(id)
+                } catch where error.kind == .notFound {
+                    // Already deleted (an interrupted delete being finished).
+                }
+            }
+        }
+        if let path = try? mountpoint(volume) { rmdir(path) }
+    }
+
+    /// Mounts the volume, attaching it again first when it is not attached here (after a reboot).
+    public func mountVolume(_ volume: DriverVolume) async throws(ConvoyError) -> String {
+        let path = try mountpoint(volume)
+        if isMounted(volume) { return path }
+        let device = try await attacher().attach(try Self.volumeID(volume))
+        try await BlockFilesystem.mount(device, filesystem: volume.driverInfo["FS"] ?? configuration.defaultFilesystem, at: path)
+        return path
+    }
+
+    public func unmountVolume(_ volume: DriverVolume) async throws(ConvoyError) {
+        try await BlockFilesystem.unmount(try mountpoint(volume))
+    }
+
+    /// The record is trusted (no EC2 call here), so a volume is never forgotten because EC2 was slow to answer.
+    public func dataExists(_ volume: DriverVolume) -> Bool { volume.driverInfo["VolumeID"] != nil }
+
+    public func isMounted(_ volume: DriverVolume) -> Bool {
+        guard let path = try? mountpoint(volume) else { return false }
+        return MountInfo.isMountPoint(path)
+    }
+}

@@ -1,0 +1,86 @@
+import AWS
+import ConvoyCore
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// moto never throttles: a tiny local server answers EC2's `RequestLimitExceeded` (HTTP 503) to the first N
+/// requests, each with its own request id, then an empty DescribeVolumes answer.
+final class EC2ThrottlingTests: XCTestCase {
+    private static let server = #"""
+    import os, sys, threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    throttles = int(sys.argv[1])
+    seen = [0]
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # URLSession on Linux waits forever on some HTTP/1.0 answers
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen[0] += 1
+            if seen[0] <= throttles:
+                status, body = 503, ("<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit "
+                                     "exceeded.</Message></Error></Errors><RequestID>throttle-%d</RequestID></Response>" % seen[0])
+            else:
+                status, body = 200, "<DescribeVolumesResponse><requestId>ok</requestId><volumeSet/></DescribeVolumesResponse>"
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        def log_message(self, *args):
+            pass
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Timer(60, lambda: os._exit(0)).start()  # never outlives a hung test
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+    """#
+
+    private var process: Process?
+
+    override func tearDown() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    private func client(throttles: Int, attempts: Int) throws -> EC2Client {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", Self.server, "\(throttles)"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        self.process = process
+        var line = Data()
+        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
+            line.append(byte)
+        }
+        let port = try XCTUnwrap(Int(String(decoding: line, as: UTF8.self)), "the throttling server printed no port")
+        var configuration = EC2Client.Configuration(
+            region: "us-east-1", endpoint: URL(string: "http://127.0.0.1:\(port)"),
+            credentials: AWSCredentials(accessKeyID: "AKIATEST", secretAccessKey: "never-shown"))
+        configuration.retry = RetryPolicy(maxAttempts: attempts, baseDelay: .milliseconds(20), maxDelay: .milliseconds(50))
+        return try EC2Client(configuration)
+    }
+
+    func testThrottlingIsRetriedUntilItPasses() async throws {
+        let ec2 = try client(throttles: 2, attempts: 4)
+        let volumes = try await ec2.describeVolumes(filters: ["tag:convoy-volume": ["x"]])
+        XCTAssertEqual(volumes, [])
+    }
+
+    func testPersistentThrottlingSurfacesCodeRequestIDAndAttempts() async throws {
+        let ec2 = try client(throttles: 100, attempts: 3)
+        do throws(ConvoyError) {
+            _ = try await ec2.describeVolumes(filters: ["tag:convoy-volume": ["x"]])
+            XCTFail("a throttled call succeeded")
+        } catch {
+            XCTAssertEqual(error.kind, .driverFailure)
+            XCTAssertEqual(error.message, "EC2 DescribeVolumes: HTTP 503 RequestLimitExceeded: Request limit exceeded. (request id throttle-3) after 3 attempts")
+            XCTAssertFalse(error.message.contains("never-shown"))
+        }
+    }
+}
