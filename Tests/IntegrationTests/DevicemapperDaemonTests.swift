@@ -184,7 +184,10 @@ final class DevicemapperDaemonTests: XCTestCase {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        usleep(1_000_000)
+        // Killed once the backup is under way (under emulation the CLI may take a while to reach the daemon).
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !(try daemon.cli(["job", "list"]).stdout.contains("running")) { usleep(100_000) }
+        usleep(500_000)
         daemon.crash()
         process.waitUntilExit()
 
