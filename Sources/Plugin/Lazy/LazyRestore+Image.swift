@@ -19,6 +19,8 @@ extension LazyRestore {
         do {
             info = try await driver.attachExternalOrigin(image: mount.mountpoint + "/" + Manifest.imageName, to: volume)
         } catch {
+            // An origin device made before the failure goes too (it cannot while a volume's device still uses it).
+            try? await driver.removeExternalOrigin(of: name)
             try? mount.unmount()
             throw ConvoyError.wrap(error, context: "cannot attach the backup of lazy volume \(name) as its origin", as: .driverFailure)
         }
