@@ -75,4 +75,30 @@ final class EBSBackupTests: EBSDaemonTestCase {
         XCTAssertEqual(left, [], "the EBS volume was detached and deleted")
         XCTAssertFalse(try daemon.cli(["list"]).stdout.contains(name), "and convoy does not know it")
     }
+
+    func testACreateInterruptedByACrashLeavesNoVolumeAfterTheRestart() async throws {
+        let name = prefix + "crashed"
+        try (name + "\n").write(toFile: ebs.ignoreFile, atomically: false, encoding: .utf8)
+        defer { try? "".write(toFile: ebs.ignoreFile, atomically: false, encoding: .utf8) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: DaemonHarness.binary)
+        process.arguments = ["create", name, "--socket", daemon.socket]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Killed while it waits for the attach: the EBS volume exists, its id is not in convoy's record yet.
+        let deadline = Date().addingTimeInterval(20)
+        var made = try await ebs.volumes(named: name)
+        while Date() < deadline, made.isEmpty {
+            usleep(50_000)
+            made = try await ebs.volumes(named: name)
+        }
+        XCTAssertEqual(made.count, 1)
+        daemon.crash()
+        process.waitUntilExit()
+        try daemon.start()
+        let left = try await ebs.volumes(named: name)
+        XCTAssertEqual(left, [], "the restart removed the EBS volume of the interrupted create")
+        XCTAssertFalse(try daemon.cli(["list"]).stdout.contains(name), "and convoy does not know it")
+    }
 }

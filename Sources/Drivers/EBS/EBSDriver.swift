@@ -82,7 +82,8 @@ public struct EBSDriver: NativeBackupDriver {
             ebsVolume = try await ec2.createVolume(.init(
                 availabilityZone: zone, sizeGiB: options.sizeGiB, volumeType: options.volumeType, iops: options.iops,
                 throughput: options.throughput, encrypted: options.encrypted, kmsKeyID: options.kmsKeyID,
-                snapshotID: options.snapshotID, tags: ["Name": volume.name, "convoy-volume": volume.name]))
+                snapshotID: options.snapshotID,
+                tags: ["Name": volume.name, "convoy-volume": volume.name, Self.instanceTag: current.identity.instanceID]))
         }
         let created = options.adoptVolumeID == nil
         do throws(ConvoyError) {
@@ -123,10 +124,24 @@ public struct EBSDriver: NativeBackupDriver {
         }
     }
 
+    /// Tags a volume with the instance whose convoy created it, so that a create interrupted before its volume id
+    /// was recorded can find what it made (another host's convoy may use the same volume name).
+    static let instanceTag = "convoy-instance"
+
     /// Unmounts, detaches, and deletes the EBS volume (an adopted one is only detached: it was not ours to
-    /// delete). A volume EC2 no longer knows counts as deleted.
+    /// delete). A volume EC2 no longer knows counts as deleted. Without a volume id in the record (a create
+    /// interrupted by a crash), the volumes this instance's convoy created under that name are removed.
     public func deleteVolume(_ volume: DriverVolume) async throws(ConvoyError) {
         try await unmountVolume(volume)
+        if volume.driverInfo["VolumeID"] == nil {
+            let current = try session.get()
+            let leftovers = try await current.ec2.describeVolumes(filters: [
+                "tag:convoy-volume": [volume.name], "tag:\(Self.instanceTag)": [current.identity.instanceID]])
+            for leftover in leftovers {
+                try await attacher().detach(leftover.id)
+                try await current.ec2.deleteVolume(leftover.id)
+            }
+        }
         if let id = volume.driverInfo["VolumeID"] {
             try await attacher().detach(id)
             if volume.driverInfo["Adopted"] != "true" {
