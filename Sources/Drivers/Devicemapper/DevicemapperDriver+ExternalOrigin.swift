@@ -138,10 +138,7 @@ extension DevicemapperDriver {
     /// The filesystem on the volume's device, when blkid finds one convoy mounts (a restored image brings its
     /// own, whatever the driver's default).
     public func detectFilesystem(_ volume: DriverVolume) async throws(ConvoyError) -> String? {
-        let device = try await activate(volume)
-        // blkid exits 2 when it finds nothing.
-        let type = (try? await DMSetup.run("/sbin/blkid", ["-o", "value", "-s", "TYPE", device]))?
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        return type.flatMap { ThinPoolConfiguration.filesystems.contains($0) ? $0 : nil }
+        let type = await BlockFilesystem.detect(on: try await activate(volume))
+        return type.flatMap { BlockFilesystem.supported.contains($0) ? $0 : nil }
     }
 }

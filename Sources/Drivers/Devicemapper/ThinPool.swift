@@ -84,11 +84,10 @@ struct ThinPool: Sendable {
     func metadataDevicePath() async throws(ConvoyError) -> String {
         if let device = configuration.metadataDevice { return device }
         let file = configuration.directory + "/metadata.img"
-        let attached = try await DMSetup.run("/sbin/losetup", ["-j", file])
-        guard let line = attached.split(separator: "\n").first, let colon = line.firstIndex(of: ":") else {
+        guard let device = try await LoopDevice.attached(to: file) else {
             throw ConvoyError(.driverFailure, "the metadata file \(file) of thin pool \(configuration.poolName) is not attached to a loop device")
         }
-        return String(line[..<colon])
+        return device
     }
 
     /// A pool that needs a check or has failed is refused with the command that repairs it.
@@ -112,10 +111,7 @@ struct ThinPool: Sendable {
             fsync(fd)
             close(fd)
         }
-        let attached = try await DMSetup.run("/sbin/losetup", ["-j", file])
-        if let line = attached.split(separator: "\n").first, let colon = line.firstIndex(of: ":") {
-            return String(line[..<colon])
-        }
-        return try await DMSetup.run("/sbin/losetup", ["-f", "--show", file]).trimmingCharacters(in: .whitespacesAndNewlines)
+        if let device = try await LoopDevice.attached(to: file) { return device }
+        return try await LoopDevice.attach(file, readOnly: false)
     }
 }
