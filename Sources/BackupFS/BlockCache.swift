@@ -1,3 +1,4 @@
+import Backupstore
 import ConvoyCore
 import Synchronization
 
@@ -10,7 +11,7 @@ import Synchronization
 /// theirs arrive. Memory is the LRU's capacity plus the blocks in flight, which the FUSE threads and
 /// `prefetchLimit` bound.
 final class BlockCache: Sendable {
-    typealias Outcome = Result<[UInt8], ConvoyError>
+    typealias Outcome = Result<PlainBlock, ConvoyError>
 
     private struct State {
         var lru: BlockLRU
@@ -64,7 +65,7 @@ final class BlockCache: Sendable {
     }
 
     private enum Request {
-        case ready([UInt8])
+        case ready(PlainBlock)
         case waiting(Delivery<Outcome>)
     }
 

@@ -1,9 +1,11 @@
+import Backupstore
+
 /// Decompressed blocks by hash, bounded by their total size: the least recently used leave first. A doubly linked
 /// list threaded through an array of slots keeps every operation O(1) however small the blocks are.
 struct BlockLRU {
     private struct Slot {
         var hash: String
-        var bytes: [UInt8]
+        var block: PlainBlock?
         var newer: Int
         var older: Int
     }
@@ -27,25 +29,25 @@ struct BlockLRU {
     }
 
     /// The block, marked most recently used.
-    mutating func get(_ hash: String) -> [UInt8]? {
+    mutating func get(_ hash: String) -> PlainBlock? {
         guard let slot = slotByHash[hash] else { return nil }
         unlink(slot)
         pushNewest(slot)
-        return slots[slot].bytes
+        return slots[slot].block
     }
 
     /// Adds a block, evicting the least recently used until it fits; a block larger than the whole cache is
     /// not kept.
-    mutating func insert(_ hash: String, _ block: [UInt8]) {
+    mutating func insert(_ hash: String, _ block: PlainBlock) {
         guard slotByHash[hash] == nil, block.count <= capacity else { return }
         while bytes + block.count > capacity, oldest >= 0 { evict(oldest) }
         let slot: Int
         if let reused = freeSlots.popLast() {
             slot = reused
-            slots[slot] = Slot(hash: hash, bytes: block, newer: -1, older: -1)
+            slots[slot] = Slot(hash: hash, block: block, newer: -1, older: -1)
         } else {
             slot = slots.count
-            slots.append(Slot(hash: hash, bytes: block, newer: -1, older: -1))
+            slots.append(Slot(hash: hash, block: block, newer: -1, older: -1))
         }
         slotByHash[hash] = slot
         pushNewest(slot)
@@ -56,8 +58,8 @@ struct BlockLRU {
     private mutating func evict(_ slot: Int) {
         unlink(slot)
         slotByHash[slots[slot].hash] = nil
-        bytes -= slots[slot].bytes.count
-        slots[slot].bytes = []
+        bytes -= slots[slot].block?.count ?? 0
+        slots[slot].block = nil
         slots[slot].hash = ""
         freeSlots.append(slot)
     }

@@ -25,11 +25,11 @@ final class BlockSource: Sendable {
     /// Plain bytes of the verified blocks read from the backup store (disk-cache hits excluded).
     var bytesFetched: UInt64 { fetched.load(ordering: .relaxed) }
 
-    func load(_ hash: String) async -> Result<[UInt8], ConvoyError> {
+    func load(_ hash: String) async -> Result<PlainBlock, ConvoyError> {
         if fetchDelay > 0 { try? await Task.sleep(for: .seconds(fetchDelay)) }
         if let diskCache {
             do throws(ConvoyError) {
-                return .success(try await diskCache.block(hash))
+                return .success(PlainBlock(try await diskCache.block(hash)))
             } catch where error.kind == .notFound {
                 // Not cached yet.
             } catch {
@@ -37,15 +37,18 @@ final class BlockSource: Sendable {
             }
         }
         do throws(ConvoyError) {
+            guard let diskCache else {
+                let plain = try await repository.plainBlockReadOnce(hash)
+                fetched.add(UInt64(plain.count), ordering: .relaxed)
+                return .success(plain)
+            }
             let encoded = try await repository.encodedBlock(hash)
             let plain = try BlockCodec.decode(encoded, expectedHash: hash)
             fetched.add(UInt64(plain.count), ordering: .relaxed)
-            if let diskCache {
-                do throws(ConvoyError) { try await diskCache.putBlockNow(hash: hash, encoded: encoded) } catch {
-                    log("cannot keep block \(hash) in the disk cache: \(error.message)")
-                }
+            do throws(ConvoyError) { try await diskCache.putBlockNow(hash: hash, encoded: encoded) } catch {
+                log("cannot keep block \(hash) in the disk cache: \(error.message)")
             }
-            return .success(plain)
+            return .success(PlainBlock(plain))
         } catch {
             return .failure(error)
         }

@@ -104,6 +104,24 @@ public struct BackupRepository: Sendable {
         try BlockCodec.decode(try await encodedBlock(hash), expectedHash: hash)
     }
 
+    /// A block's plain content, verified, for a reader that will not ask the store for it again (a restore, a
+    /// backup mount that keeps blocks itself): read around the page cache.
+    public func blockReadOnce(_ hash: String) async throws(ConvoyError) -> [UInt8] {
+        let encoded = try await encodedBlockReadOnce(hash)
+        return try encoded.withUnsafeBytes { bytes throws(ConvoyError) in try BlockCodec.decode(bytes, expectedHash: hash) }
+    }
+
+    /// `blockReadOnce` without copying a raw block out of the buffer it was read into.
+    public func plainBlockReadOnce(_ hash: String) async throws(ConvoyError) -> PlainBlock {
+        try BlockCodec.decodeInPlace(try await encodedBlockReadOnce(hash), expectedHash: hash)
+    }
+
+    private func encodedBlockReadOnce(_ hash: String) async throws(ConvoyError) -> ObjectBytes {
+        do { return try await store.getOnce(Self.blockKey(hash)) } catch where error.kind == .notFound {
+            throw ConvoyError(.notFound, "block \(hash) is missing from \(store.location)")
+        }
+    }
+
     public func deleteBlocks(_ hashes: [String]) async throws(ConvoyError) {
         try await store.delete(hashes.map(Self.blockKey))
     }

@@ -41,12 +41,22 @@ public enum BlockCodec {
 
     /// The plain content of a stored object, verified against its name.
     public static func decode(_ object: [UInt8], expectedHash: String) throws(ConvoyError) -> [UInt8] {
+        let result: Result<[UInt8], ConvoyError> = object.withUnsafeBytes { raw in
+            do throws(ConvoyError) { return .success(try decode(raw, expectedHash: expectedHash)) } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    public static func decode(_ object: UnsafeRawBufferPointer, expectedHash: String) throws(ConvoyError) -> [UInt8] {
         guard let tag = object.first else { throw ConvoyError(.driverFailure, "block \(expectedHash) is empty (corrupt)") }
+        let payload = UnsafeRawBufferPointer(rebasing: object[1...])
         let plain: [UInt8]
         switch tag {
-        case rawTag: plain = Array(object.dropFirst())
+        case rawTag: plain = Array(payload)
         case zstdTag:
-            do { plain = try Zstd.decompress(object.dropFirst(), limit: maxBlockSize) } catch {
+            do { plain = try Zstd.decompress(payload, limit: maxBlockSize) } catch {
                 throw ConvoyError(.driverFailure, "block \(expectedHash) is corrupt: \(error.message)")
             }
         default: throw ConvoyError(.driverFailure, "block \(expectedHash) is corrupt: unknown encoding \(tag)")

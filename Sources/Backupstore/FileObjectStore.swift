@@ -146,6 +146,19 @@ public struct FileObjectStore: ObjectStore {
         return bytes
     }
 
+    public func getOnce(_ key: String) async throws(ConvoyError) -> ObjectBytes {
+        let file = try path(key)
+        return try await BlockingIOPool.shared.run { () throws(ConvoyError) -> ObjectBytes in
+            do throws(UncachedRead.Failure) {
+                return try UncachedRead.contents(of: file)
+            } catch {
+                if error.code == ENOENT { throw .notFound("object \(key) not found in \(location)") }
+                errno = error.code
+                throw failure(error.operation, file)
+            }
+        }
+    }
+
     public func exists(_ key: String) async throws(ConvoyError) -> Bool {
         let file = try path(key)
         return try await BlockingIOPool.shared.run { () -> Bool in

@@ -132,7 +132,11 @@ public struct FileRestorer: Sendable {
                 let chunk = chunks[index]
                 group.addTask {
                     do throws(ConvoyError) {
-                        return (index, .success(try await repository.block(chunk.hash)))
+                        // Two statements on purpose: written as `(index, .success(try await …))`, Swift 6.3's
+                        // release build returned index 0 from every task (restores failed their length check).
+                        // Async typed-throws return values are miscompiled in corners (swiftlang/swift#90722).
+                        let data = try await repository.blockReadOnce(chunk.hash)
+                        return (index, .success(data))
                     } catch {
                         return (index, .failure(ConvoyError(error.kind, "cannot restore \(entry.path): \(error.message)")))
                     }

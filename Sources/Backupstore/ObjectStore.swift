@@ -39,6 +39,11 @@ public protocol ObjectStore: Sendable {
     func putDeferred(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError)
     /// Makes every deferred put durable and visible. Call before writing what references them (a manifest).
     func commitDeferred() async throws(ConvoyError)
+
+    /// Like `get`, for a reader that will not ask for the object again (a restore, a backup mount that keeps
+    /// blocks itself): a directory store reads around the page cache, where caching would only cost CPU and push
+    /// out pages worth keeping.
+    func getOnce(_ key: String) async throws(ConvoyError) -> ObjectBytes
 }
 
 extension ObjectStore {
@@ -47,6 +52,8 @@ extension ObjectStore {
     /// Stores whose puts are durable when they return (S3) defer nothing.
     public func putDeferred(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError) { try await put(key, bytes) }
     public func commitDeferred() async throws(ConvoyError) {}
+
+    public func getOnce(_ key: String) async throws(ConvoyError) -> ObjectBytes { ObjectBytes(try await get(key)) }
 }
 
 enum ObjectKey {

@@ -23,13 +23,20 @@ enum Zstd {
 
     /// Decompresses a frame whose content size is recorded in its header, refusing anything larger than `limit`.
     static func decompress(_ input: ArraySlice<UInt8>, limit: Int) throws(ConvoyError) -> [UInt8] {
-        let expected = input.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
+        let result: Result<[UInt8], ConvoyError> = input.withUnsafeBytes { raw in
+            do throws(ConvoyError) { return .success(try decompress(raw, limit: limit)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    static func decompress(_ input: UnsafeRawBufferPointer, limit: Int) throws(ConvoyError) -> [UInt8] {
+        let expected = ZSTD_getFrameContentSize(input.baseAddress, input.count)
         guard expected != ZSTD_CONTENTSIZE_ERROR, expected != ZSTD_CONTENTSIZE_UNKNOWN, expected <= UInt64(limit) else {
             throw ConvoyError(.driverFailure, "not a valid compressed block")
         }
         var size = 0
         let output = [UInt8](unsafeUninitializedCapacity: Int(expected)) { buffer, count in
-            size = input.withUnsafeBytes { ZSTD_decompress(buffer.baseAddress, buffer.count, $0.baseAddress, $0.count) }
+            size = ZSTD_decompress(buffer.baseAddress, buffer.count, input.baseAddress, input.count)
             count = ZSTD_isError(size) == 0 && size == Int(expected) ? size : 0
         }
         guard ZSTD_isError(size) == 0, size == Int(expected) else {

@@ -85,17 +85,17 @@ final class BlockCacheTests: MountTestCase {
 
     func testLeastRecentlyUsedBlocksLeaveFirst() {
         var lru = BlockLRU(capacity: 10)
-        lru.insert("a", [UInt8](repeating: 1, count: 4))
-        lru.insert("b", [UInt8](repeating: 2, count: 4))
-        XCTAssertEqual(lru.get("a"), [1, 1, 1, 1])  // a is now the most recent
-        lru.insert("c", [UInt8](repeating: 3, count: 4))  // 12 > 10: b leaves
+        lru.insert("a", PlainBlock([UInt8](repeating: 1, count: 4)))
+        lru.insert("b", PlainBlock([UInt8](repeating: 2, count: 4)))
+        XCTAssertEqual(lru.get("a")?.bytes, [1, 1, 1, 1])  // a is now the most recent
+        lru.insert("c", PlainBlock([UInt8](repeating: 3, count: 4)))  // 12 > 10: b leaves
         XCTAssertFalse(lru.contains("b"))
         XCTAssertTrue(lru.contains("a") && lru.contains("c"))
         XCTAssertEqual(lru.bytes, 8)
-        lru.insert("huge", [UInt8](repeating: 4, count: 11))  // larger than the cache: not kept, nothing evicted
+        lru.insert("huge", PlainBlock([UInt8](repeating: 4, count: 11)))  // larger than the cache: not kept, nothing evicted
         XCTAssertFalse(lru.contains("huge"))
         XCTAssertEqual(lru.bytes, 8)
-        lru.insert("d", [UInt8](repeating: 5, count: 10))  // evicts everything else
+        lru.insert("d", PlainBlock([UInt8](repeating: 5, count: 10)))  // evicts everything else
         XCTAssertEqual(lru.bytes, 10)
         XCTAssertTrue(lru.contains("d") && !lru.contains("a") && !lru.contains("c"))
         XCTAssertEqual(lru.peakBytes, 10)

@@ -1,0 +1,39 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An object's bytes read for one use: either an array or memory this value allocated (aligned, for O_DIRECT)
+/// and frees. Immutable once made, so it may cross threads.
+public final class ObjectBytes: @unchecked Sendable {
+    private let memory: UnsafeMutableRawPointer?
+    private let array: [UInt8]
+    public let count: Int
+
+    public init(_ array: [UInt8]) {
+        self.array = array
+        memory = nil
+        count = array.count
+    }
+
+    /// Takes ownership of `memory` (from malloc or posix_memalign), of which the first `count` bytes are the object.
+    init(adopting memory: UnsafeMutableRawPointer, count: Int) {
+        self.memory = memory
+        self.count = count
+        array = []
+    }
+
+    deinit { free(memory) }
+
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        if let memory {
+            // Keeps this object (which frees `memory`) alive until `body` is done with the pointer: Swift may
+            // otherwise release it right after its last use, the load of `memory`.
+            defer { withExtendedLifetime(self) {} }
+            return try body(UnsafeRawBufferPointer(start: memory, count: count))
+        }
+        let result: Result<R, E> = array.withUnsafeBytes { raw in
+            do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+}

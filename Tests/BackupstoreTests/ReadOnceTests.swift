@@ -1,0 +1,64 @@
+@testable import Backupstore
+import ConvoyCore
+import ConvoyTestSupport
+import Foundation
+import XCTest
+
+/// `getOnce` reads around the page cache (O_DIRECT) where the filesystem allows it and falls back where it does
+/// not; either way a reader gets exactly the object's bytes, and a block decoded in place equals the one decoded
+/// by copy.
+final class ReadOnceTests: XCTestCase {
+    private func stores() throws -> [(String, FileObjectStore)] {
+        // The disk (O_DIRECT) and /dev/shm (tmpfs: O_DIRECT refused at open, the buffered fallback).
+        let disk = NSTemporaryDirectory() + "convoy-read-once-\(UUID().uuidString)"
+        let memory = "/dev/shm/convoy-read-once-\(UUID().uuidString)"
+        addTeardownBlock {
+            try? FileManager.default.removeItem(atPath: disk)
+            try? FileManager.default.removeItem(atPath: memory)
+        }
+        return [("disk", try FileObjectStore(root: disk)), ("tmpfs", try FileObjectStore(root: memory))]
+    }
+
+    /// The error `body` throws, nil when it succeeds.
+    private func outcome(_ body: () async throws(ConvoyError) -> Void) async -> ConvoyError? {
+        do { try await body() } catch { return error }
+        return nil
+    }
+
+    func testEveryObjectSizeReadsBackExactly() async throws {
+        for (kind, store) in try stores() {
+            for size in [0, 1, 511, 4095, 4096, 4097, (1 << 20) + 3, 3 * 4096] {
+                let bytes = TreeFixture.randomBytes(size, seed: UInt64(size + 1))
+                try await store.put("objects/\(size)", bytes)
+                let read = try await store.getOnce("objects/\(size)")
+                XCTAssertEqual(read.withUnsafeBytes { Array($0) }, bytes, "\(kind), \(size) bytes")
+            }
+            let missing = await outcome { () throws(ConvoyError) in _ = try await store.getOnce("objects/missing") }
+            XCTAssertEqual(missing?.kind, .notFound, "\(kind): \(missing?.message ?? "a missing object was read")")
+        }
+    }
+
+    func testBlocksDecodedInPlaceEqualTheirContentAndBadOnesAreRefused() async throws {
+        for (kind, store) in try stores() {
+            let repository = BackupRepository(store: store)
+            let random = TreeFixture.randomBytes(300_001, seed: 9)  // stored raw
+            let text = [UInt8](String(repeating: "convoy lazily restores ", count: 20_000).utf8)  // stored compressed
+            for plain in [random, text] {
+                let hash = BlockCodec.hash(plain)
+                try await repository.putBlockNow(hash: hash, encoded: plain.withUnsafeBytes { BlockCodec.encode($0) })
+                let inPlace = try await repository.plainBlockReadOnce(hash)
+                XCTAssertEqual(inPlace.bytes, plain, kind)
+                let copied = try await repository.blockReadOnce(hash)
+                XCTAssertEqual(copied, plain, kind)
+            }
+            // A raw block whose last byte changed on disk: refused, naming the block.
+            let hash = BlockCodec.hash(random)
+            var damaged = random.withUnsafeBytes { BlockCodec.encode($0) }
+            damaged[damaged.count - 1] ^= 0xff
+            try await store.put(BackupRepository.blockKey(hash), damaged)
+            let damagedRead = await outcome { () throws(ConvoyError) in _ = try await repository.plainBlockReadOnce(hash) }
+            let message = damagedRead?.message ?? "\(kind): a damaged block was served"
+            XCTAssertTrue(message.contains(hash) && message.contains("corrupt"), message)
+        }
+    }
+}
