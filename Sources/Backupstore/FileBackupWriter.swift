@@ -176,15 +176,20 @@ public struct FileBackupWriter: Sendable {
     /// Splits one file's data regions into content-defined chunks, in order. Holes are skipped.
     private func forEachChunk(_ path: String, size: UInt64,
                               _ body: (UInt64, [UInt8]) async throws(ConvoyError) -> Void) async throws(ConvoyError) {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw PosixFile.failure("open", path) }
-        defer { close(fd) }
+        let file = try SourceFile(path: path, size: size)
+        defer { file.close() }
+        if file.direct {
+            try await forEachChunkReadingAhead(file, size: size, body)
+            return
+        }
         // Small files get a small buffer: allocating (and the kernel zeroing) 8 MiB per file dominated trees of
         // small files.
+        var source = file
         let capacity = Int(min(UInt64(chunker.maximum * 2), max(size, 1)))
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
         defer { buffer.deallocate() }
-        for (regionStart, regionLength) in PosixFile.dataRegions(fd, size: size) {
+        guard let base = buffer.baseAddress else { return }
+        for (regionStart, regionLength) in PosixFile.dataRegions(file.fd, size: size) {
             // buffer[start..<filled] holds unchunked bytes; it is compacted only when less than `maximum` remain
             // and more can be read, so most chunks cost no copy inside the buffer.
             var start = 0
@@ -194,14 +199,13 @@ public struct FileBackupWriter: Sendable {
             let regionEnd = regionStart + regionLength
             while true {
                 if filled - start < chunker.maximum && readOffset < regionEnd {
-                    if start > 0, let base = buffer.baseAddress {
+                    if start > 0 {
                         _ = memmove(base, base + start, filled - start)
                         filled -= start
                         start = 0
                     }
                     let want = Int(min(UInt64(capacity - filled), regionEnd - readOffset))
-                    let got = try PosixFile.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<(filled + want)]),
-                                                 at: readOffset, path: path)
+                    let got = try source.read(into: base + filled, count: want, at: readOffset)
                     filled += got
                     readOffset += UInt64(got)
                     if got < want { readOffset = regionEnd }  // the file shrank while being read

@@ -24,7 +24,8 @@ struct ReadAhead {
         while hinted < end {
             let file = files[hinted]
             hinted += 1
-            guard hinted - 1 > index, file.size > 0 else { continue }
+            // Files read around the page cache (SourceFile) would only be read twice.
+            guard hinted - 1 > index, file.size > 0, file.size < SourceFile.directThreshold else { continue }
             BlockingIOPool.shared.submit {
                 let fd = open(file.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
                 guard fd >= 0 else { return }

@@ -61,4 +61,43 @@ final class ReadOnceTests: XCTestCase {
             XCTAssertTrue(message.contains(hash) && message.contains("corrupt"), message)
         }
     }
+
+    /// Large files are read around the page cache with the next read in flight; the chunks must be exactly those
+    /// of chunking the whole file at once (else deduplication against older backups would break), on a disk
+    /// (O_DIRECT) and on tmpfs (the buffered fallback), and the restore must equal the source.
+    func testLargeFilesChunkAsIfReadWholeAndRestoreExactly() async throws {
+        let sources = ["/dev/shm", NSTemporaryDirectory()].map { $0 + "/convoy-source-\(UUID().uuidString)" }
+        for source in sources {
+            addTeardownBlock { try? FileManager.default.removeItem(atPath: source) }
+            try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+            let random = TreeFixture.randomBytes((9 << 20) + 7, seed: 21)
+            let text = [UInt8](String(repeating: "backups are read once, block by block; ", count: 900_000).utf8)
+            try TreeFixture.write(source + "/random.bin", random)
+            try TreeFixture.write(source + "/text.txt", text)
+            let store = try FileObjectStore(root: source + "-store")
+            addTeardownBlock { try? FileManager.default.removeItem(atPath: source + "-store") }
+            let repository = BackupRepository(store: store)
+            let manifest = try await FileBackupWriter(repository: repository).backup(.init(
+                source: source, volume: "large", backupID: "backup-large1", snapshot: nil, parent: nil, volumeSize: 0))
+            for (name, bytes) in [("random.bin", random), ("text.txt", text)] {
+                let chunks = try XCTUnwrap(manifest.entries.first { $0.path == name }?.chunks)
+                var expected: [String] = []
+                bytes.withUnsafeBytes { raw in
+                    var start = 0
+                    while start < raw.count {
+                        let length = FastCDC.standard.cut(UnsafeRawBufferPointer(rebasing: raw[start...]))
+                        expected.append(BlockCodec.hash(UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)])))
+                        start += length
+                    }
+                }
+                XCTAssertEqual(chunks.map(\.hash), expected, "\(source)/\(name)")
+            }
+            let target = source + "-restored"
+            addTeardownBlock { try? FileManager.default.removeItem(atPath: target) }
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            try await FileRestorer(repository: repository).restore(manifest, into: target)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: target + "/random.bin")), Data(random))
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: target + "/text.txt")), Data(text))
+        }
+    }
 }
