@@ -37,15 +37,18 @@ public struct BackupCopier: Sendable {
             copied.stats.newBytesStored = 0
             let (source, destination, blockSizes) = (self.source, self.destination, sizes)
             // Blocks travel on up to `width` tasks at once: each is read, verified and written independently.
-            let width = 6
+            // Reads bypass the page cache, so only many in flight keep the disk busy: a 2 GB copy took 5.0 s
+            // with 6, 4.2 s with 12, 3.4–3.6 s with 24 (more gained nothing); memory is `width` blocks.
+            let width = 24
             let outcome: Result<UInt64, ConvoyError> = await withTaskGroup(of: Result<UInt64, ConvoyError>.self) { group in
                 var stored: UInt64 = 0
                 var next = 0
                 func launch(_ hash: String) {
                     group.addTask {
                         do throws(ConvoyError) {
-                            let encoded = try await source.encodedBlock(hash)
-                            _ = try BlockCodec.decode(encoded, expectedHash: hash)
+                            // Read once around the page cache, verified (a raw block in place), written as read.
+                            let encoded = try await source.encodedBlockReadOnce(hash)
+                            _ = try BlockCodec.decodeInPlace(encoded, expectedHash: hash)
                             try await destination.putBlock(hash: hash, encoded: encoded)
                             counter.add(bytes: blockSizes[hash] ?? 0, items: 1)
                             return .success(UInt64(encoded.count))

@@ -84,6 +84,10 @@ public struct BackupRepository: Sendable {
         try await store.putDeferred(Self.blockKey(hash), encoded)
     }
 
+    public func putBlock(hash: String, encoded: ObjectBytes) async throws(ConvoyError) {
+        try await store.putDeferred(Self.blockKey(hash), encoded)
+    }
+
     /// Stores a block at once, outside any backup: for a local cache of verified blocks, which has no manifest to
     /// make deferred puts durable.
     public func putBlockNow(hash: String, encoded: [UInt8]) async throws(ConvoyError) {
@@ -116,7 +120,7 @@ public struct BackupRepository: Sendable {
         try BlockCodec.decodeInPlace(try await encodedBlockReadOnce(hash), expectedHash: hash)
     }
 
-    private func encodedBlockReadOnce(_ hash: String) async throws(ConvoyError) -> ObjectBytes {
+    func encodedBlockReadOnce(_ hash: String) async throws(ConvoyError) -> ObjectBytes {
         do { return try await store.getOnce(Self.blockKey(hash)) } catch where error.kind == .notFound {
             throw ConvoyError(.notFound, "block \(hash) is missing from \(store.location)")
         }

@@ -39,6 +39,12 @@ public struct FileObjectStore: ObjectStore {
         pending.add(temporary: temporary, target: target)
     }
 
+    public func putDeferred(_ key: String, _ object: ObjectBytes) async throws(ConvoyError) {
+        let target = try path(key)
+        let temporary = try object.withUnsafeBytes { raw throws(ConvoyError) in try writeTemporary(for: target, raw, sync: false) }
+        pending.add(temporary: temporary, target: target)
+    }
+
     /// One `syncfs` makes every deferred file's data durable; only then are they renamed into place (a crash
     /// before leaves temporaries for the collector, never a visible half-written block), and a second `syncfs`
     /// makes the renames durable before anything that references the objects is written.
@@ -81,6 +87,15 @@ public struct FileObjectStore: ObjectStore {
     }
 
     private func writeTemporary(for target: String, _ bytes: [UInt8], sync: Bool) throws(ConvoyError) -> String {
+        let result: Result<String, ConvoyError> = bytes.withUnsafeBytes { raw in
+            do throws(ConvoyError) { return .success(try writeTemporary(for: target, raw, sync: sync)) } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private func writeTemporary(for target: String, _ bytes: UnsafeRawBufferPointer, sync: Bool) throws(ConvoyError) -> String {
         let directory = String(target[..<(target.lastIndex(of: "/") ?? target.endIndex)])
         try Self.makeDirectories(directory)
         var random = SystemRandomNumberGenerator()
@@ -90,9 +105,7 @@ public struct FileObjectStore: ObjectStore {
         guard fd >= 0 else { throw failure("create", temporary) }
         var written = 0
         while written < bytes.count {
-            let count = bytes.withUnsafeBytes { raw in
-                write(fd, raw.baseAddress.map { $0 + written }, bytes.count - written)
-            }
+            let count = write(fd, bytes.baseAddress.map { $0 + written }, bytes.count - written)
             if count < 0 {
                 if errno == EINTR { continue }
                 let error = failure("write", temporary)
@@ -107,6 +120,10 @@ public struct FileObjectStore: ObjectStore {
             close(fd)
             unlink(temporary)
             throw error
+        }
+        if !sync {
+            EarlyWriteback.shared.start(closing: fd)
+            return temporary
         }
         close(fd)
         return temporary

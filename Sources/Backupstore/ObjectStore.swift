@@ -39,6 +39,8 @@ public protocol ObjectStore: Sendable {
     func putDeferred(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError)
     /// Makes every deferred put durable and visible. Call before writing what references them (a manifest).
     func commitDeferred() async throws(ConvoyError)
+    /// `putDeferred` of bytes read with `getOnce`, without copying them into an array first.
+    func putDeferred(_ key: String, _ object: ObjectBytes) async throws(ConvoyError)
 
     /// Like `get`, for a reader that will not ask for the object again (a restore, a backup mount that keeps
     /// blocks itself): a directory store reads around the page cache, where caching would only cost CPU and push
@@ -54,6 +56,10 @@ extension ObjectStore {
     public func commitDeferred() async throws(ConvoyError) {}
 
     public func getOnce(_ key: String) async throws(ConvoyError) -> ObjectBytes { ObjectBytes(try await get(key)) }
+
+    public func putDeferred(_ key: String, _ object: ObjectBytes) async throws(ConvoyError) {
+        try await putDeferred(key, object.withUnsafeBytes { Array($0) })
+    }
 }
 
 enum ObjectKey {

@@ -31,6 +31,10 @@ static inline void convoy_tune_malloc(int mmapThreshold, int trimThreshold) {
 // modules (Dispatch, Glibc) also see, and break the module build.
 extern int syncfs(int fd);
 static inline int convoy_syncfs(int fd) { return syncfs(fd); }
+// Starts writing a file's dirty pages to disk without waiting for the writes (SYNC_FILE_RANGE_WRITE); it may
+// still block while the device's queue is full.
+extern int sync_file_range(int fd, off_t offset, off_t nbytes, unsigned int flags);
+static inline int convoy_start_writeback(int fd) { return sync_file_range(fd, 0, 0, 2 /* SYNC_FILE_RANGE_WRITE */); }
 // Lowers the calling thread's priority (Linux: nice values are per thread, addressed by thread id).
 static inline int convoy_set_thread_niceness(int niceness) {
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);
