@@ -104,8 +104,11 @@ public final class ConvoyAPIClient {
         try call("GET", "/v1/jobs")
     }
 
-    public func job(_ id: String) throws(ConvoyError) -> ClientAPI.Job {
-        try call("GET", "/v1/jobs/\(try ObjectName.validate(id, kind: "job"))")
+    /// The job; with `waitingUpTo`, answered as soon as it ends or after that many seconds with its progress.
+    public func job(_ id: String, waitingUpTo seconds: Double? = nil) throws(ConvoyError) -> ClientAPI.Job {
+        let path = "/v1/jobs/\(try ObjectName.validate(id, kind: "job"))"
+        guard let seconds else { return try call("GET", path) }
+        return try call("GET", path + "?wait=\(seconds)")
     }
 
     static func queryEscape(_ text: String) -> String {

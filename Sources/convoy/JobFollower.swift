@@ -16,8 +16,9 @@ struct JobFollower {
         let begin = Date()
         var job = started
         var lastLine = ""
-        // Short jobs should not wait out a long poll: start at 2 ms and back off to 200 ms.
-        var pause: UInt32 = 2_000
+        // Each request waits in the daemon until the job ends, at most `refresh`: the end is seen at once, and
+        // progress is redrawn that often.
+        let refresh = 0.2
         while true {
             if json {
                 let line = Output.jsonLine(job)
@@ -27,9 +28,11 @@ struct JobFollower {
                 Output.progressBar(job, elapsed: Date().timeIntervalSince(begin))
             }
             if job.state != .running { break }
-            usleep(pause)
-            pause = min(pause * 2, 200_000)
-            job = try api.job(job.id)
+            let asked = Date()
+            job = try api.job(job.id, waitingUpTo: refresh)
+            // A daemon that answers at once (one without waiting) is not asked more often than `refresh`.
+            let early = refresh - Date().timeIntervalSince(asked)
+            if job.state == .running && early > 0.05 { usleep(UInt32(early * 1_000_000)) }
         }
         if terminal && !json { Output.clearProgressLine() }
         switch job.state {

@@ -72,8 +72,11 @@ struct BackupRoutes {
         routes.handle(router, .get, "/v1/jobs") { _, _ throws(ConvoyError) in
             await jobs.jobs()
         }
-        routes.handle(router, .get, "/v1/jobs/{name}") { _, id throws(ConvoyError) in
-            guard let job = await jobs.job(id) else { throw .notFound("no job \(id)") }
+        // `wait=SECONDS` (at most 10) answers as soon as the job ends, or after that long with its progress.
+        routes.handle(router, .get, "/v1/jobs/{name}") { request, id throws(ConvoyError) in
+            let wait = request.uri.queryParameters.get("wait").flatMap(Double.init).map { min(max($0, 0), 10) } ?? 0
+            let job = wait > 0 ? await jobs.waitForEnd(id, upTo: .milliseconds(Int(wait * 1000))) : await jobs.job(id)
+            guard let job else { throw .notFound("no job \(id)") }
             return job
         }
     }

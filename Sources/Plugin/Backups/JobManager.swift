@@ -13,6 +13,11 @@ public actor JobManager {
     private var live: [String: ClientAPI.Job] = [:]
     /// Latest progress per running job, written from the job's own task without an actor hop.
     private var progress: [String: ProgressBox] = [:]
+    /// Callers of `waitForEnd`, resumed when their job ends (or by their own timeout, which leaves its token in
+    /// `abandoned` when it comes before the waiter has registered).
+    private var endWaiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
+    private var abandoned: Set<Int> = []
+    private var nextWaiter = 0
 
     public init(store: StateStore, logger: Logger) {
         self.store = store
@@ -48,12 +53,48 @@ public actor JobManager {
     public func run(kind: String, target: String, work: @escaping Work) async throws(ConvoyError) -> [String: String] {
         let job = try start(kind: kind, target: target, work: work)
         while true {
-            guard let current = self.job(job.id) else { throw ConvoyError(.internalFailure, "job \(job.id) vanished") }
+            guard let current = await waitForEnd(job.id, upTo: .seconds(5)) else {
+                throw ConvoyError(.internalFailure, "job \(job.id) vanished")
+            }
             switch current.state {
-            case .running: try? await Task.sleep(for: .milliseconds(50))
+            case .running: continue
             case .succeeded: return current.result ?? [:]
             case .failed, .interrupted: throw ConvoyError(.driverFailure, current.error ?? "job \(job.id) failed")
             }
+        }
+    }
+
+    /// The job once it has ended, or as it is after `timeout` if it is still running: clients follow jobs with
+    /// this instead of polling, so a short job's end is seen at once rather than at the next poll.
+    public func waitForEnd(_ id: String, upTo timeout: Duration) async -> ClientAPI.Job? {
+        guard let current = job(id), current.state == .running else { return job(id) }
+        let token = nextWaiter
+        nextWaiter += 1
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.registerEndWaiter(id, token) }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+            self.releaseEndWaiter(id, token)
+        }
+        return job(id)
+    }
+
+    private func registerEndWaiter(_ id: String, _ token: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            if abandoned.remove(token) != nil || live[id]?.state != .running {
+                continuation.resume()
+            } else {
+                endWaiters[id, default: [:]][token] = continuation
+            }
+        }
+    }
+
+    private func releaseEndWaiter(_ id: String, _ token: Int) {
+        if let continuation = endWaiters[id]?.removeValue(forKey: token) {
+            continuation.resume()
+        } else if live[id]?.state == .running {
+            abandoned.insert(token)  // its registration has not run yet
         }
     }
 
@@ -86,6 +127,7 @@ public actor JobManager {
         job.error = error
         job.finishedAt = Self.now()
         live[id] = job
+        for waiter in (endWaiters.removeValue(forKey: id) ?? [:]).values { waiter.resume() }
         do { try store.saveJob(job) } catch { logger.error("cannot record the end of job \(id): \(error.message)") }
         if let error {
             logger.error("job failed", metadata: ["job": "\(id)", "error": "\(error)"])
