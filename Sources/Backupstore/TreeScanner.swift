@@ -26,9 +26,49 @@ struct TreeScanner {
         relative.isEmpty ? root : root + "/" + relative
     }
 
+    /// What the system says about one path: its `lstat`, extended attributes and, for a symlink, its target.
+    private struct Probe {
+        var info: stat
+        var xattrs: [String: [UInt8]]
+        var target: String?
+    }
+
+    private static func probe(_ path: String) -> Result<Probe, ConvoyError> {
+        do throws(ConvoyError) {
+            let info = try PosixFile.lstatPath(path)
+            let target = info.st_mode & S_IFMT == S_IFLNK ? try PosixFile.readLink(path) : nil
+            return .success(Probe(info: info, xattrs: try PosixFile.xattrs(path), target: target))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Probes of a directory's children, in their order. Many are probed on several threads: after a cold start
+    /// each lookup reads directory and inode blocks, and one thread doing them all was a fifth of an
+    /// incremental backup.
+    private static func probeAll(_ paths: [String]) -> [Result<Probe, ConvoyError>] {
+        let stripes = min(4, paths.count / 64)
+        guard stripes > 1 else { return paths.map(probe) }
+        let results = ProbeResults<Result<Probe, ConvoyError>>(count: paths.count)
+        DispatchQueue.concurrentPerform(iterations: stripes) { stripe in
+            var index = stripe
+            while index < paths.count {
+                results.set(index, probe(paths[index]))
+                index += stripes
+            }
+        }
+        return zip(paths, results.all()).map { path, result in
+            result ?? .failure(ConvoyError(.internalFailure, "\(path) was not examined"))
+        }
+    }
+
     private func visit(relative: String, entries: inout [Entry], firstPaths: inout [InodeKey: String]) throws(ConvoyError) {
+        try visit(relative: relative, probe: Self.probe(absolute(relative)).get(), entries: &entries, firstPaths: &firstPaths)
+    }
+
+    private func visit(relative: String, probe: Probe, entries: inout [Entry], firstPaths: inout [InodeKey: String]) throws(ConvoyError) {
         let path = absolute(relative)
-        let info = try PosixFile.lstatPath(path)
+        let info = probe.info
         var entry = Entry(
             path: relative, type: .file, mode: UInt32(info.st_mode & 0o7777), uid: info.st_uid, gid: info.st_gid,
             mtimeSeconds: Int64(info.st_mtim.tv_sec), mtimeNanoseconds: Int64(info.st_mtim.tv_nsec), size: 0)
@@ -48,7 +88,7 @@ struct TreeScanner {
             entry.size = UInt64(info.st_size)
         case S_IFLNK:
             entry.type = .symlink
-            entry.target = try PosixFile.readLink(path)
+            entry.target = probe.target ?? ""
         case S_IFIFO: entry.type = .fifo
         case S_IFSOCK: entry.type = .socket
         case S_IFCHR:
@@ -60,15 +100,35 @@ struct TreeScanner {
         default:
             throw ConvoyError(.driverFailure, "\(path) has an unknown file type")
         }
-        let attributes = try PosixFile.xattrs(path)
-        if !attributes.isEmpty {
-            entry.xattrs = attributes.mapValues { Data($0).base64EncodedString() }
+        if !probe.xattrs.isEmpty {
+            entry.xattrs = probe.xattrs.mapValues { Data($0).base64EncodedString() }
         }
         entries.append(entry)
         if entry.type == .directory {
-            for name in try PosixFile.names(in: path) {
-                try visit(relative: relative.isEmpty ? name : relative + "/" + name, entries: &entries, firstPaths: &firstPaths)
+            let children = try PosixFile.names(in: path).map { relative.isEmpty ? $0 : relative + "/" + $0 }
+            for (child, probe) in zip(children, Self.probeAll(children.map(absolute))) {
+                try visit(relative: child, probe: probe.get(), entries: &entries, firstPaths: &firstPaths)
             }
         }
     }
+}
+
+/// Results written by the probing threads, each index by exactly one of them (into memory allocated once, so
+/// no write ever touches another's element or the storage itself).
+private final class ProbeResults<Value>: @unchecked Sendable {
+    private let storage: UnsafeMutableBufferPointer<Value?>
+
+    init(count: Int) {
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: nil)
+    }
+
+    deinit {
+        storage.deinitialize()
+        storage.deallocate()
+    }
+
+    func set(_ index: Int, _ value: Value) { storage[index] = value }
+
+    func all() -> [Value?] { Array(storage) }
 }
