@@ -24,11 +24,8 @@ public struct BackupCopier: Sendable {
             let candidates = sizes.keys.filter { !lastBackup.contains($0) }.sorted()
             let askPerBlock = destination.store.existenceChecksAreCheap || candidates.count <= 64
             let listed = askPerBlock ? [] : try await destination.blockHashes()
-            var missing: [String] = []
-            for hash in candidates where !listed.contains(hash) {
-                if askPerBlock, try await destination.hasBlock(hash) { continue }
-                missing.append(hash)
-            }
+            let unlisted = candidates.filter { !listed.contains($0) }
+            let missing = askPerBlock ? try await destination.missingBlocks(unlisted) : unlisted
             let counter = ProgressCounter(WorkProgress(phase: "uploading", bytesTotal: missing.reduce(0) { $0 + (sizes[$1] ?? 0) },
                                                        itemsTotal: missing.count), sink: progress)
             var copied = manifest

@@ -73,6 +73,12 @@ public struct BackupRepository: Sendable {
         try await store.exists(Self.blockKey(hash))
     }
 
+    /// Of `hashes`, the blocks the store lacks (asked per block: for stores where that is cheap, or few blocks).
+    public func missingBlocks(_ hashes: [String]) async throws(ConvoyError) -> [String] {
+        let absent = try await store.absent(hashes.map(Self.blockKey))
+        return hashes.filter { absent.contains(Self.blockKey($0)) }
+    }
+
     /// The blocks already in the store, for deduplication: all of them from one listing, or none when asking
     /// per block is cheaper (then `hasBlock` is asked for each new hash).
     func knownBlocksForDeduplication() async throws(ConvoyError) -> Set<String> {

@@ -39,6 +39,8 @@ public protocol ObjectStore: Sendable {
     func putDeferred(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError)
     /// Makes every deferred put durable and visible. Call before writing what references them (a manifest).
     func commitDeferred() async throws(ConvoyError)
+    /// The keys of `keys` that do not exist, for stores whose existence checks are cheap (one call per key).
+    func absent(_ keys: [String]) async throws(ConvoyError) -> Set<String>
     /// `putDeferred` of bytes read with `getOnce`, without copying them into an array first.
     func putDeferred(_ key: String, _ object: ObjectBytes) async throws(ConvoyError)
 
@@ -56,6 +58,12 @@ extension ObjectStore {
     public func commitDeferred() async throws(ConvoyError) {}
 
     public func getOnce(_ key: String) async throws(ConvoyError) -> ObjectBytes { ObjectBytes(try await get(key)) }
+
+    public func absent(_ keys: [String]) async throws(ConvoyError) -> Set<String> {
+        var missing: Set<String> = []
+        for key in keys where !(try await exists(key)) { missing.insert(key) }
+        return missing
+    }
 
     public func putDeferred(_ key: String, _ object: ObjectBytes) async throws(ConvoyError) {
         try await putDeferred(key, object.withUnsafeBytes { Array($0) })
