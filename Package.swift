@@ -82,7 +82,7 @@ let package = Package(
             "Backupstore", "ConvoyCore", "CLinux", "AWS", "ConvoyTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "PluginTests", dependencies: ["Plugin", "Drivers", "ConvoyCore"]),
+        .testTarget(name: "PluginTests", dependencies: ["Plugin", "Drivers", "ConvoyCore", "Backupstore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ConvoyClient", "ConvoyCore", "AWS", "convoy"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "ConvoyCore"]),
     ]
