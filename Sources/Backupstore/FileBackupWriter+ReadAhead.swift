@@ -1,13 +1,12 @@
 import ConvoyCore
-import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
 extension FileBackupWriter {
     /// Bytes one read of a large file asks for, and how many such reads fit the buffer between compactions.
-    static let directReadSize = (Int(ProcessInfo.processInfo.environment["DRS"] ?? "") ?? 4) << 20
-    static let directReadsPerCompaction = 56 / (directReadSize >> 20)
+    static let directReadSize = 4 << 20
+    static let directReadsPerCompaction = 7
 
     /// `forEachChunk` for a file read around the page cache: with no kernel read-ahead, the next read runs on the
     /// I/O pool while the bytes already read are chunked. The buffer holds several reads, so the unchunked tail

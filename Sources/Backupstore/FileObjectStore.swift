@@ -189,7 +189,7 @@ public struct FileObjectStore: ObjectStore {
     public func absent(_ keys: [String]) async throws(ConvoyError) -> Set<String> {
         let files = try keys.map { key throws(ConvoyError) in (key, try path(key)) }
         let stripes = max(1, min(4, files.count / 256))
-        let found: [Set<String>] = await withTaskGroup(of: Set<String>.self) { group in
+        let missingParts: [Set<String>] = await withTaskGroup(of: Set<String>.self) { group in
             for stripe in 0..<stripes {
                 group.addTask {
                     let mine = stride(from: stripe, to: files.count, by: stripes).map { files[$0] }
@@ -207,7 +207,7 @@ public struct FileObjectStore: ObjectStore {
             for await part in group { all.append(part) }
             return all
         }
-        return found.reduce(into: Set<String>()) { $0.formUnion($1) }
+        return missingParts.reduce(into: Set<String>()) { $0.formUnion($1) }
     }
 
     public func delete(_ keys: [String]) async throws(ConvoyError) {
