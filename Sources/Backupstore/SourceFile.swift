@@ -12,8 +12,8 @@ import Glibc
 struct SourceFile {
     /// Files at least this large are read around the page cache.
     static let directThreshold: UInt64 = 8 << 20
-    /// O_DIRECT's alignment for buffers, offsets and lengths (logical blocks of 512 or 4096 bytes).
-    static let alignment = 4096
+    /// O_DIRECT's alignment for buffers, offsets and lengths.
+    static let alignment = UncachedRead.alignment
 
     let fd: Int32
     let path: String
@@ -62,8 +62,7 @@ struct SourceFile {
     }
 
     private mutating func leaveDirectMode() {
-        let flags = fcntl(fd, F_GETFL)
-        if flags >= 0 { _ = fcntl(fd, F_SETFL, flags & ~convoy_O_DIRECT) }
+        UncachedRead.leaveDirectMode(fd)
         direct = false
     }
 }

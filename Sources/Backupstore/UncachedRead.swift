@@ -52,7 +52,7 @@ enum UncachedRead {
 
     /// Switches `fd` to buffered reads; false when it already was.
     @discardableResult
-    private static func leaveDirectMode(_ fd: Int32) -> Bool {
+    static func leaveDirectMode(_ fd: Int32) -> Bool {
         let flags = fcntl(fd, F_GETFL)
         guard flags >= 0, flags & convoy_O_DIRECT != 0 else { return false }
         return fcntl(fd, F_SETFL, flags & ~convoy_O_DIRECT) == 0
