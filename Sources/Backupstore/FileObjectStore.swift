@@ -51,6 +51,7 @@ public struct FileObjectStore: ObjectStore {
     public func commitDeferred() async throws(ConvoyError) {
         let items = pending.take()
         guard !items.isEmpty else { return }
+        EarlyWriteback.shared.flush()
         try syncFilesystem()
         for (temporary, target) in items {
             guard rename(temporary, target) == 0 else {
@@ -96,12 +97,15 @@ public struct FileObjectStore: ObjectStore {
     }
 
     private func writeTemporary(for target: String, _ bytes: UnsafeRawBufferPointer, sync: Bool) throws(ConvoyError) -> String {
-        let directory = String(target[..<(target.lastIndex(of: "/") ?? target.endIndex)])
-        try Self.makeDirectories(directory)
         var random = SystemRandomNumberGenerator()
         // The writer's host and pid are in the name, so a collector can tell a dead writer's leftovers.
         let temporary = "\(target).tmp-\(Self.writerTag)-\(String(random.next() as UInt64, radix: 16))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        var fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        // The directory is made only when missing: a `stat` of it before every block was 4 % of a backup's CPU.
+        if fd < 0 && errno == ENOENT {
+            try Self.makeDirectories(String(target[..<(target.lastIndex(of: "/") ?? target.endIndex)]))
+            fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        }
         guard fd >= 0 else { throw failure("create", temporary) }
         var written = 0
         while written < bytes.count {
@@ -122,7 +126,7 @@ public struct FileObjectStore: ObjectStore {
             throw error
         }
         if !sync {
-            EarlyWriteback.shared.start(closing: fd)
+            EarlyWriteback.shared.start(closing: fd, bytes: bytes.count)
             return temporary
         }
         close(fd)

@@ -29,6 +29,12 @@ struct SourceFile {
             direct = false
         }
         guard fd >= 0 else { throw PosixFile.failure("open", path) }
+        // A file whose data is all in memory (written or read moments ago) is cheaper to copy from the cache
+        // than to read from the disk again.
+        if direct && UncachedRead.isCached(fd, size: size) {
+            UncachedRead.leaveDirectMode(fd)
+            direct = false
+        }
         self.fd = fd
         self.path = path
         self.direct = direct

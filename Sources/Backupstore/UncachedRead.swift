@@ -7,6 +7,8 @@ import Glibc
 /// Reads a whole file around the page cache (O_DIRECT) into aligned memory of its own. For objects read once,
 /// such as a block fetched by a restore or a backup mount: a buffered read would allocate page-cache pages,
 /// insert them and copy them out again, which measured a quarter of a cold backup-mount read's CPU time.
+/// A file whose pages are all cached already (a block written moments ago, then copied to another store) is
+/// read through the cache instead, so that it costs no disk read.
 /// Filesystems without O_DIRECT (tmpfs), or a short read that leaves an unaligned offset, fall back to buffered
 /// reads of the same descriptor; either way the caller gets the file's bytes.
 enum UncachedRead {
@@ -28,6 +30,7 @@ enum UncachedRead {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw Failure(code: errno, operation: "stat") }
         let size = Int(info.st_size)
+        if isCached(fd, size: UInt64(size)) { leaveDirectMode(fd) }
         // The file rounded up to whole aligned blocks: O_DIRECT reads whole blocks and stops at the end.
         let capacity = max(alignment, (size + alignment - 1) / alignment * alignment)
         var allocated: UnsafeMutableRawPointer?
@@ -49,6 +52,16 @@ enum UncachedRead {
         }
         return ObjectBytes(adopting: memory, count: min(done, size))
     }
+
+    /// Whether every page of the file's `size` bytes is in the page cache, as for a block a backup wrote moments
+    /// ago: then a buffered read is a copy from memory, where a direct read would go to the disk for it again.
+    /// False when the kernel cannot say (cachestat(2) needs Linux 6.5).
+    static func isCached(_ fd: Int32, size: UInt64) -> Bool {
+        let pages = convoy_cached_pages(fd)
+        return pages >= 0 && UInt64(pages) * UInt64(pageSize) >= size
+    }
+
+    private static let pageSize = max(4096, sysconf(Int32(_SC_PAGESIZE)))
 
     /// Switches `fd` to buffered reads; false when it already was.
     @discardableResult

@@ -1,4 +1,5 @@
 @testable import Backupstore
+import CLinux
 import ConvoyCore
 import ConvoyTestSupport
 import Foundation
@@ -65,15 +66,24 @@ final class ReadOnceTests: XCTestCase {
     /// Large files are read around the page cache with the next read in flight; the chunks must be exactly those
     /// of chunking the whole file at once (else deduplication against older backups would break), on a disk
     /// (O_DIRECT) and on tmpfs (the buffered fallback), and the restore must equal the source.
+    /// Files whose pages are all cached are read through the cache (no disk read), others around it; on disk
+    /// both ways are exercised.
     func testLargeFilesChunkAsIfReadWholeAndRestoreExactly() async throws {
-        let sources = ["/dev/shm", NSTemporaryDirectory()].map { $0 + "/convoy-source-\(UUID().uuidString)" }
-        for source in sources {
+        let sources = [("/dev/shm", false), (NSTemporaryDirectory(), true), (NSTemporaryDirectory(), false)]
+        for (parent, evicted) in sources {
+            let source = parent + "/convoy-source-\(UUID().uuidString)"
             addTeardownBlock { try? FileManager.default.removeItem(atPath: source) }
             try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
             let random = TreeFixture.randomBytes((9 << 20) + 7, seed: 21)
             let text = [UInt8](String(repeating: "backups are read once, block by block; ", count: 900_000).utf8)
             try TreeFixture.write(source + "/random.bin", random)
             try TreeFixture.write(source + "/text.txt", text)
+            if evicted {
+                for name in ["random.bin", "text.txt"] {
+                    try evict(source + "/" + name)
+                    XCTAssertNotEqual(try cachedState(source + "/" + name), true, "\(name) is still in the page cache")
+                }
+            }
             let store = try FileObjectStore(root: source + "-store")
             addTeardownBlock { try? FileManager.default.removeItem(atPath: source + "-store") }
             let repository = BackupRepository(store: store)
@@ -90,7 +100,7 @@ final class ReadOnceTests: XCTestCase {
                         start += length
                     }
                 }
-                XCTAssertEqual(chunks.map(\.hash), expected, "\(source)/\(name)")
+                XCTAssertEqual(chunks.map(\.hash), expected, "\(source)/\(name), evicted: \(evicted)")
             }
             let target = source + "-restored"
             addTeardownBlock { try? FileManager.default.removeItem(atPath: target) }
@@ -99,5 +109,48 @@ final class ReadOnceTests: XCTestCase {
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: target + "/random.bin")), Data(random))
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: target + "/text.txt")), Data(text))
         }
+    }
+
+    /// A file just written is in the page cache and read through it; once evicted it is read around it. Either
+    /// way the bytes are the file's.
+    func testCachedObjectsAreReadThroughTheCacheOthersAroundIt() async throws {
+        let root = NSTemporaryDirectory() + "convoy-cached-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: root) }
+        let store = try FileObjectStore(root: root)
+        let bytes = TreeFixture.randomBytes((2 << 20) + 5, seed: 33)
+        try await store.put("objects/one", bytes)
+        let path = root + "/objects/one"
+        guard let cached = try cachedState(path) else {
+            throw XCTSkip("this kernel has no cachestat(2) (Linux 6.5); every object is read around the cache")
+        }
+        XCTAssertTrue(cached, "a file just written should be in the page cache")
+        let whileCached = try await store.getOnce("objects/one").withUnsafeBytes { Array($0) }
+        XCTAssertEqual(whileCached, bytes)
+        try evict(path)
+        XCTAssertEqual(try cachedState(path), false, "the file should have left the page cache")
+        let fromDisk = try await store.getOnce("objects/one").withUnsafeBytes { Array($0) }
+        XCTAssertEqual(fromDisk, bytes)
+        // A direct read leaves the file out of the cache: it was read once.
+        XCTAssertEqual(try cachedState(path), false, "a direct read should not fill the page cache")
+    }
+
+    /// Writes the file's pages out and drops them from the page cache.
+    private func evict(_ path: String) throws {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        XCTAssertEqual(fsync(fd), 0)
+        XCTAssertEqual(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0)
+    }
+
+    /// Whether all of the file is in the page cache; nil when the kernel cannot say.
+    private func cachedState(_ path: String) throws -> Bool? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        guard convoy_cached_pages(fd) >= 0 else { return nil }
+        var info = stat()
+        XCTAssertEqual(fstat(fd, &info), 0)
+        return UncachedRead.isCached(fd, size: UInt64(info.st_size))
     }
 }

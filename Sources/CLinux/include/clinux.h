@@ -35,6 +35,14 @@ static inline int convoy_syncfs(int fd) { return syncfs(fd); }
 // still block while the device's queue is full.
 extern int sync_file_range(int fd, off_t offset, off_t nbytes, unsigned int flags);
 static inline int convoy_start_writeback(int fd) { return sync_file_range(fd, 0, 0, 2 /* SYNC_FILE_RANGE_WRITE */); }
+// Pages of `fd` in the page cache, from offset 0 to the end (cachestat(2), Linux 6.5; declared here because
+// Debian 12's headers predate it). Returns -1 with errno ENOSYS on older kernels.
+static inline long long convoy_cached_pages(int fd) {
+    struct { unsigned long long off, len; } range = { 0, 0 };
+    struct { unsigned long long nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted; } stat;
+    if (syscall(451 /* __NR_cachestat on x86_64 and arm64 */, fd, &range, &stat, 0) != 0) return -1;
+    return (long long)stat.nr_cache;
+}
 // Lowers the calling thread's priority (Linux: nice values are per thread, addressed by thread id).
 static inline int convoy_set_thread_niceness(int niceness) {
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);
