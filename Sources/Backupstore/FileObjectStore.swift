@@ -180,12 +180,12 @@ public struct FileObjectStore: ObjectStore {
         }
     }
 
+    /// On the calling thread, like the writes of deferred puts: a backup asks this before storing each new block,
+    /// and a round trip through the I/O pool cost more than the `lstat`.
     public func exists(_ key: String) async throws(ConvoyError) -> Bool {
         let file = try path(key)
-        return try await BlockingIOPool.shared.run { () -> Bool in
-            var info = stat()
-            return lstat(file, &info) == 0
-        }
+        var info = stat()
+        return lstat(file, &info) == 0
     }
 
     /// A few I/O-pool jobs `lstat` the keys between them, instead of one pool round trip per key: a copy into

@@ -29,6 +29,52 @@ final class ChunkingAndCodecTests: XCTestCase {
         XCTAssertTrue((512 << 10)...(2 << 20) ~= average, "average chunk \(average)")
     }
 
+    /// The cut points are part of the format: the two-bytes-a-step scan must cut exactly where the byte-at-a-time
+    /// definition of FastCDC with normalized chunking does, on random and on text data, with chunk sizes small
+    /// enough that cuts fall on odd and even positions and at the edge of the normalization point.
+    func testCutPointsEqualTheByteAtATimeDefinition() {
+        let words = "a backup reads every byte once and names each chunk by its hash ".utf8
+        let text = (0..<200_000).map { index in words[words.index(words.startIndex, offsetBy: (index * 7) % words.count)] }
+        let inputs = [TreeFixture.randomBytes(9 << 20, seed: 11), Array(text), TreeFixture.randomBytes(4097, seed: 12)]
+        let chunkers = [FastCDC.standard, FastCDC(minimum: 64, average: 256, maximum: 1024),
+                        FastCDC(minimum: 1, average: 2, maximum: 8), FastCDC(minimum: 4096, average: 16384, maximum: 65536)]
+        for chunker in chunkers {
+            for input in inputs {
+                var cuts = 0
+                input.withUnsafeBytes { raw in
+                    var start = 0
+                    while start < raw.count {
+                        let rest = UnsafeRawBufferPointer(rebasing: raw[start...])
+                        let length = chunker.cut(rest)
+                        XCTAssertEqual(length, referenceCut(rest, chunker), "at \(start), chunker \(chunker.average)")
+                        guard length > 0 else { return }
+                        start += length
+                        cuts += 1
+                    }
+                }
+                XCTAssertGreaterThan(cuts, 0)
+            }
+        }
+    }
+
+    /// FastCDC as defined, one byte at a time: masks on the hash's top bits, two more bits before the average
+    /// size and two fewer after it.
+    private func referenceCut(_ data: UnsafeRawBufferPointer, _ chunker: FastCDC) -> Int {
+        func topBits(_ count: Int) -> UInt64 {
+            count >= 64 ? UInt64.max : ((UInt64(1) << UInt64(count)) - 1) << UInt64(64 - count)
+        }
+        let bits = max(1, Int.bitWidth - 1 - chunker.average.leadingZeroBitCount)
+        let (small, large) = (topBits(bits + 2), topBits(max(1, bits - 2)))
+        if data.count <= chunker.minimum { return data.count }
+        let end = min(data.count, chunker.maximum)
+        var hash: UInt64 = 0
+        for index in chunker.minimum..<end {
+            hash = (hash << 1) &+ Gear.table[Int(data[index])]
+            if hash & (index < min(end, chunker.average) ? small : large) == 0 { return index + 1 }
+        }
+        return end
+    }
+
     func testAnInsertionChangesOnlyNearbyChunks() {
         let data = TreeFixture.randomBytes(32 << 20, seed: 6)
         var shifted = data
