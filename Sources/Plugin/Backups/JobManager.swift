@@ -67,7 +67,8 @@ public actor JobManager {
     /// The job once it has ended, or as it is after `timeout` if it is still running: clients follow jobs with
     /// this instead of polling, so a short job's end is seen at once rather than at the next poll.
     public func waitForEnd(_ id: String, upTo timeout: Duration) async -> ClientAPI.Job? {
-        guard let current = job(id), current.state == .running else { return job(id) }
+        guard let current = job(id) else { return nil }
+        guard current.state == .running else { return current }
         let token = nextWaiter
         nextWaiter += 1
         await withTaskGroup(of: Void.self) { group in
