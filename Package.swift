@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // libfuse3 through pkg-config; the shim header fixes FUSE_USE_VERSION.
@@ -52,10 +55,16 @@ let package = Package(
         // A small blocking HTTP/1.1 client over UNIX sockets, used by the CLI, the tests and the benchmark.
         .target(name: "ConvoyClient", dependencies: ["ConvoyCore"]),
         // S3 client, SigV4 signer and credentials, written here: no Swift AWS SDK is available. HTTP goes through
-        // URLSession (FoundationNetworking) so that no second TLS stack has to be built.
+        // AsyncHTTPClient (SwiftNIO, TLS built in), not URLSession: FoundationNetworking brings libcurl and some 30
+        // shared libraries that every start of the CLI had to load.
         .target(name: "AWS", dependencies: [
             "ConvoyCore",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         // The one binary: daemon and CLI.
         .executableTarget(name: "convoy", dependencies: [

@@ -1,8 +1,9 @@
-import Synchronization
+import AsyncHTTPClient
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
 
 /// One HTTP exchange, with the body held in memory.
 struct HTTPRequest: Sendable {
@@ -29,32 +30,37 @@ struct TransportError: Error, Sendable {
     var retryable: Bool
 }
 
-/// URLSession (FoundationNetworking on Linux) rather than AsyncHTTPClient: it needs no second TLS stack to build.
-/// One session per client; it pools connections. Two bounds per request: `idleTimeout` (no byte moved for that
-/// long; URLSession's own timeout, which a server trickling bytes never trips) and `timeLimit` (the whole exchange).
+/// AsyncHTTPClient over SwiftNIO, one client per S3/EC2 client; it pools connections. Two bounds per request:
+/// `idleTimeout` (connecting, or no byte read for that long) and `timeLimit` (the whole exchange, which a server
+/// trickling bytes would otherwise stretch without end). Retries belong to `RetryingSender`, so the client's own
+/// retry of failed connections is off.
 final class HTTPTransport: Sendable {
-    private let session: URLSession
+    private let client: HTTPClient
     let idleTimeout: TimeInterval
     let timeLimit: Duration
+    /// The largest answer body read into memory: S3's largest single object.
+    static let largestBody = 5 << 30
 
     init(idleTimeout: TimeInterval, timeLimit: Duration, maximumConnections: Int) {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = idleTimeout
-        configuration.httpMaximumConnectionsPerHost = maximumConnections
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        configuration.urlCache = nil
-        configuration.httpCookieStorage = nil
-        configuration.httpShouldSetCookies = false
-        session = URLSession(configuration: configuration)
+        let idle = TimeAmount.milliseconds(Int64(max(idleTimeout, 0.001) * 1000))
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow, timeout: .init(connect: idle, read: idle),
+            connectionPool: .init(idleTimeout: .seconds(60),
+                                  concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maximumConnections)),
+            decompression: .disabled)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.httpVersion = .http1Only
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.idleTimeout = idleTimeout
         self.timeLimit = timeLimit
     }
 
     deinit {
-        session.invalidateAndCancel()
+        // The client keeps itself alive until its connections are closed.
+        client.shutdown { _ in }
     }
 
-    /// The exchange, raced against `timeLimit`; the loser is cancelled (URLSession honours task cancellation).
+    /// The exchange, raced against `timeLimit`; the loser is cancelled (AsyncHTTPClient honours task cancellation).
     func send(_ request: HTTPRequest) async throws(TransportError) -> HTTPResponse {
         let limit = timeLimit
         do {
@@ -80,111 +86,77 @@ final class HTTPTransport: Sendable {
     }
 
     private func exchange(_ request: HTTPRequest) async throws(TransportError) -> HTTPResponse {
-        var urlRequest = URLRequest(url: request.url, cachePolicy: .reloadIgnoringLocalCacheData,
-                                    timeoutInterval: idleTimeout)
-        urlRequest.httpMethod = request.method
+        var outgoing = HTTPClientRequest(url: request.url.absoluteString)
+        outgoing.method = HTTPMethod(rawValue: request.method)
         for (name, value) in request.headers {
-            urlRequest.setValue(value, forHTTPHeaderField: name)
+            outgoing.headers.replaceOrAdd(name: name, value: value)
         }
         // S3 refuses a PUT without a length; an empty body must still be sent as `Content-Length: 0`.
         if request.method == "PUT" || request.method == "POST" {
-            urlRequest.httpBody = request.body
+            outgoing.body = .bytes(ByteBuffer(bytes: request.body))
         }
-        let data: Data
-        let response: URLResponse
         do {
-            (data, response) = try await Self.load(urlRequest, in: session)
-        } catch let error as URLError {
-            throw TransportError(description: "\(Self.describe(error.code)) (\(error.localizedDescription))",
-                                 retryable: Self.isTransient(error.code))
-        } catch is CancellationError {
-            throw TransportError(description: "cancelled", retryable: false)
+            let response = try await client.execute(outgoing, timeout: .nanoseconds(Int64(Self.nanoseconds(timeLimit))))
+            let body = try await response.body.collect(upTo: Self.largestBody)
+            var headers: [String: String] = [:]
+            for (name, value) in response.headers {
+                let key = name.lowercased()
+                headers[key] = headers[key].map { $0 + ", " + value } ?? value
+            }
+            return HTTPResponse(status: Int(response.status.code), headers: headers, body: Data(body.readableBytesView))
         } catch {
-            throw TransportError(description: "\(error)", retryable: false)
+            throw Self.describe(error)
         }
-        guard let http = response as? HTTPURLResponse else {
-            throw TransportError(description: "the answer was not HTTP", retryable: false)
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+
+    /// The error in words, and whether another attempt may succeed.
+    static func describe(_ error: any Error) -> TransportError {
+        if error is CancellationError {
+            return TransportError(description: "cancelled", retryable: false)
         }
-        var headers: [String: String] = [:]
-        for (name, value) in http.allHeaderFields {
-            if let name = name as? String, let value = value as? String {
-                headers[name.lowercased()] = value
+        if error is NIOSSLError || error is BoringSSLError {
+            return TransportError(description: "TLS failure (\(error))", retryable: false)
+        }
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout, .readTimeout, .deadlineExceeded, .writeTimeout:
+                return TransportError(description: "timed out (\(error))", retryable: true)
+            case .remoteConnectionClosed:
+                return TransportError(description: "connection lost (\(error))", retryable: true)
+            case .cancelled:
+                return TransportError(description: "cancelled", retryable: false)
+            default:
+                return TransportError(description: "HTTP client error (\(error))", retryable: false)
             }
         }
-        return HTTPResponse(status: http.statusCode, headers: headers, body: data)
-    }
-
-    /// `session.data(for:)` deadlocks on Linux when a task is cancelled while its answer is being delivered: the
-    /// cancellation handler runs under the task's status lock and waits for the session's queue, which waits for
-    /// that lock to resume the task. Here the request is a plain data task, and cancellation only schedules
-    /// `cancel()` on another queue, so no lock is held across the two.
-    private static func load(_ request: URLRequest, in session: URLSession) async throws -> (Data, URLResponse) {
-        let holder = DataTaskHolder()
-        let result: Result<(Data, URLResponse), any Error> = await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let task = session.dataTask(with: request) { data, response, error in
-                    if let error {
-                        continuation.resume(returning: .failure(error))
-                    } else if let response {
-                        continuation.resume(returning: .success((data ?? Data(), response)))
-                    } else {
-                        continuation.resume(returning: .failure(URLError(.badServerResponse)))
-                    }
-                }
-                holder.start(task)
+        if error is NIOTooManyBytesError {
+            return TransportError(description: "answer larger than \(largestBody) bytes", retryable: false)
+        }
+        if let error = error as? IOError {
+            switch error.errnoCode {
+            case ECONNREFUSED: return TransportError(description: "connection refused", retryable: true)
+            case ECONNRESET, EPIPE: return TransportError(description: "connection lost", retryable: true)
+            default: return TransportError(description: "network error (\(error))", retryable: true)
             }
-        } onCancel: {
-            holder.cancelSoon()
         }
-        return try result.get()
-    }
-
-    private static func isTransient(_ code: URLError.Code) -> Bool {
-        switch code {
-        case .timedOut, .cannotConnectToHost, .networkConnectionLost, .cannotFindHost, .dnsLookupFailed,
-             .notConnectedToInternet, .badServerResponse, .resourceUnavailable:
-            return true
-        default:
-            return false
+        if let error = error as? NIOConnectionError {
+            // Every address of the host failed; the first refusal or timeout says why.
+            let reasons = error.connectionErrors.map { "\($0.error)" }
+            let refused = error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
+            return TransportError(description: refused ? "connection refused" : "cannot connect to \(error.host) (\(reasons.joined(separator: "; ")))",
+                                  retryable: true)
         }
-    }
-
-    private static func describe(_ code: URLError.Code) -> String {
-        switch code {
-        case .timedOut: return "timed out"
-        case .cannotConnectToHost: return "connection refused"
-        case .cannotFindHost, .dnsLookupFailed: return "host not found"
-        case .networkConnectionLost: return "connection lost"
-        case .notConnectedToInternet: return "no network"
-        case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
-             .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot:
-            return "TLS failure"
-        case .cancelled: return "cancelled"
-        default: return "network error \(code.rawValue)"
+        if error is ChannelError {
+            return TransportError(description: "connection lost (\(error))", retryable: true)
         }
-    }
-}
-
-/// The data task of one request, so that cancellation (which may come before the task exists) reaches it.
-final class DataTaskHolder: Sendable {
-    private let state = Mutex<(task: URLSessionDataTask?, cancelled: Bool)>((nil, false))
-
-    func start(_ task: URLSessionDataTask) {
-        let cancelled = state.withLock { state -> Bool in
-            state.task = task
-            return state.cancelled
+        if let error = error as? SocketAddressError {
+            return TransportError(description: "host not found (\(error))", retryable: true)
         }
-        task.resume()
-        if cancelled { cancelSoon() }
-    }
-
-    /// Cancels on another queue: never under the caller's locks.
-    func cancelSoon() {
-        let task = state.withLock { state -> URLSessionDataTask? in
-            state.cancelled = true
-            return state.task
-        }
-        guard let task else { return }
-        DispatchQueue.global().async { task.cancel() }
+        return TransportError(description: "\(error)", retryable: true)
     }
 }
