@@ -51,24 +51,21 @@ public struct FileBackupWriter: Sendable {
     }
 
     private func run(_ request: Request, lease: StoreLease, progress: @escaping ProgressSink) async throws(ConvoyError) -> Manifest {
-        progress(WorkProgress(phase: "scanning"))
-        var entries = try TreeScanner(root: request.source).scan()
+        // The scan starts first: it also overlaps with listing the store's blocks.
+        let scan = ScanStream(TreeScanner(root: request.source))
+        defer { scan.stop() }
         let known = KnownBlocks(try await repository.knownBlocksForDeduplication())
         let askPerBlock = repository.store.existenceChecksAreCheap
         var previous: [String: Entry] = [:]
         for entry in request.parent?.entries ?? [] where entry.type == .file { previous[entry.path] = entry }
 
+        var entries: [Entry] = []
         var stats = Manifest.Stats()
         var toRead: UInt64 = 0
-        for entry in entries where entry.type == .file {
-            stats.files += 1
-            stats.bytes += entry.size
-            if !isUnchanged(entry, previous[entry.path]) { toRead += entry.size }
-        }
-        stats.directories = entries.filter { $0.type == .directory }.count
-        let counter = ProgressCounter(WorkProgress(phase: "backing up", bytesTotal: toRead, itemsTotal: stats.files), sink: progress)
+        // Totals grow while the scan runs alongside the reading.
+        let counter = ProgressCounter(WorkProgress(phase: "scanning and backing up"), sink: progress)
 
-        // Reading and chunking stay on this task, in order; hashing, compression and upload run on up to
+        // Reading and chunking stay on this task, in scan order; hashing, compression and upload run on up to
         // `pipelineWidth` tasks. Each chunk gets a slot; its hash is filled in when its task completes.
         var slots: [(entry: Int, offset: UInt64, length: UInt32)] = []
         var results: [Int: UploadResult] = [:]
@@ -84,53 +81,74 @@ public struct FileBackupWriter: Sendable {
                 case nil: return nil
                 }
             }
-            let changed = entries.indices.filter { entries[$0].type == .file && !isUnchanged(entries[$0], previous[entries[$0].path]) }
-            var readAhead = ReadAhead(files: changed.map { (request.source + "/" + entries[$0].path, entries[$0].size) })
+            var readAhead = ReadAhead()
             var reads = 0
-            for index in entries.indices where entries[index].type == .file {
-                let entry = entries[index]
-                if let old = previous[entry.path], isUnchanged(entry, old) {
-                    entries[index].chunks = old.chunks
-                    counter.add(bytes: 0, items: 1)
-                    continue
-                }
-                readAhead.reading(reads)
-                reads += 1
-                do throws(ConvoyError) {
-                    try await forEachChunk(request.source + "/" + entry.path, size: entry.size) { offset, bytes throws(ConvoyError) in
-                        try await lease.renewIfDue()
-                        while inFlight >= Self.pipelineWidth {
-                            inFlight -= 1
-                            if let error = absorb(await group.next()) { throw error }
-                        }
-                        let slot = slots.count
-                        slots.append((index, offset, UInt32(bytes.count)))
-                        group.addTask {
-                            let hash = bytes.withUnsafeBytes { BlockCodec.hash($0) }
-                            counter.add(bytes: UInt64(bytes.count))
-                            guard known.claim(hash) else {
-                                return .success(UploadResult(slot: slot, hash: hash, storedBytes: 0, isNew: false))
-                            }
-                            if askPerBlock, (try? await repository.hasBlock(hash)) == true {
-                                return .success(UploadResult(slot: slot, hash: hash, storedBytes: 0, isNew: false))
-                            }
-                            let encoded = bytes.withUnsafeBytes { BlockCodec.encode($0) }
-                            do throws(ConvoyError) {
-                                try await repository.putBlock(hash: hash, encoded: encoded)
-                            } catch {
-                                known.release(hash)
-                                return .failure(error)
-                            }
-                            return .success(UploadResult(slot: slot, hash: hash, storedBytes: UInt64(encoded.count), isNew: true))
-                        }
-                        inFlight += 1
-                    }
-                    try await lease.renewIfDue()
-                } catch {
+            var complete = false
+            for await event in scan.events {
+                let first = entries.count
+                switch event {
+                case .entries(let batch): entries.append(contentsOf: batch)
+                case .failed(let error):
                     group.cancelAll()
                     return error
+                case .complete:
+                    complete = true
+                    counter.extend(bytes: 0, items: 0, phase: "backing up")
+                    continue
                 }
-                counter.add(bytes: 0, items: 1)
+                var bytesFound: UInt64 = 0
+                var filesFound = 0
+                for index in first..<entries.count {
+                    let entry = entries[index]
+                    if entry.type == .directory { stats.directories += 1 }
+                    guard entry.type == .file else { continue }
+                    stats.files += 1
+                    stats.bytes += entry.size
+                    filesFound += 1
+                    if !isUnchanged(entry, previous[entry.path]) {
+                        toRead += entry.size
+                        bytesFound += entry.size
+                        readAhead.add(request.source + "/" + entry.path, size: entry.size)
+                    }
+                }
+                counter.extend(bytes: bytesFound, items: filesFound, phase: "scanning and backing up")
+
+                for index in first..<entries.count where entries[index].type == .file {
+                    let entry = entries[index]
+                    if let old = previous[entry.path], isUnchanged(entry, old) {
+                        entries[index].chunks = old.chunks
+                        counter.add(bytes: 0, items: 1)
+                        continue
+                    }
+                    readAhead.reading(reads)
+                    reads += 1
+                    do throws(ConvoyError) {
+                        try await forEachChunk(request.source + "/" + entry.path, size: entry.size) { offset, bytes throws(ConvoyError) in
+                            try await lease.renewIfDue()
+                            while inFlight >= Self.pipelineWidth {
+                                inFlight -= 1
+                                if let error = absorb(await group.next()) { throw error }
+                            }
+                            let slot = slots.count
+                            slots.append((index, offset, UInt32(bytes.count)))
+                            group.addTask {
+                                await Self.store(bytes, slot: slot, in: repository, known: known,
+                                                 askPerBlock: askPerBlock, counter: counter)
+                            }
+                            inFlight += 1
+                        }
+                        try await lease.renewIfDue()
+                    } catch {
+                        group.cancelAll()
+                        return error
+                    }
+                    counter.add(bytes: 0, items: 1)
+                }
+            }
+            // The stream also ends when this task is cancelled; a manifest of part of the tree must not be written.
+            guard complete else {
+                group.cancelAll()
+                return ConvoyError(.unavailable, "the backup of \(request.source) was cancelled before its scan finished")
             }
             for await result in group {
                 if let error = absorb(result) { return error }
@@ -165,6 +183,27 @@ public struct FileBackupWriter: Sendable {
             name: request.volume, size: request.volumeSize, lastBackup: request.backupID,
             updatedAt: manifest.createdAt))
         return manifest
+    }
+
+    /// Hashes one chunk and stores it unless the store has it (or another task of this backup is storing it).
+    private static func store(_ bytes: [UInt8], slot: Int, in repository: BackupRepository, known: KnownBlocks,
+                              askPerBlock: Bool, counter: ProgressCounter) async -> Result<UploadResult, ConvoyError> {
+        let hash = bytes.withUnsafeBytes { BlockCodec.hash($0) }
+        counter.add(bytes: UInt64(bytes.count))
+        guard known.claim(hash) else {
+            return .success(UploadResult(slot: slot, hash: hash, storedBytes: 0, isNew: false))
+        }
+        if askPerBlock, (try? await repository.hasBlock(hash)) == true {
+            return .success(UploadResult(slot: slot, hash: hash, storedBytes: 0, isNew: false))
+        }
+        let encoded = bytes.withUnsafeBytes { BlockCodec.encode($0) }
+        do throws(ConvoyError) {
+            try await repository.putBlock(hash: hash, encoded: encoded)
+        } catch {
+            known.release(hash)
+            return .failure(error)
+        }
+        return .success(UploadResult(slot: slot, hash: hash, storedBytes: UInt64(encoded.count), isNew: true))
     }
 
     private func isUnchanged(_ entry: Entry, _ old: Entry?) -> Bool {

@@ -35,5 +35,16 @@ final class ProgressCounter: Sendable {
         sink(snapshot)
     }
 
+    /// More work found (a scan still running adds what it finds), and the phase it is now in.
+    func extend(bytes: UInt64, items: Int, phase: String) {
+        let snapshot = state.withLock { progress -> WorkProgress in
+            progress.bytesTotal += bytes
+            progress.itemsTotal += items
+            progress.phase = phase
+            return progress
+        }
+        sink(snapshot)
+    }
+
     var current: WorkProgress { state.withLock { $0 } }
 }

@@ -11,11 +11,12 @@ struct ReadAhead {
     /// Bytes hinted per file: large files are read ahead by the kernel's own sequential read-ahead.
     static let bytesPerFile: off_t = 4 << 20
 
-    private let files: [(path: String, size: UInt64)]
+    private var files: [(path: String, size: UInt64)] = []
     private var hinted = 0
 
-    init(files: [(path: String, size: UInt64)]) {
-        self.files = files
+    /// Files that will be read, in the order they will be read (added while the tree is still being scanned).
+    mutating func add(_ path: String, size: UInt64) {
+        files.append((path, size))
     }
 
     /// Called before reading file `index` of the list.

@@ -13,8 +13,25 @@ struct TreeScanner {
     func scan() throws(ConvoyError) -> [Entry] {
         var entries: [Entry] = []
         var firstPaths: [InodeKey: String] = [:]
-        try visit(relative: "", entries: &entries, firstPaths: &firstPaths)
+        try visit(relative: "", entries: &entries, firstPaths: &firstPaths, flush: { _ in })
         return entries
+    }
+
+    /// The same entries in the same order, handed to `deliver` in batches as they are found: at most
+    /// `batchSize`, and a batch ends after any file large enough to be read directly, so that a backup can start
+    /// reading it while the rest of the tree is examined. `deliver` returns false to stop the scan.
+    func scan(batchSize: Int = 256, deliver: ([Entry]) -> Bool) throws(ConvoyError) {
+        var entries: [Entry] = []
+        var firstPaths: [InodeKey: String] = [:]
+        let flush = { (entries: inout [Entry]) throws(ConvoyError) in
+            guard let last = entries.last else { return }
+            guard entries.count >= batchSize || (last.type == .file && last.size >= SourceFile.directThreshold) else { return }
+            let batch = entries
+            entries.removeAll(keepingCapacity: true)
+            guard deliver(batch) else { throw ConvoyError(.internalFailure, "the scan of \(root) was stopped") }
+        }
+        try visit(relative: "", entries: &entries, firstPaths: &firstPaths, flush: flush)
+        if !entries.isEmpty { _ = deliver(entries) }
     }
 
     struct InodeKey: Hashable {
@@ -62,11 +79,17 @@ struct TreeScanner {
         }
     }
 
-    private func visit(relative: String, entries: inout [Entry], firstPaths: inout [InodeKey: String]) throws(ConvoyError) {
-        try visit(relative: relative, probe: Self.probe(absolute(relative)).get(), entries: &entries, firstPaths: &firstPaths)
+    private typealias Flush = (inout [Entry]) throws(ConvoyError) -> Void
+
+    private func visit(relative: String, entries: inout [Entry], firstPaths: inout [InodeKey: String],
+                       flush: Flush) throws(ConvoyError) {
+        try visit(relative: relative, probe: Self.probe(absolute(relative)).get(), entries: &entries,
+                  firstPaths: &firstPaths, flush: flush)
     }
 
-    private func visit(relative: String, probe: Probe, entries: inout [Entry], firstPaths: inout [InodeKey: String]) throws(ConvoyError) {
+    /// Appends the entry (then, for a directory, its subtree), offering the list to `flush` after each append.
+    private func visit(relative: String, probe: Probe, entries: inout [Entry], firstPaths: inout [InodeKey: String],
+                       flush: Flush) throws(ConvoyError) {
         let path = absolute(relative)
         let info = probe.info
         var entry = Entry(
@@ -81,6 +104,7 @@ struct TreeScanner {
                 entry.type = .hardlink
                 entry.target = first
                 entries.append(entry)
+                try flush(&entries)
                 return
             }
             if info.st_nlink > 1 { firstPaths[key] = relative }
@@ -104,10 +128,11 @@ struct TreeScanner {
             entry.xattrs = probe.xattrs.mapValues { Data($0).base64EncodedString() }
         }
         entries.append(entry)
+        try flush(&entries)
         if entry.type == .directory {
             let children = try PosixFile.names(in: path).map { relative.isEmpty ? $0 : relative + "/" + $0 }
             for (child, probe) in zip(children, Self.probeAll(children.map(absolute))) {
-                try visit(relative: child, probe: probe.get(), entries: &entries, firstPaths: &firstPaths)
+                try visit(relative: child, probe: probe.get(), entries: &entries, firstPaths: &firstPaths, flush: flush)
             }
         }
     }

@@ -38,4 +38,39 @@ final class TreeScanTests: XCTestCase {
         }
         XCTAssertEqual(entries.first { $0.path == "big/f0042" }?.size, UInt64("file 42".utf8.count))
     }
+
+    /// Batches handed over while scanning concatenate to the same entries in the same order; a batch ends right
+    /// after a file large enough to be read directly (so its reading can start), and the consumer can stop the scan.
+    func testBatchesConcatenateToTheScanAndEndAfterALargeFile() throws {
+        let root = NSTemporaryDirectory() + "convoy-scan-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/a/deep/er", withIntermediateDirectories: true)
+        for index in 0..<600 {
+            try TreeFixture.write(root + String(format: "/a/f%04d", index), Array("small \(index)".utf8))
+        }
+        // Sparse, so the test writes no data: only the size decides.
+        let large = root + "/a/f0300-large"
+        XCTAssertTrue(FileManager.default.createFile(atPath: large, contents: nil))
+        XCTAssertEqual(truncate(large, off_t(SourceFile.directThreshold)), 0)
+        try TreeFixture.write(root + "/a/deep/er/last", Array("last".utf8))
+
+        let whole = try TreeScanner(root: root).scan()
+        var batches: [[Entry]] = []
+        try TreeScanner(root: root).scan(batchSize: 100) { batch in
+            batches.append(batch)
+            return true
+        }
+        XCTAssertEqual(batches.flatMap { $0 }.map(\.path), whole.map(\.path))
+        XCTAssertEqual(batches.flatMap { $0 }.map(\.size), whole.map(\.size))
+        XCTAssertTrue(batches.allSatisfy { !$0.isEmpty && $0.count <= 100 })
+        let endsAtLarge = try XCTUnwrap(batches.firstIndex { $0.last?.path == "a/f0300-large" })
+        XCTAssertLessThan(endsAtLarge, batches.count - 1, "the large file's batch should not wait for the rest")
+
+        var delivered = 0
+        XCTAssertThrowsError(try TreeScanner(root: root).scan(batchSize: 100) { _ in
+            delivered += 1
+            return delivered < 2
+        })
+        XCTAssertEqual(delivered, 2, "the scan went on after being told to stop")
+    }
 }
