@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 big_gib=${1:-4}
 command -v restic >/dev/null || apt-get install -y -qq restic >/dev/null
-swift build -c release --product convoy 2>&1 | tail -1 >&2
+scripts/build-release convoy 2>&1 | tail -1 >&2
 
 work=${BENCH_DIR:-/var/tmp/convoy-bench}/backupfs
 run=$work/run

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 if [[ ${CONVOY_VM:-} != 1 ]]; then
-  swift build -c release --product convoy 2>&1 | tail -1 >&2
+  scripts/build-release convoy 2>&1 | tail -1 >&2
   mkdir -p /var/tmp/convoy-bench
   exec env VM_MEMORY=16384 VM_TIMEOUT=1800 VM_RWDIRS=/var/tmp/convoy-bench scripts/vm-run bench/devicemapper-backup.sh "$@"
 fi

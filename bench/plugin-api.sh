@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-swift build -c release --product convoy 2>/dev/null | tail -1
-swift build -c release --product convoy-bench 2>/dev/null | tail -1
+scripts/build-release convoy 2>/dev/null | tail -1
+scripts/build-release convoy-bench 2>/dev/null | tail -1
 work=$(mktemp -d /tmp/convoy-bench.XXXXXX)
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; cat "$work/daemon.log" >&2; rm -rf "$work"' EXIT
 .build/release/convoy daemon --root "$work/root" --socket "$work/c.sock" --plugin-socket "$work/p.sock" \
