@@ -15,7 +15,7 @@ final class EC2ThrottlingTests: XCTestCase {
     throttles = int(sys.argv[1])
     seen = [0]
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # URLSession on Linux waits forever on some HTTP/1.0 answers
+        protocol_version = "HTTP/1.1"
         def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             seen[0] += 1

@@ -49,7 +49,7 @@ public struct EC2Client: Sendable {
         self.configuration = configuration
         signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region, service: "ec2")
         transport = HTTPTransport(idleTimeout: configuration.idleTimeout, timeLimit: configuration.requestTimeLimit,
-                                  maximumConnections: 4)
+                                  maximumConnections: 4, proxy: ProxyEnvironment().proxy(for: url))
     }
 
     /// Sends one action and returns its answer's document; a failure becomes the ConvoyError EC2's answer calls for.

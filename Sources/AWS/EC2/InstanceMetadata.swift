@@ -21,6 +21,7 @@ public struct InstanceMetadata: Sendable {
 
     public init(endpoint: URL? = nil) {
         self.endpoint = endpoint ?? URL(string: "http://169.254.169.254")!  // a literal: cannot fail
+        // Never through a proxy: the metadata service is link-local.
         transport = HTTPTransport(idleTimeout: 2, timeLimit: .seconds(5), maximumConnections: 1)
     }
 

@@ -41,12 +41,17 @@ final class HTTPTransport: Sendable {
     /// The largest answer body read into memory: S3's largest single object.
     static let largestBody = 5 << 30
 
-    init(idleTimeout: TimeInterval, timeLimit: Duration, maximumConnections: Int) {
+    /// `proxy`: the HTTP proxy for the one host this transport talks to (`ProxyEnvironment`), if any.
+    init(idleTimeout: TimeInterval, timeLimit: Duration, maximumConnections: Int, proxy: ProxyEnvironment.Proxy? = nil) {
         let idle = TimeAmount.milliseconds(Int64(max(idleTimeout, 0.001) * 1000))
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow, timeout: .init(connect: idle, read: idle),
             connectionPool: .init(idleTimeout: .seconds(60),
                                   concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maximumConnections)),
+            proxy: proxy.map { proxy in
+                let authorization = proxy.user.map { HTTPClient.Authorization.basic(username: $0, password: proxy.password ?? "") }
+                return .server(host: proxy.host, port: proxy.port, authorization: authorization)
+            },
             decompression: .disabled)
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.httpVersion = .http1Only

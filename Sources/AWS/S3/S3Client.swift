@@ -23,7 +23,8 @@ public struct S3Client: Sendable {
                                       endpoint: configuration.endpoint)
         signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region, service: "s3")
         transport = HTTPTransport(idleTimeout: configuration.idleTimeout, timeLimit: configuration.requestTimeLimit,
-                                  maximumConnections: max(4, configuration.multipartConcurrency))
+                                  maximumConnections: max(4, configuration.multipartConcurrency),
+                                  proxy: ProxyEnvironment().proxy(for: try addressing.url()))
     }
 
     /// Creates the bucket. A bucket this account already owns counts as created.
