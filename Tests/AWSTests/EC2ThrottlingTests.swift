@@ -38,27 +38,16 @@ final class EC2ThrottlingTests: XCTestCase {
     server.serve_forever()
     """#
 
-    private var process: Process?
+    private var server: PythonServer?
 
     override func tearDown() {
-        guard let process, process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        server = nil  // XCTest keeps test case objects to the end of the run; the server must not live that long
     }
 
     private func client(throttles: Int, attempts: Int) throws -> EC2Client {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", Self.server, "\(throttles)"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        self.process = process
-        var line = Data()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
-            line.append(byte)
-        }
-        let port = try XCTUnwrap(Int(String(decoding: line, as: UTF8.self)), "the throttling server printed no port")
+        let server = try PythonServer(script: Self.server, arguments: ["\(throttles)"])
+        self.server = server
+        let port = server.port
         var configuration = EC2Client.Configuration(
             region: "us-east-1", endpoint: URL(string: "http://127.0.0.1:\(port)"),
             credentials: AWSCredentials(accessKeyID: "AKIATEST", secretAccessKey: "never-shown"))

@@ -43,9 +43,7 @@ final class ProxyTests: XCTestCase {
     /// A host that cannot resolve is reached through a proxy (a CONNECT tunnel, as AsyncHTTPClient always opens)
     /// that answers with the tunnel and the request it received.
     func testRequestsGoThroughTheProxy() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", #"""
+        let proxyServer = try PythonServer(script: #"""
         import os, threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         class Handler(BaseHTTPRequestHandler):
@@ -68,19 +66,8 @@ final class ProxyTests: XCTestCase {
         threading.Timer(60, lambda: os._exit(0)).start()
         print(server.server_address[1], flush=True)
         server.serve_forever()
-        """#]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        defer {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        var line = Data()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
-            line.append(byte)
-        }
-        let port = try XCTUnwrap(Int(String(decoding: line, as: UTF8.self)), "the proxy printed no port")
+        """#)
+        let port = proxyServer.port
         let target = try XCTUnwrap(URL(string: "http://bucket.convoy-test.invalid/key?x=1"))
         let proxy = try XCTUnwrap(ProxyEnvironment(["http_proxy": "http://127.0.0.1:\(port)"]).proxy(for: target))
         let transport = HTTPTransport(idleTimeout: 5, timeLimit: .seconds(10), maximumConnections: 1, proxy: proxy)
@@ -88,5 +75,6 @@ final class ProxyTests: XCTestCase {
         XCTAssertEqual(response.status, 200)
         XCTAssertEqual(String(decoding: response.body, as: UTF8.self),
                        "CONNECT bucket.convoy-test.invalid:80; GET /key?x=1 host=bucket.convoy-test.invalid")
+        withExtendedLifetime(proxyServer) {}
     }
 }
