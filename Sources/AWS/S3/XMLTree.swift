@@ -169,7 +169,8 @@ private struct XMLReader {
                 index += 1
                 continue
             }
-            guard let end = bytes[index...].firstIndex(of: UInt8(ascii: ";")), end - index <= 12 else { return nil }
+            // Entities are short: looking no further keeps a document of many bare `&` linear.
+            guard let end = bytes[index..<min(bytes.count, index + 13)].firstIndex(of: UInt8(ascii: ";")) else { return nil }
             let entity = String(decoding: bytes[(index + 1)..<end], as: UTF8.self)
             index = end + 1
             switch entity {
