@@ -52,7 +52,7 @@ final class S3ConnectionTests: XCTestCase {
         withExtendedLifetime(listener) {}
     }
 
-    func testTimeLimitBoundsARequestThatURLSessionWouldWaitOn() async throws {
+    func testTimeLimitBoundsARequestThatIsNeverAnswered() async throws {
         let listener = try SilentListener()
         let client = try client(port: listener.port, idleTimeout: 60, timeLimit: .milliseconds(500), attempts: 1)
         let clock = ContinuousClock()

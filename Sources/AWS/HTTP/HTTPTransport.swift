@@ -101,7 +101,10 @@ final class HTTPTransport: Sendable {
             outgoing.body = .bytes(ByteBuffer(bytes: request.body))
         }
         do {
-            let response = try await client.execute(outgoing, timeout: .nanoseconds(Int64(Self.nanoseconds(timeLimit))))
+            // The client's own deadline is only a backstop a second after `send`'s race, which then always ends
+            // first and says what the limit was.
+            let backstop = TimeAmount.nanoseconds(Self.nanoseconds(timeLimit)) + .seconds(1)
+            let response = try await client.execute(outgoing, timeout: backstop)
             let body = try await response.body.collect(upTo: Self.largestBody)
             var headers: [String: String] = [:]
             for (name, value) in response.headers {
