@@ -9,13 +9,10 @@ import Glibc
 /// moto never throttles: a tiny local server answers EC2's `RequestLimitExceeded` (HTTP 503) to the first N
 /// requests, each with its own request id, then an empty DescribeVolumes answer.
 final class EC2ThrottlingTests: XCTestCase {
-    private static let server = #"""
-    import os, sys, threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    private static let handler = #"""
     throttles = int(sys.argv[1])
     seen = [0]
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
         def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             seen[0] += 1
@@ -30,12 +27,6 @@ final class EC2ThrottlingTests: XCTestCase {
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
-        def log_message(self, *args):
-            pass
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Timer(60, lambda: os._exit(0)).start()  # never outlives a hung test
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
     """#
 
     private var server: PythonServer?
@@ -45,7 +36,7 @@ final class EC2ThrottlingTests: XCTestCase {
     }
 
     private func client(throttles: Int, attempts: Int) throws -> EC2Client {
-        let server = try PythonServer(script: Self.server, arguments: ["\(throttles)"])
+        let server = try PythonServer(handler: Self.handler, arguments: ["\(throttles)"])
         self.server = server
         let port = server.port
         var configuration = EC2Client.Configuration(

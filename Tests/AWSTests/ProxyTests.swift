@@ -43,11 +43,8 @@ final class ProxyTests: XCTestCase {
     /// A host that cannot resolve is reached through a proxy (a CONNECT tunnel, as AsyncHTTPClient always opens)
     /// that answers with the tunnel and the request it received.
     func testRequestsGoThroughTheProxy() async throws {
-        let proxyServer = try PythonServer(script: #"""
-        import os, threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        let proxyServer = try PythonServer(handler: #"""
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
             tunnel = "none"
             def do_CONNECT(self):
                 # Opens the tunnel, then serves the tunnelled requests itself on the same connection.
@@ -60,12 +57,6 @@ final class ProxyTests: XCTestCase {
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-            def log_message(self, *args):
-                pass
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Timer(60, lambda: os._exit(0)).start()
-        print(server.server_address[1], flush=True)
-        server.serve_forever()
         """#)
         let port = proxyServer.port
         let target = try XCTUnwrap(URL(string: "http://bucket.convoy-test.invalid/key?x=1"))
