@@ -16,7 +16,7 @@ final class BlockSource: Sendable {
          log: @escaping @Sendable (String) -> Void) throws(ConvoyError) {
         self.repository = repository
         self.diskCache = try diskCacheDirectory.map { directory throws(ConvoyError) in
-            BackupRepository(store: try FileObjectStore(root: directory))
+            BackupRepository(store: try FileObjectStore(root: directory), packsSmallBlocks: false)
         }
         self.fetchDelay = fetchDelay
         self.log = log

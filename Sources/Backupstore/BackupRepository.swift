@@ -5,6 +5,8 @@ import Foundation
 ///
 ///     convoy-backupstore/format.json                       format name and version (plain JSON)
 ///     convoy-backupstore/blocks/<h[0:2]>/<h>               data blocks, named by SHA-256 (BlockCodec)
+///     convoy-backupstore/packs/<p[0:2]>/<p>                small blocks back to back, each encoded as above
+///     convoy-backupstore/packs/<p[0:2]>/<p>.idx            the pack's index: hash, offset, length (PackIndexCodec)
 ///     convoy-backupstore/volumes/<vol>/volume.json         per-volume record (sealed)
 ///     convoy-backupstore/volumes/<vol>/backups/<id>        manifests (sealed)
 ///     convoy-backupstore/leases/<id>.json                  leases for backups and GC (StoreLease)
@@ -12,13 +14,20 @@ import Foundation
 /// Volume paths always end in `/` when listed, so `vol1` never matches `vol10`.
 public struct BackupRepository: Sendable {
     public static let formatName = "convoy-backupstore"
-    public static let formatVersion = 1
+    /// Version 2 added packs. A version 1 store is a version 2 store without packs, so writing to one upgrades
+    /// its format file (and older convoy then refuses it instead of missing packed blocks).
+    public static let formatVersion = 2
     static let root = "convoy-backupstore/"
 
     public let store: any ObjectStore
+    /// Shared by copies of this value: which blocks are in packs.
+    let packs: PackDirectory
 
-    public init(store: any ObjectStore) {
+    /// `packsSmallBlocks` false: the store never holds packs (a backup mount's disk cache), so no pack index is
+    /// ever listed.
+    public init(store: any ObjectStore, packsSmallBlocks: Bool = true) {
         self.store = store
+        packs = PackDirectory(enabled: packsSmallBlocks)
     }
 
     struct FormatFile: Codable {
@@ -38,7 +47,7 @@ public struct BackupRepository: Sendable {
             guard format.version <= Self.formatVersion else {
                 throw ConvoyError(.conflict, "\(store.location) is a version \(format.version) store; this convoy reads up to version \(Self.formatVersion): upgrade convoy")
             }
-            return
+            if format.version == Self.formatVersion { return }
         }
         let data = (try? JSONEncoder().encode(FormatFile(format: Self.formatName, version: Self.formatVersion))) ?? Data()
         try await store.put(key, Array(data))
@@ -52,6 +61,13 @@ public struct BackupRepository: Sendable {
 
     static var blocksPrefix: String { "\(root)blocks/" }
 
+    static var packsPrefix: String { "\(root)packs/" }
+    static let packIndexSuffix = ".idx"
+
+    static func packKey(_ id: String) -> String { "\(root)packs/\(id.prefix(2))/\(id)" }
+
+    static func packIndexKey(_ id: String) -> String { packKey(id) + packIndexSuffix }
+
     static func volumePrefix(_ volume: String) -> String { "\(root)volumes/\(volume)/" }
 
     static func manifestKey(volume: String, backup: String) -> String {
@@ -60,23 +76,27 @@ public struct BackupRepository: Sendable {
 
     // MARK: Blocks
 
-    /// The hashes of every block in the store.
+    /// The hashes of every block in the store, packed or not (packs listed afresh).
     public func blockHashes() async throws(ConvoyError) -> Set<String> {
         var hashes = Set<String>()
         for object in try await store.list(prefix: Self.blocksPrefix) {
             if let slash = object.key.lastIndex(of: "/") { hashes.insert(String(object.key[object.key.index(after: slash)...])) }
         }
+        for entries in try await packs.current(from: store).packs.values { for entry in entries { hashes.insert(entry.hash) } }
         return hashes
     }
 
     public func hasBlock(_ hash: String) async throws(ConvoyError) -> Bool {
-        try await store.exists(Self.blockKey(hash))
+        if try await packs.locate(hash, in: store) != nil { return true }
+        return try await store.exists(Self.blockKey(hash))
     }
 
     /// Of `hashes`, the blocks the store lacks (asked per block: for stores where that is cheap, or few blocks).
     public func missingBlocks(_ hashes: [String]) async throws(ConvoyError) -> [String] {
-        let absent = try await store.absent(hashes.map(Self.blockKey))
-        return hashes.filter { absent.contains(Self.blockKey($0)) }
+        let packed = try await packs.hashes(in: store)
+        let unpacked = hashes.filter { !packed.contains($0) }
+        let absent = try await store.absent(unpacked.map(Self.blockKey))
+        return unpacked.filter { absent.contains(Self.blockKey($0)) }
     }
 
     /// The blocks already in the store, for deduplication: all of them from one listing, or none when asking
@@ -85,27 +105,28 @@ public struct BackupRepository: Sendable {
         store.existenceChecksAreCheap ? [] : try await blockHashes()
     }
 
-    /// Blocks become durable at the next `putManifest` (one sync for all of them on a directory store).
-    public func putBlock(hash: String, encoded: [UInt8]) async throws(ConvoyError) {
-        try await store.putDeferred(Self.blockKey(hash), encoded)
+    /// A writer for one job's new blocks; they become durable with `commit` (which `putManifest` does first).
+    func blockWriter() -> BlockWriter { BlockWriter(repository: self) }
+
+    /// Makes every block `writer` put durable (one sync for all of them on a directory store).
+    func commit(_ writer: BlockWriter) async throws(ConvoyError) {
+        let written = try await writer.finish()
+        try await store.commitDeferred()
+        packs.add(written)
     }
 
-    public func putBlock(hash: String, encoded: ObjectBytes) async throws(ConvoyError) {
-        try await store.putDeferred(Self.blockKey(hash), encoded)
-    }
-
-    /// Stores a block at once, outside any backup: for a local cache of verified blocks, which has no manifest to
-    /// make deferred puts durable.
+    /// Stores a block at once as an object of its own, outside any backup: for a local cache of verified blocks,
+    /// which has no manifest to make deferred puts durable.
     public func putBlockNow(hash: String, encoded: [UInt8]) async throws(ConvoyError) {
         try await store.put(Self.blockKey(hash), encoded)
     }
 
     /// The stored (encoded) object of a block, unverified: for copying between stores, where the receiver checks.
     public func encodedBlock(_ hash: String) async throws(ConvoyError) -> [UInt8] {
-        do {
-            return try await store.get(Self.blockKey(hash))
-        } catch where error.kind == .notFound {
-            throw ConvoyError(.notFound, "block \(hash) is missing from \(store.location)")
+        try await readEncoded(hash, count: \.count) { key throws(ConvoyError) in
+            try await store.get(key)
+        } range: { key, offset, length throws(ConvoyError) in
+            try await store.getRange(key, offset: offset, length: length)
         }
     }
 
@@ -127,13 +148,60 @@ public struct BackupRepository: Sendable {
     }
 
     func encodedBlockReadOnce(_ hash: String) async throws(ConvoyError) -> ObjectBytes {
-        do { return try await store.getOnce(Self.blockKey(hash)) } catch where error.kind == .notFound {
-            throw ConvoyError(.notFound, "block \(hash) is missing from \(store.location)")
+        try await readEncoded(hash, count: \.count) { key throws(ConvoyError) in
+            try await store.getOnce(key)
+        } range: { key, offset, length throws(ConvoyError) in
+            try await store.getOnceRange(key, offset: offset, length: length)
         }
     }
 
+    /// Reads block `hash` where it is: a range of its pack, or an object of its own. When it is in neither place
+    /// the loaded pack indexes say, they are loaded again once (a collection may have repacked it, or another
+    /// writer packed it since they were read).
+    private func readEncoded<T>(_ hash: String, count: (T) -> Int,
+                                whole: (String) async throws(ConvoyError) -> T,
+                                range: (String, Int, Int) async throws(ConvoyError) -> T) async throws(ConvoyError) -> T {
+        let seen = packs.generation
+        for attempt in 0..<2 {
+            if let place = try await packs.locate(hash, in: store) {
+                do throws(ConvoyError) {
+                    let bytes = try await range(Self.packKey(place.pack), place.offset, place.length)
+                    guard count(bytes) == place.length else {
+                        throw ConvoyError(.driverFailure, "block \(hash) is corrupt: its pack \(place.pack) in \(store.location) ends before it")
+                    }
+                    return bytes
+                } catch where error.kind == .notFound {
+                    // The pack is gone: look again below.
+                }
+            } else {
+                do throws(ConvoyError) {
+                    let bytes = try await whole(Self.blockKey(hash))
+                    return bytes
+                } catch where error.kind == .notFound {
+                    // Not an object of its own: look again below.
+                }
+            }
+            guard attempt == 0, try await packs.reload(after: seen, from: store) else { break }
+        }
+        var message = "block \(hash) is missing from \(store.location)"
+        let damaged = packs.damagedIndexes
+        if !damaged.isEmpty {
+            message += " (the indexes of \(damaged.count) pack(s) cannot be read, and it may be in one: \(damaged.values.sorted().joined(separator: "; ")))"
+        }
+        throw ConvoyError(.notFound, message)
+    }
+
+    /// Deletes blocks stored as objects of their own.
     public func deleteBlocks(_ hashes: [String]) async throws(ConvoyError) {
         try await store.delete(hashes.map(Self.blockKey))
+    }
+
+    /// Deletes packs: each index first, so a crash in between leaves a pack without an index (which a collection
+    /// removes), never an index naming a pack that is gone.
+    func deletePacks(_ ids: [String]) async throws(ConvoyError) {
+        guard !ids.isEmpty else { return }
+        try await store.delete(ids.map(Self.packIndexKey))
+        try await store.delete(ids.map(Self.packKey))
     }
 
     // MARK: Manifests and volumes
@@ -141,8 +209,14 @@ public struct BackupRepository: Sendable {
     /// Writes a manifest once every block put before it is durable, so a manifest never names a block that a
     /// crash could take away.
     public func putManifest(_ manifest: Manifest) async throws(ConvoyError) {
+        try await putManifest(manifest, blocks: nil)
+    }
+
+    /// Writes a manifest once the blocks `writer` put (and every deferred put before it) are durable.
+    func putManifest(_ manifest: Manifest, blocks writer: BlockWriter?) async throws(ConvoyError) {
         try ObjectName.validate(manifest.id, kind: "backup")
         try ObjectName.validate(manifest.volume)
+        if let writer { try await commit(writer) }
         try await store.commitDeferred()
         try await store.put(Self.manifestKey(volume: manifest.volume, backup: manifest.id), SealedObject.sealManifest(manifest))
     }

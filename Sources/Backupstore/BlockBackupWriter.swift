@@ -64,6 +64,7 @@ public struct BlockBackupWriter: Sendable {
              length: Int(min(request.blockSize, request.volumeSize - min(request.volumeSize, index * request.blockSize))))
         }.filter { $0.length > 0 }
         let (device, known) = (request.device, KnownBlocks([]))
+        let blocks = repository.blockWriter()
         let results: Result<[(Chunk, UInt64)], ConvoyError> = await withTaskGroup(of: Result<(Chunk, UInt64), ConvoyError>.self) { group in
             var next = 0
             var done: [(Chunk, UInt64)] = []
@@ -86,7 +87,7 @@ public struct BlockBackupWriter: Sendable {
                         var stored: UInt64 = 0
                         if known.claim(hash), !(try await repository.hasBlock(hash)) {
                             let encoded = bytes.withUnsafeBytes { BlockCodec.encode($0) }
-                            try await repository.putBlock(hash: hash, encoded: encoded)
+                            try await blocks.put(hash, encoded)
                             stored = UInt64(encoded.count)
                         }
                         counter.add(bytes: UInt64(block.length), items: 1)
@@ -128,7 +129,7 @@ public struct BlockBackupWriter: Sendable {
                                 createdAt: Date().formatted(.iso8601), snapshot: request.snapshot, parent: request.parent,
                                 volumeSize: request.volumeSize, entries: [root, image], stats: stats)
         try await lease.renewIfDue()
-        try await repository.putManifest(manifest)
+        try await repository.putManifest(manifest, blocks: blocks)
         try await repository.putVolumeRecord(VolumeRecordInStore(
             name: request.volume, size: request.volumeSize, lastBackup: request.backupID, updatedAt: manifest.createdAt))
         return manifest

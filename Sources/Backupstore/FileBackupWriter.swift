@@ -56,6 +56,7 @@ public struct FileBackupWriter: Sendable {
         defer { scan.stop() }
         let known = KnownBlocks(try await repository.knownBlocksForDeduplication())
         let askPerBlock = repository.store.existenceChecksAreCheap
+        let blocks = repository.blockWriter()
         var previous: [String: Entry] = [:]
         for entry in request.parent?.entries ?? [] where entry.type == .file { previous[entry.path] = entry }
 
@@ -132,7 +133,7 @@ public struct FileBackupWriter: Sendable {
                             let slot = slots.count
                             slots.append((index, offset, UInt32(bytes.count)))
                             group.addTask {
-                                await Self.store(bytes, slot: slot, in: repository, known: known,
+                                await Self.store(bytes, slot: slot, in: repository, writer: blocks, known: known,
                                                  askPerBlock: askPerBlock, counter: counter)
                             }
                             inFlight += 1
@@ -178,7 +179,7 @@ public struct FileBackupWriter: Sendable {
             entries: entries, stats: stats)
         progress(WorkProgress(phase: "writing manifest", bytesDone: counter.current.bytesDone, bytesTotal: toRead,
                               itemsDone: stats.files, itemsTotal: stats.files))
-        try await repository.putManifest(manifest)
+        try await repository.putManifest(manifest, blocks: blocks)
         try await repository.putVolumeRecord(VolumeRecordInStore(
             name: request.volume, size: request.volumeSize, lastBackup: request.backupID,
             updatedAt: manifest.createdAt))
@@ -186,8 +187,8 @@ public struct FileBackupWriter: Sendable {
     }
 
     /// Hashes one chunk and stores it unless the store has it (or another task of this backup is storing it).
-    private static func store(_ bytes: [UInt8], slot: Int, in repository: BackupRepository, known: KnownBlocks,
-                              askPerBlock: Bool, counter: ProgressCounter) async -> Result<UploadResult, ConvoyError> {
+    private static func store(_ bytes: [UInt8], slot: Int, in repository: BackupRepository, writer: BlockWriter,
+                              known: KnownBlocks, askPerBlock: Bool, counter: ProgressCounter) async -> Result<UploadResult, ConvoyError> {
         let hash = bytes.withUnsafeBytes { BlockCodec.hash($0) }
         counter.add(bytes: UInt64(bytes.count))
         guard known.claim(hash) else {
@@ -198,7 +199,7 @@ public struct FileBackupWriter: Sendable {
         }
         let encoded = bytes.withUnsafeBytes { BlockCodec.encode($0) }
         do throws(ConvoyError) {
-            try await repository.putBlock(hash: hash, encoded: encoded)
+            try await writer.put(hash, encoded)
         } catch {
             known.release(hash)
             return .failure(error)

@@ -147,12 +147,16 @@ public struct FileObjectStore: ObjectStore {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("stat", file) }
-        let size = Int(info.st_size)
+        return try readFully(fd, count: Int(info.st_size), at: 0, file: file)
+    }
+
+    /// `count` bytes from `offset`, fewer if the file ends first.
+    private func readFully(_ fd: Int32, count wanted: Int, at offset: Int, file: String) throws(ConvoyError) -> [UInt8] {
         var readError: Int32 = 0
-        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+        let bytes = [UInt8](unsafeUninitializedCapacity: max(0, wanted)) { buffer, count in
             var done = 0
-            while done < size {
-                let got = read(fd, buffer.baseAddress.map { $0 + done }, size - done)
+            while done < wanted {
+                let got = pread(fd, buffer.baseAddress.map { $0 + done }, wanted - done, off_t(offset + done))
                 if got < 0 && errno == EINTR { continue }
                 if got < 0 { readError = errno }
                 if got <= 0 { break }
@@ -172,6 +176,32 @@ public struct FileObjectStore: ObjectStore {
         return try await BlockingIOPool.shared.run { () throws(ConvoyError) -> ObjectBytes in
             do throws(UncachedRead.Failure) {
                 return try UncachedRead.contents(of: file)
+            } catch {
+                if error.code == ENOENT { throw .notFound("object \(key) not found in \(location)") }
+                errno = error.code
+                throw failure(error.operation, file)
+            }
+        }
+    }
+
+    public func getRange(_ key: String, offset: Int, length: Int) async throws(ConvoyError) -> [UInt8] {
+        let file = try path(key)
+        return try await BlockingIOPool.shared.run { () throws(ConvoyError) -> [UInt8] in
+            let fd = open(file, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                if errno == ENOENT { throw .notFound("object \(key) not found in \(location)") }
+                throw failure("open", file)
+            }
+            defer { close(fd) }
+            return try readFully(fd, count: length, at: offset, file: file)
+        }
+    }
+
+    public func getOnceRange(_ key: String, offset: Int, length: Int) async throws(ConvoyError) -> ObjectBytes {
+        let file = try path(key)
+        return try await BlockingIOPool.shared.run { () throws(ConvoyError) -> ObjectBytes in
+            do throws(UncachedRead.Failure) {
+                return try UncachedRead.range(of: file, offset: offset, length: length)
             } catch {
                 if error.code == ENOENT { throw .notFound("object \(key) not found in \(location)") }
                 errno = error.code

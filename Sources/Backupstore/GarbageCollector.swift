@@ -2,12 +2,21 @@ import ConvoyCore
 
 /// Mark-and-sweep over a store's blocks: every block no manifest references is deleted. Runs only under a `gc`
 /// lease with no other live lease; otherwise it defers (the unreferenced blocks wait for the next collection).
+///
+/// Packs: one whose blocks are all unreferenced is deleted; one holding some is rewritten with only its live
+/// blocks (a new pack made durable first, then the old one deleted). A pack without an index, or an index without
+/// its pack, is what a crash between two writes or deletes leaves, and is removed. A pack whose index cannot be
+/// read is kept: its blocks may be referenced.
 public struct GarbageCollector: Sendable {
     public struct Result: Sendable, Equatable {
         public var deferredBecause: String?
         public var blocksDeleted: Int
         public var blocksKept: Int
         public var abandonedWritesRemoved: Int = 0
+        public var packsRewritten: Int = 0
+        public var packsDeleted: Int = 0
+        /// Packs kept because their index is damaged, with the reason.
+        public var packsWithDamagedIndex: [String] = []
     }
 
     public let repository: BackupRepository
@@ -28,18 +37,59 @@ public struct GarbageCollector: Sendable {
             for (volume, id) in try await repository.backups() {
                 referenced.formUnion(try await repository.manifest(volume: volume, backup: id).blockHashes)
             }
-            let all = try await repository.blockHashes()
-            let garbage = all.subtracting(referenced).sorted()
+            let before = try await repository.blockHashes()
+            var result = Result(deferredBecause: nil, blocksDeleted: 0, blocksKept: 0)
+            try await collectPacks(referenced: referenced, lease: lease, into: &result)
+            var unpacked = Set<String>()
+            for object in try await repository.store.list(prefix: BackupRepository.blocksPrefix) {
+                if let name = object.key.split(separator: "/").last { unpacked.insert(String(name)) }
+            }
+            let garbage = unpacked.subtracting(referenced).sorted()
             for batch in stride(from: 0, to: garbage.count, by: 1000) {
                 try await repository.deleteBlocks(Array(garbage[batch..<min(batch + 1000, garbage.count)]))
+                try await lease.renewIfDue()
             }
-            let abandoned = try await repository.store.removeAbandonedWrites(olderThan: StoreLease.timeToLive)
+            result.abandonedWritesRemoved = try await repository.store.removeAbandonedWrites(olderThan: StoreLease.timeToLive)
+            let after = try await repository.blockHashes()
+            result.blocksDeleted = before.subtracting(after).count
+            result.blocksKept = after.count
             await lease.release()
-            return Result(deferredBecause: nil, blocksDeleted: garbage.count, blocksKept: all.count - garbage.count,
-                          abandonedWritesRemoved: abandoned)
+            return result
         } catch {
             await lease.release()
             throw error
         }
+    }
+
+    private func collectPacks(referenced: Set<String>, lease: StoreLease, into result: inout Result) async throws(ConvoyError) {
+        let contents = try await repository.packs.current(from: repository.store)
+        result.packsWithDamagedIndex = contents.damagedIndexes.map { "\($0.key): \($0.value)" }.sorted()
+        var dead: [String] = contents.packsWithoutIndex
+        try await repository.store.delete(contents.indexesWithoutPack.map(BackupRepository.packIndexKey))
+        let rewriter = repository.blockWriter()
+        var rewritten: [String] = []
+        for (id, entries) in contents.packs.sorted(by: { $0.key < $1.key }) {
+            let live = entries.filter { referenced.contains($0.hash) }
+            if live.count == entries.count { continue }
+            if live.isEmpty {
+                dead.append(id)
+                continue
+            }
+            let pack = try await repository.store.get(BackupRepository.packKey(id))
+            for entry in live {
+                guard entry.offset + entry.length <= pack.count else {
+                    throw ConvoyError(.driverFailure, "pack \(id) in \(repository.store.location) is shorter than its index says; not collecting it (run `convoy backup verify` on the backups that use it)")
+                }
+                try await rewriter.put(entry.hash, Array(pack[entry.offset..<(entry.offset + entry.length)]))
+            }
+            rewritten.append(id)
+            try await lease.renewIfDue()
+        }
+        // The live blocks are durable in their new packs before any old pack goes.
+        try await repository.commit(rewriter)
+        try await repository.deletePacks(rewritten + dead)
+        result.packsRewritten = rewritten.count
+        result.packsDeleted = dead.count
+        if !rewritten.isEmpty || !dead.isEmpty { _ = try await repository.packs.current(from: repository.store) }
     }
 }

@@ -168,6 +168,8 @@ struct ByteWriter {
 struct ByteReader {
     let bytes: [UInt8]
     var position = 0
+    /// What is being read, for messages.
+    var subject = "the manifest"
 
     var atEnd: Bool { position == bytes.count }
     var remaining: Int { bytes.count - position }
@@ -176,8 +178,12 @@ struct ByteReader {
         ConvoyError(.driverFailure, "the manifest is malformed (\(what))")
     }
 
+    func malformed(_ what: String) -> ConvoyError {
+        ConvoyError(.driverFailure, "\(subject) is malformed (\(what))")
+    }
+
     mutating func byte() throws(ConvoyError) -> UInt8 {
-        guard position < bytes.count else { throw Self.malformed("truncated") }
+        guard position < bytes.count else { throw malformed("truncated") }
         defer { position += 1 }
         return bytes[position]
     }
@@ -187,7 +193,7 @@ struct ByteReader {
         var shift: UInt64 = 0
         while true {
             let byte = try byte()
-            guard shift < 64 else { throw Self.malformed("varint") }
+            guard shift < 64 else { throw malformed("varint") }
             value |= UInt64(byte & 0x7f) << shift
             if byte & 0x80 == 0 { return value }
             shift += 7
@@ -201,7 +207,7 @@ struct ByteReader {
 
     mutating func string() throws(ConvoyError) -> String {
         let count = Int(try varint())
-        guard count <= remaining else { throw Self.malformed("string") }
+        guard count <= remaining else { throw malformed("string") }
         defer { position += count }
         return String(decoding: bytes[position..<(position + count)], as: UTF8.self)
     }
@@ -211,7 +217,7 @@ struct ByteReader {
     }
 
     mutating func hash() throws(ConvoyError) -> String {
-        guard remaining >= 32 else { throw Self.malformed("hash") }
+        guard remaining >= 32 else { throw malformed("hash") }
         defer { position += 32 }
         return bytes[position..<(position + 32)].hexString
     }

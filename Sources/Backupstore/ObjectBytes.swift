@@ -6,18 +6,22 @@ import Glibc
 /// and frees. Immutable once made, so it may cross threads.
 public final class ObjectBytes: @unchecked Sendable {
     private let memory: UnsafeMutableRawPointer?
+    /// Where the object starts in `memory`: a range read with O_DIRECT reads from an aligned offset before it.
+    private let start: Int
     private let array: [UInt8]
     public let count: Int
 
     public init(_ array: [UInt8]) {
         self.array = array
         memory = nil
+        start = 0
         count = array.count
     }
 
-    /// Takes ownership of `memory` (from malloc or posix_memalign), of which the first `count` bytes are the object.
-    init(adopting memory: UnsafeMutableRawPointer, count: Int) {
+    /// Takes ownership of `memory` (from malloc or posix_memalign), of which `count` bytes from `start` are the object.
+    init(adopting memory: UnsafeMutableRawPointer, start: Int = 0, count: Int) {
         self.memory = memory
+        self.start = start
         self.count = count
         array = []
     }
@@ -29,7 +33,7 @@ public final class ObjectBytes: @unchecked Sendable {
             // Keeps this object (which frees `memory`) alive until `body` is done with the pointer: Swift may
             // otherwise release it right after its last use, the load of `memory`.
             defer { withExtendedLifetime(self) {} }
-            return try body(UnsafeRawBufferPointer(start: memory, count: count))
+            return try body(UnsafeRawBufferPointer(start: memory + start, count: count))
         }
         let result: Result<R, E> = array.withUnsafeBytes { raw in
             do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }

@@ -48,6 +48,12 @@ public protocol ObjectStore: Sendable {
     /// blocks itself): a directory store reads around the page cache, where caching would only cost CPU and push
     /// out pages worth keeping.
     func getOnce(_ key: String) async throws(ConvoyError) -> ObjectBytes
+
+    /// `length` bytes of an object from `offset` (a block inside a pack); fewer when the object ends first.
+    /// Throws `.notFound` when the object does not exist.
+    func getRange(_ key: String, offset: Int, length: Int) async throws(ConvoyError) -> [UInt8]
+    /// `getRange` for a reader that will not ask for the bytes again (see `getOnce`).
+    func getOnceRange(_ key: String, offset: Int, length: Int) async throws(ConvoyError) -> ObjectBytes
 }
 
 extension ObjectStore {
@@ -58,6 +64,10 @@ extension ObjectStore {
     public func commitDeferred() async throws(ConvoyError) {}
 
     public func getOnce(_ key: String) async throws(ConvoyError) -> ObjectBytes { ObjectBytes(try await get(key)) }
+
+    public func getOnceRange(_ key: String, offset: Int, length: Int) async throws(ConvoyError) -> ObjectBytes {
+        ObjectBytes(try await getRange(key, offset: offset, length: length))
+    }
 
     public func absent(_ keys: [String]) async throws(ConvoyError) -> Set<String> {
         var missing: Set<String> = []

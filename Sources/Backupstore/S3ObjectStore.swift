@@ -28,6 +28,11 @@ public struct S3ObjectStore: ObjectStore {
         return try await client.getObject(key: prefix + key)
     }
 
+    public func getRange(_ key: String, offset: Int, length: Int) async throws(ConvoyError) -> [UInt8] {
+        try ObjectKey.validate(key)
+        return try await client.getObject(key: prefix + key, offset: offset, length: length)
+    }
+
     public func exists(_ key: String) async throws(ConvoyError) -> Bool {
         try ObjectKey.validate(key)
         return try await client.headObject(key: prefix + key) != nil

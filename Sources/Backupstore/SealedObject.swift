@@ -29,13 +29,13 @@ enum SealedObject {
         try ManifestCodec.decode(try unwrap(bytes, magic: manifestMagic, what: what))
     }
 
-    private static func wrap(_ payload: [UInt8], magic: [UInt8]) -> [UInt8] {
+    static func wrap(_ payload: [UInt8], magic: [UInt8]) -> [UInt8] {
         let digest = Array(SHA256.hash(data: payload))
         let body = payload.withUnsafeBytes { Zstd.compress($0) } ?? []
         return magic + digest + body
     }
 
-    private static func unwrap(_ bytes: [UInt8], magic: [UInt8], what: String) throws(ConvoyError) -> [UInt8] {
+    static func unwrap(_ bytes: [UInt8], magic: [UInt8], what: String) throws(ConvoyError) -> [UInt8] {
         guard bytes.count > 36, Array(bytes[0..<4]) == magic else {
             throw ConvoyError(.driverFailure, "\(what) is damaged (bad header)")
         }

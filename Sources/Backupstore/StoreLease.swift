@@ -116,6 +116,7 @@ extension StoreLease {
         let lease = try await StoreLease.write(.backup, in: repository)
         do {
             try await lease.waitForCollectors()
+            try await repository.packs.refresh(from: repository.store)
             let result = try await body(lease)
             await lease.release()
             return result

@@ -23,6 +23,18 @@ enum UncachedRead {
     }
 
     static func contents(of path: String) throws(Failure) -> ObjectBytes {
+        try read(path) { size in (0, size) }
+    }
+
+    /// `length` bytes of the file from `offset` (one block of a pack). Fewer when the file ends first: the caller
+    /// checks the count.
+    static func range(of path: String, offset: Int, length: Int) throws(Failure) -> ObjectBytes {
+        try read(path) { _ in (offset, length) }
+    }
+
+    /// Reads the range `wanted(fileSize)` returns. O_DIRECT reads whole aligned blocks, so the read starts at the
+    /// aligned offset before the range and the result skips to it.
+    private static func read(_ path: String, _ wanted: (Int) -> (offset: Int, length: Int)) throws(Failure) -> ObjectBytes {
         var fd = open(path, O_RDONLY | O_CLOEXEC | convoy_O_DIRECT)
         if fd < 0 && errno == EINVAL { fd = open(path, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else { throw Failure(code: errno, operation: "open") }
@@ -30,17 +42,20 @@ enum UncachedRead {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw Failure(code: errno, operation: "stat") }
         let size = Int(info.st_size)
+        let (offset, length) = wanted(size)
         if isCached(fd, size: UInt64(size)) { leaveDirectMode(fd) }
-        // The file rounded up to whole aligned blocks: O_DIRECT reads whole blocks and stops at the end.
-        let capacity = max(alignment, (size + alignment - 1) / alignment * alignment)
+        let alignedStart = offset / alignment * alignment
+        let end = min(size, offset + length)
+        // Whole aligned blocks: O_DIRECT reads whole blocks and stops at the end of the file.
+        let capacity = max(alignment, (end - alignedStart + alignment - 1) / alignment * alignment)
         var allocated: UnsafeMutableRawPointer?
         guard posix_memalign(&allocated, alignment, capacity) == 0, let memory = allocated else {
             throw Failure(code: ENOMEM, operation: "allocate memory to read")
         }
         var done = 0
-        while done < size {
+        while alignedStart + done < end {
             if done % alignment != 0 { leaveDirectMode(fd) }
-            let got = pread(fd, memory + done, capacity - done, off_t(done))
+            let got = pread(fd, memory + done, capacity - done, off_t(alignedStart + done))
             if got < 0 {
                 let code = errno
                 if code == EINTR || (code == EINVAL && leaveDirectMode(fd)) { continue }
@@ -50,7 +65,8 @@ enum UncachedRead {
             if got == 0 { break }
             done += got
         }
-        return ObjectBytes(adopting: memory, count: min(done, size))
+        let skip = offset - alignedStart
+        return ObjectBytes(adopting: memory, start: min(skip, done), count: max(0, min(done, end - alignedStart) - skip))
     }
 
     /// Whether every page of the file's `size` bytes is in the page cache, as for a block a backup wrote moments

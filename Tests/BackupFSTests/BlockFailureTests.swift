@@ -1,5 +1,5 @@
 @testable import BackupFS
-import Backupstore
+@testable import Backupstore
 import ConvoyTestSupport
 import Foundation
 import XCTest
@@ -49,6 +49,44 @@ final class BlockFailureTests: MountTestCase {
         for (hash, path, problem) in [(corrupt, "a.bin", "corrupt"), (corrupt, "copy/a-again.bin", "corrupt"), (missing, "b.bin", "missing")] {
             XCTAssertTrue(log.all.contains { $0.contains(hash) && $0.contains("/\(path) ") && $0.contains(problem) },
                           "no log line names \(hash) and \(path): \(log.all)")
+        }
+        try unmount(mount)
+    }
+
+    func testCorruptPackedBlockFailsOnlyTheFilesThatUseIt() async throws {
+        var contents: [String: [UInt8]] = [:]
+        for index in 0..<24 { contents["small-\(index)"] = TreeFixture.randomBytes((8 + index) << 10, seed: 40 + UInt64(index)) }
+        contents["dup/small-5"] = contents["small-5"]
+        let tree = try await backUp("packed") { source in
+            try FileManager.default.createDirectory(atPath: source + "/dup", withIntermediateDirectories: true)
+            for (path, bytes) in contents { try TreeFixture.write(source + "/" + path, bytes) }
+        }
+        // All these blocks share one pack; damage the one of small-5 (and so of its copy) inside it.
+        let victim = try XCTUnwrap(tree.entry("small-5").chunks?.first?.hash)
+        let packs = try await tree.repository.packs.current(from: tree.repository.store).packs
+        XCTAssertEqual(packs.count, 1)
+        let (packID, entries) = try XCTUnwrap(packs.first)
+        let place = try XCTUnwrap(entries.first { $0.hash == victim })
+        let packFile = tree.storeRoot + "/" + BackupRepository.packKey(packID)
+        var pack = try Array(Data(contentsOf: URL(fileURLWithPath: packFile)))
+        pack[place.offset + place.length - 1] ^= 0x5a
+        try Data(pack).write(to: URL(fileURLWithPath: packFile))
+
+        let log = LogLines()
+        let mount = try mount(tree, log: log)
+        for (path, expected) in contents {
+            switch Self.readAll(mount.mountpoint + "/" + path) {
+            case .success(let bytes):
+                XCTAssertFalse(path.hasSuffix("small-5"), "\(path) read despite its damaged block")
+                XCTAssertTrue(bytes == expected, "\(path) read wrong bytes")
+            case .failure(let error):
+                XCTAssertEqual(error.code, .EIO, path)
+                XCTAssertTrue(path.hasSuffix("small-5"), "\(path) failed: \(error)")
+            }
+        }
+        for path in ["small-5", "dup/small-5"] {
+            XCTAssertTrue(log.all.contains { $0.contains(victim) && $0.contains("/\(path) ") && $0.contains("corrupt") },
+                          "no log line names \(victim) and \(path): \(log.all)")
         }
         try unmount(mount)
     }

@@ -34,6 +34,11 @@ final class FileStoreBackupTests: XCTestCase {
     func testDeleteAndCollectKeepsOtherBackupsWhole() async throws { try await suite.deleteAndCollectKeepsOtherBackupsWhole() }
     func testCollectionDefersWhileABackupHoldsALease() async throws { try await suite.collectionDefersWhileABackupHoldsALease() }
     func testConcurrentBackupAndDeleteLoseNothing() async throws { try await suite.concurrentBackupAndDeleteLoseNothing() }
+    func testSmallBlocksArePackedAndRoundTrip() async throws { try await suite.smallBlocksArePackedAndRoundTrip() }
+    func testDamagedPackedBlockIsNamedAndOnlyItsFileFails() async throws { try await suite.damagedPackedBlockIsNamedAndOnlyItsFileFails() }
+    func testCollectionRewritesPacksThatHoldDeadBlocks() async throws { try await suite.collectionRewritesPacksThatHoldDeadBlocks() }
+    func testCrashLeftoversOfPacksAreIgnoredThenCollected() async throws { try await suite.crashLeftoversOfPacksAreIgnoredThenCollected() }
+    func testVersionOneStoreIsUpgradedWhenWritten() async throws { try await suite.versionOneStoreIsUpgradedWhenWritten() }
     func testCopyUploadsOnlyMissingBlocks() async throws {
         try await suite.copyUploadsOnlyMissingBlocks(to: try FileObjectStore(root: scratch + "/other-store"))
     }

@@ -158,8 +158,8 @@ final class BackupCLITests: XCTestCase {
         let deleted = try daemon.cli(["backup", "delete", url])
         XCTAssertEqual(deleted.status, 0, deleted.stderr)
         XCTAssertFalse(deleted.stdout.contains("CollectionDeferred"), deleted.stdout)
-        let left = try Command.check("/usr/bin/find", [daemon.directory + "/backups", "-path", "*/blocks/*", "-type", "f"])
-        XCTAssertEqual(left, "", "no block left behind")
+        let left = try Command.check("/usr/bin/find", [daemon.directory + "/backups", "(", "-path", "*/blocks/*", "-o", "-path", "*/packs/*", ")", "-type", "f"])
+        XCTAssertEqual(left, "", "no block or pack left behind")
     }
 
     func testBadBackupRequestsAreRefusedClearly() throws {

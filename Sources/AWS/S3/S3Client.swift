@@ -64,6 +64,26 @@ public struct S3Client: Sendable {
         return [UInt8](response.body)
     }
 
+    /// `length` bytes of the object from `offset` (an HTTP range request); fewer when the object ends first. A
+    /// missing key or bucket is `.notFound`.
+    public func getObject(key: String, offset: Int, length: Int) async throws(ConvoyError) -> [UInt8] {
+        guard offset >= 0, length > 0 else {
+            throw ConvoyError(.internalFailure, "S3 GetObject \(addressing.describe(key)): invalid range \(offset)+\(length)")
+        }
+        let call = S3Call(operation: "GetObject", key: key, detail: "bytes \(offset)+\(length)", method: "GET",
+                          url: try addressing.url(key: key), headers: ["Range": "bytes=\(offset)-\(offset + length - 1)"])
+        let response = try await send(call)
+        // 416: the range starts past the end; the object is shorter than the caller expected.
+        if response.status == 416 { return [] }
+        try check(response, call)
+        // A server that ignores Range answers 200 with the whole object.
+        if response.status == 200 {
+            let body = [UInt8](response.body)
+            return offset < body.count ? Array(body[offset..<min(body.count, offset + length)]) : []
+        }
+        return [UInt8](response.body)
+    }
+
     /// The object's size in bytes, or nil when there is no such object. A HEAD answer has no body, so a missing
     /// bucket also reads as nil here.
     public func headObject(key: String) async throws(ConvoyError) -> Int? {

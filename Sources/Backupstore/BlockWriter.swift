@@ -1,0 +1,89 @@
+import ConvoyCore
+import Synchronization
+
+/// Puts one job's new blocks into a store: a large block as an object of its own, small ones gathered into packs
+/// with an index object each. A file per 20 KB block cost an inode each, twice (snapshot store, then the
+/// destination), and creating inodes was most of backing up a tree of small files.
+///
+/// Nothing written is durable or visible before `BackupRepository.commit(_:)`, which a manifest write makes first;
+/// a job that fails leaves at most packs no manifest references, for the next collection.
+final class BlockWriter: Sendable {
+    /// Encoded blocks up to this size are packed (FastCDC's chunks of large files are mostly bigger).
+    static let packedBlockLimit = 256 << 10
+    /// A pack is written once it holds this much.
+    static let packSize = 8 << 20
+
+    let repository: BackupRepository
+    private let open = Mutex<OpenPack?>(nil)
+    private let written = Mutex<[(id: String, entries: [PackEntry])]>([])
+
+    private struct OpenPack {
+        var id: String
+        var bytes: [UInt8]
+        var entries: [PackEntry] = []
+        var hashes: Set<String> = []
+    }
+
+    init(repository: BackupRepository) {
+        self.repository = repository
+    }
+
+    func put(_ hash: String, _ encoded: [UInt8]) async throws(ConvoyError) {
+        guard repository.packs.enabled, encoded.count <= Self.packedBlockLimit else {
+            try await repository.store.putDeferred(BackupRepository.blockKey(hash), encoded)
+            return
+        }
+        let full = encoded.withUnsafeBytes { append(hash, $0) }
+        if let full { try await write(full) }
+    }
+
+    func put(_ hash: String, _ encoded: ObjectBytes) async throws(ConvoyError) {
+        guard repository.packs.enabled, encoded.count <= Self.packedBlockLimit else {
+            try await repository.store.putDeferred(BackupRepository.blockKey(hash), encoded)
+            return
+        }
+        let full = encoded.withUnsafeBytes { append(hash, $0) }
+        if let full { try await write(full) }
+    }
+
+    /// Writes the last, partly filled pack. Returns the packs written, for the store's directory once durable.
+    func finish() async throws(ConvoyError) -> [(id: String, entries: [PackEntry])] {
+        let last = open.withLock { current -> OpenPack? in
+            defer { current = nil }
+            return current
+        }
+        if let last, !last.entries.isEmpty { try await write(last) }
+        return written.withLock { $0 }
+    }
+
+    /// Adds a block to the open pack; returns the pack when it is full (the caller writes it).
+    private func append(_ hash: String, _ bytes: UnsafeRawBufferPointer) -> OpenPack? {
+        open.withLock { current -> OpenPack? in
+            var pack = current ?? OpenPack(id: Self.newPackID(), bytes: [])
+            // Taken out first, so the appends below change the only copy instead of copying megabytes.
+            current = nil
+            if pack.bytes.capacity == 0 { pack.bytes.reserveCapacity(Self.packSize + Self.packedBlockLimit) }
+            if pack.hashes.insert(hash).inserted {
+                pack.entries.append(PackEntry(hash: hash, offset: pack.bytes.count, length: bytes.count))
+                pack.bytes.append(contentsOf: bytes)
+            }
+            if pack.bytes.count >= Self.packSize { return pack }
+            current = pack
+            return nil
+        }
+    }
+
+    /// The pack first, then its index: on a store whose puts are visible at once (S3), an index never names a
+    /// pack that is not there yet.
+    private func write(_ pack: OpenPack) async throws(ConvoyError) {
+        try await repository.store.putDeferred(BackupRepository.packKey(pack.id), pack.bytes)
+        try await repository.store.putDeferred(BackupRepository.packIndexKey(pack.id), PackIndexCodec.encode(pack.entries))
+        written.withLock { $0.append((pack.id, pack.entries)) }
+    }
+
+    static func newPackID() -> String {
+        var random = SystemRandomNumberGenerator()
+        let high = random.next() as UInt64, low = random.next() as UInt64
+        return (withUnsafeBytes(of: high.bigEndian) { Array($0) } + withUnsafeBytes(of: low.bigEndian) { Array($0) }).hexString
+    }
+}
