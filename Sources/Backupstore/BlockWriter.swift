@@ -16,10 +16,12 @@ final class BlockWriter: Sendable {
     let repository: BackupRepository
     private let open = Mutex<OpenPack?>(nil)
     private let written = Mutex<[(id: String, entries: [PackEntry])]>([])
+    /// Buffers of written packs, for the next ones.
+    private let spare = Mutex<[AlignedBuffer]>([])
 
     private struct OpenPack {
         var id: String
-        var bytes: [UInt8]
+        var buffer: AlignedBuffer
         var entries: [PackEntry] = []
         var hashes: Set<String> = []
     }
@@ -33,8 +35,10 @@ final class BlockWriter: Sendable {
             try await repository.store.putDeferred(BackupRepository.blockKey(hash), encoded)
             return
         }
-        let full = encoded.withUnsafeBytes { append(hash, $0) }
-        if let full { try await write(full) }
+        let appended: Result<OpenPack?, ConvoyError> = encoded.withUnsafeBytes { bytes in
+            do throws(ConvoyError) { return .success(try append(hash, bytes)) } catch { return .failure(error) }
+        }
+        if let full = try appended.get() { try await write(full) }
     }
 
     func put(_ hash: String, _ encoded: ObjectBytes) async throws(ConvoyError) {
@@ -42,7 +46,7 @@ final class BlockWriter: Sendable {
             try await repository.store.putDeferred(BackupRepository.blockKey(hash), encoded)
             return
         }
-        let full = encoded.withUnsafeBytes { append(hash, $0) }
+        let full = try encoded.withUnsafeBytes { bytes throws(ConvoyError) in try append(hash, bytes) }
         if let full { try await write(full) }
     }
 
@@ -57,26 +61,35 @@ final class BlockWriter: Sendable {
     }
 
     /// Adds a block to the open pack; returns the pack when it is full (the caller writes it).
-    private func append(_ hash: String, _ bytes: UnsafeRawBufferPointer) -> OpenPack? {
-        open.withLock { current -> OpenPack? in
-            var pack = current ?? OpenPack(id: Self.newPackID(), bytes: [])
-            // Taken out first, so the appends below change the only copy instead of copying megabytes.
+    private func append(_ hash: String, _ bytes: UnsafeRawBufferPointer) throws(ConvoyError) -> OpenPack? {
+        try open.withLock { current throws(ConvoyError) -> OpenPack? in
+            // Taken out first, so the changes below are to the only copy.
+            var pack: OpenPack
+            if let open = current { pack = open } else { pack = try newPack() }
             current = nil
-            if pack.bytes.capacity == 0 { pack.bytes.reserveCapacity(Self.packSize + Self.packedBlockLimit) }
             if pack.hashes.insert(hash).inserted {
-                pack.entries.append(PackEntry(hash: hash, offset: pack.bytes.count, length: bytes.count))
-                pack.bytes.append(contentsOf: bytes)
+                pack.entries.append(PackEntry(hash: hash, offset: pack.buffer.count, length: bytes.count))
+                pack.buffer.append(bytes)
             }
-            if pack.bytes.count >= Self.packSize { return pack }
+            if pack.buffer.count >= Self.packSize { return pack }
             current = pack
             return nil
         }
     }
 
+    private func newPack() throws(ConvoyError) -> OpenPack {
+        guard let buffer = spare.withLock({ $0.popLast() }) ?? AlignedBuffer(capacity: Self.packSize + Self.packedBlockLimit) else {
+            throw ConvoyError(.unavailable, "cannot allocate \((Self.packSize + Self.packedBlockLimit) >> 20) MiB for a pack of blocks")
+        }
+        buffer.count = 0
+        return OpenPack(id: Self.newPackID(), buffer: buffer)
+    }
+
     /// The pack first, then its index: on a store whose puts are visible at once (S3), an index never names a
     /// pack that is not there yet.
     private func write(_ pack: OpenPack) async throws(ConvoyError) {
-        try await repository.store.putDeferred(BackupRepository.packKey(pack.id), pack.bytes)
+        try await repository.store.putDeferred(BackupRepository.packKey(pack.id), aligned: pack.buffer)
+        spare.withLock { $0.append(pack.buffer) }
         try await repository.store.putDeferred(BackupRepository.packIndexKey(pack.id), PackIndexCodec.encode(pack.entries))
         written.withLock { $0.append((pack.id, pack.entries)) }
     }

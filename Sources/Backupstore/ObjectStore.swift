@@ -43,6 +43,9 @@ public protocol ObjectStore: Sendable {
     func absent(_ keys: [String]) async throws(ConvoyError) -> Set<String>
     /// `putDeferred` of bytes read with `getOnce`, without copying them into an array first.
     func putDeferred(_ key: String, _ object: ObjectBytes) async throws(ConvoyError)
+    /// `putDeferred` of a whole pack from memory aligned for O_DIRECT, which a directory store writes around the
+    /// page cache. `buffer` is the caller's again when this returns.
+    func putDeferred(_ key: String, aligned buffer: AlignedBuffer) async throws(ConvoyError)
 
     /// Like `get`, for a reader that will not ask for the object again (a restore, a backup mount that keeps
     /// blocks itself): a directory store reads around the page cache, where caching would only cost CPU and push
@@ -77,6 +80,10 @@ extension ObjectStore {
 
     public func putDeferred(_ key: String, _ object: ObjectBytes) async throws(ConvoyError) {
         try await putDeferred(key, object.withUnsafeBytes { Array($0) })
+    }
+
+    public func putDeferred(_ key: String, aligned buffer: AlignedBuffer) async throws(ConvoyError) {
+        try await putDeferred(key, Array(buffer.bytes))
     }
 }
 

@@ -39,6 +39,31 @@ final class ReadOnceTests: XCTestCase {
         }
     }
 
+    /// Packs are written from aligned memory with O_DIRECT, padded to whole blocks and truncated back; ranges of
+    /// them are read with aligned direct reads. Both must give exactly the bytes, at every length and offset.
+    func testAlignedWritesAndRangeReadsGiveExactlyTheBytes() async throws {
+        for (kind, store) in try stores() {
+            for size in [1, 4095, 4096, 4097, (8 << 20) + 123] {
+                let bytes = TreeFixture.randomBytes(size, seed: UInt64(size + 7))
+                let buffer = try XCTUnwrap(AlignedBuffer(capacity: size))
+                bytes.withUnsafeBytes { buffer.append($0) }
+                try await store.putDeferred("packs/\(size)", aligned: buffer)
+                try await store.commitDeferred()
+                let whole = try await store.get("packs/\(size)")
+                XCTAssertEqual(whole, bytes, "\(kind), \(size) bytes")
+                for (offset, length) in [(0, size), (size / 3, size / 2 + 1), (size - 1, 1), (size / 2, size)] where length > 0 {
+                    let expected = Array(bytes[offset..<min(size, offset + length)])
+                    let range = try await store.getRange("packs/\(size)", offset: offset, length: length)
+                    XCTAssertEqual(range, expected, "\(kind), \(size) bytes, range \(offset)+\(length)")
+                    let once = try await store.getOnceRange("packs/\(size)", offset: offset, length: length)
+                    XCTAssertEqual(once.withUnsafeBytes { Array($0) }, expected, "\(kind), \(size) bytes, direct range \(offset)+\(length)")
+                }
+            }
+            let missing = await outcome { () throws(ConvoyError) in _ = try await store.getOnceRange("packs/missing", offset: 0, length: 9) }
+            XCTAssertEqual(missing?.kind, .notFound, "\(kind): \(missing?.message ?? "a missing object was read")")
+        }
+    }
+
     func testBlocksDecodedInPlaceEqualTheirContentAndBadOnesAreRefused() async throws {
         for (kind, store) in try stores() {
             let repository = BackupRepository(store: store)

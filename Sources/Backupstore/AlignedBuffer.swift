@@ -1,0 +1,31 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Memory aligned for O_DIRECT, owned by one user at a time (a pack being filled under a lock, then the task
+/// writing it), and reused: touching fresh memory for every pack cost page faults.
+public final class AlignedBuffer: @unchecked Sendable {
+    static let alignment = 4096
+    let memory: UnsafeMutableRawPointer
+    let capacity: Int
+    var count = 0
+
+    /// nil when the memory cannot be had.
+    init?(capacity: Int) {
+        let rounded = (capacity + Self.alignment - 1) / Self.alignment * Self.alignment
+        var allocated: UnsafeMutableRawPointer?
+        guard posix_memalign(&allocated, Self.alignment, rounded) == 0, let allocated else { return nil }
+        memory = allocated
+        self.capacity = rounded
+    }
+
+    deinit { free(memory) }
+
+    func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, bytes.count <= capacity - count else { return }
+        (memory + count).copyMemory(from: base, byteCount: bytes.count)
+        count += bytes.count
+    }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: memory, count: count) }
+}
