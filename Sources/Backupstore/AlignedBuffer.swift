@@ -21,10 +21,13 @@ public final class AlignedBuffer: @unchecked Sendable {
 
     deinit { free(memory) }
 
-    func append(_ bytes: UnsafeRawBufferPointer) {
-        guard let base = bytes.baseAddress, bytes.count <= capacity - count else { return }
-        (memory + count).copyMemory(from: base, byteCount: bytes.count)
+    /// False, and nothing appended, when the bytes do not fit.
+    @discardableResult
+    func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count <= capacity - count else { return false }
+        if let base = bytes.baseAddress { (memory + count).copyMemory(from: base, byteCount: bytes.count) }
         count += bytes.count
+        return true
     }
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: memory, count: count) }

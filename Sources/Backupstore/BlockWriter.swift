@@ -65,11 +65,16 @@ final class BlockWriter: Sendable {
         try open.withLock { current throws(ConvoyError) -> OpenPack? in
             // Taken out first, so the changes below are to the only copy.
             var pack: OpenPack
-            if let open = current { pack = open } else { pack = try newPack() }
+            if let existing = current { pack = existing } else { pack = try newPack() }
             current = nil
-            if pack.hashes.insert(hash).inserted {
-                pack.entries.append(PackEntry(hash: hash, offset: pack.buffer.count, length: bytes.count))
-                pack.buffer.append(bytes)
+            if !pack.hashes.contains(hash) {
+                let offset = pack.buffer.count
+                guard pack.buffer.append(bytes) else {
+                    current = pack
+                    throw ConvoyError(.internalFailure, "block \(hash) (\(bytes.count) bytes) does not fit in pack \(pack.id)")
+                }
+                pack.hashes.insert(hash)
+                pack.entries.append(PackEntry(hash: hash, offset: offset, length: bytes.count))
             }
             if pack.buffer.count >= Self.packSize { return pack }
             current = pack

@@ -42,6 +42,7 @@ final class S3StoreBackupTests: XCTestCase {
     func testDamagedPackedBlockIsNamedAndOnlyItsFileFails() async throws { try await suite().damagedPackedBlockIsNamedAndOnlyItsFileFails() }
     func testCollectionRewritesPacksThatHoldDeadBlocks() async throws { try await suite().collectionRewritesPacksThatHoldDeadBlocks() }
     func testCrashLeftoversOfPacksAreIgnoredThenCollected() async throws { try await suite().crashLeftoversOfPacksAreIgnoredThenCollected() }
+    func testPackWithDamagedIndexIsKeptAndNamed() async throws { try await suite().packWithDamagedIndexIsKeptAndNamed() }
     func testVersionOneStoreIsUpgradedWhenWritten() async throws { try await suite().versionOneStoreIsUpgradedWhenWritten() }
     func testCopyUploadsOnlyMissingBlocks() async throws {
         try await suite().copyUploadsOnlyMissingBlocks(to: try await S3TestStore.make(prefix: "").store)

@@ -137,7 +137,11 @@ public struct BackupService: Sendable {
         try await local.deleteManifest(volume: snapshot.volumeName, backup: name)
         try store.deleteSnapshot(name)
         let result = try await GarbageCollector(repository: local).collect()
-        logger.info("deleted snapshot", metadata: ["snapshot": "\(name)", "blocksFreed": "\(result.blocksDeleted)"])
+        logger.info("deleted snapshot", metadata: ["snapshot": "\(name)", "blocksFreed": "\(result.blocksDeleted)",
+                                                   "packsRewritten": "\(result.packsRewritten)"])
+        for damaged in result.packsWithDamagedIndex {
+            logger.warning("snapshot store: a pack's index cannot be read; the pack is kept", metadata: ["pack": "\(damaged)"])
+        }
     }
 
     private func deleteDriverSnapshot(_ snapshot: ClientAPI.Snapshot, info: [String: String]) async throws(ConvoyError) {
@@ -264,8 +268,13 @@ public struct BackupService: Sendable {
         _ = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
         try await repository.deleteManifest(volume: backup.volume, backup: backup.backupID)
         let result = try await GarbageCollector(repository: repository).collect()
-        var answer = ["Deleted": backup.url, "BlocksFreed": "\(result.blocksDeleted)"]
+        var answer = ["Deleted": backup.url, "BlocksFreed": "\(result.blocksDeleted)",
+                      "PacksDeleted": "\(result.packsDeleted)", "PacksRewritten": "\(result.packsRewritten)"]
         if let reason = result.deferredBecause { answer["CollectionDeferred"] = reason }
+        // Kept, since their blocks may be in use: the user should know the store needs attention.
+        if !result.packsWithDamagedIndex.isEmpty {
+            answer["PacksWithDamagedIndex"] = result.packsWithDamagedIndex.joined(separator: "; ")
+        }
         return answer
     }
 

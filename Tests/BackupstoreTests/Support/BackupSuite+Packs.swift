@@ -168,6 +168,29 @@ extension BackupSuite {
         XCTAssertEqual(try TreeFixture.describe(restored), try TreeFixture.describe(source))
     }
 
+    func packWithDamagedIndexIsKeptAndNamed() async throws {
+        let source = scratch + "/damaged-index"
+        try writeSmallFiles(source, count: 12, seed: 7_000)
+        let manifest = try await backup(source, volume: "di", id: "backup-di")
+        let ids = try await packIDs()
+        let packID = try XCTUnwrap(ids.first)
+        var index = try await store.get(BackupRepository.packIndexKey(packID))
+        index[index.count / 2] ^= 0xff
+        try await store.put(BackupRepository.packIndexKey(packID), index)
+
+        // Its blocks cannot be located: verify says so and names the index.
+        let problems = try await BackupVerifier(repository: repository).verify(manifest)
+        XCTAssertEqual(Set(problems.map(\.block)), manifest.blockHashes)
+        XCTAssertTrue(problems.allSatisfy { $0.kind == .missing && $0.detail.contains("index of pack \(packID)") }, "\(problems)")
+        // A collection must not take the pack away: its blocks may be referenced.
+        try await repository.deleteManifest(volume: "di", backup: "backup-di")
+        let result = try await GarbageCollector(repository: repository).collect()
+        XCTAssertEqual(result.packsWithDamagedIndex.count, 1)
+        XCTAssertTrue(result.packsWithDamagedIndex.first?.contains(packID) == true, "\(result.packsWithDamagedIndex)")
+        let left = try await keys(under: BackupRepository.packsPrefix)
+        XCTAssertEqual(Set(left), [BackupRepository.packKey(packID), BackupRepository.packIndexKey(packID)])
+    }
+
     func versionOneStoreIsUpgradedWhenWritten() async throws {
         let formatKey = "convoy-backupstore/format.json"
         try await store.put(formatKey, Array(#"{"format":"convoy-backupstore","version":1}"#.utf8))
