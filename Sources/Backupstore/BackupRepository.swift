@@ -196,8 +196,9 @@ public struct BackupRepository: Sendable {
         try await store.delete(hashes.map(Self.blockKey))
     }
 
-    /// Deletes packs: each index first, so a crash in between leaves a pack without an index (which a collection
-    /// removes), never an index naming a pack that is gone.
+    /// Deletes packs, the indexes first. Deletes are not ordered on disk, so a crash in between may leave either
+    /// half: a pack without an index or an index without its pack is never used to find a block, and the next
+    /// collection removes it.
     func deletePacks(_ ids: [String]) async throws(ConvoyError) {
         guard !ids.isEmpty else { return }
         try await store.delete(ids.map(Self.packIndexKey))

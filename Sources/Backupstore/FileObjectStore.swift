@@ -59,14 +59,16 @@ public struct FileObjectStore: ObjectStore {
     private func writeTemporaryDirect(for target: String, _ buffer: AlignedBuffer) throws(ConvoyError) -> String {
         let temporary = Self.temporaryName(for: target)
         let flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC
-        var fd = open(temporary, flags | convoy_O_DIRECT, 0o600)
+        var fd = open(temporary, flags, 0o600)
         if fd < 0 && errno == ENOENT {
             try Self.makeDirectories(String(target[..<(target.lastIndex(of: "/") ?? target.endIndex)]))
-            fd = open(temporary, flags | convoy_O_DIRECT, 0o600)
+            fd = open(temporary, flags, 0o600)
         }
-        var direct = fd >= 0
-        if fd < 0 && errno == EINVAL { fd = open(temporary, flags, 0o600) }
         guard fd >= 0 else { throw failure("create", temporary) }
+        // Switched on after the create: opening with O_DIRECT where it is refused (tmpfs before Linux 6.6) creates
+        // the file and then fails, and a second exclusive create would find it there.
+        let current = fcntl(fd, F_GETFL)
+        var direct = current >= 0 && fcntl(fd, F_SETFL, current | convoy_O_DIRECT) == 0
         let padded = (buffer.count + AlignedBuffer.alignment - 1) / AlignedBuffer.alignment * AlignedBuffer.alignment
         var written = 0
         while written < buffer.count {

@@ -20,8 +20,15 @@ final class PackDirectory: Sendable {
 
     private struct State {
         var loaded = false
+        /// The first load, which callers arriving meanwhile wait for instead of listing the store themselves (a
+        /// restore or a mount starts many reads at once).
+        var firstLoad: Task<ConvoyError?, Never>?
         /// Counts loads: a reader that missed a block loads again only if nobody has since it looked.
         var generation = 0
+        /// Loads started, and which one the contents come from: a load that lists the store before another must
+        /// not replace what the other found, whichever ends first.
+        var loadsStarted = 0
+        var contentsFrom = 0
         var contents = Contents()
         var blocks: [String: PackedBlock] = [:]
     }
@@ -39,7 +46,7 @@ final class PackDirectory: Sendable {
     /// Where block `hash` is packed, or nil when it is not in any pack this directory knows.
     func locate(_ hash: String, in store: any ObjectStore) async throws(ConvoyError) -> PackedBlock? {
         guard enabled else { return nil }
-        if !state.withLock({ $0.loaded }) { try await load(from: store) }
+        try await ensureLoaded(from: store)
         return state.withLock { $0.blocks[hash] }
     }
 
@@ -69,7 +76,7 @@ final class PackDirectory: Sendable {
     /// Every packed block's hash (as last loaded; loads first if never loaded).
     func hashes(in store: any ObjectStore) async throws(ConvoyError) -> Set<String> {
         guard enabled else { return [] }
-        if !state.withLock({ $0.loaded }) { try await load(from: store) }
+        try await ensureLoaded(from: store)
         return state.withLock { Set($0.blocks.keys) }
     }
 
@@ -89,15 +96,45 @@ final class PackDirectory: Sendable {
         }
     }
 
+    private func ensureLoaded(from store: any ObjectStore) async throws(ConvoyError) {
+        let first: Task<ConvoyError?, Never>? = state.withLock { state in
+            if state.loaded { return nil }
+            if let running = state.firstLoad { return running }
+            let running = Task { () -> ConvoyError? in
+                do throws(ConvoyError) { try await self.load(from: store) } catch { return error }
+                return nil
+            }
+            state.firstLoad = running
+            return running
+        }
+        guard let first else { return }
+        if let error = await first.value {
+            state.withLock { $0.firstLoad = nil }  // the next caller tries again
+            throw error
+        }
+    }
+
+    /// Pack ids are 32 lowercase hex digits; anything else under `packs/` is not convoy's and is left alone.
+    static func isPackID(_ name: Substring) -> Bool {
+        name.utf8.count == 32 && name.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    /// Lists the packs and reads the indexes not read before. Reloads never wait for another load: one that
+    /// started before a pack was rewritten would not see the new pack.
     private func load(from store: any ObjectStore) async throws(ConvoyError) {
+        let ticket = state.withLock { state in
+            state.loadsStarted += 1
+            return state.loadsStarted
+        }
         var packIDs = Set<String>()
         var indexIDs: [String] = []
         for object in try await store.list(prefix: BackupRepository.packsPrefix) {
-            let name = object.key.split(separator: "/").last.map(String.init) ?? ""
+            let name = object.key.split(separator: "/").last ?? ""
             if name.hasSuffix(BackupRepository.packIndexSuffix) {
-                indexIDs.append(String(name.dropLast(BackupRepository.packIndexSuffix.count)))
-            } else {
-                packIDs.insert(name)
+                let id = name.dropLast(BackupRepository.packIndexSuffix.count)
+                if Self.isPackID(id) { indexIDs.append(String(id)) }
+            } else if Self.isPackID(name) {
+                packIDs.insert(String(name))
             }
         }
         let known = state.withLock { $0.contents.packs }
@@ -150,6 +187,8 @@ final class PackDirectory: Sendable {
         state.withLock { state in
             state.loaded = true
             state.generation += 1
+            guard ticket > state.contentsFrom else { return }
+            state.contentsFrom = ticket
             state.contents = contents
             state.blocks = blocks
         }

@@ -153,6 +153,9 @@ extension BackupSuite {
         try await store.put(BackupRepository.packKey(orphanPack), TreeFixture.randomBytes(4096, seed: 1))
         try await store.put(BackupRepository.packIndexKey(orphanIndex),
                             PackIndexCodec.encode([PackEntry(hash: String(repeating: "ab", count: 32), offset: 0, length: 10)]))
+        // Not convoy's: a name that is no pack id is neither read nor removed.
+        let stranger = BackupRepository.packsPrefix + "zz/not-a-pack.idx"
+        try await store.put(stranger, Array("notes".utf8))
         let stored = try await repository.blockHashes()
         XCTAssertEqual(stored, manifest.blockHashes, "leftovers add no blocks")
         let verified = try await BackupVerifier(repository: repository).verify(manifest)
@@ -163,7 +166,8 @@ extension BackupSuite {
         let left = try await keys(under: BackupRepository.packsPrefix)
         XCTAssertFalse(left.contains(BackupRepository.packKey(orphanPack)))
         XCTAssertFalse(left.contains(BackupRepository.packIndexKey(orphanIndex)))
-        XCTAssertEqual(left.count, 2, "the backup's pack and its index stay: \(left)")
+        XCTAssertEqual(left.count, 3, "the backup's pack and its index stay, and the stranger: \(left)")
+        XCTAssertTrue(left.contains(stranger))
         let restored = try await restore(volume: "left", id: "backup-left", label: "left-restored")
         XCTAssertEqual(try TreeFixture.describe(restored), try TreeFixture.describe(source))
     }
