@@ -5,7 +5,7 @@ import Glibc
 /// Memory aligned for O_DIRECT, owned by one user at a time (a pack being filled under a lock, then the task
 /// writing it), and reused: touching fresh memory for every pack cost page faults.
 public final class AlignedBuffer: @unchecked Sendable {
-    static let alignment = 4096
+    static let alignment = UncachedRead.alignment
     let memory: UnsafeMutableRawPointer
     let capacity: Int
     var count = 0

@@ -217,8 +217,7 @@ public struct BackupRepository: Sendable {
     func putManifest(_ manifest: Manifest, blocks writer: BlockWriter?) async throws(ConvoyError) {
         try ObjectName.validate(manifest.id, kind: "backup")
         try ObjectName.validate(manifest.volume)
-        if let writer { try await commit(writer) }
-        try await store.commitDeferred()
+        if let writer { try await commit(writer) } else { try await store.commitDeferred() }
         try await store.put(Self.manifestKey(volume: manifest.volume, backup: manifest.id), SealedObject.sealManifest(manifest))
     }
 

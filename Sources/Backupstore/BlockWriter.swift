@@ -31,21 +31,24 @@ final class BlockWriter: Sendable {
     }
 
     func put(_ hash: String, _ encoded: [UInt8]) async throws(ConvoyError) {
-        guard repository.packs.enabled, encoded.count <= Self.packedBlockLimit else {
+        guard isPacked(encoded.count) else {
             try await repository.store.putDeferred(BackupRepository.blockKey(hash), encoded)
             return
         }
-        let appended: Result<OpenPack?, ConvoyError> = encoded.withUnsafeBytes { bytes in
-            do throws(ConvoyError) { return .success(try append(hash, bytes)) } catch { return .failure(error) }
-        }
-        if let full = try appended.get() { try await write(full) }
+        try await putPacked(hash, ObjectBytes(encoded))
     }
 
     func put(_ hash: String, _ encoded: ObjectBytes) async throws(ConvoyError) {
-        guard repository.packs.enabled, encoded.count <= Self.packedBlockLimit else {
+        guard isPacked(encoded.count) else {
             try await repository.store.putDeferred(BackupRepository.blockKey(hash), encoded)
             return
         }
+        try await putPacked(hash, encoded)
+    }
+
+    private func isPacked(_ count: Int) -> Bool { repository.packs.enabled && count <= Self.packedBlockLimit }
+
+    private func putPacked(_ hash: String, _ encoded: ObjectBytes) async throws(ConvoyError) {
         let full = try encoded.withUnsafeBytes { bytes throws(ConvoyError) in try append(hash, bytes) }
         if let full { try await write(full) }
     }

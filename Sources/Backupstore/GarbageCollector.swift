@@ -37,22 +37,24 @@ public struct GarbageCollector: Sendable {
             for (volume, id) in try await repository.backups() {
                 referenced.formUnion(try await repository.manifest(volume: volume, backup: id).blockHashes)
             }
-            let before = try await repository.blockHashes()
-            var result = Result(deferredBecause: nil, blocksDeleted: 0, blocksKept: 0)
-            try await collectPacks(referenced: referenced, lease: lease, into: &result)
-            var unpacked = Set<String>()
+            // One listing of each kind: what is left afterwards is what was there and is referenced (kept
+            // packs hold only live blocks, rewritten ones their live blocks, deleted ones none).
+            var loose = Set<String>()
             for object in try await repository.store.list(prefix: BackupRepository.blocksPrefix) {
-                if let name = object.key.split(separator: "/").last { unpacked.insert(String(name)) }
+                if let name = object.key.split(separator: "/").last { loose.insert(String(name)) }
             }
-            let garbage = unpacked.subtracting(referenced).sorted()
+            let contents = try await repository.packs.current(from: repository.store)
+            var result = Result(deferredBecause: nil, blocksDeleted: 0, blocksKept: 0)
+            try await collectPacks(contents, referenced: referenced, lease: lease, into: &result)
+            let garbage = loose.subtracting(referenced).sorted()
             for batch in stride(from: 0, to: garbage.count, by: 1000) {
                 try await repository.deleteBlocks(Array(garbage[batch..<min(batch + 1000, garbage.count)]))
                 try await lease.renewIfDue()
             }
             result.abandonedWritesRemoved = try await repository.store.removeAbandonedWrites(olderThan: StoreLease.timeToLive)
-            let after = try await repository.blockHashes()
-            result.blocksDeleted = before.subtracting(after).count
-            result.blocksKept = after.count
+            let before = contents.packs.values.reduce(into: loose) { all, entries in all.formUnion(entries.map(\.hash)) }
+            result.blocksDeleted = before.subtracting(referenced).count
+            result.blocksKept = before.count - result.blocksDeleted
             await lease.release()
             return result
         } catch {
@@ -61,8 +63,8 @@ public struct GarbageCollector: Sendable {
         }
     }
 
-    private func collectPacks(referenced: Set<String>, lease: StoreLease, into result: inout Result) async throws(ConvoyError) {
-        let contents = try await repository.packs.current(from: repository.store)
+    private func collectPacks(_ contents: PackDirectory.Contents, referenced: Set<String>, lease: StoreLease,
+                              into result: inout Result) async throws(ConvoyError) {
         result.packsWithDamagedIndex = contents.damagedIndexes.map { "\($0.key): \($0.value)" }.sorted()
         var dead: [String] = contents.packsWithoutIndex
         try await repository.store.delete(contents.indexesWithoutPack.map(BackupRepository.packIndexKey))
@@ -90,6 +92,5 @@ public struct GarbageCollector: Sendable {
         try await repository.deletePacks(rewritten + dead)
         result.packsRewritten = rewritten.count
         result.packsDeleted = dead.count
-        if !rewritten.isEmpty || !dead.isEmpty { _ = try await repository.packs.current(from: repository.store) }
     }
 }
