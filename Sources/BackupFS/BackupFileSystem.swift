@@ -10,6 +10,8 @@ final class BackupFileSystem: Sendable {
     let tree: BackupTree
     let cache: BlockCache
     let reader: FileReader
+    /// What holes are sent from.
+    let zeros = ZeroBytes(count: Int(FuseOperations.maxRead))
     /// "backup <id> of volume <name>", for log lines.
     let label: String
     let log: @Sendable (String) -> Void
@@ -27,13 +29,19 @@ final class BackupFileSystem: Sendable {
         self.log = log
     }
 
-    /// The FUSE `read`: the bytes read, or -EIO once the log has a line naming the file and the block.
-    func read(_ file: OpenFile, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) -> Int32 {
+    /// The FUSE `read`: the pieces to send, or EIO once the log has a line naming the file and the block.
+    func read(_ file: OpenFile, count: Int, at offset: UInt64) -> Result<[ReadPiece], Errno> {
         do throws(ConvoyError) {
-            return Int32(try reader.read(file, into: buffer, at: offset))
+            return .success(try reader.read(file, count: count, at: offset))
         } catch {
             log("\(label): cannot read /\(file.path) at offset \(offset): \(error.message)")
-            return -EIO
+            return .failure(Errno(EIO))
         }
     }
+}
+
+/// An errno value for a FUSE reply.
+struct Errno: Error {
+    let code: Int32
+    init(_ code: Int32) { self.code = code }
 }

@@ -25,8 +25,8 @@ public struct BackupMountOptions: Sendable {
     }
 }
 
-/// A backup's file tree mounted read-only through libfuse's high-level API, served by a thread of its own
-/// (libfuse's multithreaded loop) until `unmount()`. Releasing the object does not unmount: the thread serves on.
+/// A backup's file tree mounted read-only through libfuse's low-level API, served by a thread of its own
+/// (libfuse's multithreaded session loop) until `unmount()`. Releasing the object does not unmount: the thread serves on.
 /// Blocking calls (`unmount`, reads of the mount) belong on threads that may block, not in a cooperative task's
 /// hot path, though the mount's own fetches never depend on the cooperative pool.
 public final class BackupMount: Sendable {
@@ -61,18 +61,18 @@ public final class BackupMount: Sendable {
         // Resolved before mounting: afterwards resolving it would ask the file system, whose loop is not running yet.
         let canonicalPath = MountTable.canonical(mountpoint)
         let fileSystem = try BackupFileSystem(manifest: manifest, repository: repository, options: options, log: log)
-        guard let fuse = newFuse(fileSystem) else {
+        guard let session = newSession(fileSystem) else {
             throw ConvoyError(.internalFailure, "libfuse refused the options of the mount of \(fileSystem.label) (see the daemon's standard error)")
         }
-        guard fuse_mount(fuse, mountpoint) == 0 else {
-            fuse_destroy(fuse)
+        guard fuse_session_mount(session, mountpoint) == 0 else {
+            fuse_session_destroy(session)
             throw ConvoyError(.driverFailure, "cannot mount \(fileSystem.label) at \(mountpoint): check that /dev/fuse is usable and the daemon runs as root (libfuse's reason is on the daemon's standard error)")
         }
         let kernelMount = MountInfo.mount(at: canonicalPath)
         if let kernelMount { MountTable.setReadAhead(kernelMount, kilobytes: readAheadKilobytes) }
 
         let served = Delivery<Int32>()
-        let handle = FuseHandle(pointer: fuse)
+        let handle = FuseSession(pointer: session)
         let thread = Thread {
             let result = handle.serve()
             if result != 0 { fileSystem.log("\(fileSystem.label): the FUSE loop at \(mountpoint) ended with error \(result)") }
@@ -161,24 +161,24 @@ public final class BackupMount: Sendable {
         }
     }
 
-    /// A libfuse handle for the file system, not mounted yet.
-    private static func newFuse(_ fileSystem: BackupFileSystem) -> OpaquePointer? {
+    /// A libfuse session for the file system, not mounted yet.
+    private static func newSession(_ fileSystem: BackupFileSystem) -> OpaquePointer? {
         var arguments = ["convoy-backup", "-o", mountOptions].map { (argument: String) in strdup(argument) }
         defer { arguments.forEach { free($0) } }
         var operations = FuseOperations.make()
         return arguments.withUnsafeMutableBufferPointer { argv in
             var parsed = fuse_args(argc: Int32(argv.count), argv: argv.baseAddress, allocated: 0)
-            // private_data: the serving thread keeps the file system alive as long as callbacks may run.
-            let fuse = fuse_new(&parsed, &operations, MemoryLayout<fuse_operations>.size,
-                                Unmanaged.passUnretained(fileSystem).toOpaque())
+            // The user data: the serving thread keeps the file system alive as long as callbacks may run.
+            let session = fuse_session_new(&parsed, &operations, MemoryLayout<fuse_lowlevel_ops>.size,
+                                           Unmanaged.passUnretained(fileSystem).toOpaque())
             fuse_opt_free_args(&parsed)
-            return fuse
+            return session
         }
     }
 }
 
-/// libfuse's `struct fuse *`. Created by `mount`, then used by the serving thread alone, which destroys it.
-private struct FuseHandle: @unchecked Sendable {
+/// libfuse's `struct fuse_session *`. Created by `mount`, then used by the serving thread alone, which destroys it.
+private struct FuseSession: @unchecked Sendable {
     let pointer: OpaquePointer
 
     /// Libfuse threads at most: each may wait on a block fetch, so more of them means more fetches in flight.
@@ -188,11 +188,11 @@ private struct FuseHandle: @unchecked Sendable {
     func serve() -> Int32 {
         let config = fuse_loop_cfg_create()
         fuse_loop_cfg_set_max_threads(config, Self.maxThreads)
-        let result = fuse_loop_mt(pointer, config)
+        let result = fuse_session_loop_mt(pointer, config)
         fuse_loop_cfg_destroy(config)
         // Unmounts only if the connection is still alive (the loop failed); otherwise just closes the device.
-        fuse_unmount(pointer)
-        fuse_destroy(pointer)
+        fuse_session_unmount(pointer)
+        fuse_session_destroy(pointer)
         return result
     }
 }

@@ -10,6 +10,8 @@ import Glibc
 /// manifest whose paths or chunks do not fit together is refused at mount rather than served as wrong bytes.
 struct BackupTree: Sendable {
     let entries: [Entry]
+    /// The root directory's entry.
+    let root: Int
     /// Relative path ("" for the root) → index of its entry.
     private let indexByPath: [String: Int]
     /// For each entry, the entry whose attributes and data it shows: itself, or for a hard link the first link.
@@ -71,6 +73,7 @@ struct BackupTree: Sendable {
             attributes[root] = try Self.decode(encoded, of: "/", in: what)
         }
         self.entries = entries
+        self.root = root
         self.indexByPath = indexByPath
         self.resolved = resolved
         self.childrenByDirectory = children
@@ -84,6 +87,27 @@ struct BackupTree: Sendable {
     /// The entry shown at a relative path ("" for the root), already resolved through hard links.
     func lookup(_ path: String) -> Int? {
         indexByPath[path].map { resolved[$0] }
+    }
+
+    /// The entry named `name` in directory `directory` (its own index: `entry(_:)` and `attributes(of:)`
+    /// resolve hard links), if there is one.
+    func child(named name: String, of directory: Int) -> Int? {
+        let parent = entries[directory].path
+        return indexByPath[parent.isEmpty ? name : parent + "/" + name]
+    }
+
+    /// The FUSE node id of an entry: 1 (FUSE_ROOT_ID) for the root, position + 2 for the others; a hard link
+    /// has its first link's, so the kernel sees one inode.
+    func nodeID(of index: Int) -> UInt64 {
+        let shown = resolved[index]
+        return shown == root ? 1 : UInt64(shown) + 2
+    }
+
+    /// The entry of a node id that `nodeID(of:)` gave; nil for any other number.
+    func index(ofNode node: UInt64) -> Int? {
+        if node == 1 { return root }
+        guard node >= 2, node - 2 < UInt64(entries.count), Int(node - 2) != root else { return nil }
+        return Int(node - 2)
     }
 
     /// A directory's entries (their own indices: `name(of:)` gives the name, `attributes(of:)` resolves links),
@@ -104,12 +128,12 @@ struct BackupTree: Sendable {
         attributes[resolved[index]] ?? []
     }
 
-    /// What stat(2) reports for an entry. Inode numbers are entry positions (root = 1), shared by hard links.
+    /// What stat(2) reports for an entry. Inode numbers are the node ids, shared by hard links.
     func attributes(of index: Int) -> stat {
         let shown = resolved[index]
         let entry = entries[shown]
         var info = stat()
-        info.st_ino = ino_t(shown + 1)
+        info.st_ino = ino_t(nodeID(of: shown))
         info.st_mode = Self.fileType(entry.type) | mode_t(entry.mode & 0o7777)
         info.st_nlink = nlink_t(linkCounts[shown])
         info.st_uid = entry.uid

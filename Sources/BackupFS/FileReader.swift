@@ -33,6 +33,19 @@ final class OpenFile: Sendable {
     }
 }
 
+/// Part of a read's answer: bytes of a verified block (which the piece keeps alive), or zeros for a hole.
+enum ReadPiece: Sendable {
+    case block(PlainBlock, Range<Int>)
+    case zeros(Int)
+
+    var count: Int {
+        switch self {
+        case .block(_, let range): range.count
+        case .zeros(let count): count
+        }
+    }
+}
+
 /// Serves a file's bytes from its chunks: bisects to the chunks a read touches, fetches only those (holes read
 /// as zeros), and when the file is read sequentially prefetches the next blocks.
 struct FileReader: Sendable {
@@ -42,13 +55,14 @@ struct FileReader: Sendable {
     /// Bytes one read-ahead may start at most: prefetched blocks must not push out of the LRU the ones being read.
     let readAheadBytes: Int
 
-    /// Fills `buffer` with the file's bytes from `offset`; returns how many (fewer at the end of the file). Throws
-    /// the first block that cannot be fetched or fails verification: the read then fails rather than serve
+    /// The file's bytes from `offset`, at most `count` of them (fewer at the end of the file), as slices of
+    /// verified blocks and runs of zeros for holes: the FUSE reply sends them from where they are, without a copy.
+    /// Throws the first block that cannot be fetched or fails verification: the read then fails rather than serve
     /// anything else.
-    func read(_ file: OpenFile, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ConvoyError) -> Int {
+    func read(_ file: OpenFile, count: Int, at offset: UInt64) throws(ConvoyError) -> [ReadPiece] {
         let entry = tree.entry(file.node)
-        guard offset < entry.size, let base = buffer.baseAddress else { return 0 }
-        let end = min(entry.size, offset + UInt64(buffer.count))
+        guard offset < entry.size, count > 0 else { return [] }
+        let end = min(entry.size, offset + UInt64(count))
         let chunks = entry.chunks ?? []
         let first = Self.firstChunk(endingAfter: offset, in: chunks)
         var last = first
@@ -57,6 +71,8 @@ struct FileReader: Sendable {
         if !touched.isEmpty, let front = file.recordRead(touched) { readAhead(chunks, from: front) }
 
         let blocks = cache.blocks(touched.map { chunks[$0].hash })
+        var pieces: [ReadPiece] = []
+        pieces.reserveCapacity(2 * touched.count + 1)
         var position = offset
         for (index, outcome) in zip(touched, blocks) {
             let chunk = chunks[index]
@@ -65,21 +81,15 @@ struct FileReader: Sendable {
                 throw ConvoyError(.driverFailure, "block \(chunk.hash) has \(block.count) bytes, the manifest says \(chunk.length)")
             }
             if chunk.offset > position {
-                (base + Int(position - offset)).initializeMemory(as: UInt8.self, repeating: 0, count: Int(chunk.offset - position))
+                pieces.append(.zeros(Int(chunk.offset - position)))
                 position = chunk.offset
             }
-            let copyEnd = min(end, chunk.offset + UInt64(chunk.length))
-            block.withUnsafeBytes { source in
-                guard let start = source.baseAddress else { return }
-                (base + Int(position - offset)).copyMemory(from: start + Int(position - chunk.offset),
-                                                           byteCount: Int(copyEnd - position))
-            }
-            position = copyEnd
+            let sliceEnd = min(end, chunk.offset + UInt64(chunk.length))
+            pieces.append(.block(block, Int(position - chunk.offset)..<Int(sliceEnd - chunk.offset)))
+            position = sliceEnd
         }
-        if end > position {
-            (base + Int(position - offset)).initializeMemory(as: UInt8.self, repeating: 0, count: Int(end - position))
-        }
-        return Int(end - offset)
+        if end > position { pieces.append(.zeros(Int(end - position))) }
+        return pieces
     }
 
     /// The index of the first chunk that ends after `offset` (chunks.count when none): a bisection over the

@@ -4,9 +4,11 @@ import CFuse
 import Glibc
 #endif
 
-/// The libfuse high-level callbacks. They run on libfuse's threads, capture nothing (C function pointers), find
-/// the file system through `private_data`, and return 0 or a negative errno. Writes need no callbacks: the
-/// mount is read-only, so the kernel answers them with EROFS before they reach us.
+/// The libfuse low-level callbacks. The low-level API addresses entries by node id (`BackupTree.nodeID`), so a
+/// call costs an array lookup instead of a path walk, and a read is answered with `writev` straight from the
+/// blocks' memory, where the high-level API had us copy each reply into a buffer it allocated per request.
+/// The callbacks capture nothing (C function pointers), find the file system through the session's user data,
+/// and reply exactly once. Writes need no callbacks: the mount is read-only, so the kernel answers them with EROFS.
 enum FuseOperations {
     /// Largest read request (the `max_read` mount option and `conn->max_read` must agree).
     static let maxRead: UInt32 = 1 << 20
@@ -16,117 +18,123 @@ enum FuseOperations {
     static let seekData: Int32 = 3
     static let seekHole: Int32 = 4
 
-    static func make() -> fuse_operations {
-        var operations = fuse_operations()
-        operations.`init` = { connection, config in
-            if let connection {
-                connection.pointee.max_read = FuseOperations.maxRead
-                connection.pointee.max_readahead = FuseOperations.maxRead
-            }
-            if let config {
-                config.pointee.use_ino = 1  // st_ino from getattr: hard links share theirs
-                config.pointee.kernel_cache = 1
-                config.pointee.entry_timeout = FuseOperations.cacheTimeout
-                config.pointee.attr_timeout = FuseOperations.cacheTimeout
-                config.pointee.negative_timeout = FuseOperations.cacheTimeout
-            }
-            // libfuse replaces private_data with what this returns: hand back the one given to fuse_new.
-            return fuse_get_context()?.pointee.private_data
+    static func make() -> fuse_lowlevel_ops {
+        var operations = fuse_lowlevel_ops()
+        operations.`init` = { _, connection in
+            connection?.pointee.max_read = FuseOperations.maxRead
+            connection?.pointee.max_readahead = FuseOperations.maxRead
         }
-        operations.getattr = { path, info, _ in
-            FuseOperations.at(path) { fileSystem, node, _ in
-                info?.pointee = fileSystem.tree.attributes(of: node)
-                return 0
-            }
-        }
-        operations.readlink = { path, buffer, size in
-            FuseOperations.at(path) { fileSystem, node, _ in
-                let entry = fileSystem.tree.entry(node)
-                guard entry.type == .symlink else { return -EINVAL }
-                guard let buffer, size > 0 else { return -EIO }
-                let target = Array((entry.target ?? "").utf8)
-                let count = min(target.count, size - 1)  // truncated like readlink(2), always NUL-terminated
-                target.withUnsafeBytes { raw in
-                    if let start = raw.baseAddress { UnsafeMutableRawPointer(buffer).copyMemory(from: start, byteCount: count) }
+        operations.lookup = { request, parent, name in
+            FuseOperations.serve(request, parent) { fileSystem, directory throws(Errno) in
+                guard let name else { throw Errno(EIO) }
+                guard fileSystem.tree.entry(directory).type == .directory else { throw Errno(ENOTDIR) }
+                // Node id 0 with a timeout: the kernel remembers that the name does not exist.
+                var parameters = fuse_entry_param()
+                parameters.entry_timeout = FuseOperations.cacheTimeout
+                if let child = fileSystem.tree.child(named: String(cString: name), of: directory) {
+                    parameters = FuseOperations.entry(fileSystem.tree, child)
                 }
-                buffer[count] = 0
-                return 0
+                _ = fuse_reply_entry(request, &parameters)
             }
         }
-        operations.open = { path, info in
-            FuseOperations.at(path) { fileSystem, node, name in
-                guard let info else { return -EIO }
-                guard info.pointee.flags & O_ACCMODE == O_RDONLY else { return -EROFS }
-                guard fileSystem.tree.entry(node).type == .file else { return -EISDIR }
+        operations.getattr = { request, node, _ in
+            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
+                var attributes = fileSystem.tree.attributes(of: index)
+                _ = fuse_reply_attr(request, &attributes, FuseOperations.cacheTimeout)
+            }
+        }
+        operations.readlink = { request, node in
+            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
+                let entry = fileSystem.tree.entry(index)
+                guard entry.type == .symlink else { throw Errno(EINVAL) }
+                _ = (entry.target ?? "").withCString { fuse_reply_readlink(request, $0) }
+            }
+        }
+        operations.open = { request, node, info in
+            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
+                guard let info else { throw Errno(EIO) }
+                guard info.pointee.flags & O_ACCMODE == O_RDONLY else { throw Errno(EROFS) }
+                guard fileSystem.tree.entry(index).type == .file else { throw Errno(EISDIR) }
                 // Released by `release`; the handle carries the read-ahead state of this open.
-                let file = Unmanaged.passRetained(OpenFile(node: node, path: name))
+                let file = Unmanaged.passRetained(OpenFile(node: index, path: fileSystem.tree.entry(index).path))
                 info.pointee.fh = UInt64(UInt(bitPattern: file.toOpaque()))
                 info.pointee.keep_cache = 1
-                return 0
+                // An interrupted open(2) gets no release: the handle is dropped here instead.
+                if fuse_reply_open(request, info) == -ENOENT { file.release() }
             }
         }
-        operations.read = { _, buffer, size, offset, info in
-            guard let fileSystem = FuseOperations.current(), let buffer, let info, offset >= 0,
-                  let file = UnsafeMutableRawPointer(bitPattern: UInt(info.pointee.fh)) else { return -EIO }
-            return fileSystem.read(Unmanaged<OpenFile>.fromOpaque(file).takeUnretainedValue(),
-                                   into: UnsafeMutableRawBufferPointer(start: buffer, count: size), at: UInt64(offset))
+        operations.read = { request, _, size, offset, info in
+            guard let fileSystem = FuseOperations.fileSystem(request), let file = FuseOperations.openFile(info), offset >= 0 else {
+                _ = fuse_reply_err(request, EIO)
+                return
+            }
+            switch fileSystem.read(file, count: size, at: UInt64(offset)) {
+            case .success(let pieces): FuseReplies.data(request, pieces, zeros: fileSystem.zeros)
+            case .failure(let error): _ = fuse_reply_err(request, error.code)
+            }
         }
-        operations.release = { _, info in
+        operations.release = { request, _, info in
             if let info, let file = UnsafeMutableRawPointer(bitPattern: UInt(info.pointee.fh)) {
                 Unmanaged<OpenFile>.fromOpaque(file).release()
             }
-            return 0
+            _ = fuse_reply_err(request, 0)
         }
         // SEEK_DATA / SEEK_HOLE, so that copies (cp, overlayfs copy-up) keep sparse files sparse; the kernel
         // handles the other kinds of seek itself.
-        operations.lseek = { _, offset, whence, info in
-            guard let fileSystem = FuseOperations.current(), let info,
-                  let file = UnsafeMutableRawPointer(bitPattern: UInt(info.pointee.fh)) else { return off_t(-EIO) }
-            guard whence == FuseOperations.seekData || whence == FuseOperations.seekHole else { return off_t(-EINVAL) }
-            guard offset >= 0 else { return off_t(-ENXIO) }
-            let node = Unmanaged<OpenFile>.fromOpaque(file).takeUnretainedValue().node
-            return FileReader.seek(in: fileSystem.tree.entry(node), from: UInt64(offset), data: whence == FuseOperations.seekData)
-                .map { off_t($0) } ?? off_t(-ENXIO)
+        operations.lseek = { request, _, offset, whence, info in
+            guard let fileSystem = FuseOperations.fileSystem(request), let file = FuseOperations.openFile(info) else {
+                _ = fuse_reply_err(request, EIO)
+                return
+            }
+            guard whence == FuseOperations.seekData || whence == FuseOperations.seekHole else {
+                _ = fuse_reply_err(request, EINVAL)
+                return
+            }
+            let found = offset < 0 ? nil : FileReader.seek(in: fileSystem.tree.entry(file.node), from: UInt64(offset),
+                                                           data: whence == FuseOperations.seekData)
+            if let found { _ = fuse_reply_lseek(request, off_t(found)) } else { _ = fuse_reply_err(request, ENXIO) }
         }
-        operations.opendir = { path, info in
-            FuseOperations.at(path) { fileSystem, node, _ in
-                guard let info else { return -EIO }
-                guard fileSystem.tree.entry(node).type == .directory else { return -ENOTDIR }
-                info.pointee.fh = UInt64(node)
+        operations.opendir = { request, node, info in
+            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
+                guard let info else { throw Errno(EIO) }
+                guard fileSystem.tree.entry(index).type == .directory else { throw Errno(ENOTDIR) }
                 info.pointee.cache_readdir = 1  // listings never change: the kernel may keep them
                 info.pointee.keep_cache = 1
-                return 0
+                _ = fuse_reply_open(request, info)
             }
         }
-        operations.readdir = { _, buffer, fill, offset, info, flags in
-            guard let fileSystem = FuseOperations.current(), let fill, let info, offset >= 0 else { return -EIO }
-            let plus = flags.rawValue & FUSE_READDIR_PLUS.rawValue != 0
-            FuseOperations.list(fileSystem.tree, directory: Int(info.pointee.fh), from: Int(offset)) { name, attributes, next in
-                name.withCString { name in
-                    guard var attributes else { return fill(buffer, name, nil, off_t(next), fuse_fill_dir_flags(0)) != 0 }
-                    return fill(buffer, name, &attributes, off_t(next), plus ? FUSE_FILL_DIR_PLUS : fuse_fill_dir_flags(0)) != 0
-                }
+        operations.readdir = { request, node, size, offset, _ in
+            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
+                try FuseOperations.listing(request, fileSystem.tree, directory: index, size: size, from: offset, plus: false)
             }
-            return 0
         }
-        operations.getxattr = { path, name, value, size in
-            FuseOperations.at(path) { fileSystem, node, _ in
-                guard let name else { return -EIO }
+        // With attributes and node ids in the listing, `ls -l` of a large directory needs no lookup per name.
+        operations.readdirplus = { request, node, size, offset, _ in
+            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
+                try FuseOperations.listing(request, fileSystem.tree, directory: index, size: size, from: offset, plus: true)
+            }
+        }
+        operations.getxattr = { request, node, name, size in
+            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
+                guard let name else { throw Errno(EIO) }
                 let wanted = String(cString: name)
-                guard let attribute = fileSystem.tree.extendedAttributes(of: node).first(where: { $0.name == wanted }) else {
-                    return -ENODATA
+                guard let attribute = fileSystem.tree.extendedAttributes(of: index).first(where: { $0.name == wanted }) else {
+                    throw Errno(ENODATA)
                 }
-                return FuseOperations.copyOut(attribute.value, into: value, size: size)
+                FuseReplies.xattr(request, attribute.value, size: size)
             }
         }
-        operations.listxattr = { path, list, size in
-            FuseOperations.at(path) { fileSystem, node, _ in
-                let names = fileSystem.tree.extendedAttributes(of: node).flatMap { Array($0.name.utf8) + [UInt8(0)] }
-                return FuseOperations.copyOut(names, into: list, size: size)
+        operations.listxattr = { request, node, size in
+            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
+                let names = fileSystem.tree.extendedAttributes(of: index).flatMap { Array($0.name.utf8) + [UInt8(0)] }
+                FuseReplies.xattr(request, names, size: size)
             }
         }
-        operations.statfs = { _, info in
-            guard let fileSystem = FuseOperations.current(), let info else { return -EIO }
+        operations.statfs = { request, _ in
+            guard let fileSystem = FuseOperations.fileSystem(request) else {
+                _ = fuse_reply_err(request, EIO)
+                return
+            }
             var stats = statvfs()
             let blockSize: UInt64 = 4096
             stats.f_bsize = UInt(blockSize)
@@ -135,54 +143,92 @@ enum FuseOperations {
             stats.f_files = fsfilcnt_t(fileSystem.tree.entries.count)
             stats.f_namemax = 255
             stats.f_flag = UInt(ST_RDONLY)
-            info.pointee = stats
-            return 0
+            _ = fuse_reply_statfs(request, &stats)
         }
         return operations
     }
 
-    private static func current() -> BackupFileSystem? {
-        guard let data = fuse_get_context()?.pointee.private_data else { return nil }
+    private static func fileSystem(_ request: fuse_req_t?) -> BackupFileSystem? {
+        guard let data = fuse_req_userdata(request) else { return nil }
         return Unmanaged<BackupFileSystem>.fromOpaque(data).takeUnretainedValue()
     }
 
-    /// Runs `body` with the file system, the entry shown at a libfuse path and that path (relative); -ENOENT
-    /// when no entry has the path.
-    private static func at(_ path: UnsafePointer<CChar>?,
-                           _ body: (BackupFileSystem, _ node: Int, _ relativePath: String) -> Int32) -> Int32 {
-        guard let fileSystem = current(), let path else { return -EIO }
-        let relativePath = relative(path)
-        guard let node = fileSystem.tree.lookup(relativePath) else { return -ENOENT }
-        return body(fileSystem, node, relativePath)
+    private static func openFile(_ info: UnsafeMutablePointer<fuse_file_info>?) -> OpenFile? {
+        guard let info, let file = UnsafeMutableRawPointer(bitPattern: UInt(info.pointee.fh)) else { return nil }
+        return Unmanaged<OpenFile>.fromOpaque(file).takeUnretainedValue()
     }
 
-    /// libfuse's paths are absolute ("/a/b"); the tree's are relative ("a/b", "" for the root).
-    private static func relative(_ path: UnsafePointer<CChar>) -> String {
-        path.pointee == CChar(UInt8(ascii: "/")) ? String(cString: path + 1) : String(cString: path)
-    }
-
-    /// The xattr calls' convention: size 0 asks for the length; a buffer too small is ERANGE.
-    private static func copyOut(_ bytes: [UInt8], into buffer: UnsafeMutablePointer<CChar>?, size: Int) -> Int32 {
-        guard size > 0 else { return Int32(bytes.count) }
-        guard bytes.count <= size, let buffer else { return -ERANGE }
-        bytes.withUnsafeBytes { raw in
-            if let start = raw.baseAddress { UnsafeMutableRawPointer(buffer).copyMemory(from: start, byteCount: raw.count) }
+    /// Runs `body` with the file system and the entry of `node`; `body` replies, or throws the errno to reply
+    /// with (ENOENT for a node id this tree never gave).
+    private static func serve(_ request: fuse_req_t?, _ node: fuse_ino_t,
+                              _ body: (BackupFileSystem, _ index: Int) throws(Errno) -> Void) {
+        do throws(Errno) {
+            guard let fileSystem = fileSystem(request) else { throw Errno(EIO) }
+            guard let index = fileSystem.tree.index(ofNode: node) else { throw Errno(ENOENT) }
+            try body(fileSystem, index)
+        } catch {
+            _ = fuse_reply_err(request, error.code)
         }
-        return Int32(bytes.count)
+    }
+
+    /// What a lookup answers for an entry: its node id and attributes, both kept as long as the kernel likes.
+    private static func entry(_ tree: BackupTree, _ index: Int) -> fuse_entry_param {
+        var parameters = fuse_entry_param()
+        parameters.ino = tree.nodeID(of: index)
+        parameters.attr = tree.attributes(of: index)
+        parameters.attr_timeout = cacheTimeout
+        parameters.entry_timeout = cacheTimeout
+        return parameters
+    }
+
+    /// Replies to a readdir(plus) with as many entries from `start` as fit in `size` bytes.
+    private static func listing(_ request: fuse_req_t?, _ tree: BackupTree, directory: Int, size: Int,
+                                from start: off_t, plus: Bool) throws(Errno) {
+        guard tree.entry(directory).type == .directory else { throw Errno(ENOTDIR) }
+        guard start >= 0 else { throw Errno(EINVAL) }
+        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, size))
+        defer { buffer.deallocate() }
+        var used = 0
+        list(tree, directory: directory, from: Int(start)) { name, child, next in
+            name.withCString { name in
+                let room = size - used
+                let added: Int
+                if plus {
+                    // "." and "..": node id 0, so the kernel makes no entry for them.
+                    var parameters = child.map { entry(tree, $0) } ?? fuse_entry_param()
+                    if child == nil { parameters.attr = dotAttributes(tree, directory) }
+                    added = fuse_add_direntry_plus(request, buffer + used, room, name, &parameters, off_t(next))
+                } else {
+                    var attributes = child.map { tree.attributes(of: $0) } ?? dotAttributes(tree, directory)
+                    added = fuse_add_direntry(request, buffer + used, room, name, &attributes, off_t(next))
+                }
+                guard added <= room else { return true }
+                used += added
+                return false
+            }
+        }
+        _ = fuse_reply_buf(request, buffer, used)
+    }
+
+    private static func dotAttributes(_ tree: BackupTree, _ directory: Int) -> stat {
+        var attributes = stat()
+        attributes.st_ino = ino_t(tree.nodeID(of: directory))
+        attributes.st_mode = S_IFDIR
+        return attributes
     }
 
     /// Lists a directory from entry `start` on: ".", "..", then the children, until `add` says the kernel's
     /// buffer is full. Each entry carries the offset of the next, so a directory of any size is listed in as many
-    /// calls as the buffers need. Attributes go along: with readdirplus they spare the kernel a lookup per name.
+    /// calls as the buffers need.
     static func list(_ tree: BackupTree, directory: Int, from start: Int,
-                     add: (_ name: String, _ attributes: stat?, _ next: Int) -> Bool) {
+                     add: (_ name: String, _ child: Int?, _ next: Int) -> Bool) {
         let children = tree.children(of: directory)
         var position = start
         while position < children.count + 2 {
             let full = if position < 2 {
                 add(position == 0 ? "." : "..", nil, position + 1)
             } else {
-                add(String(tree.name(of: children[position - 2])), tree.attributes(of: children[position - 2]), position + 1)
+                add(String(tree.name(of: children[position - 2])), children[position - 2], position + 1)
             }
             if full { return }
             position += 1

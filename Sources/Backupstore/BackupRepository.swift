@@ -136,13 +136,8 @@ public struct BackupRepository: Sendable {
     }
 
     /// A block's plain content, verified, for a reader that will not ask the store for it again (a restore, a
-    /// backup mount that keeps blocks itself): read around the page cache.
-    public func blockReadOnce(_ hash: String) async throws(ConvoyError) -> [UInt8] {
-        let encoded = try await encodedBlockReadOnce(hash)
-        return try encoded.withUnsafeBytes { bytes throws(ConvoyError) in try BlockCodec.decode(bytes, expectedHash: hash) }
-    }
-
-    /// `blockReadOnce` without copying a raw block out of the buffer it was read into.
+    /// verify, a backup mount that keeps blocks itself): read around the page cache, and a raw block left in the
+    /// buffer it was read into.
     public func plainBlockReadOnce(_ hash: String) async throws(ConvoyError) -> PlainBlock {
         try BlockCodec.decodeInPlace(try await encodedBlockReadOnce(hash), expectedHash: hash)
     }

@@ -35,7 +35,7 @@ public struct BackupVerifier: Sendable {
         var problems: [Problem] = []
         for hash in order {
             do {
-                _ = try await repository.blockReadOnce(hash)
+                _ = try await repository.plainBlockReadOnce(hash)
             } catch where error.kind == .notFound {
                 problems.append(Problem(block: hash, kind: .missing, detail: error.message, path: users[hash] ?? ""))
             } catch where error.kind == .driverFailure {

@@ -124,8 +124,8 @@ public struct FileRestorer: Sendable {
         guard fd >= 0 else { throw PosixFile.failure("create", path) }
         defer { close(fd) }
         let chunks = entry.chunks ?? []
-        let failure: ConvoyError? = await withTaskGroup(of: (Int, Result<[UInt8], ConvoyError>).self) { group in
-            var ready: [Int: [UInt8]] = [:]
+        let failure: ConvoyError? = await withTaskGroup(of: (Int, Result<PlainBlock, ConvoyError>).self) { group in
+            var ready: [Int: PlainBlock] = [:]
             var launched = 0
             func launch() {
                 let index = launched
@@ -135,7 +135,8 @@ public struct FileRestorer: Sendable {
                         // Two statements on purpose: written as `(index, .success(try await …))`, Swift 6.3's
                         // release build returned index 0 from every task (restores failed their length check).
                         // Async typed-throws return values are miscompiled in corners (swiftlang/swift#90722).
-                        let data = try await repository.blockReadOnce(chunk.hash)
+                        // A raw block is written from the buffer it was read into, without a copy.
+                        let data = try await repository.plainBlockReadOnce(chunk.hash)
                         return (index, .success(data))
                     } catch {
                         return (index, .failure(ConvoyError(error.kind, "cannot restore \(entry.path): \(error.message)")))
@@ -159,7 +160,11 @@ public struct FileRestorer: Sendable {
                         group.cancelAll()
                         return ConvoyError(.driverFailure, "block \(chunk.hash) has \(data.count) bytes, the manifest says \(chunk.length)")
                     }
-                    do throws(ConvoyError) { try PosixFile.writeAll(fd, data, at: chunk.offset, path: path) } catch {
+                    do throws(ConvoyError) {
+                        try data.withUnsafeBytes { bytes throws(ConvoyError) in
+                            try PosixFile.writeAll(fd, bytes, at: chunk.offset, path: path)
+                        }
+                    } catch {
                         group.cancelAll()
                         return error
                     }
