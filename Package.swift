@@ -26,6 +26,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // libzstd for block compression.
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // libxxhash: XXH3-128, the checksum manifests record per block, verified on every read.
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         // Domain types and protocols shared by every other target: names, sizes, errors, the driver protocol,
         // the client API's wire types.
         .target(name: "ConvoyCore"),
@@ -49,7 +51,7 @@ let package = Package(
         // Linux calls Glibc's overlay lacks (xattrs, SEEK_DATA/SEEK_HOLE).
         .target(name: "CLinux"),
         .target(name: "Backupstore", dependencies: [
-            "ConvoyCore", "CZstd", "CZlib", "CLinux", "AWS",
+            "ConvoyCore", "CZstd", "CXXHash", "CZlib", "CLinux", "AWS",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // A small blocking HTTP/1.1 client over UNIX sockets, used by the CLI, the tests and the benchmark.

@@ -11,12 +11,15 @@ public struct BackupMountOptions: Sendable {
     public var cacheBytes: Int
     /// Blocks prefetched ahead of a file that is read sequentially.
     public var readAheadBlocks: Int
+    /// 8: with blocks checked by their XXH3 checksum, a cold sequential read waits on the store's reads, and 8
+    /// blocks in flight read 1 GiB in 0.35-0.42 s where 4 took 0.43-0.56 s (16: no better).
+    public static let defaultReadAheadBlocks = 8
     /// Where to keep verified encoded blocks on disk (a directory store of their own), or nil for none.
     public var diskCacheDirectory: String?
     /// Seconds added to every block fetch, for tests that must slow hydration down.
     public var fetchDelay: Double
 
-    public init(cacheBytes: Int = 256 << 20, readAheadBlocks: Int = 4, diskCacheDirectory: String? = nil,
+    public init(cacheBytes: Int = 256 << 20, readAheadBlocks: Int = defaultReadAheadBlocks, diskCacheDirectory: String? = nil,
                 fetchDelay: Double = 0) {
         self.cacheBytes = cacheBytes
         self.readAheadBlocks = readAheadBlocks

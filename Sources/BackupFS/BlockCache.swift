@@ -36,8 +36,8 @@ final class BlockCache: Sendable {
 
     /// The blocks one read needs, fetched concurrently. Blocks the calling thread until all have arrived, so it
     /// must be one of libfuse's threads, never a cooperative one.
-    func blocks(_ hashes: [String]) -> [Outcome] {
-        let requests = hashes.map(request)
+    func blocks(_ chunks: [Chunk]) -> [Outcome] {
+        let requests = chunks.map(request)
         return requests.map { request in
             switch request {
             case .ready(let block): .success(block)
@@ -49,19 +49,19 @@ final class BlockCache: Sendable {
 
     /// Starts fetching the blocks neither cached nor in flight, without waiting; stops once `prefetchLimit`
     /// prefetches are in flight.
-    func prefetch(_ hashes: [String]) {
-        let started = state.withLock { state -> [(String, Delivery<Outcome>)] in
-            var started: [(String, Delivery<Outcome>)] = []
-            for hash in hashes where !state.lru.contains(hash) && state.inFlight[hash] == nil {
+    func prefetch(_ chunks: [Chunk]) {
+        let started = state.withLock { state -> [(Chunk, Delivery<Outcome>)] in
+            var started: [(Chunk, Delivery<Outcome>)] = []
+            for chunk in chunks where !state.lru.contains(chunk.hash) && state.inFlight[chunk.hash] == nil {
                 guard state.prefetching < prefetchLimit else { break }
                 state.prefetching += 1
                 let delivery = Delivery<Outcome>()
-                state.inFlight[hash] = delivery
-                started.append((hash, delivery))
+                state.inFlight[chunk.hash] = delivery
+                started.append((chunk, delivery))
             }
             return started
         }
-        for (hash, delivery) in started { fetch(hash, into: delivery, prefetch: true) }
+        for (chunk, delivery) in started { fetch(chunk, into: delivery, prefetch: true) }
     }
 
     private enum Request {
@@ -70,7 +70,8 @@ final class BlockCache: Sendable {
     }
 
     /// A cached block, or the delivery of its fetch, started here when none is in flight.
-    private func request(_ hash: String) -> Request {
+    private func request(_ chunk: Chunk) -> Request {
+        let hash = chunk.hash
         let (request, started) = state.withLock { state -> (Request, Delivery<Outcome>?) in
             if let block = state.lru.get(hash) { return (.ready(block), nil) }
             if let delivery = state.inFlight[hash] { return (.waiting(delivery), nil) }
@@ -78,17 +79,17 @@ final class BlockCache: Sendable {
             state.inFlight[hash] = delivery
             return (.waiting(delivery), delivery)
         }
-        if let started { fetch(hash, into: started, prefetch: false) }
+        if let started { fetch(chunk, into: started, prefetch: false) }
         return request
     }
 
-    private func fetch(_ hash: String, into delivery: Delivery<Outcome>, prefetch: Bool) {
+    private func fetch(_ chunk: Chunk, into delivery: Delivery<Outcome>, prefetch: Bool) {
         Task(executorPreference: executor) {
-            let outcome = await self.source.load(hash)
+            let outcome = await self.source.load(chunk.hash, checksum: chunk.checksum)
             self.state.withLock { state in
-                state.inFlight[hash] = nil
+                state.inFlight[chunk.hash] = nil
                 if prefetch { state.prefetching -= 1 }
-                if case .success(let block) = outcome { state.lru.insert(hash, block) }
+                if case .success(let block) = outcome { state.lru.insert(chunk.hash, block) }
             }
             delivery.deliver(outcome)
         }

@@ -2,8 +2,8 @@ import Backupstore
 import ConvoyCore
 import Synchronization
 
-/// Where blocks come from: the optional disk cache, else the backup store. Every block is verified against its
-/// hash before it is returned, wherever it was read from.
+/// Where blocks come from: the optional disk cache, else the backup store. Every block is verified before it is
+/// returned, wherever it was read from: against the checksum the manifest recorded for it, else its hash.
 final class BlockSource: Sendable {
     let repository: BackupRepository
     /// Encoded blocks already fetched, in a directory store of their own (same layout as a backup store).
@@ -25,11 +25,12 @@ final class BlockSource: Sendable {
     /// Plain bytes of the verified blocks read from the backup store (disk-cache hits excluded).
     var bytesFetched: UInt64 { fetched.load(ordering: .relaxed) }
 
-    func load(_ hash: String) async -> Result<PlainBlock, ConvoyError> {
+    func load(_ hash: String, checksum: BlockChecksum?) async -> Result<PlainBlock, ConvoyError> {
         if fetchDelay > 0 { try? await Task.sleep(for: .seconds(fetchDelay)) }
         if let diskCache {
             do throws(ConvoyError) {
-                return .success(PlainBlock(try await diskCache.block(hash)))
+                let encoded = try await diskCache.encodedBlock(hash)
+                return .success(PlainBlock(try BlockCodec.decode(encoded, expectedHash: hash, checksum: checksum)))
             } catch where error.kind == .notFound {
                 // Not cached yet.
             } catch {
@@ -38,12 +39,12 @@ final class BlockSource: Sendable {
         }
         do throws(ConvoyError) {
             guard let diskCache else {
-                let plain = try await repository.plainBlockReadOnce(hash)
+                let plain = try await repository.plainBlockReadOnce(hash, checksum: checksum)
                 fetched.add(UInt64(plain.count), ordering: .relaxed)
                 return .success(plain)
             }
             let encoded = try await repository.encodedBlock(hash)
-            let plain = try BlockCodec.decode(encoded, expectedHash: hash)
+            let plain = try BlockCodec.decode(encoded, expectedHash: hash, checksum: checksum)
             fetched.add(UInt64(plain.count), ordering: .relaxed)
             do throws(ConvoyError) { try await diskCache.putBlockNow(hash: hash, encoded: encoded) } catch {
                 log("cannot keep block \(hash) in the disk cache: \(error.message)")

@@ -70,7 +70,7 @@ struct FileReader: Sendable {
         let touched = first..<last
         if !touched.isEmpty, let front = file.recordRead(touched) { readAhead(chunks, from: front) }
 
-        let blocks = cache.blocks(touched.map { chunks[$0].hash })
+        let blocks = cache.blocks(Array(chunks[touched]))
         var pieces: [ReadPiece] = []
         pieces.reserveCapacity(2 * touched.count + 1)
         var position = offset
@@ -121,13 +121,13 @@ struct FileReader: Sendable {
 
     private func readAhead(_ chunks: [Chunk], from front: Int) {
         guard readAheadBlocks > 0, front < chunks.count else { return }
-        var hashes: [String] = []
+        var ahead: [Chunk] = []
         var bytes = 0
         for chunk in chunks[front..<min(chunks.count, front + readAheadBlocks)] {
             bytes += Int(chunk.length)
             if bytes > readAheadBytes { break }
-            hashes.append(chunk.hash)
+            ahead.append(chunk)
         }
-        cache.prefetch(hashes)
+        cache.prefetch(ahead)
     }
 }

@@ -130,16 +130,16 @@ public struct BackupRepository: Sendable {
         }
     }
 
-    /// A block's plain content, verified.
-    public func block(_ hash: String) async throws(ConvoyError) -> [UInt8] {
-        try BlockCodec.decode(try await encodedBlock(hash), expectedHash: hash)
+    /// A block's plain content, verified (against `checksum` when the manifest recorded one, else its name).
+    public func block(_ hash: String, checksum: BlockChecksum? = nil) async throws(ConvoyError) -> [UInt8] {
+        try BlockCodec.decode(try await encodedBlock(hash), expectedHash: hash, checksum: checksum)
     }
 
     /// A block's plain content, verified, for a reader that will not ask the store for it again (a restore, a
     /// verify, a backup mount that keeps blocks itself): read around the page cache, and a raw block left in the
-    /// buffer it was read into.
-    public func plainBlockReadOnce(_ hash: String) async throws(ConvoyError) -> PlainBlock {
-        try BlockCodec.decodeInPlace(try await encodedBlockReadOnce(hash), expectedHash: hash)
+    /// buffer it was read into. Checked against `checksum` when the manifest recorded one, else against the name.
+    public func plainBlockReadOnce(_ hash: String, checksum: BlockChecksum? = nil) async throws(ConvoyError) -> PlainBlock {
+        try BlockCodec.decodeInPlace(try await encodedBlockReadOnce(hash), expectedHash: hash, checksum: checksum)
     }
 
     func encodedBlockReadOnce(_ hash: String) async throws(ConvoyError) -> ObjectBytes {

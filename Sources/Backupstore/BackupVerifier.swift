@@ -1,6 +1,8 @@
 import ConvoyCore
 
-/// Re-reads every block a backup references and reports each missing or corrupt one by name.
+/// Re-reads every block a backup references and reports each missing or corrupt one by name. Each block is checked
+/// against its name (SHA-256), and against every checksum the manifest records for it, which mounts and restores
+/// rely on.
 public struct BackupVerifier: Sendable {
     public struct Problem: Sendable, Equatable, Codable {
         public enum Kind: String, Sendable, Codable { case missing, corrupt }
@@ -23,8 +25,13 @@ public struct BackupVerifier: Sendable {
         var users: [String: String] = [:]
         var order: [String] = []
         var sizes: [String: UInt64] = [:]
+        var checksums: [String: [(checksum: BlockChecksum, path: String)]] = [:]
         for entry in manifest.entries {
-            for chunk in entry.chunks ?? [] where users[chunk.hash] == nil {
+            for chunk in entry.chunks ?? [] {
+                if let checksum = chunk.checksum, checksums[chunk.hash]?.contains(where: { $0.checksum == checksum }) != true {
+                    checksums[chunk.hash, default: []].append((checksum, entry.path))
+                }
+                guard users[chunk.hash] == nil else { continue }
                 users[chunk.hash] = entry.path
                 sizes[chunk.hash] = UInt64(chunk.length)
                 order.append(chunk.hash)
@@ -35,7 +42,11 @@ public struct BackupVerifier: Sendable {
         var problems: [Problem] = []
         for hash in order {
             do {
-                _ = try await repository.plainBlockReadOnce(hash)
+                let block = try await repository.plainBlockReadOnce(hash)
+                let actual = block.withUnsafeBytes { BlockChecksum.of($0) }
+                for recorded in checksums[hash] ?? [] where recorded.checksum != actual {
+                    problems.append(Problem(block: hash, kind: .corrupt, detail: "the manifest records checksum \(recorded.checksum) for block \(hash) in \(recorded.path); its content's is \(actual)", path: recorded.path))
+                }
             } catch where error.kind == .notFound {
                 problems.append(Problem(block: hash, kind: .missing, detail: error.message, path: users[hash] ?? ""))
             } catch where error.kind == .driverFailure {

@@ -84,6 +84,7 @@ public struct BlockBackupWriter: Sendable {
                             throw ConvoyError(.driverFailure, "short read of \(device) at \(block.offset): \(got) of \(block.length) bytes")
                         }
                         let hash = bytes.withUnsafeBytes { BlockCodec.hash($0) }
+                        let checksum = BlockChecksum.of(bytes)
                         var stored: UInt64 = 0
                         if known.claim(hash), !(try await repository.hasBlock(hash)) {
                             let encoded = bytes.withUnsafeBytes { BlockCodec.encode($0) }
@@ -91,7 +92,7 @@ public struct BlockBackupWriter: Sendable {
                             stored = UInt64(encoded.count)
                         }
                         counter.add(bytes: UInt64(block.length), items: 1)
-                        return .success((Chunk(hash: hash, offset: block.offset, length: UInt32(block.length)), stored))
+                        return .success((Chunk(hash: hash, offset: block.offset, length: UInt32(block.length), checksum: checksum), stored))
                     } catch {
                         return .failure(error)
                     }
@@ -163,7 +164,7 @@ public struct BlockRestorer: Sendable {
                 next += 1
                 group.addTask {
                     do throws(ConvoyError) {
-                        let data = try await repository.block(chunk.hash)
+                        let data = try await repository.block(chunk.hash, checksum: chunk.checksum)
                         guard data.count == Int(chunk.length) else {
                             throw ConvoyError(.driverFailure, "block \(chunk.hash) has \(data.count) bytes, the manifest says \(chunk.length)")
                         }

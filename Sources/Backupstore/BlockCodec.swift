@@ -2,7 +2,8 @@ import ConvoyCore
 import Crypto
 
 /// Stored form of a data block: one tag byte (0 raw, 1 zstd) then the payload. A block is named by the SHA-256 of
-/// its plain content, so decoding always re-hashes and compares: a damaged block can never be served as data.
+/// its plain content, and decoding always checks the content, against the checksum the manifest recorded for it or
+/// else against its name: a damaged block can never be served as data.
 public enum BlockCodec {
     static let rawTag: UInt8 = 0
     static let zstdTag: UInt8 = 1
@@ -40,16 +41,18 @@ public enum BlockCodec {
     }
 
     /// The plain content of a stored object, verified against its name.
-    public static func decode(_ object: [UInt8], expectedHash: String) throws(ConvoyError) -> [UInt8] {
+    public static func decode(_ object: [UInt8], expectedHash: String, checksum: BlockChecksum? = nil) throws(ConvoyError) -> [UInt8] {
         let result: Result<[UInt8], ConvoyError> = object.withUnsafeBytes { raw in
-            do throws(ConvoyError) { return .success(try decode(raw, expectedHash: expectedHash)) } catch {
+            do throws(ConvoyError) { return .success(try decode(raw, expectedHash: expectedHash, checksum: checksum)) } catch {
                 return .failure(error)
             }
         }
         return try result.get()
     }
 
-    public static func decode(_ object: UnsafeRawBufferPointer, expectedHash: String) throws(ConvoyError) -> [UInt8] {
+    /// `checksum`, when the manifest recorded one, is checked instead of the SHA-256 (see `BlockChecksum`).
+    public static func decode(_ object: UnsafeRawBufferPointer, expectedHash: String,
+                              checksum: BlockChecksum? = nil) throws(ConvoyError) -> [UInt8] {
         guard let tag = object.first else { throw ConvoyError(.driverFailure, "block \(expectedHash) is empty (corrupt)") }
         let payload = UnsafeRawBufferPointer(rebasing: object[1...])
         let plain: [UInt8]
@@ -61,11 +64,27 @@ public enum BlockCodec {
             }
         default: throw ConvoyError(.driverFailure, "block \(expectedHash) is corrupt: unknown encoding \(tag)")
         }
+        let verified: Result<Void, ConvoyError> = plain.withUnsafeBytes { bytes in
+            do throws(ConvoyError) { try verify(bytes, expectedHash: expectedHash, checksum: checksum) } catch { return .failure(error) }
+            return .success(())
+        }
+        try verified.get()
+        return plain
+    }
+
+    /// Throws unless `plain` is block `expectedHash`'s content: its checksum when one is given, else its SHA-256.
+    static func verify(_ plain: UnsafeRawBufferPointer, expectedHash: String, checksum: BlockChecksum?) throws(ConvoyError) {
+        if let checksum {
+            let actual = BlockChecksum.of(plain)
+            guard actual == checksum else {
+                throw ConvoyError(.driverFailure, "block \(expectedHash) is corrupt: its content's checksum is \(actual), the manifest records \(checksum)")
+            }
+            return
+        }
         let actual = hash(plain)
         guard actual == expectedHash else {
             throw ConvoyError(.driverFailure, "block \(expectedHash) is corrupt: its content hashes to \(actual)")
         }
-        return plain
     }
 }
 

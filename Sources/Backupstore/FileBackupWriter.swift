@@ -46,6 +46,7 @@ public struct FileBackupWriter: Sendable {
     struct UploadResult: Sendable {
         var slot: Int
         var hash: String
+        var checksum: BlockChecksum
         var storedBytes: UInt64
         var isNew: Bool
     }
@@ -160,7 +161,7 @@ public struct FileBackupWriter: Sendable {
 
         for (slot, place) in slots.enumerated() {
             guard let done = results[slot] else { throw ConvoyError(.internalFailure, "chunk \(slot) of the backup was lost") }
-            entries[place.entry].chunks = (entries[place.entry].chunks ?? []) + [Chunk(hash: done.hash, offset: place.offset, length: place.length)]
+            entries[place.entry].chunks = (entries[place.entry].chunks ?? []) + [Chunk(hash: done.hash, offset: place.offset, length: place.length, checksum: done.checksum)]
             if done.isNew {
                 stats.newBlocks += 1
                 stats.newBytesStored += done.storedBytes
@@ -190,12 +191,13 @@ public struct FileBackupWriter: Sendable {
     private static func store(_ bytes: [UInt8], slot: Int, in repository: BackupRepository, writer: BlockWriter,
                               known: KnownBlocks, askPerBlock: Bool, counter: ProgressCounter) async -> Result<UploadResult, ConvoyError> {
         let hash = bytes.withUnsafeBytes { BlockCodec.hash($0) }
+        let checksum = BlockChecksum.of(bytes)
         counter.add(bytes: UInt64(bytes.count))
         guard known.claim(hash) else {
-            return .success(UploadResult(slot: slot, hash: hash, storedBytes: 0, isNew: false))
+            return .success(UploadResult(slot: slot, hash: hash, checksum: checksum, storedBytes: 0, isNew: false))
         }
         if askPerBlock, (try? await repository.hasBlock(hash)) == true {
-            return .success(UploadResult(slot: slot, hash: hash, storedBytes: 0, isNew: false))
+            return .success(UploadResult(slot: slot, hash: hash, checksum: checksum, storedBytes: 0, isNew: false))
         }
         let encoded = bytes.withUnsafeBytes { BlockCodec.encode($0) }
         do throws(ConvoyError) {
@@ -204,7 +206,7 @@ public struct FileBackupWriter: Sendable {
             known.release(hash)
             return .failure(error)
         }
-        return .success(UploadResult(slot: slot, hash: hash, storedBytes: UInt64(encoded.count), isNew: true))
+        return .success(UploadResult(slot: slot, hash: hash, checksum: checksum, storedBytes: UInt64(encoded.count), isNew: true))
     }
 
     private func isUnchanged(_ entry: Entry, _ old: Entry?) -> Bool {

@@ -136,7 +136,7 @@ public struct FileRestorer: Sendable {
                         // release build returned index 0 from every task (restores failed their length check).
                         // Async typed-throws return values are miscompiled in corners (swiftlang/swift#90722).
                         // A raw block is written from the buffer it was read into, without a copy.
-                        let data = try await repository.plainBlockReadOnce(chunk.hash)
+                        let data = try await repository.plainBlockReadOnce(chunk.hash, checksum: chunk.checksum)
                         return (index, .success(data))
                     } catch {
                         return (index, .failure(ConvoyError(error.kind, "cannot restore \(entry.path): \(error.message)")))

@@ -1,7 +1,9 @@
 /// A backup: what was backed up and the complete map from its content to blocks, so restoring one backup never
 /// needs another.
 public struct Manifest: Codable, Sendable, Equatable {
-    public static let currentFormat = 1
+    /// 2: chunks may carry a checksum (entry flag 32 in the binary form). Older convoy refuses format 2 manifests
+    /// with "upgrade convoy" rather than misreading them.
+    public static let currentFormat = 2
 
     public enum Kind: String, Codable, Sendable {
         /// A file tree (vfs, glusterfs).
@@ -104,11 +106,15 @@ public struct Chunk: Codable, Sendable, Equatable {
     public var hash: String
     public var offset: UInt64
     public var length: UInt32
+    /// The block's XXH3-128, checked instead of re-hashing with SHA-256 when it is read; nil in manifests of
+    /// format 1 (then reads check the SHA-256).
+    public var checksum: BlockChecksum?
 
-    public init(hash: String, offset: UInt64, length: UInt32) {
+    public init(hash: String, offset: UInt64, length: UInt32, checksum: BlockChecksum? = nil) {
         self.hash = hash
         self.offset = offset
         self.length = length
+        self.checksum = checksum
     }
 }
 

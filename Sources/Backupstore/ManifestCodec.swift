@@ -2,7 +2,7 @@ import ConvoyCore
 
 /// The binary form of a manifest (JSON through Codable cost more than reading the changed data of a small
 /// incremental backup). Integers are LEB128 varints (signed ones zigzag-encoded), strings are a length and UTF-8
-/// bytes, block hashes are 32 raw bytes. Sealed like every record (SealedObject) under the magic "CVM1".
+/// bytes, block hashes are 32 raw bytes, chunk checksums 16 (format 2). Sealed like every record (SealedObject) under the magic "CVM1".
 enum ManifestCodec {
     static func encode(_ manifest: Manifest) -> [UInt8] {
         var out = ByteWriter()
@@ -39,6 +39,10 @@ enum ManifestCodec {
         if entry.xattrs != nil { flags |= 4 }
         if entry.chunks != nil { flags |= 8 }
         if entry.inode != nil { flags |= 16 }
+        // Flag 32: each chunk has a presence byte, then its checksum when it has one (chunks reused from a format 1
+        // manifest have none; an image's unchanged blocks may keep that mix for a long time).
+        let withChecksums = entry.chunks?.contains { $0.checksum != nil } ?? false
+        if withChecksums { flags |= 32 }
         out.bytes.append(flags)
         if let target = entry.target { out.string(target) }
         if let rdev = entry.rdev { out.varint(rdev) }
@@ -55,6 +59,14 @@ enum ManifestCodec {
                 out.hash(chunk.hash)
                 out.varint(chunk.offset)
                 out.varint(UInt64(chunk.length))
+                if withChecksums {
+                    if let checksum = chunk.checksum {
+                        out.bytes.append(1)
+                        out.checksum(checksum)
+                    } else {
+                        out.bytes.append(0)
+                    }
+                }
             }
         }
         if let inode = entry.inode { out.varint(inode) }
@@ -114,8 +126,10 @@ enum ManifestCodec {
             var chunks: [Chunk] = []
             chunks.reserveCapacity(count)
             for _ in 0..<count {
-                chunks.append(Chunk(hash: try input.hash(), offset: try input.varint(),
-                                    length: UInt32(truncatingIfNeeded: try input.varint())))
+                var chunk = Chunk(hash: try input.hash(), offset: try input.varint(),
+                                  length: UInt32(truncatingIfNeeded: try input.varint()))
+                if flags & 32 != 0, try input.byte() != 0 { chunk.checksum = try input.checksum() }
+                chunks.append(chunk)
             }
             entry.chunks = chunks
         }
@@ -161,6 +175,13 @@ struct ByteWriter {
             let nibble: UInt8 = digit >= 97 ? digit &- 87 : digit >= 65 ? digit &- 55 : digit &- 48
             if even { high = nibble << 4 } else { bytes.append(high | nibble) }
             even.toggle()
+        }
+    }
+
+    /// A checksum as 16 bytes, high half first, each half big-endian.
+    mutating func checksum(_ value: BlockChecksum) {
+        for half in [value.high, value.low] {
+            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: half >> UInt64(shift))) }
         }
     }
 }
@@ -220,5 +241,14 @@ struct ByteReader {
         guard remaining >= 32 else { throw malformed("hash") }
         defer { position += 32 }
         return bytes[position..<(position + 32)].hexString
+    }
+
+    mutating func checksum() throws(ConvoyError) -> BlockChecksum {
+        guard remaining >= 16 else { throw malformed("checksum") }
+        defer { position += 16 }
+        let halves = [0, 8].map { start in
+            bytes[(position + start)..<(position + start + 8)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        }
+        return BlockChecksum(high: halves[0], low: halves[1])
     }
 }

@@ -30,18 +30,16 @@ public struct PlainBlock: Sendable {
 
 extension BlockCodec {
     /// Like `decode`, keeping a raw block in the buffer it was read into.
-    static func decodeInPlace(_ object: ObjectBytes, expectedHash: String) throws(ConvoyError) -> PlainBlock {
+    static func decodeInPlace(_ object: ObjectBytes, expectedHash: String,
+                              checksum: BlockChecksum? = nil) throws(ConvoyError) -> PlainBlock {
         let raw = try object.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) throws(ConvoyError) -> Bool in
             guard bytes.first == rawTag else { return false }
-            let actual = hash(UnsafeRawBufferPointer(rebasing: bytes[1...]))
-            guard actual == expectedHash else {
-                throw ConvoyError(.driverFailure, "block \(expectedHash) is corrupt: its content hashes to \(actual)")
-            }
+            try verify(UnsafeRawBufferPointer(rebasing: bytes[1...]), expectedHash: expectedHash, checksum: checksum)
             return true
         }
         if raw { return PlainBlock(slicing: object, from: 1) }
         return PlainBlock(try object.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) throws(ConvoyError) in
-            try decode(bytes, expectedHash: expectedHash)
+            try decode(bytes, expectedHash: expectedHash, checksum: checksum)
         })
     }
 }

@@ -33,7 +33,7 @@ struct DaemonCommand: AsyncParsableCommand {
     var fuseCacheSize: String = "256M"
 
     @Option(help: "Blocks fetched ahead when a file of a mounted backup is read sequentially (0-64).")
-    var fuseReadAhead: Int = 4
+    var fuseReadAhead: Int = DaemonConfiguration().fuseReadAheadBlocks
 
     @Flag(help: "Also keep blocks fetched by mounted backups on disk, under <root>/cache/blocks.")
     var fuseDiskCache = false

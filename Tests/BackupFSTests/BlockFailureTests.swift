@@ -53,6 +53,38 @@ final class BlockFailureTests: MountTestCase {
         try unmount(mount)
     }
 
+    /// Reads check the checksum the manifest records for each block: an intact block (its content still matches
+    /// its name) whose recorded checksum differs fails the read of that file alone.
+    func testBlockDisagreeingWithItsRecordedChecksumFailsItsFile() async throws {
+        let contents: [String: [UInt8]] = [
+            "random.bin": TreeFixture.randomBytes(3 << 20, seed: 71),
+            "text.txt": Array(String(repeating: "read through the checksum\n", count: 100_000).utf8),
+        ]
+        var tree = try await backUp("checksum") { source in
+            for (path, bytes) in contents { try TreeFixture.write(source + "/" + path, bytes) }
+        }
+        for entry in tree.manifest.entries where entry.type == .file {
+            XCTAssertTrue(entry.chunks?.allSatisfy { $0.checksum != nil } ?? false, "\(entry.path) has chunks without checksums")
+        }
+        let index = try XCTUnwrap(tree.manifest.entries.firstIndex { $0.path == "random.bin" })
+        var chunks = try XCTUnwrap(tree.manifest.entries[index].chunks)
+        let victim = try XCTUnwrap(chunks.last)
+        let recorded = try XCTUnwrap(victim.checksum)
+        chunks[chunks.count - 1].checksum = BlockChecksum(high: recorded.high ^ 1, low: recorded.low)
+        tree.manifest.entries[index].chunks = chunks
+
+        let log = LogLines()
+        let mount = try mount(tree, log: log)
+        guard case .failure(let error) = Self.readAll(mount.mountpoint + "/random.bin") else {
+            return XCTFail("random.bin read despite a block that disagrees with its recorded checksum")
+        }
+        XCTAssertEqual(error.code, .EIO)
+        XCTAssertTrue(Self.readAll(mount.mountpoint + "/text.txt") == .success(contents["text.txt"] ?? []))
+        XCTAssertTrue(log.all.contains { $0.contains(victim.hash) && $0.contains("checksum") && $0.contains("/random.bin ") },
+                      "no log line names \(victim.hash) and its checksum: \(log.all)")
+        try unmount(mount)
+    }
+
     func testCorruptPackedBlockFailsOnlyTheFilesThatUseIt() async throws {
         var contents: [String: [UInt8]] = [:]
         for index in 0..<24 { contents["small-\(index)"] = TreeFixture.randomBytes((8 + index) << 10, seed: 40 + UInt64(index)) }

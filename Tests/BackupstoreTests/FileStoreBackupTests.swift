@@ -40,6 +40,7 @@ final class FileStoreBackupTests: XCTestCase {
     func testCrashLeftoversOfPacksAreIgnoredThenCollected() async throws { try await suite.crashLeftoversOfPacksAreIgnoredThenCollected() }
     func testPackWithDamagedIndexIsKeptAndNamed() async throws { try await suite.packWithDamagedIndexIsKeptAndNamed() }
     func testVersionOneStoreIsUpgradedWhenWritten() async throws { try await suite.versionOneStoreIsUpgradedWhenWritten() }
+    func testReadsCheckTheManifestsChecksums() async throws { try await suite.readsCheckTheManifestsChecksums() }
     func testCopyUploadsOnlyMissingBlocks() async throws {
         try await suite.copyUploadsOnlyMissingBlocks(to: try FileObjectStore(root: scratch + "/other-store"))
     }

@@ -6,7 +6,9 @@ final class ManifestCodecTests: XCTestCase {
     func sample() -> Manifest {
         var file = Entry(path: "dir/ünïcode file", type: .file, mode: 0o4755, uid: 1234, gid: 5678,
                          mtimeSeconds: -86_400, mtimeNanoseconds: 999_999_999, size: 5 << 30)
-        file.chunks = [Chunk(hash: String(repeating: "ab", count: 32), offset: 0, length: 1 << 20),
+        // One chunk with a checksum, one without (reused from a format 1 manifest).
+        file.chunks = [Chunk(hash: String(repeating: "ab", count: 32), offset: 0, length: 1 << 20,
+                             checksum: BlockChecksum(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210)),
                        Chunk(hash: String(repeating: "0f", count: 32), offset: 4 << 30, length: 7)]
         file.inode = 42
         file.xattrs = ["user.a": "Ymx1ZQ==", "security.b": ""]
@@ -27,6 +29,29 @@ final class ManifestCodecTests: XCTestCase {
         let manifest = sample()
         XCTAssertEqual(try ManifestCodec.decode(ManifestCodec.encode(manifest)), manifest)
         XCTAssertEqual(try SealedObject.openManifest(SealedObject.sealManifest(manifest), what: "m"), manifest)
+    }
+
+    /// A format 1 manifest (no checksums) is read as it was written; a format newer than this code is refused.
+    func testFormatOneIsReadAndNewerFormatsAreRefused() throws {
+        var old = sample()
+        old.format = 1
+        for index in old.entries.indices {
+            old.entries[index].chunks = old.entries[index].chunks?.map { Chunk(hash: $0.hash, offset: $0.offset, length: $0.length) }
+        }
+        let bytes = ManifestCodec.encode(old)
+        XCTAssertEqual(try ManifestCodec.decode(bytes), old)
+        XCTAssertEqual(bytes.first, 1)
+        var newer = ManifestCodec.encode(sample())
+        XCTAssertEqual(newer.first, UInt8(Manifest.currentFormat))
+        newer[0] = UInt8(Manifest.currentFormat + 1)
+        XCTAssertThrowsError(try ManifestCodec.decode(newer)) { error in
+            XCTAssertTrue("\(error)".contains("upgrade convoy"), "\(error)")
+        }
+    }
+
+    func testChecksumsPrintAsXXH128Does() {
+        // xxhsum -H2 of the empty input.
+        XCTAssertEqual(BlockChecksum.of([UInt8]()).description, "99aa06d3014798d86001c324468d497f")
     }
 
     func testTruncatedOrDamagedInputIsRefused() {

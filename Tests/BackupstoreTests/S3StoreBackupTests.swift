@@ -44,6 +44,7 @@ final class S3StoreBackupTests: XCTestCase {
     func testCrashLeftoversOfPacksAreIgnoredThenCollected() async throws { try await suite().crashLeftoversOfPacksAreIgnoredThenCollected() }
     func testPackWithDamagedIndexIsKeptAndNamed() async throws { try await suite().packWithDamagedIndexIsKeptAndNamed() }
     func testVersionOneStoreIsUpgradedWhenWritten() async throws { try await suite().versionOneStoreIsUpgradedWhenWritten() }
+    func testReadsCheckTheManifestsChecksums() async throws { try await suite().readsCheckTheManifestsChecksums() }
     func testCopyUploadsOnlyMissingBlocks() async throws {
         try await suite().copyUploadsOnlyMissingBlocks(to: try await S3TestStore.make(prefix: "").store)
     }

@@ -1,3 +1,4 @@
+import BackupFS
 import ConvoyCore
 import Foundation
 
@@ -15,7 +16,7 @@ public struct DaemonConfiguration: Sendable {
     /// Memory for decompressed blocks of each mounted backup (browse mounts and lazy volumes).
     public var fuseCacheBytes: UInt64 = 256 << 20
     /// Blocks fetched ahead when a mounted backup's file is read sequentially.
-    public var fuseReadAheadBlocks = 4
+    public var fuseReadAheadBlocks = BackupMountOptions.defaultReadAheadBlocks
     /// Keep fetched blocks on disk under `<root>/cache/blocks` too.
     public var fuseDiskCache = false
     /// Pause before hydrating each file (throttles hydration; tests use it).

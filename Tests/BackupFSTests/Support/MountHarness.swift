@@ -23,7 +23,8 @@ struct BackedUpTree {
     let source: String
     let storeRoot: String
     let repository: BackupRepository
-    let manifest: Manifest
+    /// A test may change what the mount is given (e.g. a recorded checksum).
+    var manifest: Manifest
 
     /// Where the store keeps a block (the layout of `BackupRepository`).
     func blockFile(_ hash: String) -> String {
