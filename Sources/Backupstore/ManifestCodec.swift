@@ -6,7 +6,9 @@ import ConvoyCore
 enum ManifestCodec {
     static func encode(_ manifest: Manifest) -> [UInt8] {
         var out = ByteWriter()
-        out.varint(UInt64(manifest.format))
+        // Checksums need format 2, even in a manifest first read as format 1, so older convoy never misreads one.
+        let hasChecksums = manifest.entries.contains { $0.chunks?.contains { $0.checksum != nil } ?? false }
+        out.varint(UInt64(hasChecksums ? max(manifest.format, 2) : manifest.format))
         out.string(manifest.id)
         out.string(manifest.volume)
         out.string(manifest.kind.rawValue)

@@ -41,6 +41,10 @@ final class ManifestCodecTests: XCTestCase {
         let bytes = ManifestCodec.encode(old)
         XCTAssertEqual(try ManifestCodec.decode(bytes), old)
         XCTAssertEqual(bytes.first, 1)
+        // A format 1 manifest that gained checksums is written as format 2.
+        var upgraded = sample()
+        upgraded.format = 1
+        XCTAssertEqual(ManifestCodec.encode(upgraded).first, 2)
         var newer = ManifestCodec.encode(sample())
         XCTAssertEqual(newer.first, UInt8(Manifest.currentFormat))
         newer[0] = UInt8(Manifest.currentFormat + 1)
