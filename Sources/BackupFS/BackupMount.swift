@@ -131,8 +131,8 @@ public final class BackupMount: Sendable {
     /// that reads of it no longer need the store. Runs on the caller's executor (hydration runs it at a low
     /// priority, so that the mount's readers come first). Returns whether it had to fetch the block.
     @discardableResult
-    public func keepOnDisk(_ hash: String) async throws(ConvoyError) -> Bool {
-        try await fileSystem.cache.source.keepOnDisk(hash)
+    public func keepOnDisk(_ hash: String, checksum: BlockChecksum? = nil) async throws(ConvoyError) -> Bool {
+        try await fileSystem.cache.source.keepOnDisk(hash, checksum: checksum)
     }
 
     /// True when `path` is a mount point whose filesystem no longer answers ("Transport endpoint is not

@@ -32,17 +32,17 @@ struct ImageHydrator: Sendable {
     func run(progress: HydrationProgress) async throws(ConvoyError) {
         // One fetch per distinct block; progress counts every range it fills.
         var bytes: [String: UInt64] = [:]
-        var order: [String] = []
+        var order: [Chunk] = []
         for chunk in Self.chunks(of: manifest) {
-            if bytes[chunk.hash] == nil { order.append(chunk.hash) }
+            if bytes[chunk.hash] == nil { order.append(chunk) }
             bytes[chunk.hash, default: 0] += UInt64(chunk.length)
         }
         let (mount, counts) = (self.mount, bytes)
         let result: Result<Void, ConvoyError> = await withTaskExecutorPreference(Self.threads) {
             do throws(ConvoyError) {
-                try await forEachBounded(order, width: Self.width, pause: pause, stop: stop) { hash throws(ConvoyError) in
-                    try await mount.keepOnDisk(hash)
-                    progress.add(bytes: counts[hash] ?? 0, files: 0)
+                try await forEachBounded(order, width: Self.width, pause: pause, stop: stop) { chunk throws(ConvoyError) in
+                    try await mount.keepOnDisk(chunk.hash, checksum: chunk.checksum)
+                    progress.add(bytes: counts[chunk.hash] ?? 0, files: 0)
                 }
                 return .success(())
             } catch {
