@@ -5,8 +5,8 @@ import Foundation
 import Glibc
 #endif
 
-/// A manifest's tree indexed once at mount, so that each FUSE call costs one dictionary lookup: path → entry,
-/// directory → children, hard link → the entry holding its data, and link counts. Checked while indexed: a
+/// A manifest's tree indexed once at mount, so that each FUSE call costs at most one dictionary lookup: node id or
+/// (parent, name) → entry, directory → children, hard link → the entry holding its data, and link counts. Checked while indexed: a
 /// manifest whose paths or chunks do not fit together is refused at mount rather than served as wrong bytes.
 struct BackupTree: Sendable {
     let entries: [Entry]
@@ -83,11 +83,6 @@ struct BackupTree: Sendable {
     }
 
     // MARK: Lookups
-
-    /// The entry shown at a relative path ("" for the root), already resolved through hard links.
-    func lookup(_ path: String) -> Int? {
-        indexByPath[path].map { resolved[$0] }
-    }
 
     /// The entry named `name` in directory `directory` (its own index: `entry(_:)` and `attributes(of:)`
     /// resolve hard links), if there is one.

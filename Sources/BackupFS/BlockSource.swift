@@ -29,8 +29,7 @@ final class BlockSource: Sendable {
         if fetchDelay > 0 { try? await Task.sleep(for: .seconds(fetchDelay)) }
         if let diskCache {
             do throws(ConvoyError) {
-                let encoded = try await diskCache.encodedBlock(hash)
-                return .success(PlainBlock(try BlockCodec.decode(encoded, expectedHash: hash, checksum: checksum)))
+                return .success(PlainBlock(try await diskCache.block(hash, checksum: checksum)))
             } catch where error.kind == .notFound {
                 // Not cached yet.
             } catch {

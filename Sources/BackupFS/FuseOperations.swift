@@ -220,7 +220,7 @@ enum FuseOperations {
     /// Lists a directory from entry `start` on: ".", "..", then the children, until `add` says the kernel's
     /// buffer is full. Each entry carries the offset of the next, so a directory of any size is listed in as many
     /// calls as the buffers need.
-    static func list(_ tree: BackupTree, directory: Int, from start: Int,
+    private static func list(_ tree: BackupTree, directory: Int, from start: Int,
                      add: (_ name: String, _ child: Int?, _ next: Int) -> Bool) {
         let children = tree.children(of: directory)
         var position = start

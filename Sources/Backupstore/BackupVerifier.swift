@@ -43,9 +43,11 @@ public struct BackupVerifier: Sendable {
         for hash in order {
             do {
                 let block = try await repository.plainBlockReadOnce(hash)
-                let actual = block.withUnsafeBytes { BlockChecksum.of($0) }
-                for recorded in checksums[hash] ?? [] where recorded.checksum != actual {
-                    problems.append(Problem(block: hash, kind: .corrupt, detail: "the manifest records checksum \(recorded.checksum) for block \(hash) in \(recorded.path); its content's is \(actual)", path: recorded.path))
+                if let recordedChecksums = checksums[hash] {
+                    let actual = block.withUnsafeBytes { BlockChecksum.of($0) }
+                    for recorded in recordedChecksums where recorded.checksum != actual {
+                        problems.append(Problem(block: hash, kind: .corrupt, detail: "the manifest records checksum \(recorded.checksum) for block \(hash) in \(recorded.path); its content's is \(actual)", path: recorded.path))
+                    }
                 }
             } catch where error.kind == .notFound {
                 problems.append(Problem(block: hash, kind: .missing, detail: error.message, path: users[hash] ?? ""))

@@ -132,7 +132,8 @@ final class MountedTreeTests: MountTestCase {
             close(fd)
 
             // Straight into the reader, at unaligned offsets the page cache never asks for.
-            guard let node = mount.fileSystem.tree.lookup(name) else { return XCTFail("no node for \(name)") }
+            let tree = mount.fileSystem.tree
+            guard let node = tree.child(named: name, of: tree.root) else { return XCTFail("no node for \(name)") }
             let file = OpenFile(node: node, path: name)
             for probe in probes {
                 let pieces = try mount.fileSystem.reader.read(file, count: probe.length, at: UInt64(probe.offset))
