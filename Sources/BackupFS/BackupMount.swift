@@ -19,8 +19,8 @@ public struct BackupMountOptions: Sendable {
     /// Seconds added to every block fetch, for tests that must slow hydration down.
     public var fetchDelay: Double
 
-    public init(cacheBytes: Int = 256 << 20, readAheadBlocks: Int = defaultReadAheadBlocks, diskCacheDirectory: String? = nil,
-                fetchDelay: Double = 0) {
+    public init(cacheBytes: Int = 256 << 20, readAheadBlocks: Int = defaultReadAheadBlocks,
+                diskCacheDirectory: String? = nil, fetchDelay: Double = 0) {
         self.cacheBytes = cacheBytes
         self.readAheadBlocks = readAheadBlocks
         self.diskCacheDirectory = diskCacheDirectory
@@ -29,12 +29,12 @@ public struct BackupMountOptions: Sendable {
 }
 
 /// A backup's file tree mounted read-only through libfuse's low-level API, served by a thread of its own
-/// (libfuse's multithreaded session loop) until `unmount()`. Releasing the object does not unmount: the thread serves on.
-/// Blocking calls (`unmount`, reads of the mount) belong on threads that may block, not in a cooperative task's
+/// (libfuse's multithreaded session loop) until `unmount()`. Releasing the object does not unmount: the thread serves
+/// on. Blocking calls (`unmount`, reads of the mount) belong on threads that may block, not in a cooperative task's
 /// hot path, though the mount's own fetches never depend on the cooperative pool.
 public final class BackupMount: Sendable {
     public let mountpoint: String
-    let fileSystem: BackupFileSystem
+    let filesystem: BackupFilesystem
     /// The mount point as /proc/self/mountinfo spells it, and the kernel's record of the mount made here.
     private let canonicalPath: String
     private let kernelMount: MountInfo.Mount?
@@ -46,30 +46,34 @@ public final class BackupMount: Sendable {
     /// Kernel read-ahead for the mount, in KiB: whole 1 MiB requests when a file is read sequentially.
     static let readAheadKilobytes = Int(FuseOperations.maxRead >> 10)
 
-    private init(mountpoint: String, fileSystem: BackupFileSystem, canonicalPath: String,
+    private init(mountpoint: String, filesystem: BackupFilesystem, canonicalPath: String,
                  kernelMount: MountInfo.Mount?, served: Delivery<Int32>) {
         self.mountpoint = mountpoint
-        self.fileSystem = fileSystem
+        self.filesystem = filesystem
         self.canonicalPath = canonicalPath
         self.kernelMount = kernelMount
         self.served = served
     }
 
     /// Mounts the manifest's tree read-only at `mountpoint` (an existing empty directory) and serves it from a
-    /// thread of its own until `unmount()`. `log` receives one line per problem (e.g. a corrupt block, naming its hash).
+    /// thread of its own until `unmount()`. `log` receives one line per problem (e.g. a corrupt block, naming its
+    /// hash).
     public static func mount(manifest: Manifest, repository: BackupRepository, at mountpoint: String,
                              options: BackupMountOptions = .init(),
                              log: @escaping @Sendable (String) -> Void) throws(ConvoyError) -> BackupMount {
         try checkMountpoint(mountpoint)
         // Resolved before mounting: afterwards resolving it would ask the file system, whose loop is not running yet.
         let canonicalPath = MountTable.canonical(mountpoint)
-        let fileSystem = try BackupFileSystem(manifest: manifest, repository: repository, options: options, log: log)
-        guard let session = newSession(fileSystem) else {
-            throw ConvoyError(.internalFailure, "libfuse refused the options of the mount of \(fileSystem.label) (see the daemon's standard error)")
+        let filesystem = try BackupFilesystem(manifest: manifest, repository: repository, options: options, log: log)
+        guard let session = newSession(filesystem) else {
+            throw ConvoyError(.internalFailure, "libfuse refused the options of the mount of \(filesystem.label) "
+                + "(see the daemon's standard error)")
         }
         guard fuse_session_mount(session, mountpoint) == 0 else {
             fuse_session_destroy(session)
-            throw ConvoyError(.driverFailure, "cannot mount \(fileSystem.label) at \(mountpoint): check that /dev/fuse is usable and the daemon runs as root (libfuse's reason is on the daemon's standard error)")
+            throw ConvoyError(.driverFailure, "cannot mount \(filesystem.label) at \(mountpoint): "
+                + "check that /dev/fuse is usable and the daemon runs as root "
+                + "(libfuse's reason is on the daemon's standard error)")
         }
         let kernelMount = MountInfo.mount(at: canonicalPath)
         if let kernelMount { MountTable.setReadAhead(kernelMount, kilobytes: readAheadKilobytes) }
@@ -78,14 +82,16 @@ public final class BackupMount: Sendable {
         let handle = FuseSession(pointer: session)
         let thread = Thread {
             let result = handle.serve()
-            if result != 0 { fileSystem.log("\(fileSystem.label): the FUSE loop at \(mountpoint) ended with error \(result)") }
+            if result != 0 {
+                filesystem.log("\(filesystem.label): the FUSE loop at \(mountpoint) ended with error \(result)")
+            }
             // The file system must outlive every callback, which ends with the loop.
-            withExtendedLifetime(fileSystem) {}
+            withExtendedLifetime(filesystem) {}
             served.deliver(result)
         }
         thread.name = "convoy-backupfs"
         thread.start()
-        return BackupMount(mountpoint: mountpoint, fileSystem: fileSystem, canonicalPath: canonicalPath,
+        return BackupMount(mountpoint: mountpoint, filesystem: filesystem, canonicalPath: canonicalPath,
                            kernelMount: kernelMount, served: served)
     }
 
@@ -112,7 +118,9 @@ public final class BackupMount: Sendable {
             _ = MountTable.abortConnection(MountTable.connection(of: kernelMount))
         }
         guard served.wait(timeout: .now() + 30) != nil else {
-            throw ConvoyError(.driverFailure, "the FUSE loop of \(fileSystem.label) at \(mountpoint) did not stop within 30 s of its unmount: a block fetch may be hanging; it stops when that fetch ends")
+            throw ConvoyError(.driverFailure, "the FUSE loop of \(filesystem.label) at \(mountpoint) "
+                + "did not stop within 30 s of its unmount: "
+                + "a block fetch may be hanging; it stops when that fetch ends")
         }
     }
 
@@ -125,14 +133,14 @@ public final class BackupMount: Sendable {
 
     /// Bytes of block data fetched from the store so far (for tests and progress): plain bytes of verified
     /// blocks, disk-cache hits excluded.
-    public var bytesFetched: UInt64 { fileSystem.cache.source.bytesFetched }
+    public var bytesFetched: UInt64 { filesystem.cache.source.bytesFetched }
 
     /// Makes block `hash` local: fetched, verified and kept in the mount's disk cache (which it must have), so
     /// that reads of it no longer need the store. Runs on the caller's executor (hydration runs it at a low
     /// priority, so that the mount's readers come first). Returns whether it had to fetch the block.
     @discardableResult
     public func keepOnDisk(_ hash: String, checksum: BlockChecksum? = nil) async throws(ConvoyError) -> Bool {
-        try await fileSystem.cache.source.keepOnDisk(hash, checksum: checksum)
+        try await filesystem.cache.source.keepOnDisk(hash, checksum: checksum)
     }
 
     /// True when `path` is a mount point whose filesystem no longer answers ("Transport endpoint is not
@@ -160,12 +168,13 @@ public final class BackupMount: Sendable {
         }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw .invalid("mount point \(path) is not a directory") }
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: path), names.isEmpty else {
-            throw ConvoyError(.conflict, "mount point \(path) is not an empty directory; mounting would hide its content")
+            throw ConvoyError(.conflict,
+                              "mount point \(path) is not an empty directory; mounting would hide its content")
         }
     }
 
     /// A libfuse session for the file system, not mounted yet.
-    private static func newSession(_ fileSystem: BackupFileSystem) -> OpaquePointer? {
+    private static func newSession(_ filesystem: BackupFilesystem) -> OpaquePointer? {
         var arguments = ["convoy-backup", "-o", mountOptions].map { (argument: String) in strdup(argument) }
         defer { arguments.forEach { free($0) } }
         var operations = FuseOperations.make()
@@ -173,7 +182,7 @@ public final class BackupMount: Sendable {
             var parsed = fuse_args(argc: Int32(argv.count), argv: argv.baseAddress, allocated: 0)
             // The user data: the serving thread keeps the file system alive as long as callbacks may run.
             let session = fuse_session_new(&parsed, &operations, MemoryLayout<fuse_lowlevel_ops>.size,
-                                           Unmanaged.passUnretained(fileSystem).toOpaque())
+                                           Unmanaged.passUnretained(filesystem).toOpaque())
             fuse_opt_free_args(&parsed)
             return session
         }

@@ -6,8 +6,9 @@ import Glibc
 #endif
 
 /// A manifest's tree indexed once at mount, so that each FUSE call costs at most one dictionary lookup: node id or
-/// (parent, name) → entry, directory → children, hard link → the entry holding its data, and link counts. Checked while indexed: a
-/// manifest whose paths or chunks do not fit together is refused at mount rather than served as wrong bytes.
+/// (parent, name) → entry, directory → children, hard link → the entry holding its data, and link counts. Checked
+/// while indexed: a manifest whose paths or chunks do not fit together is refused at mount rather than served as wrong
+/// bytes.
 struct BackupTree: Sendable {
     let entries: [Entry]
     /// The root directory's entry.
@@ -56,7 +57,8 @@ struct BackupTree: Sendable {
                 linkCounts[parent] += 1
             case .hardlink:
                 guard let first = entry.target.flatMap({ indexByPath[$0] }), entries[first].type == .file else {
-                    throw Self.inconsistent(what, "links '\(entry.path)' to '\(entry.target ?? "")', which is not a file in it")
+                    throw Self.inconsistent(what, "links '\(entry.path)' to '\(entry.target ?? "")', "
+                        + "which is not a file in it")
                 }
                 resolved[index] = first
                 linkCounts[first] += 1

@@ -57,7 +57,9 @@ final class BlockSource: Sendable {
     /// Puts block `hash` in the disk cache (fetched and verified) unless it is there already; runs on the caller's
     /// executor, so background work can do this at its own priority. Returns whether it fetched the block.
     func keepOnDisk(_ hash: String, checksum: BlockChecksum?) async throws(ConvoyError) -> Bool {
-        guard let diskCache else { throw ConvoyError(.internalFailure, "this backup mount has no disk cache to keep blocks in") }
+        guard let diskCache else {
+            throw ConvoyError(.internalFailure, "this backup mount has no disk cache to keep blocks in")
+        }
         if try await diskCache.hasBlock(hash) { return false }
         let encoded = try await repository.encodedBlock(hash)
         let plain = try BlockCodec.decode(encoded, expectedHash: hash, checksum: checksum)

@@ -78,7 +78,8 @@ struct FileReader: Sendable {
             let chunk = chunks[index]
             let block = try outcome.get()
             guard block.count == Int(chunk.length) else {
-                throw ConvoyError(.driverFailure, "block \(chunk.hash) has \(block.count) bytes, the manifest says \(chunk.length)")
+                throw ConvoyError(.driverFailure, "block \(chunk.hash) has \(block.count) bytes, "
+                    + "the manifest says \(chunk.length)")
             }
             if chunk.offset > position {
                 pieces.append(.zeros(Int(chunk.offset - position)))
@@ -99,7 +100,11 @@ struct FileReader: Sendable {
         var high = chunks.count
         while low < high {
             let middle = (low + high) / 2
-            if chunks[middle].offset + UInt64(chunks[middle].length) <= offset { low = middle + 1 } else { high = middle }
+            if chunks[middle].offset + UInt64(chunks[middle].length) <= offset {
+                low = middle + 1
+            } else {
+                high = middle
+            }
         }
         return low
     }

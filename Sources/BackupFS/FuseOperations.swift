@@ -25,38 +25,38 @@ enum FuseOperations {
             connection?.pointee.max_readahead = FuseOperations.maxRead
         }
         operations.lookup = { request, parent, name in
-            FuseOperations.serve(request, parent) { fileSystem, directory throws(Errno) in
+            FuseOperations.serve(request, parent) { filesystem, directory throws(Errno) in
                 guard let name else { throw Errno(EIO) }
-                guard fileSystem.tree.entry(directory).type == .directory else { throw Errno(ENOTDIR) }
+                guard filesystem.tree.entry(directory).type == .directory else { throw Errno(ENOTDIR) }
                 // Node id 0 with a timeout: the kernel remembers that the name does not exist.
                 var parameters = fuse_entry_param()
                 parameters.entry_timeout = FuseOperations.cacheTimeout
-                if let child = fileSystem.tree.child(named: String(cString: name), of: directory) {
-                    parameters = FuseOperations.entry(fileSystem.tree, child)
+                if let child = filesystem.tree.child(named: String(cString: name), of: directory) {
+                    parameters = FuseOperations.entry(filesystem.tree, child)
                 }
                 _ = fuse_reply_entry(request, &parameters)
             }
         }
         operations.getattr = { request, node, _ in
-            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
-                var attributes = fileSystem.tree.attributes(of: index)
+            FuseOperations.serve(request, node) { filesystem, index throws(Errno) in
+                var attributes = filesystem.tree.attributes(of: index)
                 _ = fuse_reply_attr(request, &attributes, FuseOperations.cacheTimeout)
             }
         }
         operations.readlink = { request, node in
-            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
-                let entry = fileSystem.tree.entry(index)
+            FuseOperations.serve(request, node) { filesystem, index throws(Errno) in
+                let entry = filesystem.tree.entry(index)
                 guard entry.type == .symlink else { throw Errno(EINVAL) }
                 _ = (entry.target ?? "").withCString { fuse_reply_readlink(request, $0) }
             }
         }
         operations.open = { request, node, info in
-            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
+            FuseOperations.serve(request, node) { filesystem, index throws(Errno) in
                 guard let info else { throw Errno(EIO) }
                 guard info.pointee.flags & O_ACCMODE == O_RDONLY else { throw Errno(EROFS) }
-                guard fileSystem.tree.entry(index).type == .file else { throw Errno(EISDIR) }
+                guard filesystem.tree.entry(index).type == .file else { throw Errno(EISDIR) }
                 // Released by `release`; the handle carries the read-ahead state of this open.
-                let file = Unmanaged.passRetained(OpenFile(node: index, path: fileSystem.tree.entry(index).path))
+                let file = Unmanaged.passRetained(OpenFile(node: index, path: filesystem.tree.entry(index).path))
                 info.pointee.fh = UInt64(UInt(bitPattern: file.toOpaque()))
                 info.pointee.keep_cache = 1
                 // An interrupted open(2) gets no release: the handle is dropped here instead.
@@ -64,12 +64,13 @@ enum FuseOperations {
             }
         }
         operations.read = { request, _, size, offset, info in
-            guard let fileSystem = FuseOperations.fileSystem(request), let file = FuseOperations.openFile(info), offset >= 0 else {
+            guard let filesystem = FuseOperations.filesystem(request), let file = FuseOperations.openFile(info),
+                  offset >= 0 else {
                 _ = fuse_reply_err(request, EIO)
                 return
             }
-            switch fileSystem.read(file, count: size, at: UInt64(offset)) {
-            case .success(let pieces): FuseReplies.data(request, pieces, zeros: fileSystem.zeros)
+            switch filesystem.read(file, count: size, at: UInt64(offset)) {
+            case .success(let pieces): FuseReplies.data(request, pieces, zeros: filesystem.zeros)
             case .failure(let error): _ = fuse_reply_err(request, error.code)
             }
         }
@@ -82,7 +83,7 @@ enum FuseOperations {
         // SEEK_DATA / SEEK_HOLE, so that copies (cp, overlayfs copy-up) keep sparse files sparse; the kernel
         // handles the other kinds of seek itself.
         operations.lseek = { request, _, offset, whence, info in
-            guard let fileSystem = FuseOperations.fileSystem(request), let file = FuseOperations.openFile(info) else {
+            guard let filesystem = FuseOperations.filesystem(request), let file = FuseOperations.openFile(info) else {
                 _ = fuse_reply_err(request, EIO)
                 return
             }
@@ -90,48 +91,51 @@ enum FuseOperations {
                 _ = fuse_reply_err(request, EINVAL)
                 return
             }
-            let found = offset < 0 ? nil : FileReader.seek(in: fileSystem.tree.entry(file.node), from: UInt64(offset),
+            let found = offset < 0 ? nil : FileReader.seek(in: filesystem.tree.entry(file.node), from: UInt64(offset),
                                                            data: whence == FuseOperations.seekData)
             if let found { _ = fuse_reply_lseek(request, off_t(found)) } else { _ = fuse_reply_err(request, ENXIO) }
         }
         operations.opendir = { request, node, info in
-            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
+            FuseOperations.serve(request, node) { filesystem, index throws(Errno) in
                 guard let info else { throw Errno(EIO) }
-                guard fileSystem.tree.entry(index).type == .directory else { throw Errno(ENOTDIR) }
+                guard filesystem.tree.entry(index).type == .directory else { throw Errno(ENOTDIR) }
                 info.pointee.cache_readdir = 1  // listings never change: the kernel may keep them
                 info.pointee.keep_cache = 1
                 _ = fuse_reply_open(request, info)
             }
         }
         operations.readdir = { request, node, size, offset, _ in
-            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
-                try FuseOperations.listing(request, fileSystem.tree, directory: index, size: size, from: offset, plus: false)
+            FuseOperations.serve(request, node) { filesystem, index throws(Errno) in
+                try FuseOperations.listing(request, filesystem.tree, directory: index, size: size, from: offset,
+                                           plus: false)
             }
         }
         // With attributes and node ids in the listing, `ls -l` of a large directory needs no lookup per name.
         operations.readdirplus = { request, node, size, offset, _ in
-            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
-                try FuseOperations.listing(request, fileSystem.tree, directory: index, size: size, from: offset, plus: true)
+            FuseOperations.serve(request, node) { filesystem, index throws(Errno) in
+                try FuseOperations.listing(request, filesystem.tree, directory: index, size: size, from: offset,
+                                           plus: true)
             }
         }
         operations.getxattr = { request, node, name, size in
-            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
+            FuseOperations.serve(request, node) { filesystem, index throws(Errno) in
                 guard let name else { throw Errno(EIO) }
                 let wanted = String(cString: name)
-                guard let attribute = fileSystem.tree.extendedAttributes(of: index).first(where: { $0.name == wanted }) else {
+                guard let attribute = filesystem.tree.extendedAttributes(of: index)
+                        .first(where: { $0.name == wanted }) else {
                     throw Errno(ENODATA)
                 }
                 FuseReplies.xattr(request, attribute.value, size: size)
             }
         }
         operations.listxattr = { request, node, size in
-            FuseOperations.serve(request, node) { fileSystem, index throws(Errno) in
-                let names = fileSystem.tree.extendedAttributes(of: index).flatMap { Array($0.name.utf8) + [UInt8(0)] }
+            FuseOperations.serve(request, node) { filesystem, index throws(Errno) in
+                let names = filesystem.tree.extendedAttributes(of: index).flatMap { Array($0.name.utf8) + [UInt8(0)] }
                 FuseReplies.xattr(request, names, size: size)
             }
         }
         operations.statfs = { request, _ in
-            guard let fileSystem = FuseOperations.fileSystem(request) else {
+            guard let filesystem = FuseOperations.filesystem(request) else {
                 _ = fuse_reply_err(request, EIO)
                 return
             }
@@ -139,8 +143,8 @@ enum FuseOperations {
             let blockSize: UInt64 = 4096
             stats.f_bsize = UInt(blockSize)
             stats.f_frsize = UInt(blockSize)
-            stats.f_blocks = fsblkcnt_t((fileSystem.tree.dataBytes + blockSize - 1) / blockSize)
-            stats.f_files = fsfilcnt_t(fileSystem.tree.entries.count)
+            stats.f_blocks = fsblkcnt_t((filesystem.tree.dataBytes + blockSize - 1) / blockSize)
+            stats.f_files = fsfilcnt_t(filesystem.tree.entries.count)
             stats.f_namemax = 255
             stats.f_flag = UInt(ST_RDONLY)
             _ = fuse_reply_statfs(request, &stats)
@@ -148,9 +152,9 @@ enum FuseOperations {
         return operations
     }
 
-    private static func fileSystem(_ request: fuse_req_t?) -> BackupFileSystem? {
+    private static func filesystem(_ request: fuse_req_t?) -> BackupFilesystem? {
         guard let data = fuse_req_userdata(request) else { return nil }
-        return Unmanaged<BackupFileSystem>.fromOpaque(data).takeUnretainedValue()
+        return Unmanaged<BackupFilesystem>.fromOpaque(data).takeUnretainedValue()
     }
 
     private static func openFile(_ info: UnsafeMutablePointer<fuse_file_info>?) -> OpenFile? {
@@ -161,11 +165,11 @@ enum FuseOperations {
     /// Runs `body` with the file system and the entry of `node`; `body` replies, or throws the errno to reply
     /// with (ENOENT for a node id this tree never gave).
     private static func serve(_ request: fuse_req_t?, _ node: fuse_ino_t,
-                              _ body: (BackupFileSystem, _ index: Int) throws(Errno) -> Void) {
+                              _ body: (BackupFilesystem, _ index: Int) throws(Errno) -> Void) {
         do throws(Errno) {
-            guard let fileSystem = fileSystem(request) else { throw Errno(EIO) }
-            guard let index = fileSystem.tree.index(ofNode: node) else { throw Errno(ENOENT) }
-            try body(fileSystem, index)
+            guard let filesystem = filesystem(request) else { throw Errno(EIO) }
+            guard let index = filesystem.tree.index(ofNode: node) else { throw Errno(ENOENT) }
+            try body(filesystem, index)
         } catch {
             _ = fuse_reply_err(request, error.code)
         }

@@ -11,14 +11,17 @@ public struct BackupCopier: Sendable {
         self.destination = destination
     }
 
-    public func copy(_ manifest: Manifest, as backupID: String, progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
+    public func copy(_ manifest: Manifest, as backupID: String,
+                     progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
         try await destination.prepare()
         let lease = try await StoreLease.write(.backup, in: destination)
         do {
             try await lease.waitForCollectors()
             try await destination.packs.refresh(from: destination.store)
             var sizes: [String: UInt64] = [:]
-            for entry in manifest.entries { for chunk in entry.chunks ?? [] { sizes[chunk.hash] = UInt64(chunk.length) } }
+            for entry in manifest.entries {
+                for chunk in entry.chunks ?? [] { sizes[chunk.hash] = UInt64(chunk.length) }
+            }
             // What the volume's last backup here holds is present; only the rest is looked up, one by one when
             // that is cheap (a stat) or few, else by listing the store once.
             let lastBackup = await destination.blocksOfLastBackup(manifest.volume)
@@ -27,7 +30,8 @@ public struct BackupCopier: Sendable {
             let listed = askPerBlock ? [] : try await destination.blockHashes()
             let unlisted = candidates.filter { !listed.contains($0) }
             let missing = askPerBlock ? try await destination.missingBlocks(unlisted) : unlisted
-            let counter = ProgressCounter(WorkProgress(phase: "uploading", bytesTotal: missing.reduce(0) { $0 + (sizes[$1] ?? 0) },
+            let counter = ProgressCounter(WorkProgress(phase: "uploading",
+                                                       bytesTotal: missing.reduce(0) { $0 + (sizes[$1] ?? 0) },
                                                        itemsTotal: missing.count), sink: progress)
             var copied = manifest
             copied.id = backupID
@@ -39,7 +43,9 @@ public struct BackupCopier: Sendable {
             // Reads bypass the page cache, so only many in flight keep the disk busy: a 2 GB copy took 5.0 s
             // with 6, 4.2 s with 12, 3.4–3.6 s with 24 (more gained nothing); memory is `width` blocks.
             let width = 24
-            let outcome: Result<UInt64, ConvoyError> = await withTaskGroup(of: Result<UInt64, ConvoyError>.self) { group in
+            let outcome: Result<UInt64, ConvoyError> = await withTaskGroup(
+                of: Result<UInt64, ConvoyError>.self
+            ) { group in
                 var stored: UInt64 = 0
                 var next = 0
                 func launch(_ hash: String) {

@@ -45,11 +45,13 @@ public struct BackupRepository: Sendable {
                 throw ConvoyError(.conflict, "\(store.location) holds something that is not a convoy backup store")
             }
             guard format.version <= Self.formatVersion else {
-                throw ConvoyError(.conflict, "\(store.location) is a version \(format.version) store; this convoy reads up to version \(Self.formatVersion): upgrade convoy")
+                throw ConvoyError(.conflict, "\(store.location) is a version \(format.version) store; "
+                    + "this convoy reads up to version \(Self.formatVersion): upgrade convoy")
             }
             if format.version == Self.formatVersion { return }
         }
-        let data = (try? JSONEncoder().encode(FormatFile(format: Self.formatName, version: Self.formatVersion))) ?? Data()
+        let data = (try? JSONEncoder().encode(FormatFile(format: Self.formatName, version: Self.formatVersion)))
+            ?? Data()
         try await store.put(key, Array(data))
     }
 
@@ -80,9 +82,13 @@ public struct BackupRepository: Sendable {
     public func blockHashes() async throws(ConvoyError) -> Set<String> {
         var hashes = Set<String>()
         for object in try await store.list(prefix: Self.blocksPrefix) {
-            if let slash = object.key.lastIndex(of: "/") { hashes.insert(String(object.key[object.key.index(after: slash)...])) }
+            if let slash = object.key.lastIndex(of: "/") {
+                hashes.insert(String(object.key[object.key.index(after: slash)...]))
+            }
         }
-        for entries in try await packs.current(from: store).packs.values { for entry in entries { hashes.insert(entry.hash) } }
+        for entries in try await packs.current(from: store).packs.values {
+            for entry in entries { hashes.insert(entry.hash) }
+        }
         return hashes
     }
 
@@ -138,7 +144,8 @@ public struct BackupRepository: Sendable {
     /// A block's plain content, verified, for a reader that will not ask the store for it again (a restore, a
     /// verify, a backup mount that keeps blocks itself): read around the page cache, and a raw block left in the
     /// buffer it was read into. Checked against `checksum` when the manifest recorded one, else against the name.
-    public func plainBlockReadOnce(_ hash: String, checksum: BlockChecksum? = nil) async throws(ConvoyError) -> PlainBlock {
+    public func plainBlockReadOnce(_ hash: String,
+                                   checksum: BlockChecksum? = nil) async throws(ConvoyError) -> PlainBlock {
         try BlockCodec.decodeInPlace(try await encodedBlockReadOnce(hash), expectedHash: hash, checksum: checksum)
     }
 
@@ -155,14 +162,16 @@ public struct BackupRepository: Sendable {
     /// writer packed it since they were read).
     private func readEncoded<T>(_ hash: String, count: (T) -> Int,
                                 whole: (String) async throws(ConvoyError) -> T,
-                                range: (String, Int, Int) async throws(ConvoyError) -> T) async throws(ConvoyError) -> T {
+                                range: (String, Int, Int) async throws(ConvoyError) -> T)
+        async throws(ConvoyError) -> T {
         let seen = packs.generation
         for attempt in 0..<2 {
             if let place = try await packs.locate(hash, in: store) {
                 do throws(ConvoyError) {
                     let bytes = try await range(Self.packKey(place.pack), place.offset, place.length)
                     guard count(bytes) == place.length else {
-                        throw ConvoyError(.driverFailure, "block \(hash) is corrupt: its pack \(place.pack) in \(store.location) ends before it")
+                        throw ConvoyError(.driverFailure, "block \(hash) is corrupt: its pack \(place.pack) in "
+                            + "\(store.location) ends before it")
                     }
                     return bytes
                 } catch where error.kind == .notFound {
@@ -181,7 +190,8 @@ public struct BackupRepository: Sendable {
         var message = "block \(hash) is missing from \(store.location)"
         let damaged = packs.damagedIndexes
         if !damaged.isEmpty {
-            message += " (the indexes of \(damaged.count) pack(s) cannot be read, and it may be in one: \(damaged.values.sorted().joined(separator: "; ")))"
+            message += " (the indexes of \(damaged.count) pack(s) cannot be read, and it may be in one: "
+                + "\(damaged.values.sorted().joined(separator: "; ")))"
         }
         throw ConvoyError(.notFound, message)
     }
@@ -213,7 +223,8 @@ public struct BackupRepository: Sendable {
         try ObjectName.validate(manifest.id, kind: "backup")
         try ObjectName.validate(manifest.volume)
         if let writer { try await commit(writer) } else { try await store.commitDeferred() }
-        try await store.put(Self.manifestKey(volume: manifest.volume, backup: manifest.id), SealedObject.sealManifest(manifest))
+        try await store.put(Self.manifestKey(volume: manifest.volume, backup: manifest.id),
+                            SealedObject.sealManifest(manifest))
     }
 
     public func manifest(volume: String, backup: String) async throws(ConvoyError) -> Manifest {
@@ -254,7 +265,9 @@ public struct BackupRepository: Sendable {
     public func volumeRecord(_ volume: String) async throws(ConvoyError) -> VolumeRecordInStore? {
         try ObjectName.validate(volume)
         let bytes: [UInt8]
-        do { bytes = try await store.get(Self.volumePrefix(volume) + "volume.json") } catch where error.kind == .notFound {
+        do {
+            bytes = try await store.get(Self.volumePrefix(volume) + "volume.json")
+        } catch where error.kind == .notFound {
             return nil
         }
         return try SealedObject.open(VolumeRecordInStore.self, bytes, what: "record of volume \(volume)")

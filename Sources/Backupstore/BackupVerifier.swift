@@ -28,7 +28,8 @@ public struct BackupVerifier: Sendable {
         var checksums: [String: [(checksum: BlockChecksum, path: String)]] = [:]
         for entry in manifest.entries {
             for chunk in entry.chunks ?? [] {
-                if let checksum = chunk.checksum, checksums[chunk.hash]?.contains(where: { $0.checksum == checksum }) != true {
+                if let checksum = chunk.checksum,
+                   checksums[chunk.hash]?.contains(where: { $0.checksum == checksum }) != true {
                     checksums[chunk.hash, default: []].append((checksum, entry.path))
                 }
                 guard users[chunk.hash] == nil else { continue }
@@ -46,7 +47,10 @@ public struct BackupVerifier: Sendable {
                 if let recordedChecksums = checksums[hash] {
                     let actual = block.withUnsafeBytes { BlockChecksum.of($0) }
                     for recorded in recordedChecksums where recorded.checksum != actual {
-                        problems.append(Problem(block: hash, kind: .corrupt, detail: "the manifest records checksum \(recorded.checksum) for block \(hash) in \(recorded.path); its content's is \(actual)", path: recorded.path))
+                        problems.append(Problem(block: hash, kind: .corrupt,
+                                                detail: "the manifest records checksum \(recorded.checksum) for block "
+                                                    + "\(hash) in \(recorded.path); its content's is \(actual)",
+                                                path: recorded.path))
                     }
                 }
             } catch where error.kind == .notFound {

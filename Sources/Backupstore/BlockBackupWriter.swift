@@ -45,27 +45,34 @@ public struct BlockBackupWriter: Sendable {
     /// Blocks read and hashed at once.
     static let width = 4
 
-    public func backup(_ request: Request, progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
-        return try await StoreLease.whileWriting(backup: request.backupID, of: request.volume, in: repository) { lease throws(ConvoyError) in
+    public func backup(_ request: Request,
+                       progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
+        return try await StoreLease.whileWriting(backup: request.backupID, of: request.volume,
+                                                 in: repository) { lease throws(ConvoyError) in
             try await run(request, lease: lease, progress: progress)
         }
     }
 
-    private func run(_ request: Request, lease: StoreLease, progress: @escaping ProgressSink) async throws(ConvoyError) -> Manifest {
+    private func run(_ request: Request, lease: StoreLease,
+                     progress: @escaping ProgressSink) async throws(ConvoyError) -> Manifest {
         let fd = open(request.device, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw PosixFile.failure("open", request.device) }
         defer { close(fd) }
         let total = UInt64(request.read.count) * request.blockSize
-        let counter = ProgressCounter(WorkProgress(phase: "backing up blocks", bytesTotal: total, itemsTotal: request.read.count),
+        let counter = ProgressCounter(WorkProgress(phase: "backing up blocks", bytesTotal: total,
+                                                   itemsTotal: request.read.count),
                                       sink: progress)
         let repository = self.repository
         let reads = request.read.map { index in
             (index: index, offset: index * request.blockSize,
-             length: Int(min(request.blockSize, request.volumeSize - min(request.volumeSize, index * request.blockSize))))
+             length: Int(min(request.blockSize,
+                             request.volumeSize - min(request.volumeSize, index * request.blockSize))))
         }.filter { $0.length > 0 }
         let (device, known) = (request.device, KnownBlocks([]))
         let blocks = repository.blockWriter()
-        let results: Result<[(Chunk, UInt64)], ConvoyError> = await withTaskGroup(of: Result<(Chunk, UInt64), ConvoyError>.self) { group in
+        let results: Result<[(Chunk, UInt64)], ConvoyError> = await withTaskGroup(
+            of: Result<(Chunk, UInt64), ConvoyError>.self
+        ) { group in
             var next = 0
             var done: [(Chunk, UInt64)] = []
             func launch() {
@@ -75,13 +82,16 @@ public struct BlockBackupWriter: Sendable {
                     do throws(ConvoyError) {
                         var bytes = [UInt8](repeating: 0, count: block.length)
                         let reading: Result<Int, ConvoyError> = bytes.withUnsafeMutableBytes { buffer in
-                            do throws(ConvoyError) { return .success(try PosixFile.read(fd, into: buffer, at: block.offset, path: device)) } catch {
+                            do throws(ConvoyError) {
+                                return .success(try PosixFile.read(fd, into: buffer, at: block.offset, path: device))
+                            } catch {
                                 return .failure(error)
                             }
                         }
                         let got = try reading.get()
                         guard got == block.length else {
-                            throw ConvoyError(.driverFailure, "short read of \(device) at \(block.offset): \(got) of \(block.length) bytes")
+                            throw ConvoyError(.driverFailure, "short read of \(device) at \(block.offset): "
+                                + "\(got) of \(block.length) bytes")
                         }
                         let hash = bytes.withUnsafeBytes { BlockCodec.hash($0) }
                         let checksum = BlockChecksum.of(bytes)
@@ -92,7 +102,8 @@ public struct BlockBackupWriter: Sendable {
                             stored = UInt64(encoded.count)
                         }
                         counter.add(bytes: UInt64(block.length), items: 1)
-                        return .success((Chunk(hash: hash, offset: block.offset, length: UInt32(block.length), checksum: checksum), stored))
+                        return .success((Chunk(hash: hash, offset: block.offset, length: UInt32(block.length),
+                                               checksum: checksum), stored))
                     } catch {
                         return .failure(error)
                     }
@@ -114,7 +125,8 @@ public struct BlockBackupWriter: Sendable {
         let read = try results.get()
         let chunks = (request.kept + read.map(\.0)).sorted { $0.offset < $1.offset }
         var image = Entry(path: Manifest.imageName, type: .file, mode: 0o600, uid: 0, gid: 0,
-                          mtimeSeconds: Int64(Date().timeIntervalSince1970), mtimeNanoseconds: 0, size: request.volumeSize)
+                          mtimeSeconds: Int64(Date().timeIntervalSince1970), mtimeNanoseconds: 0,
+                          size: request.volumeSize)
         image.chunks = chunks
         var root = Entry(path: "", type: .directory, mode: 0o755, uid: 0, gid: 0,
                          mtimeSeconds: image.mtimeSeconds, mtimeNanoseconds: 0, size: 0)
@@ -127,12 +139,14 @@ public struct BlockBackupWriter: Sendable {
         stats.newBlocks = read.filter { $0.1 > 0 }.count
         stats.newBytesStored = read.reduce(0) { $0 + $1.1 }
         let manifest = Manifest(id: request.backupID, volume: request.volume, kind: .blocks,
-                                createdAt: Date().formatted(.iso8601), snapshot: request.snapshot, parent: request.parent,
-                                volumeSize: request.volumeSize, entries: [root, image], stats: stats)
+                                createdAt: Date().formatted(.iso8601), snapshot: request.snapshot,
+                                parent: request.parent, volumeSize: request.volumeSize, entries: [root, image],
+                                stats: stats)
         try await lease.renewIfDue()
         try await repository.putManifest(manifest, blocks: blocks)
         try await repository.putVolumeRecord(VolumeRecordInStore(
-            name: request.volume, size: request.volumeSize, lastBackup: request.backupID, updatedAt: manifest.createdAt))
+            name: request.volume, size: request.volumeSize, lastBackup: request.backupID,
+            updatedAt: manifest.createdAt))
         return manifest
     }
 }
@@ -146,15 +160,18 @@ public struct BlockRestorer: Sendable {
         self.repository = repository
     }
 
-    public func restore(_ manifest: Manifest, onto device: String, progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) {
-        guard manifest.kind == .blocks, let image = manifest.entries.first(where: { $0.path == Manifest.imageName }) else {
+    public func restore(_ manifest: Manifest, onto device: String,
+                        progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) {
+        guard manifest.kind == .blocks,
+              let image = manifest.entries.first(where: { $0.path == Manifest.imageName }) else {
             throw ConvoyError(.invalidArgument, "backup \(manifest.id) is not a block backup")
         }
         let chunks = image.chunks ?? []
         let fd = open(device, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw PosixFile.failure("open", device) }
         defer { close(fd) }
-        let counter = ProgressCounter(WorkProgress(phase: "restoring blocks", bytesTotal: manifest.stats.bytes, itemsTotal: chunks.count),
+        let counter = ProgressCounter(WorkProgress(phase: "restoring blocks", bytesTotal: manifest.stats.bytes,
+                                                   itemsTotal: chunks.count),
                                       sink: progress)
         let repository = self.repository
         let failure: ConvoyError? = await withTaskGroup(of: ConvoyError?.self) { group in
@@ -166,7 +183,8 @@ public struct BlockRestorer: Sendable {
                     do throws(ConvoyError) {
                         let data = try await repository.block(chunk.hash, checksum: chunk.checksum)
                         guard data.count == Int(chunk.length) else {
-                            throw ConvoyError(.driverFailure, "block \(chunk.hash) has \(data.count) bytes, the manifest says \(chunk.length)")
+                            throw ConvoyError(.driverFailure, "block \(chunk.hash) has \(data.count) bytes, "
+                                + "the manifest says \(chunk.length)")
                         }
                         try PosixFile.writeAll(fd, data, at: chunk.offset, path: device)
                         counter.add(bytes: UInt64(chunk.length), items: 1)

@@ -31,14 +31,16 @@ public struct BlockChecksum: Sendable, Hashable, Codable, CustomStringConvertibl
     public var description: String {
         let high = String(high, radix: 16)
         let low = String(low, radix: 16)
-        return String(repeating: "0", count: 16 - high.count) + high + String(repeating: "0", count: 16 - low.count) + low
+        return String(repeating: "0", count: 16 - high.count) + high
+            + String(repeating: "0", count: 16 - low.count) + low
     }
 
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard text.utf8.count == 32, let high = UInt64(text.prefix(16), radix: 16),
               let low = UInt64(text.suffix(16), radix: 16) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a 32-digit checksum"))
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "not a 32-digit checksum"))
         }
         self.init(high: high, low: low)
     }

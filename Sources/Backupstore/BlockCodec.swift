@@ -41,9 +41,12 @@ public enum BlockCodec {
     }
 
     /// The plain content of a stored object, verified against its name.
-    public static func decode(_ object: [UInt8], expectedHash: String, checksum: BlockChecksum? = nil) throws(ConvoyError) -> [UInt8] {
+    public static func decode(_ object: [UInt8], expectedHash: String,
+                              checksum: BlockChecksum? = nil) throws(ConvoyError) -> [UInt8] {
         let result: Result<[UInt8], ConvoyError> = object.withUnsafeBytes { raw in
-            do throws(ConvoyError) { return .success(try decode(raw, expectedHash: expectedHash, checksum: checksum)) } catch {
+            do throws(ConvoyError) {
+                return .success(try decode(raw, expectedHash: expectedHash, checksum: checksum))
+            } catch {
                 return .failure(error)
             }
         }
@@ -53,7 +56,9 @@ public enum BlockCodec {
     /// `checksum`, when the manifest recorded one, is checked instead of the SHA-256 (see `BlockChecksum`).
     public static func decode(_ object: UnsafeRawBufferPointer, expectedHash: String,
                               checksum: BlockChecksum? = nil) throws(ConvoyError) -> [UInt8] {
-        guard let tag = object.first else { throw ConvoyError(.driverFailure, "block \(expectedHash) is empty (corrupt)") }
+        guard let tag = object.first else {
+            throw ConvoyError(.driverFailure, "block \(expectedHash) is empty (corrupt)")
+        }
         let payload = UnsafeRawBufferPointer(rebasing: object[1...])
         let plain: [UInt8]
         switch tag {
@@ -65,7 +70,11 @@ public enum BlockCodec {
         default: throw ConvoyError(.driverFailure, "block \(expectedHash) is corrupt: unknown encoding \(tag)")
         }
         let verified: Result<Void, ConvoyError> = plain.withUnsafeBytes { bytes in
-            do throws(ConvoyError) { try verify(bytes, expectedHash: expectedHash, checksum: checksum) } catch { return .failure(error) }
+            do throws(ConvoyError) {
+                try verify(bytes, expectedHash: expectedHash, checksum: checksum)
+            } catch {
+                return .failure(error)
+            }
             return .success(())
         }
         try verified.get()
@@ -73,11 +82,14 @@ public enum BlockCodec {
     }
 
     /// Throws unless `plain` is block `expectedHash`'s content: its checksum when one is given, else its SHA-256.
-    static func verify(_ plain: UnsafeRawBufferPointer, expectedHash: String, checksum: BlockChecksum?) throws(ConvoyError) {
+    static func verify(_ plain: UnsafeRawBufferPointer, expectedHash: String,
+                       checksum: BlockChecksum?) throws(ConvoyError) {
         if let checksum {
             let actual = BlockChecksum.of(plain)
             guard actual == checksum else {
-                throw ConvoyError(.driverFailure, "block \(expectedHash) is corrupt: its content's checksum is \(actual), the manifest records \(checksum)")
+                throw ConvoyError(.driverFailure,
+                                  "block \(expectedHash) is corrupt: its content's checksum is \(actual), "
+                                  + "the manifest records \(checksum)")
             }
             return
         }

@@ -74,7 +74,8 @@ final class BlockWriter: Sendable {
                 let offset = pack.buffer.count
                 guard pack.buffer.append(bytes) else {
                     current = pack
-                    throw ConvoyError(.internalFailure, "block \(hash) (\(bytes.count) bytes) does not fit in pack \(pack.id)")
+                    throw ConvoyError(.internalFailure,
+                                      "block \(hash) (\(bytes.count) bytes) does not fit in pack \(pack.id)")
                 }
                 pack.hashes.insert(hash)
                 pack.entries.append(PackEntry(hash: hash, offset: offset, length: bytes.count))
@@ -86,8 +87,10 @@ final class BlockWriter: Sendable {
     }
 
     private func newPack() throws(ConvoyError) -> OpenPack {
-        guard let buffer = spare.withLock({ $0.popLast() }) ?? AlignedBuffer(capacity: Self.packSize + Self.packedBlockLimit) else {
-            throw ConvoyError(.unavailable, "cannot allocate \((Self.packSize + Self.packedBlockLimit) >> 20) MiB for a pack of blocks")
+        guard let buffer = spare.withLock({ $0.popLast() })
+                           ?? AlignedBuffer(capacity: Self.packSize + Self.packedBlockLimit) else {
+            throw ConvoyError(.unavailable, "cannot allocate \((Self.packSize + Self.packedBlockLimit) >> 20) MiB "
+                + "for a pack of blocks")
         }
         buffer.count = 0
         return OpenPack(id: Self.newPackID(), buffer: buffer)
@@ -98,13 +101,15 @@ final class BlockWriter: Sendable {
     private func write(_ pack: OpenPack) async throws(ConvoyError) {
         try await repository.store.putDeferred(BackupRepository.packKey(pack.id), aligned: pack.buffer)
         spare.withLock { $0.append(pack.buffer) }
-        try await repository.store.putDeferred(BackupRepository.packIndexKey(pack.id), PackIndexCodec.encode(pack.entries))
+        try await repository.store.putDeferred(BackupRepository.packIndexKey(pack.id),
+                                               PackIndexCodec.encode(pack.entries))
         written.withLock { $0.append((pack.id, pack.entries)) }
     }
 
     static func newPackID() -> String {
         var random = SystemRandomNumberGenerator()
         let high = random.next() as UInt64, low = random.next() as UInt64
-        return (withUnsafeBytes(of: high.bigEndian) { Array($0) } + withUnsafeBytes(of: low.bigEndian) { Array($0) }).hexString
+        return (withUnsafeBytes(of: high.bigEndian) { Array($0) }
+                + withUnsafeBytes(of: low.bigEndian) { Array($0) }).hexString
     }
 }

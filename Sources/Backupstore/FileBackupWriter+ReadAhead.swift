@@ -13,7 +13,8 @@ extension FileBackupWriter {
     /// is moved back to the front (to an aligned place, where the next direct read lands) only once per
     /// `directReadsPerCompaction` reads, and never while a read is in flight.
     func forEachChunkReadingAhead(_ file: SourceFile, size: UInt64,
-                                  _ body: (UInt64, [UInt8]) async throws(ConvoyError) -> Void) async throws(ConvoyError) {
+                                  _ body: (UInt64, [UInt8]) async throws(ConvoyError) -> Void)
+        async throws(ConvoyError) {
         let alignment = SourceFile.alignment
         let segment = Self.directReadSize
         let room = chunker.maximum + Self.directReadsPerCompaction * segment + 2 * alignment
@@ -50,10 +51,12 @@ extension FileBackupWriter {
                     pending = (task, want)
                 }
                 // Chunk while a whole maximum-size chunk is available, or the rest once nothing more will come.
-                while filled - start >= chunker.maximum || (filled > start && pending == nil && readOffset >= regionEnd) {
+                while filled - start >= chunker.maximum
+                    || (filled > start && pending == nil && readOffset >= regionEnd) {
                     let length = chunker.cut(UnsafeRawBufferPointer(rebasing: buffer[start..<filled]))
                     do throws(ConvoyError) {
-                        try await body(bufferOffset, Array(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + length)])))
+                        try await body(bufferOffset,
+                                       Array(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + length)])))
                     } catch {
                         // The read in flight writes into the buffer: wait for it before the buffer goes.
                         if let pending { _ = await pending.task.value }

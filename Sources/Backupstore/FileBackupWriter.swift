@@ -24,7 +24,8 @@ public struct FileBackupWriter: Sendable {
         public var parent: Manifest?
         public var volumeSize: UInt64
 
-        public init(source: String, volume: String, backupID: String, snapshot: String?, parent: Manifest?, volumeSize: UInt64) {
+        public init(source: String, volume: String, backupID: String, snapshot: String?, parent: Manifest?,
+                    volumeSize: UInt64) {
             self.source = source
             self.volume = volume
             self.backupID = backupID
@@ -34,8 +35,10 @@ public struct FileBackupWriter: Sendable {
         }
     }
 
-    public func backup(_ request: Request, progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
-        return try await StoreLease.whileWriting(backup: request.backupID, of: request.volume, in: repository) { lease throws(ConvoyError) in
+    public func backup(_ request: Request,
+                       progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
+        return try await StoreLease.whileWriting(backup: request.backupID, of: request.volume,
+                                                 in: repository) { lease throws(ConvoyError) in
             try await run(request, lease: lease, progress: progress)
         }
     }
@@ -51,7 +54,8 @@ public struct FileBackupWriter: Sendable {
         var isNew: Bool
     }
 
-    private func run(_ request: Request, lease: StoreLease, progress: @escaping ProgressSink) async throws(ConvoyError) -> Manifest {
+    private func run(_ request: Request, lease: StoreLease,
+                     progress: @escaping ProgressSink) async throws(ConvoyError) -> Manifest {
         // The scan starts first: it also overlaps with listing the store's blocks.
         let scan = ScanStream(TreeScanner(root: request.source))
         defer { scan.stop() }
@@ -125,7 +129,8 @@ public struct FileBackupWriter: Sendable {
                     readAhead.reading(reads)
                     reads += 1
                     do throws(ConvoyError) {
-                        try await forEachChunk(request.source + "/" + entry.path, size: entry.size) { offset, bytes throws(ConvoyError) in
+                        try await forEachChunk(request.source + "/" + entry.path,
+                                               size: entry.size) { offset, bytes throws(ConvoyError) in
                             try await lease.renewIfDue()
                             while inFlight >= Self.pipelineWidth {
                                 inFlight -= 1
@@ -150,7 +155,8 @@ public struct FileBackupWriter: Sendable {
             // The stream also ends when this task is cancelled; a manifest of part of the tree must not be written.
             guard complete else {
                 group.cancelAll()
-                return ConvoyError(.unavailable, "the backup of \(request.source) was cancelled before its scan finished")
+                return ConvoyError(.unavailable,
+                                   "the backup of \(request.source) was cancelled before its scan finished")
             }
             for await result in group {
                 if let error = absorb(result) { return error }
@@ -160,8 +166,11 @@ public struct FileBackupWriter: Sendable {
         if let failure { throw failure }
 
         for (slot, place) in slots.enumerated() {
-            guard let done = results[slot] else { throw ConvoyError(.internalFailure, "chunk \(slot) of the backup was lost") }
-            entries[place.entry].chunks = (entries[place.entry].chunks ?? []) + [Chunk(hash: done.hash, offset: place.offset, length: place.length, checksum: done.checksum)]
+            guard let done = results[slot] else {
+                throw ConvoyError(.internalFailure, "chunk \(slot) of the backup was lost")
+            }
+            entries[place.entry].chunks = (entries[place.entry].chunks ?? [])
+                + [Chunk(hash: done.hash, offset: place.offset, length: place.length, checksum: done.checksum)]
             if done.isNew {
                 stats.newBlocks += 1
                 stats.newBytesStored += done.storedBytes
@@ -189,7 +198,8 @@ public struct FileBackupWriter: Sendable {
 
     /// Hashes one chunk and stores it unless the store has it (or another task of this backup is storing it).
     private static func store(_ bytes: [UInt8], slot: Int, in repository: BackupRepository, writer: BlockWriter,
-                              known: KnownBlocks, askPerBlock: Bool, counter: ProgressCounter) async -> Result<UploadResult, ConvoyError> {
+                              known: KnownBlocks, askPerBlock: Bool,
+                              counter: ProgressCounter) async -> Result<UploadResult, ConvoyError> {
         let hash = bytes.withUnsafeBytes { BlockCodec.hash($0) }
         let checksum = BlockChecksum.of(bytes)
         counter.add(bytes: UInt64(bytes.count))
@@ -206,7 +216,8 @@ public struct FileBackupWriter: Sendable {
             known.release(hash)
             return .failure(error)
         }
-        return .success(UploadResult(slot: slot, hash: hash, checksum: checksum, storedBytes: UInt64(encoded.count), isNew: true))
+        return .success(UploadResult(slot: slot, hash: hash, checksum: checksum, storedBytes: UInt64(encoded.count),
+                                     isNew: true))
     }
 
     private func isUnchanged(_ entry: Entry, _ old: Entry?) -> Bool {

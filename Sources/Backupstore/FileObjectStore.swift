@@ -41,7 +41,9 @@ public struct FileObjectStore: ObjectStore {
 
     public func putDeferred(_ key: String, _ object: ObjectBytes) async throws(ConvoyError) {
         let target = try path(key)
-        let temporary = try object.withUnsafeBytes { raw throws(ConvoyError) in try writeTemporary(for: target, raw, sync: false) }
+        let temporary = try object.withUnsafeBytes { raw throws(ConvoyError) in
+            try writeTemporary(for: target, raw, sync: false)
+        }
         pending.add(temporary: temporary, target: target)
     }
 
@@ -154,7 +156,8 @@ public struct FileObjectStore: ObjectStore {
         return (temporary, fd)
     }
 
-    private func writeTemporary(for target: String, _ bytes: UnsafeRawBufferPointer, sync: Bool) throws(ConvoyError) -> String {
+    private func writeTemporary(for target: String, _ bytes: UnsafeRawBufferPointer,
+                                sync: Bool) throws(ConvoyError) -> String {
         let (temporary, fd) = try createTemporary(for: target)
         var written = 0
         while written < bytes.count {
@@ -200,7 +203,8 @@ public struct FileObjectStore: ObjectStore {
     }
 
     /// `count` bytes from `offset`, fewer if the file ends first.
-    private func readFully(_ fd: Int32, count wanted: Int, at offset: Int, file: String) throws(ConvoyError) -> [UInt8] {
+    private func readFully(_ fd: Int32, count wanted: Int, at offset: Int,
+                           file: String) throws(ConvoyError) -> [UInt8] {
         var readError: Int32 = 0
         let bytes = [UInt8](unsafeUninitializedCapacity: max(0, wanted)) { buffer, count in
             var done = 0
@@ -303,85 +307,7 @@ public struct FileObjectStore: ObjectStore {
         }
     }
 
-    public func list(prefix: String) async throws(ConvoyError) -> [ObjectInfo] {
-        try ObjectKey.validatePrefix(prefix)
-        var result: [ObjectInfo] = []
-        try walk(prefix.isEmpty ? root : root + "/" + String(prefix.dropLast()), keyPrefix: prefix, into: &result)
-        return result.sorted { $0.key < $1.key }
-    }
-
-    public func removeAbandonedWrites(olderThan age: Double) async throws(ConvoyError) -> Int {
-        var removed = 0
-        let now = time(nil)
-        try sweepTemporaries(root, now: Int(now), age: age, removed: &removed)
-        return removed
-    }
-
-    static let writerTag: String = {
-        var buffer = [CChar](repeating: 0, count: 256)
-        gethostname(&buffer, buffer.count - 1)
-        let host = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            .filter { $0.isLetter || $0.isNumber || $0 == "." }
-        return "\(host)_\(getpid())"
-    }()
-
-    /// The writer's host and pid are in the name, so a collector can tell a dead writer's leftovers.
-    static func temporaryName(for target: String) -> String {
-        var random = SystemRandomNumberGenerator()
-        return "\(target).tmp-\(writerTag)-\(String(random.next() as UInt64, radix: 16))"
-    }
-
-    static func isTemporary(_ name: String) -> Bool {
-        name.utf8.firstRange(of: ".tmp-".utf8) != nil
-    }
-
-    /// Whether the writer named in a temporary file's name is a dead process of this host.
-    static func writerIsDead(_ name: String) -> Bool {
-        guard let range = name.range(of: ".tmp-") else { return false }
-        let tag = name[range.upperBound...].split(separator: "-").first ?? ""
-        let parts = tag.split(separator: "_")
-        guard parts.count == 2, let pid = Int32(parts[1]) else { return false }
-        let host = writerTag.split(separator: "_").first ?? ""
-        return parts[0] == host && kill(pid, 0) != 0 && errno == ESRCH
-    }
-
-    private func sweepTemporaries(_ directory: String, now: Int, age: Double, removed: inout Int) throws(ConvoyError) {
-        for (name, _) in PosixFile.entries(in: directory) ?? [] {
-            let path = directory + "/" + name
-            var info = stat()
-            guard lstat(path, &info) == 0 else { continue }
-            if (info.st_mode & S_IFMT) == S_IFDIR {
-                try sweepTemporaries(path, now: now, age: age, removed: &removed)
-            } else if Self.isTemporary(name),
-                      Self.writerIsDead(name) || Double(now - Int(info.st_mtim.tv_sec)) > age {
-                if unlink(path) == 0 { removed += 1 }
-            }
-        }
-    }
-
-    /// Uses the directory entries' types, so listing a store of many blocks costs no stat per object.
-    private func walk(_ directory: String, keyPrefix: String, into result: inout [ObjectInfo]) throws(ConvoyError) {
-        guard let entries = PosixFile.entries(in: directory) else {
-            if errno == ENOENT || errno == ENOTDIR { return }
-            throw failure("list", directory)
-        }
-        for (name, type) in entries where !Self.isTemporary(name) {
-            let path = directory + "/" + name
-            var kind = type
-            if kind == UInt8(DT_UNKNOWN) {
-                var info = stat()
-                guard lstat(path, &info) == 0 else { continue }
-                kind = (info.st_mode & S_IFMT) == S_IFDIR ? UInt8(DT_DIR) : (info.st_mode & S_IFMT) == S_IFREG ? UInt8(DT_REG) : 0
-            }
-            if kind == UInt8(DT_DIR) {
-                try walk(path, keyPrefix: keyPrefix + name + "/", into: &result)
-            } else if kind == UInt8(DT_REG) {
-                result.append(ObjectInfo(key: keyPrefix + name, size: nil))
-            }
-        }
-    }
-
-    private func failure(_ operation: String, _ path: String) -> ConvoyError {
+    func failure(_ operation: String, _ path: String) -> ConvoyError {
         let text = String(cString: strerror(errno))
         return ConvoyError(.unavailable, "cannot \(operation) \(path) in store \(location): \(text)")
     }

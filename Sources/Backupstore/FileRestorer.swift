@@ -19,9 +19,13 @@ public struct FileRestorer: Sendable {
     /// Files restored at once (each file's chunks are written in order by one task).
     static let width = 8
 
-    public func restore(_ manifest: Manifest, into target: String, progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) {
-        let total = manifest.entries.reduce(UInt64(0)) { $0 + (($1.chunks ?? []).reduce(UInt64(0)) { $0 + UInt64($1.length) }) }
-        let counter = ProgressCounter(WorkProgress(phase: "restoring", bytesTotal: total, itemsTotal: manifest.entries.count),
+    public func restore(_ manifest: Manifest, into target: String,
+                        progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) {
+        let total = manifest.entries.reduce(UInt64(0)) {
+            $0 + (($1.chunks ?? []).reduce(UInt64(0)) { $0 + UInt64($1.length) })
+        }
+        let counter = ProgressCounter(WorkProgress(phase: "restoring", bytesTotal: total,
+                                                   itemsTotal: manifest.entries.count),
                                       sink: progress)
         // 1. The skeleton, in manifest order (parents first): directories, symlinks, special files. Every path is
         //    checked against the directories created so far.
@@ -49,7 +53,9 @@ public struct FileRestorer: Sendable {
                 guard mkfifo(path, 0o600) == 0 else { throw PosixFile.failure("create fifo", path) }
             case .socket, .charDevice, .blockDevice:
                 let type: mode_t = entry.type == .socket ? S_IFSOCK : entry.type == .charDevice ? S_IFCHR : S_IFBLK
-                guard mknod(path, type | 0o600, dev_t(entry.rdev ?? 0)) == 0 else { throw PosixFile.failure("create node", path) }
+                guard mknod(path, type | 0o600, dev_t(entry.rdev ?? 0)) == 0 else {
+                    throw PosixFile.failure("create node", path)
+                }
             }
             try Self.applyMetadata(entry, at: path)
             counter.add(bytes: 0, items: 1)
@@ -61,7 +67,8 @@ public struct FileRestorer: Sendable {
             func launch(_ entry: Entry) {
                 group.addTask {
                     do throws(ConvoyError) {
-                        try await Self.restoreFile(entry, at: Self.path(entry, in: target), repository: repository, counter: counter)
+                        try await Self.restoreFile(entry, at: Self.path(entry, in: target), repository: repository,
+                                                   counter: counter)
                         return nil
                     } catch {
                         return error
@@ -104,7 +111,9 @@ public struct FileRestorer: Sendable {
             let path = Self.path(entry, in: target)
             var times = [timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds)),
                          timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds))]
-            guard utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) == 0 else { throw PosixFile.failure("set times of", path) }
+            guard utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) == 0 else {
+                throw PosixFile.failure("set times of", path)
+            }
         }
         progress(WorkProgress(phase: "restored", bytesDone: total, bytesTotal: total,
                               itemsDone: manifest.entries.count, itemsTotal: manifest.entries.count))
@@ -119,7 +128,8 @@ public struct FileRestorer: Sendable {
 
     /// Writes one file's chunks at their offsets, in order, while the next few blocks are fetched and verified;
     /// what no chunk covers stays a hole.
-    static func restoreFile(_ entry: Entry, at path: String, repository: BackupRepository, counter: ProgressCounter) async throws(ConvoyError) {
+    static func restoreFile(_ entry: Entry, at path: String, repository: BackupRepository,
+                            counter: ProgressCounter) async throws(ConvoyError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw PosixFile.failure("create", path) }
         defer { close(fd) }
@@ -139,7 +149,8 @@ public struct FileRestorer: Sendable {
                         let data = try await repository.plainBlockReadOnce(chunk.hash, checksum: chunk.checksum)
                         return (index, .success(data))
                     } catch {
-                        return (index, .failure(ConvoyError(error.kind, "cannot restore \(entry.path): \(error.message)")))
+                        return (index, .failure(ConvoyError(error.kind,
+                                                            "cannot restore \(entry.path): \(error.message)")))
                     }
                 }
                 launched += 1
@@ -158,7 +169,8 @@ public struct FileRestorer: Sendable {
                     let chunk = chunks[next]
                     guard data.count == Int(chunk.length) else {
                         group.cancelAll()
-                        return ConvoyError(.driverFailure, "block \(chunk.hash) has \(data.count) bytes, the manifest says \(chunk.length)")
+                        return ConvoyError(.driverFailure, "block \(chunk.hash) has \(data.count) bytes, "
+                            + "the manifest says \(chunk.length)")
                     }
                     do throws(ConvoyError) {
                         try data.withUnsafeBytes { bytes throws(ConvoyError) in
@@ -189,7 +201,8 @@ public struct FileRestorer: Sendable {
         }
         let parent = components.dropLast().joined(separator: "/")
         guard directories.contains(parent) else {
-            throw ConvoyError(.driverFailure, "the manifest places '\(path)' under '\(parent)', which is not a directory it restored")
+            throw ConvoyError(.driverFailure, "the manifest places '\(path)' under '\(parent)', "
+                + "which is not a directory it restored")
         }
     }
 

@@ -51,8 +51,11 @@ public struct GarbageCollector: Sendable {
                 try await repository.deleteBlocks(Array(garbage[batch..<min(batch + 1000, garbage.count)]))
                 try await lease.renewIfDue()
             }
-            result.abandonedWritesRemoved = try await repository.store.removeAbandonedWrites(olderThan: StoreLease.timeToLive)
-            let before = contents.packs.values.reduce(into: loose) { all, entries in all.formUnion(entries.map(\.hash)) }
+            result.abandonedWritesRemoved =
+                try await repository.store.removeAbandonedWrites(olderThan: StoreLease.timeToLive)
+            let before = contents.packs.values.reduce(into: loose) { all, entries in
+                all.formUnion(entries.map(\.hash))
+            }
             result.blocksDeleted = before.subtracting(referenced).count
             result.blocksKept = before.count - result.blocksDeleted
             await lease.release()
@@ -80,7 +83,9 @@ public struct GarbageCollector: Sendable {
             let pack = try await repository.store.get(BackupRepository.packKey(id))
             for entry in live {
                 guard entry.offset + entry.length <= pack.count else {
-                    throw ConvoyError(.driverFailure, "pack \(id) in \(repository.store.location) is shorter than its index says; not collecting it (run `convoy backup verify` on the backups that use it)")
+                    throw ConvoyError(.driverFailure,
+                                      "pack \(id) in \(repository.store.location) is shorter than its index says; "
+                                      + "not collecting it (run `convoy backup verify` on the backups that use it)")
                 }
                 try await rewriter.put(entry.hash, Array(pack[entry.offset..<(entry.offset + entry.length)]))
             }

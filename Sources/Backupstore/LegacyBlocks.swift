@@ -39,7 +39,9 @@ extension LegacyConvoyStore {
 
     static func gunzip(_ input: [UInt8], name: String) throws(ConvoyError) -> [UInt8] {
         var stream = z_stream()
-        guard convoy_inflate_init_gzip(&stream) == Z_OK else { throw ConvoyError(.internalFailure, "cannot initialise zlib") }
+        guard convoy_inflate_init_gzip(&stream) == Z_OK else {
+            throw ConvoyError(.internalFailure, "cannot initialise zlib")
+        }
         defer { inflateEnd(&stream) }
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 20)

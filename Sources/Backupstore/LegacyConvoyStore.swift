@@ -1,7 +1,8 @@
 import ConvoyCore
 import Foundation
 
-/// Read support for Rancher Convoy 0.5 object stores, so its backups can be restored (DESIGN §3):
+/// Read support for Rancher Convoy 0.5 object stores, so its backups can be restored (see the Convoy 0.5 item of
+/// "The backup store (format version 2)" in docs/design.md):
 ///
 ///     convoy-objectstore/volumes/<v[0:2]>/<v[2:4]>/<v>/volume.cfg
 ///     convoy-objectstore/volumes/<v[0:2]>/<v[2:4]>/<v>/backups/backup_<id>.cfg     JSON: Name, VolumeName,
@@ -56,7 +57,8 @@ public struct LegacyConvoyStore: Sendable {
     public func singleFileArchive(volume: String, config: BackupConfig) async throws(ConvoyError) -> [UInt8] {
         guard let path = config.SingleFile?.FilePath, !path.isEmpty else {
             if !(config.Blocks ?? []).isEmpty {
-                throw .invalid("this Convoy backup of \(volume) is a block (devicemapper) backup; restore it with the devicemapper driver")
+                throw .invalid("this Convoy backup of \(volume) is a block (devicemapper) backup; "
+                    + "restore it with the devicemapper driver")
             }
             throw ConvoyError(.driverFailure, "the Convoy backup of \(volume) names no backup file")
         }
@@ -64,7 +66,8 @@ public struct LegacyConvoyStore: Sendable {
         let relative = path.hasPrefix("/") ? String(path.dropFirst()) : path
         guard relative.hasPrefix(expectedDirectory), !relative.dropFirst(expectedDirectory.count).contains("/"),
               !relative.contains("..") else {
-            throw ConvoyError(.driverFailure, "the Convoy backup of \(volume) points outside its volume (\(path)); refusing it")
+            throw ConvoyError(.driverFailure,
+                              "the Convoy backup of \(volume) points outside its volume (\(path)); refusing it")
         }
         return try await store.get(relative)
     }

@@ -2,7 +2,8 @@ import ConvoyCore
 
 /// The binary form of a manifest (JSON through Codable cost more than reading the changed data of a small
 /// incremental backup). Integers are LEB128 varints (signed ones zigzag-encoded), strings are a length and UTF-8
-/// bytes, block hashes are 32 raw bytes, chunk checksums 16 (format 2). Sealed like every record (SealedObject) under the magic "CVM1".
+/// bytes, block hashes are 32 raw bytes, chunk checksums 16 (format 2). Sealed like every record (SealedObject) under
+/// the magic "CVM1".
 enum ManifestCodec {
     static func encode(_ manifest: Manifest) -> [UInt8] {
         var out = ByteWriter()
@@ -100,8 +101,8 @@ enum ManifestCodec {
         entries.reserveCapacity(count)
         for _ in 0..<count { entries.append(try decodeEntry(&input)) }
         guard input.atEnd else { throw ByteReader.malformed("trailing bytes") }
-        var manifest = Manifest(id: id, volume: volume, kind: kind, createdAt: createdAt, snapshot: snapshot, parent: parent,
-                                volumeSize: volumeSize, entries: entries, stats: stats)
+        var manifest = Manifest(id: id, volume: volume, kind: kind, createdAt: createdAt, snapshot: snapshot,
+                                parent: parent, volumeSize: volumeSize, entries: entries, stats: stats)
         manifest.format = format
         return manifest
     }
@@ -111,8 +112,10 @@ enum ManifestCodec {
         let kindIndex = Int(try input.byte())
         guard kindIndex < kinds.count else { throw ByteReader.malformed("entry type") }
         var entry = Entry(path: path, type: kinds[kindIndex], mode: UInt32(truncatingIfNeeded: try input.varint()),
-                          uid: UInt32(truncatingIfNeeded: try input.varint()), gid: UInt32(truncatingIfNeeded: try input.varint()),
-                          mtimeSeconds: try input.signed(), mtimeNanoseconds: try input.signed(), size: try input.varint())
+                          uid: UInt32(truncatingIfNeeded: try input.varint()),
+                          gid: UInt32(truncatingIfNeeded: try input.varint()),
+                          mtimeSeconds: try input.signed(), mtimeNanoseconds: try input.signed(),
+                          size: try input.varint())
         let flags = try input.byte()
         if flags & 1 != 0 { entry.target = try input.string() }
         if flags & 2 != 0 { entry.rdev = try input.varint() }
@@ -183,7 +186,9 @@ struct ByteWriter {
     /// A checksum as 16 bytes, high half first, each half big-endian.
     mutating func checksum(_ value: BlockChecksum) {
         for half in [value.high, value.low] {
-            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: half >> UInt64(shift))) }
+            for shift in stride(from: 56, through: 0, by: -8) {
+                bytes.append(UInt8(truncatingIfNeeded: half >> UInt64(shift)))
+            }
         }
     }
 }

@@ -145,7 +145,9 @@ final class PackDirectory: Sendable {
         for id in usable { if let entries = known[id] { contents.packs[id] = entries } }
         let toFetch = usable.filter { known[$0] == nil }
         // Index objects are small: a few fetched at once hide a remote store's latency.
-        let fetched: [(String, Result<[PackEntry], ConvoyError>)] = await withTaskGroup(of: (String, Result<[PackEntry], ConvoyError>).self) { group in
+        let fetched: [(String, Result<[PackEntry], ConvoyError>)] = await withTaskGroup(
+            of: (String, Result<[PackEntry], ConvoyError>).self
+        ) { group in
             var results: [(String, Result<[PackEntry], ConvoyError>)] = []
             var next = 0
             func launch(_ id: String) {

@@ -69,7 +69,8 @@ public enum PosixFile {
     }
 
     /// Writes all of `bytes` at `offset`.
-    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws(ConvoyError) {
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64,
+                                path: String) throws(ConvoyError) {
         var done = 0
         while done < bytes.count {
             let count = pwrite(fd, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset) + off_t(done))
@@ -91,10 +92,12 @@ public enum PosixFile {
     }
 
     /// Reads up to `count` bytes at `offset` into `buffer` starting at `index`; returns the number read.
-    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, path: String) throws(ConvoyError) -> Int {
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64,
+                     path: String) throws(ConvoyError) -> Int {
         var done = 0
         while done < buffer.count {
-            let count = pread(fd, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset) + off_t(done))
+            let count = pread(fd, buffer.baseAddress.map { $0 + done }, buffer.count - done,
+                              off_t(offset) + off_t(done))
             if count < 0 {
                 if errno == EINTR { continue }
                 throw failure("read", path)

@@ -11,7 +11,8 @@ public struct S3ObjectStore: ObjectStore {
     public let prefix: String
     public let location: String
 
-    public init(bucket: String, region: String, prefix: String, endpoint: URL?, credentials: AWSCredentials) throws(ConvoyError) {
+    public init(bucket: String, region: String, prefix: String, endpoint: URL?,
+                credentials: AWSCredentials) throws(ConvoyError) {
         client = try S3Client(.init(bucket: bucket, region: region, endpoint: endpoint, credentials: credentials))
         let trimmed = prefix.split(separator: "/").joined(separator: "/")
         self.prefix = trimmed.isEmpty ? "" : trimmed + "/"

@@ -48,7 +48,8 @@ struct SourceFile {
         var done = 0
         while done < count {
             let position = offset + UInt64(done)
-            if direct && (position % UInt64(Self.alignment) != 0 || Int(bitPattern: buffer + done) % Self.alignment != 0) {
+            if direct && (position % UInt64(Self.alignment) != 0
+                          || Int(bitPattern: buffer + done) % Self.alignment != 0) {
                 leaveDirectMode()
             }
             let length = direct ? (count - done + Self.alignment - 1) / Self.alignment * Self.alignment : count - done

@@ -40,7 +40,8 @@ public struct StoreLease: Sendable {
     }
 
     /// Writes (or renews) the lease.
-    public static func write(_ kind: Kind, in repository: BackupRepository, id: String? = nil) async throws(ConvoyError) -> StoreLease {
+    public static func write(_ kind: Kind, in repository: BackupRepository,
+                             id: String? = nil) async throws(ConvoyError) -> StoreLease {
         let lease = StoreLease(id: id ?? ObjectName.generate(prefix: kind.rawValue), kind: kind, repository: repository)
         try await lease.renew()
         return lease
@@ -69,7 +70,8 @@ public struct StoreLease: Sendable {
         var live: [Record] = []
         let now = Date().timeIntervalSince1970
         let host = Self.hostName
-        for object in try await repository.store.list(prefix: "\(BackupRepository.root)leases/") where object.key != key {
+        for object in try await repository.store.list(prefix: "\(BackupRepository.root)leases/")
+            where object.key != key {
             guard let bytes = try? await repository.store.get(object.key),
                   let record = try? JSONDecoder().decode(Record.self, from: Data(bytes)) else { continue }
             let deadHere = record.host == host && kill(record.pid, 0) != 0 && errno == ESRCH
@@ -87,7 +89,8 @@ public struct StoreLease: Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while try await others().contains(where: { $0.kind == .gc }) {
             guard Date() < deadline else {
-                throw ConvoyError(.unavailable, "a garbage collection has held \(repository.store.location) for over \(Int(timeout)) s; try again later")
+                throw ConvoyError(.unavailable, "a garbage collection has held \(repository.store.location) "
+                    + "for over \(Int(timeout)) s; try again later")
             }
             try? await Task.sleep(for: .seconds(1))
         }

@@ -1,7 +1,7 @@
 import ConvoyCore
 
-/// Backup destinations and backup URLs (DESIGN §3): `vfs:///abs/path`, `s3://bucket@region/path`; a backup is
-/// `<dest>?backup=<id>&volume=<name>`.
+/// Backup destinations and backup URLs (the store under a destination: "The backup store (format version 2)" in
+/// docs/design.md): `vfs:///abs/path`, `s3://bucket@region/path`; a backup is `<dest>?backup=<id>&volume=<name>`.
 public enum StoreLocation: Sendable, Equatable {
     case directory(path: String)
     case s3(bucket: String, region: String, prefix: String)

@@ -25,7 +25,9 @@ struct TreeScanner {
         var firstPaths: [InodeKey: String] = [:]
         let flush = { (entries: inout [Entry]) throws(ConvoyError) in
             guard let last = entries.last else { return }
-            guard entries.count >= batchSize || (last.type == .file && last.size >= SourceFile.directThreshold) else { return }
+            guard entries.count >= batchSize || (last.type == .file && last.size >= SourceFile.directThreshold) else {
+                return
+            }
             let batch = entries
             entries.removeAll(keepingCapacity: true)
             guard deliver(batch) else { throw ConvoyError(.internalFailure, "the scan of \(root) was stopped") }

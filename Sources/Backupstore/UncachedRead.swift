@@ -34,7 +34,8 @@ enum UncachedRead {
 
     /// Reads the range `wanted(fileSize)` returns. O_DIRECT reads whole aligned blocks, so the read starts at the
     /// aligned offset before the range and the result skips to it.
-    private static func read(_ path: String, _ wanted: (Int) -> (offset: Int, length: Int)) throws(Failure) -> ObjectBytes {
+    private static func read(_ path: String,
+                             _ wanted: (Int) -> (offset: Int, length: Int)) throws(Failure) -> ObjectBytes {
         var fd = open(path, O_RDONLY | O_CLOEXEC | convoy_O_DIRECT)
         if fd < 0 && errno == EINVAL { fd = open(path, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else { throw Failure(code: errno, operation: "open") }
@@ -66,7 +67,8 @@ enum UncachedRead {
             done += got
         }
         let skip = offset - alignedStart
-        return ObjectBytes(adopting: memory, start: min(skip, done), count: max(0, min(done, end - alignedStart) - skip))
+        return ObjectBytes(adopting: memory, start: min(skip, done),
+                           count: max(0, min(done, end - alignedStart) - skip))
     }
 
     /// Whether every page of the file's `size` bytes is in the page cache, as for a block a backup wrote moments

@@ -24,7 +24,11 @@ enum Zstd {
     /// Decompresses a frame whose content size is recorded in its header, refusing anything larger than `limit`.
     static func decompress(_ input: ArraySlice<UInt8>, limit: Int) throws(ConvoyError) -> [UInt8] {
         let result: Result<[UInt8], ConvoyError> = input.withUnsafeBytes { raw in
-            do throws(ConvoyError) { return .success(try decompress(raw, limit: limit)) } catch { return .failure(error) }
+            do throws(ConvoyError) {
+                return .success(try decompress(raw, limit: limit))
+            } catch {
+                return .failure(error)
+            }
         }
         return try result.get()
     }

@@ -45,7 +45,8 @@ public final class ConvoyAPIClient {
     }
 
     public func snapshots(volume: String?) throws(ConvoyError) -> [ClientAPI.Snapshot] {
-        try call("GET", "/v1/snapshots" + (try volume.map { v throws(ConvoyError) in "?volume=\(try pathSegment(v))" } ?? ""))
+        try call("GET", "/v1/snapshots"
+                 + (try volume.map { v throws(ConvoyError) in "?volume=\(try pathSegment(v))" } ?? ""))
     }
 
     public func snapshot(_ name: String) throws(ConvoyError) -> ClientAPI.Snapshot {
@@ -57,7 +58,8 @@ public final class ConvoyAPIClient {
     }
 
     public func createBackup(snapshot: String, destination: String) throws(ConvoyError) -> ClientAPI.Job {
-        try call("POST", "/v1/backups", body: ClientAPI.CreateBackupRequest(snapshot: snapshot, destination: destination))
+        try call("POST", "/v1/backups",
+                 body: ClientAPI.CreateBackupRequest(snapshot: snapshot, destination: destination))
     }
 
     public func backups(destination: String, volume: String?) throws(ConvoyError) -> [ClientAPI.Backup] {
@@ -89,7 +91,8 @@ public final class ConvoyAPIClient {
     }
 
     public func unmountBackup(path: String) throws(ConvoyError) {
-        let _: [String: String] = try call("POST", "/v1/backups/umount", body: ClientAPI.BackupUnmountRequest(path: path))
+        let _: [String: String] = try call("POST", "/v1/backups/umount",
+                                           body: ClientAPI.BackupUnmountRequest(path: path))
     }
 
     public func backupMounts() throws(ConvoyError) -> [ClientAPI.BackupMountInfo] {
@@ -141,7 +144,8 @@ public final class ConvoyAPIClient {
             if let error = try? JSONDecoder().decode(ClientAPI.ErrorBody.self, from: data) {
                 throw ConvoyError(error.kind ?? .internalFailure, error.error)
             }
-            throw ConvoyError(.internalFailure, "the daemon answered HTTP \(response.status): \(response.text.prefix(200))")
+            throw ConvoyError(.internalFailure,
+                              "the daemon answered HTTP \(response.status): \(response.text.prefix(200))")
         }
         do {
             return try JSONDecoder().decode(T.self, from: data)

@@ -45,7 +45,8 @@ public final class UnixHTTPClient {
         }
     }
 
-    private func exchange(_ method: String, _ path: String, body: [UInt8], headers: [String: String]) throws(ConvoyError) -> Response {
+    private func exchange(_ method: String, _ path: String, body: [UInt8],
+                          headers: [String: String]) throws(ConvoyError) -> Response {
         if fd < 0 { try connectSocket() }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: convoy\r\nContent-Length: \(body.count)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
@@ -75,7 +76,8 @@ public final class UnixHTTPClient {
         guard result == 0 else {
             let code = errno
             close(fd)
-            throw ConvoyError(.unavailable, "cannot reach the convoy daemon at \(socketPath) (\(errnoText(code))); is it running? Start it with `convoy daemon`, or pass --socket")
+            throw ConvoyError(.unavailable, "cannot reach the convoy daemon at \(socketPath) (\(errnoText(code))); "
+                + "is it running? Start it with `convoy daemon`, or pass --socket")
         }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

@@ -45,7 +45,8 @@ public final class BlockingIOPool: Sendable {
     }
 
     /// Runs `body` on one of the pool's threads and returns its result to the calling task.
-    public func run<T: Sendable>(_ body: @escaping @Sendable () throws(ConvoyError) -> T) async throws(ConvoyError) -> T {
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws(ConvoyError) -> T)
+        async throws(ConvoyError) -> T {
         let result: Result<T, ConvoyError> = await withCheckedContinuation { continuation in
             submit {
                 do throws(ConvoyError) { continuation.resume(returning: .success(try body())) } catch {

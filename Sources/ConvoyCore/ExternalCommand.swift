@@ -19,7 +19,8 @@ public enum ExternalCommand {
                            leavesDaemon: Bool = false) async throws(ConvoyError) -> Output {
         if leavesDaemon {
             // No redirection in the loop: bash would park stderr on a descriptor the loop then closes.
-            let closeInherited = #"for fd in /proc/$$/fd/*; do fd=${fd##*/}; if ((fd > 2)) && [[ -e /proc/$$/fd/$fd ]]; then eval "exec $fd>&-"; fi; done; exec "$0" "$@""#
+            let closeInherited = #"for fd in /proc/$$/fd/*; do fd=${fd##*/}; "#
+                + #"if ((fd > 2)) && [[ -e /proc/$$/fd/$fd ]]; then eval "exec $fd>&-"; fi; done; exec "$0" "$@""#
             return try await run("/bin/bash", ["-c", closeInherited, executable] + arguments, timeout: timeout,
                                  describedAs: describe(executable, arguments))
         }
@@ -66,7 +67,8 @@ public enum ExternalCommand {
                             stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
         guard process.terminationStatus == 0 else {
             let said = output.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ConvoyError(.driverFailure, "\(command) failed (exit \(process.terminationStatus))\(said.isEmpty ? "" : ": \(said.prefix(2000))")")
+            throw ConvoyError(.driverFailure, "\(command) failed (exit \(process.terminationStatus))"
+                + "\(said.isEmpty ? "" : ": \(said.prefix(2000))")")
         }
         return output
     }

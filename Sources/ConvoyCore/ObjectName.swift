@@ -11,7 +11,8 @@ public enum ObjectName {
             throw .invalid("invalid \(kind) name '\(name)': it must be 2 to \(maxLength) characters long")
         }
         guard bytes.count <= maxLength else {
-            throw .invalid("invalid \(kind) name '\(name.prefix(20))…' (\(bytes.count) characters): at most \(maxLength) are allowed")
+            throw .invalid("invalid \(kind) name '\(name.prefix(20))…' (\(bytes.count) characters): "
+                + "at most \(maxLength) are allowed")
         }
         guard isAlphanumeric(bytes[0]) else {
             throw .invalid("invalid \(kind) name '\(name)': it must start with a letter or digit")

@@ -14,12 +14,14 @@ public enum BlockFilesystem {
 
     /// The filesystem type on the device, nil when blkid finds none (exit 2).
     public static func detect(on device: String) async -> String? {
-        let output = try? await ExternalCommand.run("/sbin/blkid", ["-o", "value", "-s", "TYPE", device], timeout: timeout)
-        return output.map { $0.stdout.trimmingCharacters(in: .whitespacesAndNewlines) }.flatMap { $0.isEmpty ? nil : $0 }
+        let output = try? await ExternalCommand.run("/sbin/blkid", ["-o", "value", "-s", "TYPE", device],
+                                                    timeout: timeout)
+        return output.map { $0.stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+            .flatMap { $0.isEmpty ? nil : $0 }
     }
 
     public static func mount(_ device: String, filesystem: String, at path: String) async throws(ConvoyError) {
-        try FileSystem.makeDirectory(path, mode: 0o755)
+        try Filesystem.makeDirectory(path, mode: 0o755)
         _ = try await ExternalCommand.run("/bin/mount", ["-t", filesystem, device, path], timeout: timeout)
     }
 

@@ -15,7 +15,7 @@ public struct VFSDriver: DirectoryBackedDriver {
     public init(context: DriverContext) throws(ConvoyError) {
         let configured = context.options["vfs.path"] ?? context.root + "/vfs"
         path = try PathGuard.absoluteDirectory(configured, option: "vfs.path")
-        try FileSystem.makeDirectory(path, mode: 0o700)
+        try Filesystem.makeDirectory(path, mode: 0o700)
     }
 
     public func info() -> [String: String] {
@@ -33,23 +33,23 @@ public struct VFSDriver: DirectoryBackedDriver {
     public func createVolume(_ volume: DriverVolume) async throws(ConvoyError) -> [String: String] {
         let dir = try directory(of: volume)
         // 0755: containers running as any user must be able to reach the data, as with Docker's local driver.
-        try FileSystem.makeNewDirectory(dir, mode: 0o755)
+        try Filesystem.makeNewDirectory(dir, mode: 0o755)
         return ["Path": dir]
     }
 
     public func deleteVolume(_ volume: DriverVolume) async throws(ConvoyError) {
-        try FileSystem.removeTree(try directory(of: volume))
+        try Filesystem.removeTree(try directory(of: volume))
     }
 
     public func mountVolume(_ volume: DriverVolume) async throws(ConvoyError) -> String {
-        try FileSystem.volumeDirectory(try directory(of: volume), of: volume.name)
+        try Filesystem.volumeDirectory(try directory(of: volume), of: volume.name)
     }
 
     public func unmountVolume(_ volume: DriverVolume) async throws(ConvoyError) {}
 
     public func dataExists(_ volume: DriverVolume) -> Bool {
         guard let dir = try? directory(of: volume) else { return false }
-        return FileSystem.isDirectory(dir)
+        return Filesystem.isDirectory(dir)
     }
 
     /// A vfs volume is available whenever its directory exists.

@@ -34,14 +34,16 @@ final class AWSCredentialsTests: XCTestCase {
             "AWS_ACCESS_KEY_ID": "AKIAENV", "AWS_SECRET_ACCESS_KEY": "envSecret", "AWS_SESSION_TOKEN": "envToken",
             "HOME": directory,
         ])
-        XCTAssertEqual(credentials, AWSCredentials(accessKeyID: "AKIAENV", secretAccessKey: "envSecret", sessionToken: "envToken"))
+        XCTAssertEqual(credentials,
+                       AWSCredentials(accessKeyID: "AKIAENV", secretAccessKey: "envSecret", sessionToken: "envToken"))
     }
 
     func testSharedFileDefaultAndNamedProfile() throws {
         XCTAssertEqual(try AWSCredentials.load(environment: ["HOME": directory]),
                        AWSCredentials(accessKeyID: "AKIADEFAULT", secretAccessKey: "defaultSecret/+1"))
         XCTAssertEqual(try AWSCredentials.load(environment: ["HOME": directory, "AWS_PROFILE": "backup"]),
-                       AWSCredentials(accessKeyID: "AKIABACKUP", secretAccessKey: "backupSecret", sessionToken: "backupToken"))
+                       AWSCredentials(accessKeyID: "AKIABACKUP", secretAccessKey: "backupSecret",
+                                      sessionToken: "backupToken"))
     }
 
     func testMissingOrIncompleteCredentialsAreExplained() {
@@ -54,14 +56,17 @@ final class AWSCredentialsTests: XCTestCase {
                 return error.message
             }
         }
-        XCTAssertTrue(message(["AWS_ACCESS_KEY_ID": "AKIA", "HOME": directory]).contains("AWS_SECRET_ACCESS_KEY is not"))
+        XCTAssertTrue(message(["AWS_ACCESS_KEY_ID": "AKIA", "HOME": directory])
+            .contains("AWS_SECRET_ACCESS_KEY is not"))
         XCTAssertTrue(message(["HOME": directory, "AWS_PROFILE": "nosuch"]).contains("no profile [nosuch]"))
-        XCTAssertTrue(message(["HOME": directory, "AWS_PROFILE": "broken"]).contains("needs aws_access_key_id and aws_secret_access_key"))
+        XCTAssertTrue(message(["HOME": directory, "AWS_PROFILE": "broken"])
+            .contains("needs aws_access_key_id and aws_secret_access_key"))
         XCTAssertTrue(message(["HOME": directory + "/nowhere"]).contains("cannot read AWS credentials file"))
     }
 
     func testSecretsNeverShowInDescriptions() {
-        let credentials = AWSCredentials(accessKeyID: "AKIAVISIBLE", secretAccessKey: "TOPSECRET", sessionToken: "TOKENSECRET")
+        let credentials = AWSCredentials(accessKeyID: "AKIAVISIBLE", secretAccessKey: "TOPSECRET",
+                                         sessionToken: "TOKENSECRET")
         var dumped = ""
         dump(credentials, to: &dumped)
         for text in ["\(credentials)", String(describing: credentials), String(reflecting: credentials), dumped] {

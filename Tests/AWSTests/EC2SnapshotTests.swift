@@ -18,11 +18,13 @@ final class EC2SnapshotTests: XCTestCase {
         XCTAssertEqual(found.first?.volumeID, volume.id)
         XCTAssertEqual(found.first?.state, "completed")
         XCTAssertEqual(found.first?.tags["convoy-volume"], "v1")
-        let notYetTagged = try await ec2.describeSnapshots(filters: ["tag:convoy-snapshot": [name], "tag:convoy-backup": ["true"]])
+        let notYetTagged = try await ec2.describeSnapshots(filters: ["tag:convoy-snapshot": [name],
+                                                                     "tag:convoy-backup": ["true"]])
         XCTAssertTrue(notYetTagged.isEmpty)
 
         try await ec2.createTags([snapshot.id], ["convoy-backup": "true"])
-        let tagged = try await ec2.describeSnapshots(filters: ["tag:convoy-snapshot": [name], "tag:convoy-backup": ["true"]])
+        let tagged = try await ec2.describeSnapshots(filters: ["tag:convoy-snapshot": [name],
+                                                               "tag:convoy-backup": ["true"]])
         XCTAssertEqual(tagged.map(\.id), [snapshot.id])
 
         let restored = try await ec2.createVolume(.init(availabilityZone: "us-east-1a", sizeGiB: nil, volumeType: "gp3",
@@ -49,7 +51,9 @@ final class EC2SnapshotTests: XCTestCase {
             XCTFail("an empty tag specification was accepted")
         } catch {
             XCTAssertEqual(error.kind, .invalidArgument)
-            XCTAssertTrue(error.message.hasPrefix("EC2 CreateVolume: HTTP 400 InvalidParameterValue: Tag specification must have at least one tag"), error.message)
+            XCTAssertTrue(error.message.hasPrefix("EC2 CreateVolume: HTTP 400 InvalidParameterValue: "
+                                                  + "Tag specification must have at least one tag"),
+                          error.message)
             XCTAssertTrue(error.message.contains("(request id "), error.message)
         }
     }

@@ -17,10 +17,12 @@ final class EC2ThrottlingTests: XCTestCase {
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             seen[0] += 1
             if seen[0] <= throttles:
-                status, body = 503, ("<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit "
-                                     "exceeded.</Message></Error></Errors><RequestID>throttle-%d</RequestID></Response>" % seen[0])
+                status, body = 503, ("<Response><Errors><Error><Code>RequestLimitExceeded</Code>"
+                                     "<Message>Request limit exceeded.</Message></Error></Errors>"
+                                     "<RequestID>throttle-%d</RequestID></Response>" % seen[0])
             else:
-                status, body = 200, "<DescribeVolumesResponse><requestId>ok</requestId><volumeSet/></DescribeVolumesResponse>"
+                status, body = 200, ("<DescribeVolumesResponse><requestId>ok</requestId>"
+                                     "<volumeSet/></DescribeVolumesResponse>")
             data = body.encode()
             self.send_response(status)
             self.send_header("Content-Type", "text/xml")
@@ -42,7 +44,8 @@ final class EC2ThrottlingTests: XCTestCase {
         var configuration = EC2Client.Configuration(
             region: "us-east-1", endpoint: URL(string: "http://127.0.0.1:\(port)"),
             credentials: AWSCredentials(accessKeyID: "AKIATEST", secretAccessKey: "never-shown"))
-        configuration.retry = RetryPolicy(maxAttempts: attempts, baseDelay: .milliseconds(20), maxDelay: .milliseconds(50))
+        configuration.retry = RetryPolicy(maxAttempts: attempts, baseDelay: .milliseconds(20),
+                                          maxDelay: .milliseconds(50))
         return try EC2Client(configuration)
     }
 
@@ -59,7 +62,8 @@ final class EC2ThrottlingTests: XCTestCase {
             XCTFail("a throttled call succeeded")
         } catch {
             XCTAssertEqual(error.kind, .driverFailure)
-            XCTAssertEqual(error.message, "EC2 DescribeVolumes: HTTP 503 RequestLimitExceeded: Request limit exceeded. (request id throttle-3) after 3 attempts")
+            XCTAssertEqual(error.message, "EC2 DescribeVolumes: HTTP 503 RequestLimitExceeded: "
+                + "Request limit exceeded. (request id throttle-3) after 3 attempts")
             XCTAssertFalse(error.message.contains("never-shown"))
         }
     }

@@ -25,7 +25,8 @@ final class EC2VolumeTests: XCTestCase {
 
         try await ec2.attachVolume(created.id, instanceID: instance, device: "/dev/sdf")
         let attached = try await ec2.volume(created.id)
-        XCTAssertEqual(attached?.attachments.map { [$0.instanceID, $0.device, $0.state] }, [[instance, "/dev/sdf", "attached"]])
+        XCTAssertEqual(attached?.attachments.map { [$0.instanceID, $0.device, $0.state] },
+                       [[instance, "/dev/sdf", "attached"]])
         let onInstance = try await ec2.describeVolumes(filters: ["attachment.instance-id": [instance]]).map(\.id)
         XCTAssertTrue(onInstance.contains(created.id), "\(onInstance)")
         let devices = try await ec2.instanceDeviceNames(instance)
@@ -61,7 +62,8 @@ final class EC2VolumeTests: XCTestCase {
             XCTFail("a request signed with the wrong secret was accepted")
         } catch {
             XCTAssertEqual(error.kind, .driverFailure)
-            XCTAssertTrue(error.message.contains("SignatureDoesNotMatch") || error.message.contains("AuthFailure"), error.message)
+            XCTAssertTrue(error.message.contains("SignatureDoesNotMatch") || error.message.contains("AuthFailure"),
+                          error.message)
             XCTAssertTrue(error.message.contains("HTTP 403") || error.message.contains("HTTP 401"), error.message)
             XCTAssertFalse(error.message.contains("not-the-secret-4711"), error.message)
         }

@@ -15,9 +15,12 @@ final class ProxyTests: XCTestCase {
         let environment = ProxyEnvironment([
             "https_proxy": "http://user:secret@proxy.example:3128", "http_proxy": "proxy.example:8080",
         ])
-        XCTAssertEqual(environment.proxy(for: s3), .init(host: "proxy.example", port: 3128, user: "user", password: "secret"))
-        XCTAssertEqual(environment.proxy(for: plain), .init(host: "proxy.example", port: 8080, user: nil, password: nil))
-        // Upper-case HTTP_PROXY is ignored (a CGI request can set it); HTTPS_PROXY and ALL_PROXY count; port 1080 by default.
+        XCTAssertEqual(environment.proxy(for: s3),
+                       .init(host: "proxy.example", port: 3128, user: "user", password: "secret"))
+        XCTAssertEqual(environment.proxy(for: plain),
+                       .init(host: "proxy.example", port: 8080, user: nil, password: nil))
+        // Upper-case HTTP_PROXY is ignored (a CGI request can set it); HTTPS_PROXY and ALL_PROXY count;
+        // port 1080 by default.
         XCTAssertNil(ProxyEnvironment(["HTTP_PROXY": "http://p:1"]).proxy(for: plain))
         XCTAssertEqual(ProxyEnvironment(["HTTPS_PROXY": "http://p"]).proxy(for: s3)?.port, 1080)
         XCTAssertEqual(ProxyEnvironment(["ALL_PROXY": "http://all:9"]).proxy(for: plain)?.host, "all")
@@ -52,7 +55,8 @@ final class ProxyTests: XCTestCase {
                 self.send_response(200, "Connection established")
                 self.end_headers()
             def do_GET(self):
-                data = ("CONNECT %s; %s %s host=%s" % (self.tunnel, self.command, self.path, self.headers.get("Host"))).encode()
+                data = ("CONNECT %s; %s %s host=%s"
+                        % (self.tunnel, self.command, self.path, self.headers.get("Host"))).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -12,8 +12,8 @@ final class S3ConnectionTests: XCTestCase {
             credentials: AWSCredentials(accessKeyID: "AKIATEST", secretAccessKey: "never-shown"))
         configuration.idleTimeout = idleTimeout
         configuration.requestTimeLimit = timeLimit
-        configuration.retry = RetryPolicy(maxAttempts: attempts, baseDelay: .milliseconds(50), maxDelay: .milliseconds(100),
-                                          maxTotalTime: .seconds(20))
+        configuration.retry = RetryPolicy(maxAttempts: attempts, baseDelay: .milliseconds(50),
+                                          maxDelay: .milliseconds(100), maxTotalTime: .seconds(20))
         return try S3Client(configuration)
     }
 

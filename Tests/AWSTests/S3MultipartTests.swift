@@ -77,7 +77,8 @@ extension S3MultipartTests {
         let listing = try client.check(try await client.send(call), call)
         let document = try XCTUnwrap(XMLTree.parse(listing.body))
         XCTAssertEqual(document.name, "ListMultipartUploadsResult")
-        XCTAssertEqual(document.children("Upload").count, 0, "the upload was left open: \(String(decoding: listing.body, as: UTF8.self))")
+        XCTAssertEqual(document.children("Upload").count, 0,
+                       "the upload was left open: \(String(decoding: listing.body, as: UTF8.self))")
     }
 }
 

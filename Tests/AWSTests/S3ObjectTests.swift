@@ -19,7 +19,8 @@ final class S3ObjectTests: XCTestCase {
             XCTFail("a request signed with a wrong secret succeeded: signatures are not being checked")
         } catch {
             XCTAssertEqual(error.kind, .driverFailure)
-            for part in ["S3 GetObject", "s3://\(configuration.bucket)/vol1/a", "HTTP 403", "SignatureDoesNotMatch", "request id"] {
+            for part in ["S3 GetObject", "s3://\(configuration.bucket)/vol1/a", "HTTP 403", "SignatureDoesNotMatch",
+                         "request id"] {
                 XCTAssertTrue(error.message.contains(part), "'\(part)' missing from: \(error.message)")
             }
             XCTAssertFalse(error.message.contains(wrongSecret), error.message)

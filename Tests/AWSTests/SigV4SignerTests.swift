@@ -12,7 +12,8 @@ final class SigV4SignerTests: XCTestCase {
     /// Signs with both and compares every header botocore added.
     private func assertMatchesBotocore(method: String, url: URL, headers: [String: String] = [:], body: [UInt8] = [],
                                        credentials: AWSCredentials? = nil, region: String = "us-east-1",
-                                       service: String = "s3", file: StaticString = #filePath, line: UInt = #line) throws {
+                                       service: String = "s3", file: StaticString = #filePath,
+                                       line: UInt = #line) throws {
         let credentials = credentials ?? self.credentials
         let signer = SigV4Signer(credentials: credentials, region: region, service: service)
         let ours = try signer.signatureHeaders(method: method, url: url, headers: headers, body: body,
@@ -22,13 +23,15 @@ final class SigV4SignerTests: XCTestCase {
             accessKey: credentials.accessKeyID, secret: credentials.secretAccessKey, token: credentials.sessionToken,
             region: region, service: service, s3: service == "s3", epochSeconds: instant))
 
-        XCTAssertEqual(ours["Authorization"], theirs["authorization"], "Authorization of \(method) \(url)", file: file, line: line)
+        XCTAssertEqual(ours["Authorization"], theirs["authorization"], "Authorization of \(method) \(url)",
+                       file: file, line: line)
         XCTAssertEqual(ours["X-Amz-Date"], theirs["x-amz-date"], file: file, line: line)
         XCTAssertEqual(ours["X-Amz-Content-SHA256"], theirs["x-amz-content-sha256"], file: file, line: line)
         XCTAssertEqual(ours["X-Amz-Security-Token"], theirs["x-amz-security-token"], file: file, line: line)
     }
 
-    private func s3URL(_ key: String?, query: [(String, String?)] = [], endpoint: String? = "http://127.0.0.1:9000") throws -> URL {
+    private func s3URL(_ key: String?, query: [(String, String?)] = [],
+                       endpoint: String? = "http://127.0.0.1:9000") throws -> URL {
         try S3Addressing(bucket: "convoy-bucket", region: "us-east-1", endpoint: endpoint.flatMap(URL.init(string:)))
             .url(key: key, query: query)
     }
@@ -36,7 +39,8 @@ final class SigV4SignerTests: XCTestCase {
     func testPutWithSpacesAndSpecialCharactersInTheKey() throws {
         let key = "backups/my volume/snap 1 (copy)+x=y&z!*'@$,;:ü€~_-.bin"
         let url = try s3URL(key)
-        XCTAssertTrue(url.absoluteString.hasSuffix("/convoy-bucket/backups/my%20volume/snap%201%20%28copy%29%2Bx%3Dy%26z%21%2A%27%40%24%2C%3B%3A%C3%BC%E2%82%AC~_-.bin"),
+        XCTAssertTrue(url.absoluteString.hasSuffix("/convoy-bucket/backups/my%20volume/snap%201%20%28copy%29"
+                                                   + "%2Bx%3Dy%26z%21%2A%27%40%24%2C%3B%3A%C3%BC%E2%82%AC~_-.bin"),
                       url.absoluteString)
         try assertMatchesBotocore(method: "PUT", url: url, headers: ["Content-Type": "application/octet-stream"],
                                   body: Array(0...255))
@@ -69,15 +73,18 @@ final class SigV4SignerTests: XCTestCase {
 
     func testHeaderValuesAreTrimmedAndCollapsed() throws {
         try assertMatchesBotocore(method: "PUT", url: try s3URL("k"),
-                                  headers: ["Content-Type": "  application/octet-stream ", "X-Amz-Meta-Note": "a   b \t c"],
+                                  headers: ["Content-Type": "  application/octet-stream ",
+                                            "X-Amz-Meta-Note": "a   b \t c"],
                                   body: [1, 2, 3])
     }
 
     func testOtherServicesNormalizeAndEncodeThePathAgain() throws {
-        let url = try XCTUnwrap(URL(string: "https://example.us-east-1.amazonaws.com/a%20b/./c/../d%2Fe/?Action=Describe&Filter.1.Name=tag%3Aname"))
+        let url = try XCTUnwrap(URL(string: "https://example.us-east-1.amazonaws.com/a%20b/./c/../d%2Fe/"
+                                            + "?Action=Describe&Filter.1.Name=tag%3Aname"))
         try assertMatchesBotocore(method: "GET", url: url, service: "ec2")
         let form = Array("Action=DescribeVolumes&Version=2016-11-15".utf8)
-        try assertMatchesBotocore(method: "POST", url: try XCTUnwrap(URL(string: "https://ec2.us-east-1.amazonaws.com/")),
+        try assertMatchesBotocore(method: "POST",
+                                  url: try XCTUnwrap(URL(string: "https://ec2.us-east-1.amazonaws.com/")),
                                   headers: ["Content-Type": "application/x-www-form-urlencoded; charset=utf-8"],
                                   body: form, service: "ec2")
     }
@@ -88,9 +95,11 @@ final class SigV4SignerTests: XCTestCase {
         let headers = try signer.signatureHeaders(method: "GET", url: try s3URL("k"), headers: [:], body: [],
                                                   date: Date(timeIntervalSince1970: TimeInterval(instant)))
         XCTAssertEqual(headers["X-Amz-Date"], "20240506T125320Z")
-        XCTAssertEqual(headers["X-Amz-Content-SHA256"], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(headers["X-Amz-Content-SHA256"],
+                       "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         XCTAssertTrue(headers["Authorization"]?.hasPrefix(
-            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240506/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=") == true)
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240506/us-east-1/s3/aws4_request, "
+                + "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=") == true)
     }
 
     func testKeysThatHTTPClientsWouldRewriteAreRefused() throws {

@@ -27,7 +27,8 @@ final class XMLTreeTests: XCTestCase {
     func testEmptyElementsCDATACommentsAndAttributesWithAngleBrackets() throws {
         let document = try XCTUnwrap(parse("""
             <!-- leading comment --><Response a="x>y" b='1'>
-            <Errors><Error><Code>RequestLimitExceeded</Code><Message><![CDATA[<rate> & limit]]></Message></Error></Errors>
+            <Errors><Error><Code>RequestLimitExceeded</Code>\
+            <Message><![CDATA[<rate> & limit]]></Message></Error></Errors>
             <Empty/><Empty attr="1" /><!-- inner --><?pi data?>
             <RequestID>throttle-3</RequestID></Response>
             """))
@@ -53,7 +54,8 @@ final class XMLTreeTests: XCTestCase {
     func testMalformedDocumentsAreRefused() {
         for text in [
             "", "   ", "not xml", "<a>", "<a></b>", "<a><b></a></b>", "<a></a><b></b>", "<a></a>trailing",
-            "<a>&unknown;</a>", "<a>&amp</a>", "<a x=1></a>", "<a x=\"1></a>", "<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>",
+            "<a>&unknown;</a>", "<a>&amp</a>", "<a x=1></a>", "<a x=\"1></a>",
+            "<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>",
             "<a><![CDATA[never closed</a>", "<a><!-- never closed</a>", "<a>&#xZZ;</a>", "<a>&#1114112;</a>",
             "text before<a></a>",
         ] {

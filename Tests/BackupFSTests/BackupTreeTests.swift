@@ -29,7 +29,8 @@ final class BackupTreeTests: MountTestCase {
         twice.entries.append(tree.manifest.entries[file])
         cases.append(("lists 'dir/f.bin' twice", twice))
         var dangling = tree.manifest
-        var link = Entry(path: "dir/link", type: .hardlink, mode: 0o644, uid: 0, gid: 0, mtimeSeconds: 0, mtimeNanoseconds: 0, size: 0)
+        var link = Entry(path: "dir/link", type: .hardlink, mode: 0o644, uid: 0, gid: 0, mtimeSeconds: 0,
+                         mtimeNanoseconds: 0, size: 0)
         link.target = "dir/missing"
         dangling.entries.append(link)
         cases.append(("links 'dir/link' to 'dir/missing'", dangling))
@@ -40,7 +41,8 @@ final class BackupTreeTests: MountTestCase {
         let mountpoint = tree.scratch + "/mnt"
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         for (problem, manifest) in cases {
-            XCTAssertThrowsError(try BackupMount.mount(manifest: manifest, repository: tree.repository, at: mountpoint, log: { _ in })) { error in
+            XCTAssertThrowsError(try BackupMount.mount(manifest: manifest, repository: tree.repository, at: mountpoint,
+                                                       log: { _ in })) { error in
                 XCTAssertEqual((error as? ConvoyError)?.kind, .driverFailure)
                 XCTAssertTrue("\(error)".contains(problem), "\(error) does not say \(problem)")
             }
@@ -51,9 +53,10 @@ final class BackupTreeTests: MountTestCase {
 
     func testMountPointMustBeAnEmptyDirectory() async throws {
         let tree = try await backUp("mountpoint") { source in try TreeFixture.write(source + "/f", [1]) }
-        for (path, kind) in [(tree.scratch + "/absent", ConvoyError.Kind.notFound), (tree.source + "/f", .invalidArgument),
-                             (tree.source, .conflict)] {
-            XCTAssertThrowsError(try BackupMount.mount(manifest: tree.manifest, repository: tree.repository, at: path, log: { _ in })) { error in
+        for (path, kind) in [(tree.scratch + "/absent", ConvoyError.Kind.notFound),
+                             (tree.source + "/f", .invalidArgument), (tree.source, .conflict)] {
+            XCTAssertThrowsError(try BackupMount.mount(manifest: tree.manifest, repository: tree.repository, at: path,
+                                                       log: { _ in })) { error in
                 XCTAssertEqual((error as? ConvoyError)?.kind, kind, "\(path): \(error)")
             }
             XCTAssertFalse(Self.isMounted(path))

@@ -43,13 +43,15 @@ final class BlockCacheTests: MountTestCase {
         let delay = 0.1
         var elapsed: [Int: Duration] = [:]
         for readAhead in [0, 4] {
-            let mount = try mount(tree, at: "mnt-\(readAhead)", options: .init(readAheadBlocks: readAhead, fetchDelay: delay))
+            let mount = try mount(tree, at: "mnt-\(readAhead)",
+                                  options: .init(readAheadBlocks: readAhead, fetchDelay: delay))
             let started = ContinuousClock.now
             _ = try Self.readAll(mount.mountpoint + "/f.bin").get()
             elapsed[readAhead] = ContinuousClock.now - started
             try unmount(mount)
         }
-        print("sequential read of \(blocks) blocks at \(delay) s a fetch: without read-ahead \(elapsed[0] ?? .zero), with 4 blocks \(elapsed[4] ?? .zero)")
+        print("sequential read of \(blocks) blocks at \(delay) s a fetch: "
+            + "without read-ahead \(elapsed[0] ?? .zero), with 4 blocks \(elapsed[4] ?? .zero)")
         let without = try XCTUnwrap(elapsed[0]), with = try XCTUnwrap(elapsed[4])
         XCTAssertLessThan(with, without * 0.6, "read-ahead should overlap the fetches")
     }
@@ -79,7 +81,7 @@ final class BlockCacheTests: MountTestCase {
             }
         }
         XCTAssertEqual(mismatches.withLock { $0 }, [])
-        XCTAssertLessThanOrEqual(mount.fileSystem.cache.peakCachedBytes, 3 << 20)
+        XCTAssertLessThanOrEqual(mount.filesystem.cache.peakCachedBytes, 3 << 20)
         try unmount(mount)
     }
 
@@ -92,7 +94,8 @@ final class BlockCacheTests: MountTestCase {
         XCTAssertFalse(lru.contains("b"))
         XCTAssertTrue(lru.contains("a") && lru.contains("c"))
         XCTAssertEqual(lru.bytes, 8)
-        lru.insert("huge", PlainBlock([UInt8](repeating: 4, count: 11)))  // larger than the cache: not kept, nothing evicted
+        // larger than the cache: not kept, nothing evicted
+        lru.insert("huge", PlainBlock([UInt8](repeating: 4, count: 11)))
         XCTAssertFalse(lru.contains("huge"))
         XCTAssertEqual(lru.bytes, 8)
         lru.insert("d", PlainBlock([UInt8](repeating: 5, count: 10)))  // evicts everything else

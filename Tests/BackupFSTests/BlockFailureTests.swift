@@ -38,7 +38,8 @@ final class BlockFailureTests: MountTestCase {
         for (path, expected) in contents {
             switch Self.readAll(mount.mountpoint + "/" + path) {
             case .success(let bytes):
-                XCTAssertFalse(users(corrupt).union(users(missing)).contains(path), "\(path) read despite its damaged block")
+                XCTAssertFalse(users(corrupt).union(users(missing)).contains(path),
+                               "\(path) read despite its damaged block")
                 XCTAssertTrue(bytes == expected, "\(path) read wrong bytes")
             case .failure(let error):
                 XCTAssertEqual(error.code, .EIO, path)
@@ -46,7 +47,8 @@ final class BlockFailureTests: MountTestCase {
             }
         }
         // The bytes before the damaged block still read (one block of a.bin precedes it when it has several).
-        for (hash, path, problem) in [(corrupt, "a.bin", "corrupt"), (corrupt, "copy/a-again.bin", "corrupt"), (missing, "b.bin", "missing")] {
+        for (hash, path, problem) in [(corrupt, "a.bin", "corrupt"), (corrupt, "copy/a-again.bin", "corrupt"),
+                                      (missing, "b.bin", "missing")] {
             XCTAssertTrue(log.all.contains { $0.contains(hash) && $0.contains("/\(path) ") && $0.contains(problem) },
                           "no log line names \(hash) and \(path): \(log.all)")
         }
@@ -64,7 +66,8 @@ final class BlockFailureTests: MountTestCase {
             for (path, bytes) in contents { try TreeFixture.write(source + "/" + path, bytes) }
         }
         for entry in tree.manifest.entries where entry.type == .file {
-            XCTAssertTrue(entry.chunks?.allSatisfy { $0.checksum != nil } ?? false, "\(entry.path) has chunks without checksums")
+            XCTAssertTrue(entry.chunks?.allSatisfy { $0.checksum != nil } ?? false,
+                          "\(entry.path) has chunks without checksums")
         }
         let index = try XCTUnwrap(tree.manifest.entries.firstIndex { $0.path == "random.bin" })
         var chunks = try XCTUnwrap(tree.manifest.entries[index].chunks)
@@ -80,14 +83,17 @@ final class BlockFailureTests: MountTestCase {
         }
         XCTAssertEqual(error.code, .EIO)
         XCTAssertTrue(Self.readAll(mount.mountpoint + "/text.txt") == .success(contents["text.txt"] ?? []))
-        XCTAssertTrue(log.all.contains { $0.contains(victim.hash) && $0.contains("checksum") && $0.contains("/random.bin ") },
+        XCTAssertTrue(log.all.contains { $0.contains(victim.hash) && $0.contains("checksum")
+                                             && $0.contains("/random.bin ") },
                       "no log line names \(victim.hash) and its checksum: \(log.all)")
         try unmount(mount)
     }
 
     func testCorruptPackedBlockFailsOnlyTheFilesThatUseIt() async throws {
         var contents: [String: [UInt8]] = [:]
-        for index in 0..<24 { contents["small-\(index)"] = TreeFixture.randomBytes((8 + index) << 10, seed: 40 + UInt64(index)) }
+        for index in 0..<24 {
+            contents["small-\(index)"] = TreeFixture.randomBytes((8 + index) << 10, seed: 40 + UInt64(index))
+        }
         contents["dup/small-5"] = contents["small-5"]
         let tree = try await backUp("packed") { source in
             try FileManager.default.createDirectory(atPath: source + "/dup", withIntermediateDirectories: true)
@@ -117,7 +123,8 @@ final class BlockFailureTests: MountTestCase {
             }
         }
         for path in ["small-5", "dup/small-5"] {
-            XCTAssertTrue(log.all.contains { $0.contains(victim) && $0.contains("/\(path) ") && $0.contains("corrupt") },
+            XCTAssertTrue(log.all.contains { $0.contains(victim) && $0.contains("/\(path) ")
+                                                 && $0.contains("corrupt") },
                           "no log line names \(victim) and \(path): \(log.all)")
         }
         try unmount(mount)

@@ -106,7 +106,8 @@ final class MountLifecycleTests: MountTestCase {
         XCTAssertTrue(BackupMount.isDeadMount(dead + "/"), "a trailing slash names the same mount point")
 
         // Mounting over it is refused, saying what to do.
-        XCTAssertThrowsError(try BackupMount.mount(manifest: tree.manifest, repository: tree.repository, at: dead, log: { _ in })) { error in
+        XCTAssertThrowsError(try BackupMount.mount(manifest: tree.manifest, repository: tree.repository, at: dead,
+                                                   log: { _ in })) { error in
             XCTAssertEqual((error as? ConvoyError)?.kind, .conflict)
             XCTAssertTrue("\(error)".contains("detach it"), "\(error)")
         }

@@ -24,12 +24,15 @@ final class MountedTreeTests: MountTestCase {
         XCTAssertEqual(entry[0], "convoy-backup")
         XCTAssertEqual(entry[2], "fuse.convoy-backup")
         let options = Set(entry[3].split(separator: ",").map(String.init))
-        XCTAssertTrue(options.isSuperset(of: ["ro", "default_permissions", "allow_other", "max_read=1048576"]), entry[3])
+        XCTAssertTrue(options.isSuperset(of: ["ro", "default_permissions", "allow_other", "max_read=1048576"]),
+                      entry[3])
 
         // diff cannot compare fifos and sockets: it names each pair (exit status 1) even when both sides agree.
         let diff = try Self.run("/usr/bin/diff", ["-r", "--no-dereference", tree.source, mounted])
         let differences = diff.output.split(separator: "\n").filter { line in
-            !["fifo", "socket"].contains { kind in line.hasSuffix(" is a \(kind)") && line.contains(" is a \(kind) while file ") }
+            !["fifo", "socket"].contains { kind in
+                line.hasSuffix(" is a \(kind)") && line.contains(" is a \(kind) while file ")
+            }
         }
         XCTAssertLessThanOrEqual(diff.status, 1, diff.output)
         XCTAssertEqual(differences, [], diff.output)
@@ -52,7 +55,8 @@ final class MountedTreeTests: MountTestCase {
         XCTAssertEqual(TreeFixture.inode(mounted + "/dir/hard-a"), TreeFixture.inode(mounted + "/hard-b"))
         XCTAssertNotEqual(TreeFixture.inode(mounted + "/dir/hard-a"), TreeFixture.inode(mounted + "/small.txt"))
         XCTAssertEqual(actual["hard-b"]?.links, 2)
-        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: mounted + "/dangling"), "/nonexistent/target")
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: mounted + "/dangling"),
+                       "/nonexistent/target")
         XCTAssertEqual(TreeFixture.xattrs(mounted + "/small.txt")["user.colour"], Array("blue".utf8))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: mounted + "/empty"), [])
         // The sparse file reports only its data as allocated.
@@ -77,7 +81,8 @@ final class MountedTreeTests: MountTestCase {
     func testReadsAtAnyOffsetEqualTheSourceBytes() async throws {
         let random = TreeFixture.randomBytes(24 << 20, seed: 77)
         var sparse = [UInt8](repeating: 0, count: 16 << 20)
-        let islands = [(3 << 20, TreeFixture.randomBytes(1 << 20, seed: 78)), (9 << 20 + 12345, TreeFixture.randomBytes(700_000, seed: 79))]
+        let islands = [(3 << 20, TreeFixture.randomBytes(1 << 20, seed: 78)),
+                       (9 << 20 + 12345, TreeFixture.randomBytes(700_000, seed: 79))]
         let tree = try await backUp("reads") { source in
             try TreeFixture.write(source + "/random.bin", random)
             let fd = open(source + "/sparse.img", O_WRONLY | O_CREAT, 0o644)
@@ -113,7 +118,8 @@ final class MountedTreeTests: MountTestCase {
             let mounted = open(mount.mountpoint + "/" + name, O_RDONLY)
             for offset in stride(from: off_t(0), to: off_t(expected.count + 4096), by: 256 << 10) {
                 for whence: Int32 in [3, 4] {
-                    XCTAssertEqual(lseek(mounted, offset, whence), lseek(source, offset, whence), "\(name): seek \(whence) from \(offset)")
+                    XCTAssertEqual(lseek(mounted, offset, whence), lseek(source, offset, whence),
+                                   "\(name): seek \(whence) from \(offset)")
                 }
             }
             close(source)
@@ -127,16 +133,17 @@ final class MountedTreeTests: MountTestCase {
                 let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(probe.offset)) }
                 let want = expected[probe.offset..<min(expected.count, probe.offset + probe.length)]
                 XCTAssertEqual(got, want.count, "\(name) at \(probe.offset)")
-                XCTAssertTrue(Self.same(buffer[0..<max(0, got)], want), "\(name) differs at \(probe.offset)+\(probe.length)")
+                XCTAssertTrue(Self.same(buffer[0..<max(0, got)], want),
+                              "\(name) differs at \(probe.offset)+\(probe.length)")
             }
             close(fd)
 
             // Straight into the reader, at unaligned offsets the page cache never asks for.
-            let tree = mount.fileSystem.tree
+            let tree = mount.filesystem.tree
             guard let node = tree.child(named: name, of: tree.root) else { return XCTFail("no node for \(name)") }
             let file = OpenFile(node: node, path: name)
             for probe in probes {
-                let pieces = try mount.fileSystem.reader.read(file, count: probe.length, at: UInt64(probe.offset))
+                let pieces = try mount.filesystem.reader.read(file, count: probe.length, at: UInt64(probe.offset))
                 let got = Self.joined(pieces)
                 let want = expected[probe.offset..<min(expected.count, probe.offset + probe.length)]
                 XCTAssertEqual(got.count, want.count)
@@ -157,7 +164,8 @@ final class MountedTreeTests: MountTestCase {
                 case .block(let block, let range):
                     block.withUnsafeBytes { bytes in
                         if let start = bytes.baseAddress {
-                            UnsafeMutableRawPointer(base + count).copyMemory(from: start + range.lowerBound, byteCount: range.count)
+                            UnsafeMutableRawPointer(base + count).copyMemory(from: start + range.lowerBound,
+                                                                             byteCount: range.count)
                         }
                     }
                 }

@@ -49,19 +49,21 @@ final class ScaleTests: MountTestCase {
         let mount = try mount(tree, options: .init(cacheBytes: cacheBytes))
         let read = try Self.readAll(mount.mountpoint + "/big.bin").get()
         XCTAssertTrue(read == content, "64 MiB read through an 8 MiB cache differ from the source")
-        let peak = mount.fileSystem.cache.peakCachedBytes
+        let peak = mount.filesystem.cache.peakCachedBytes
         print("cache peak \(peak) bytes of \(cacheBytes); fetched \(mount.bytesFetched)")
         XCTAssertGreaterThan(peak, 0)
         XCTAssertLessThanOrEqual(peak, cacheBytes)
         XCTAssertGreaterThanOrEqual(mount.bytesFetched, UInt64(content.count))
-        XCTAssertLessThan(mount.bytesFetched, UInt64(content.count) * 5 / 4, "read-ahead pushed blocks out before they were read")
+        XCTAssertLessThan(mount.bytesFetched, UInt64(content.count) * 5 / 4,
+                          "read-ahead pushed blocks out before they were read")
         try unmount(mount)
     }
 
     func testColdSequentialReadThroughput() async throws {
         let size = 256
         let tree = try await backUp("throughput") { source in
-            let made = try Self.run("/usr/bin/dd", ["if=/dev/urandom", "of=\(source)/big.bin", "bs=1M", "count=\(size)", "status=none"])
+            let made = try Self.run("/usr/bin/dd", ["if=/dev/urandom", "of=\(source)/big.bin", "bs=1M", "count=\(size)",
+                                                    "status=none"])
             guard made.status == 0 else { throw FixtureError("dd: \(made.output)") }
         }
         // Cold: nothing in the mount's caches, and the store's blocks out of the page cache too.
@@ -73,7 +75,8 @@ final class ScaleTests: MountTestCase {
         let mount = try mount(tree)
         // The kernel's read-ahead was raised for this mount, so sequential reads come as 1 MiB requests.
         let device = try XCTUnwrap(MountInfo.mount(at: mount.mountpoint))
-        let readAhead = try String(contentsOfFile: "/sys/class/bdi/\(device.major):\(device.minor)/read_ahead_kb", encoding: .utf8)
+        let readAhead = try String(contentsOfFile: "/sys/class/bdi/\(device.major):\(device.minor)/read_ahead_kb",
+                                   encoding: .utf8)
         XCTAssertEqual(readAhead.trimmingCharacters(in: .whitespacesAndNewlines), "1024")
         let result = try Self.run("/usr/bin/dd", ["if=\(mount.mountpoint)/big.bin", "of=/dev/null", "bs=1M"])
         XCTAssertEqual(result.status, 0, result.output)

@@ -34,10 +34,13 @@ final class ChunkingAndCodecTests: XCTestCase {
     /// enough that cuts fall on odd and even positions and at the edge of the normalization point.
     func testCutPointsEqualTheByteAtATimeDefinition() {
         let words = "a backup reads every byte once and names each chunk by its hash ".utf8
-        let text = (0..<200_000).map { index in words[words.index(words.startIndex, offsetBy: (index * 7) % words.count)] }
+        let text = (0..<200_000).map { index in
+            words[words.index(words.startIndex, offsetBy: (index * 7) % words.count)]
+        }
         let inputs = [TreeFixture.randomBytes(9 << 20, seed: 11), Array(text), TreeFixture.randomBytes(4097, seed: 12)]
         let chunkers = [FastCDC.standard, FastCDC(minimum: 64, average: 256, maximum: 1024),
-                        FastCDC(minimum: 1, average: 2, maximum: 8), FastCDC(minimum: 4096, average: 16384, maximum: 65536)]
+                        FastCDC(minimum: 1, average: 2, maximum: 8),
+                        FastCDC(minimum: 4096, average: 16384, maximum: 65536)]
         for chunker in chunkers {
             for input in inputs {
                 var cuts = 0
@@ -104,8 +107,10 @@ final class ChunkingAndCodecTests: XCTestCase {
 
     func testURLsParse() throws {
         XCTAssertEqual(try StoreLocation.parse("vfs:///srv/backups/"), .directory(path: "/srv/backups"))
-        XCTAssertEqual(try StoreLocation.parse("s3://bucket@us-east-1/some/path"), .s3(bucket: "bucket", region: "us-east-1", prefix: "some/path"))
-        XCTAssertEqual(try StoreLocation.parse("s3://bucket@eu-west-1"), .s3(bucket: "bucket", region: "eu-west-1", prefix: ""))
+        XCTAssertEqual(try StoreLocation.parse("s3://bucket@us-east-1/some/path"),
+                       .s3(bucket: "bucket", region: "us-east-1", prefix: "some/path"))
+        XCTAssertEqual(try StoreLocation.parse("s3://bucket@eu-west-1"),
+                       .s3(bucket: "bucket", region: "eu-west-1", prefix: ""))
         for bad in ["vfs://relative", "vfs:///a/../b", "s3://bucket/path", "ftp://x", "s3://@r/p"] {
             XCTAssertThrowsError(try StoreLocation.parse(bad), bad)
         }

@@ -30,16 +30,32 @@ final class FileStoreBackupTests: XCTestCase {
 
     func testRoundTripEveryKindOfEntry() async throws { try await suite.roundTripEveryKindOfEntry() }
     func testIncrementalAfterOnePercentChange() async throws { try await suite.incrementalAfterOnePercentChange() }
-    func testVerifyReportsDamageAndRestoreRefusesIt() async throws { try await suite.verifyReportsDamageAndRestoreRefusesIt() }
-    func testDeleteAndCollectKeepsOtherBackupsWhole() async throws { try await suite.deleteAndCollectKeepsOtherBackupsWhole() }
-    func testCollectionDefersWhileABackupHoldsALease() async throws { try await suite.collectionDefersWhileABackupHoldsALease() }
-    func testConcurrentBackupAndDeleteLoseNothing() async throws { try await suite.concurrentBackupAndDeleteLoseNothing() }
+    func testVerifyReportsDamageAndRestoreRefusesIt() async throws {
+        try await suite.verifyReportsDamageAndRestoreRefusesIt()
+    }
+    func testDeleteAndCollectKeepsOtherBackupsWhole() async throws {
+        try await suite.deleteAndCollectKeepsOtherBackupsWhole()
+    }
+    func testCollectionDefersWhileABackupHoldsALease() async throws {
+        try await suite.collectionDefersWhileABackupHoldsALease()
+    }
+    func testConcurrentBackupAndDeleteLoseNothing() async throws {
+        try await suite.concurrentBackupAndDeleteLoseNothing()
+    }
     func testSmallBlocksArePackedAndRoundTrip() async throws { try await suite.smallBlocksArePackedAndRoundTrip() }
-    func testDamagedPackedBlockIsNamedAndOnlyItsFileFails() async throws { try await suite.damagedPackedBlockIsNamedAndOnlyItsFileFails() }
-    func testCollectionRewritesPacksThatHoldDeadBlocks() async throws { try await suite.collectionRewritesPacksThatHoldDeadBlocks() }
-    func testCrashLeftoversOfPacksAreIgnoredThenCollected() async throws { try await suite.crashLeftoversOfPacksAreIgnoredThenCollected() }
+    func testDamagedPackedBlockIsNamedAndOnlyItsFileFails() async throws {
+        try await suite.damagedPackedBlockIsNamedAndOnlyItsFileFails()
+    }
+    func testCollectionRewritesPacksThatHoldDeadBlocks() async throws {
+        try await suite.collectionRewritesPacksThatHoldDeadBlocks()
+    }
+    func testCrashLeftoversOfPacksAreIgnoredThenCollected() async throws {
+        try await suite.crashLeftoversOfPacksAreIgnoredThenCollected()
+    }
     func testPackWithDamagedIndexIsKeptAndNamed() async throws { try await suite.packWithDamagedIndexIsKeptAndNamed() }
-    func testVersionOneStoreIsUpgradedWhenWritten() async throws { try await suite.versionOneStoreIsUpgradedWhenWritten() }
+    func testVersionOneStoreIsUpgradedWhenWritten() async throws {
+        try await suite.versionOneStoreIsUpgradedWhenWritten()
+    }
     func testReadsCheckTheManifestsChecksums() async throws { try await suite.readsCheckTheManifestsChecksums() }
     func testCopyUploadsOnlyMissingBlocks() async throws {
         try await suite.copyUploadsOnlyMissingBlocks(to: try FileObjectStore(root: scratch + "/other-store"))
@@ -93,7 +109,8 @@ final class FileStoreBackupTests: XCTestCase {
     func testRestoreRefusesAManifestThatWouldEscape() async throws {
         let repository = BackupRepository(store: try FileObjectStore(root: scratch + "/evil"))
         func entry(_ path: String, _ type: Entry.Kind, target: String? = nil) -> Entry {
-            var entry = Entry(path: path, type: type, mode: 0o755, uid: 0, gid: 0, mtimeSeconds: 0, mtimeNanoseconds: 0, size: 0)
+            var entry = Entry(path: path, type: type, mode: 0o755, uid: 0, gid: 0, mtimeSeconds: 0,
+                              mtimeNanoseconds: 0, size: 0)
             entry.target = target
             return entry
         }
@@ -112,7 +129,8 @@ final class FileStoreBackupTests: XCTestCase {
                 try await FileRestorer(repository: repository).restore(manifest, into: target)
                 XCTFail("restored attack \(index)")
             } catch {
-                XCTAssertTrue(error.message.contains("unsafe path") || error.message.contains("not a directory it restored"), error.message)
+                XCTAssertTrue(error.message.contains("unsafe path")
+                                  || error.message.contains("not a directory it restored"), error.message)
             }
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/escaped"))

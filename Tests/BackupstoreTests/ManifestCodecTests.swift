@@ -12,17 +12,21 @@ final class ManifestCodecTests: XCTestCase {
                        Chunk(hash: String(repeating: "0f", count: 32), offset: 4 << 30, length: 7)]
         file.inode = 42
         file.xattrs = ["user.a": "Ymx1ZQ==", "security.b": ""]
-        var link = Entry(path: "l", type: .symlink, mode: 0o777, uid: 0, gid: 0, mtimeSeconds: 1, mtimeNanoseconds: 0, size: 0)
+        var link = Entry(path: "l", type: .symlink, mode: 0o777, uid: 0, gid: 0, mtimeSeconds: 1,
+                         mtimeNanoseconds: 0, size: 0)
         link.target = "../somewhere"
-        var device = Entry(path: "d", type: .blockDevice, mode: 0o600, uid: 0, gid: 6, mtimeSeconds: 2, mtimeNanoseconds: 3, size: 0)
+        var device = Entry(path: "d", type: .blockDevice, mode: 0o600, uid: 0, gid: 6, mtimeSeconds: 2,
+                           mtimeNanoseconds: 3, size: 0)
         device.rdev = 2049
-        let root = Entry(path: "", type: .directory, mode: 0o755, uid: 0, gid: 0, mtimeSeconds: 1_700_000_000, mtimeNanoseconds: 1, size: 0)
+        let root = Entry(path: "", type: .directory, mode: 0o755, uid: 0, gid: 0, mtimeSeconds: 1_700_000_000,
+                         mtimeNanoseconds: 1, size: 0)
         var stats = Manifest.Stats()
         stats.files = 1
         stats.bytes = 5 << 30
         stats.newBlocks = 2
         return Manifest(id: "backup-0123456789abcdef", volume: "vol1", kind: .files, createdAt: "2026-11-26T00:00:00Z",
-                        snapshot: "snap", parent: nil, volumeSize: 10 << 30, entries: [root, file, link, device], stats: stats)
+                        snapshot: "snap", parent: nil, volumeSize: 10 << 30, entries: [root, file, link, device],
+                        stats: stats)
     }
 
     func testRoundTripKeepsEveryField() throws {
@@ -36,7 +40,9 @@ final class ManifestCodecTests: XCTestCase {
         var old = sample()
         old.format = 1
         for index in old.entries.indices {
-            old.entries[index].chunks = old.entries[index].chunks?.map { Chunk(hash: $0.hash, offset: $0.offset, length: $0.length) }
+            old.entries[index].chunks = old.entries[index].chunks?.map {
+                Chunk(hash: $0.hash, offset: $0.offset, length: $0.length)
+            }
         }
         let bytes = ManifestCodec.encode(old)
         XCTAssertEqual(try ManifestCodec.decode(bytes), old)

@@ -51,15 +51,19 @@ final class ReadOnceTests: XCTestCase {
                 try await store.commitDeferred()
                 let whole = try await store.get("packs/\(size)")
                 XCTAssertEqual(whole, bytes, "\(kind), \(size) bytes")
-                for (offset, length) in [(0, size), (size / 3, size / 2 + 1), (size - 1, 1), (size / 2, size)] where length > 0 {
+                for (offset, length) in [(0, size), (size / 3, size / 2 + 1), (size - 1, 1), (size / 2, size)]
+                    where length > 0 {
                     let expected = Array(bytes[offset..<min(size, offset + length)])
                     let range = try await store.getRange("packs/\(size)", offset: offset, length: length)
                     XCTAssertEqual(range, expected, "\(kind), \(size) bytes, range \(offset)+\(length)")
                     let once = try await store.getOnceRange("packs/\(size)", offset: offset, length: length)
-                    XCTAssertEqual(once.withUnsafeBytes { Array($0) }, expected, "\(kind), \(size) bytes, direct range \(offset)+\(length)")
+                    XCTAssertEqual(once.withUnsafeBytes { Array($0) }, expected,
+                                   "\(kind), \(size) bytes, direct range \(offset)+\(length)")
                 }
             }
-            let missing = await outcome { () throws(ConvoyError) in _ = try await store.getOnceRange("packs/missing", offset: 0, length: 9) }
+            let missing = await outcome { () throws(ConvoyError) in
+                _ = try await store.getOnceRange("packs/missing", offset: 0, length: 9)
+            }
             XCTAssertEqual(missing?.kind, .notFound, "\(kind): \(missing?.message ?? "a missing object was read")")
         }
     }
@@ -80,7 +84,9 @@ final class ReadOnceTests: XCTestCase {
             var damaged = random.withUnsafeBytes { BlockCodec.encode($0) }
             damaged[damaged.count - 1] ^= 0xff
             try await store.put(BackupRepository.blockKey(hash), damaged)
-            let damagedRead = await outcome { () throws(ConvoyError) in _ = try await repository.plainBlockReadOnce(hash) }
+            let damagedRead = await outcome { () throws(ConvoyError) in
+                _ = try await repository.plainBlockReadOnce(hash)
+            }
             let message = damagedRead?.message ?? "\(kind): a damaged block was served"
             XCTAssertTrue(message.contains(hash) && message.contains("corrupt"), message)
         }
@@ -119,7 +125,8 @@ final class ReadOnceTests: XCTestCase {
                     var start = 0
                     while start < raw.count {
                         let length = FastCDC.standard.cut(UnsafeRawBufferPointer(rebasing: raw[start...]))
-                        expected.append(BlockCodec.hash(UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)])))
+                        expected.append(BlockCodec.hash(
+                            UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)])))
                         start += length
                     }
                 }

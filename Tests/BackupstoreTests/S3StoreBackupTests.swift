@@ -34,16 +34,34 @@ final class S3StoreBackupTests: XCTestCase {
 
     func testRoundTripEveryKindOfEntry() async throws { try await suite().roundTripEveryKindOfEntry() }
     func testIncrementalAfterOnePercentChange() async throws { try await suite().incrementalAfterOnePercentChange() }
-    func testVerifyReportsDamageAndRestoreRefusesIt() async throws { try await suite().verifyReportsDamageAndRestoreRefusesIt() }
-    func testDeleteAndCollectKeepsOtherBackupsWhole() async throws { try await suite().deleteAndCollectKeepsOtherBackupsWhole() }
-    func testCollectionDefersWhileABackupHoldsALease() async throws { try await suite().collectionDefersWhileABackupHoldsALease() }
-    func testConcurrentBackupAndDeleteLoseNothing() async throws { try await suite().concurrentBackupAndDeleteLoseNothing() }
+    func testVerifyReportsDamageAndRestoreRefusesIt() async throws {
+        try await suite().verifyReportsDamageAndRestoreRefusesIt()
+    }
+    func testDeleteAndCollectKeepsOtherBackupsWhole() async throws {
+        try await suite().deleteAndCollectKeepsOtherBackupsWhole()
+    }
+    func testCollectionDefersWhileABackupHoldsALease() async throws {
+        try await suite().collectionDefersWhileABackupHoldsALease()
+    }
+    func testConcurrentBackupAndDeleteLoseNothing() async throws {
+        try await suite().concurrentBackupAndDeleteLoseNothing()
+    }
     func testSmallBlocksArePackedAndRoundTrip() async throws { try await suite().smallBlocksArePackedAndRoundTrip() }
-    func testDamagedPackedBlockIsNamedAndOnlyItsFileFails() async throws { try await suite().damagedPackedBlockIsNamedAndOnlyItsFileFails() }
-    func testCollectionRewritesPacksThatHoldDeadBlocks() async throws { try await suite().collectionRewritesPacksThatHoldDeadBlocks() }
-    func testCrashLeftoversOfPacksAreIgnoredThenCollected() async throws { try await suite().crashLeftoversOfPacksAreIgnoredThenCollected() }
-    func testPackWithDamagedIndexIsKeptAndNamed() async throws { try await suite().packWithDamagedIndexIsKeptAndNamed() }
-    func testVersionOneStoreIsUpgradedWhenWritten() async throws { try await suite().versionOneStoreIsUpgradedWhenWritten() }
+    func testDamagedPackedBlockIsNamedAndOnlyItsFileFails() async throws {
+        try await suite().damagedPackedBlockIsNamedAndOnlyItsFileFails()
+    }
+    func testCollectionRewritesPacksThatHoldDeadBlocks() async throws {
+        try await suite().collectionRewritesPacksThatHoldDeadBlocks()
+    }
+    func testCrashLeftoversOfPacksAreIgnoredThenCollected() async throws {
+        try await suite().crashLeftoversOfPacksAreIgnoredThenCollected()
+    }
+    func testPackWithDamagedIndexIsKeptAndNamed() async throws {
+        try await suite().packWithDamagedIndexIsKeptAndNamed()
+    }
+    func testVersionOneStoreIsUpgradedWhenWritten() async throws {
+        try await suite().versionOneStoreIsUpgradedWhenWritten()
+    }
     func testReadsCheckTheManifestsChecksums() async throws { try await suite().readsCheckTheManifestsChecksums() }
     func testCopyUploadsOnlyMissingBlocks() async throws {
         try await suite().copyUploadsOnlyMissingBlocks(to: try await S3TestStore.make(prefix: "").store)
@@ -71,9 +89,11 @@ final class S3StoreBackupTests: XCTestCase {
     func testAWrongSecretIsRefusedByTheServer() async throws {
         let made = try await S3TestStore.make()
         let environment = ProcessInfo.processInfo.environment
-        let wrong = AWSCredentials(accessKeyID: environment["AWS_ACCESS_KEY_ID"] ?? "", secretAccessKey: "not-the-secret")
+        let wrong = AWSCredentials(accessKeyID: environment["AWS_ACCESS_KEY_ID"] ?? "",
+                                   secretAccessKey: "not-the-secret")
         let endpoint = URL(string: environment["CONVOY_TEST_S3_ENDPOINT"] ?? "")
-        let store = try S3ObjectStore(bucket: made.bucket, region: "us-east-1", prefix: "x", endpoint: endpoint, credentials: wrong)
+        let store = try S3ObjectStore(bucket: made.bucket, region: "us-east-1", prefix: "x", endpoint: endpoint,
+                                      credentials: wrong)
         do {
             try await store.put("k", [1])
             XCTFail("a wrongly signed request was accepted")

@@ -11,11 +11,13 @@ final class ScanOverlapTests: XCTestCase {
         let source = try TreeFixture.temporaryDirectory("overlap-source")
         addTeardownBlock { try? FileManager.default.removeItem(atPath: source) }
         // A large file early in the walk (its batch ends at once), then many small ones in several directories.
-        try TreeFixture.write(source + "/a-large", TreeFixture.randomBytes(Int(SourceFile.directThreshold) + 12345, seed: 9))
+        try TreeFixture.write(source + "/a-large",
+                              TreeFixture.randomBytes(Int(SourceFile.directThreshold) + 12345, seed: 9))
         for index in 0..<files {
             let directory = source + "/d\(index % 7)"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try TreeFixture.write(directory + "/f\(index)", TreeFixture.randomBytes(100 + index, seed: UInt64(index + 1)))
+            try TreeFixture.write(directory + "/f\(index)",
+                                  TreeFixture.randomBytes(100 + index, seed: UInt64(index + 1)))
         }
         return source
     }
@@ -44,7 +46,8 @@ final class ScanOverlapTests: XCTestCase {
         let repository = BackupRepository(store: try FileObjectStore(root: storeRoot))
         let backup = Task {
             try await FileBackupWriter(repository: repository).backup(.init(
-                source: source, volume: "overlap", backupID: "backup-cancel1", snapshot: nil, parent: nil, volumeSize: 0))
+                source: source, volume: "overlap", backupID: "backup-cancel1", snapshot: nil, parent: nil,
+                volumeSize: 0))
         }
         backup.cancel()
         do {

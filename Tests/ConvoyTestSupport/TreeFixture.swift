@@ -37,7 +37,8 @@ public enum TreeFixture {
         try fm.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
         try write(root + "/small.txt", Array("hello convoy\n".utf8))
         try write(root + "/dir/random.bin", randomBytes(3 << 20, seed: 1))
-        try write(root + "/dir/sub/text.log", Array(String(repeating: "log line with some words\n", count: 100_000).utf8))
+        try write(root + "/dir/sub/text.log",
+                  Array(String(repeating: "log line with some words\n", count: 100_000).utf8))
         try write(root + "/name with spaces", Array("spaces".utf8))
         try write(root + "/empty-file", [])
         try fm.createSymbolicLink(atPath: root + "/link-to-small", withDestinationPath: "small.txt")
@@ -57,14 +58,17 @@ public enum TreeFixture {
         guard convoy_lsetxattr(root + "/small.txt", "user.colour", value, value.count) == 0 else {
             throw FixtureError("setxattr failed: \(errno)")
         }
-        guard convoy_lsetxattr(root + "/dir", "user.kind", value, value.count) == 0 else { throw FixtureError("setxattr failed") }
+        guard convoy_lsetxattr(root + "/dir", "user.kind", value, value.count) == 0 else {
+            throw FixtureError("setxattr failed")
+        }
         chmod(root + "/dir/sub/text.log", 0o600)
         chmod(root + "/dir/sub", 0o2750)
         chmod(root + "/small.txt", 0o4755)
         lchown(root + "/dir/random.bin", 1234, 5678)
         lchown(root + "/dangling", 4321, 8765)
         // Times in the past with nanoseconds, set last.
-        var times = [timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789), timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789)]
+        var times = [timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789),
+                     timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789)]
         utimensat(AT_FDCWD, root + "/dir/random.bin", &times, 0)
         utimensat(AT_FDCWD, root + "/dangling", &times, AT_SYMLINK_NOFOLLOW)
         utimensat(AT_FDCWD, root + "/empty", &times, 0)
@@ -84,7 +88,9 @@ public enum TreeFixture {
         public var links: Int
 
         public var description: String {
-            "type \(String(type, radix: 8)) mode \(String(mode, radix: 8)) \(uid):\(gid) size \(size) mtime \(mtime).\(mtimeNanoseconds) content \(content.prefix(12)) link \(linkTarget) xattrs \(xattrs.keys.sorted()) nlink \(links)"
+            "type \(String(type, radix: 8)) mode \(String(mode, radix: 8)) \(uid):\(gid) size \(size) "
+                + "mtime \(mtime).\(mtimeNanoseconds) content \(content.prefix(12)) link \(linkTarget) "
+                + "xattrs \(xattrs.keys.sorted()) nlink \(links)"
         }
     }
 

@@ -53,7 +53,10 @@ final class DevicemapperDriverTests: XCTestCase {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else { throw NSError(domain: "shell", code: Int(process.terminationStatus), userInfo: [NSLocalizedDescriptionKey: "\(script): \(text)"]) }
+        guard process.terminationStatus == 0 else {
+            throw NSError(domain: "shell", code: Int(process.terminationStatus),
+                          userInfo: [NSLocalizedDescriptionKey: "\(script): \(text)"])
+        }
         return text
     }
 
@@ -72,7 +75,8 @@ final class DevicemapperDriverTests: XCTestCase {
         let driver = try await makeDriver()
         let info = try await driver.createVolume(volume("v1"))
         XCTAssertEqual(info["Size"], "\(64 << 20)")
-        XCTAssertEqual(try shell("blkid -o value -s TYPE \(info["Device"] ?? "")").trimmingCharacters(in: .whitespacesAndNewlines), "ext4")
+        XCTAssertEqual(try shell("blkid -o value -s TYPE \(info["Device"] ?? "")")
+                           .trimmingCharacters(in: .whitespacesAndNewlines), "ext4")
         let v1 = volume("v1", info)
         let path = try await driver.mountVolume(v1)
         XCTAssertEqual(path, root + "/devicemapper/mounts/v1")
@@ -123,7 +127,8 @@ final class DevicemapperDriverTests: XCTestCase {
         // As after a reboot: no devices, no pool, no loop devices; only the files and the volume's record.
         try shell("""
             dmsetup remove \(pool)-v-v1 && dmsetup remove \(pool)
-            for f in \(root)/devicemapper/*.img; do for l in $(losetup -j "$f" | cut -d: -f1); do losetup -d "$l"; done; done
+            for f in \(root)/devicemapper/*.img; do \
+            for l in $(losetup -j "$f" | cut -d: -f1); do losetup -d "$l"; done; done
             """)
         driver = try await makeDriver()
         _ = try await driver.mountVolume(v1)
@@ -155,7 +160,8 @@ final class DevicemapperDriverTests: XCTestCase {
         var request = DriverVolume(name: "x1", size: 320 << 20, options: ["fs": "xfs"])
         request.driverInfo = try await driver.createVolume(request)
         XCTAssertEqual(request.driverInfo["FS"], "xfs")
-        XCTAssertEqual(try shell("blkid -o value -s TYPE \(request.driverInfo["Device"] ?? "")").trimmingCharacters(in: .whitespacesAndNewlines), "xfs")
+        XCTAssertEqual(try shell("blkid -o value -s TYPE \(request.driverInfo["Device"] ?? "")")
+                           .trimmingCharacters(in: .whitespacesAndNewlines), "xfs")
         let path = try await driver.mountVolume(request)
         try shell("echo on-xfs > \(path)/f && sync")
         try await driver.unmountVolume(request)

@@ -21,12 +21,15 @@ final class DriverRegistryTests: XCTestCase {
     }
 
     func testErrorsNameTheOffendingOption() {
-        XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["vfs"], root: root, options: ["vfs.bogus": "1"]) }
-            .contains("'vfs.bogus'"))
-        XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["vfs"], root: root, options: ["nodot": "1"]) }
-            .contains("'nodot'"))
-        XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["vfs"], root: root, options: ["ebs.region": "x"]) }
-            .contains("not enabled"))
+        XCTAssertTrue(message {
+            _ = try DriverRegistry.makeDrivers(names: ["vfs"], root: root, options: ["vfs.bogus": "1"])
+        }.contains("'vfs.bogus'"))
+        XCTAssertTrue(message {
+            _ = try DriverRegistry.makeDrivers(names: ["vfs"], root: root, options: ["nodot": "1"])
+        }.contains("'nodot'"))
+        XCTAssertTrue(message {
+            _ = try DriverRegistry.makeDrivers(names: ["vfs"], root: root, options: ["ebs.region": "x"])
+        }.contains("not enabled"))
         XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["nosuch"], root: root, options: [:]) }
             .contains("unknown driver 'nosuch'"))
         XCTAssertTrue(message { _ = try DriverRegistry.makeDrivers(names: ["vfs", "vfs"], root: root, options: [:]) }

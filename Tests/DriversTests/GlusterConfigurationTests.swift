@@ -6,7 +6,8 @@ import XCTest
 final class GlusterConfigurationTests: XCTestCase {
     let base = ["glusterfs.servers": "gl1,gl2", "glusterfs.defaultvolumepool": "pool1"]
 
-    func configuration(_ options: [String: String], resolvable: Set<String> = ["gl1", "gl2", "gl3"]) throws -> GlusterConfiguration {
+    func configuration(_ options: [String: String],
+                       resolvable: Set<String> = ["gl1", "gl2", "gl3"]) throws -> GlusterConfiguration {
         try GlusterConfiguration(root: "/var/lib/convoy", options: options) { resolvable.contains($0) }
     }
 
@@ -26,7 +27,8 @@ final class GlusterConfigurationTests: XCTestCase {
         XCTAssertEqual(parsed.defaultVolumeSize, 100 << 30)
         XCTAssertEqual(parsed.checkInterval, .seconds(10))
         XCTAssertEqual(parsed.directory, "/var/lib/convoy/glusterfs")
-        let sized = try configuration(base.merging(["glusterfs.defaultvolumesize": "5G", "glusterfs.checkinterval": "2"]) { $1 })
+        let sized = try configuration(base.merging(["glusterfs.defaultvolumesize": "5G",
+                                                    "glusterfs.checkinterval": "2"]) { $1 })
         XCTAssertEqual(sized.defaultVolumeSize, 5 << 30)
         XCTAssertEqual(sized.checkInterval, .seconds(2))
     }
@@ -54,9 +56,12 @@ final class GlusterConfigurationTests: XCTestCase {
     }
 
     func testSizeAndIntervalAreChecked() {
-        XCTAssertTrue(message(base.merging(["glusterfs.defaultvolumesize": "lots"]) { $1 }).contains("invalid glusterfs.defaultvolumesize 'lots'"))
-        XCTAssertTrue(message(base.merging(["glusterfs.checkinterval": "0"]) { $1 }).contains("glusterfs.checkinterval: '0'"))
-        XCTAssertTrue(message(base.merging(["glusterfs.checkinterval": "1.5"]) { $1 }).contains("whole number of seconds"))
+        XCTAssertTrue(message(base.merging(["glusterfs.defaultvolumesize": "lots"]) { $1 })
+            .contains("invalid glusterfs.defaultvolumesize 'lots'"))
+        XCTAssertTrue(message(base.merging(["glusterfs.checkinterval": "0"]) { $1 })
+            .contains("glusterfs.checkinterval: '0'"))
+        XCTAssertTrue(message(base.merging(["glusterfs.checkinterval": "1.5"]) { $1 })
+            .contains("whole number of seconds"))
     }
 
     /// Through the registry: real name resolution, the prefix, unknown keys, and the volume's `pool` option.
@@ -73,15 +78,17 @@ final class GlusterConfigurationTests: XCTestCase {
         XCTAssertFalse(driver.holdsOverlayUpperLayer)
         let bogus = DriverVolume(name: "v1", size: nil, options: ["pool": "../x"])
         XCTAssertThrowsError(try driver.directory(of: bogus)) { error in
-            XCTAssertTrue((error as? ConvoyError)?.message.contains("pool: invalid gluster volume name") ?? false, "\(error)")
+            XCTAssertTrue((error as? ConvoyError)?.message.contains("pool: invalid gluster volume name") ?? false,
+                          "\(error)")
         }
         XCTAssertEqual(try driver.directory(of: DriverVolume(name: "v1", size: nil, options: ["pool": "other"])),
                        root + "/glusterfs/mounts/other/v1")
         XCTAssertEqual(try driver.directory(of: DriverVolume(name: "v1", size: nil, driverInfo: ["Pool": "recorded"])),
                        root + "/glusterfs/mounts/recorded/v1")
-        XCTAssertThrowsError(try DriverRegistry.makeDrivers(names: ["glusterfs"], root: root,
-                                                            options: base.merging(["glusterfs.bogus": "1"]) { $1 })) { error in
-            XCTAssertTrue((error as? ConvoyError)?.message.contains("unknown option 'glusterfs.bogus'") ?? false, "\(error)")
+        XCTAssertThrowsError(try DriverRegistry.makeDrivers(
+            names: ["glusterfs"], root: root, options: base.merging(["glusterfs.bogus": "1"]) { $1 })) { error in
+            XCTAssertTrue((error as? ConvoyError)?.message.contains("unknown option 'glusterfs.bogus'") ?? false,
+                          "\(error)")
         }
     }
 }

@@ -49,7 +49,8 @@ final class BackupCLITests: XCTestCase {
 
         let restored = try daemon.cli(["create", "copy", "--backup", url])
         XCTAssertEqual(restored.status, 0, restored.stderr)
-        XCTAssertTrue(restored.stdout.contains("\"Size\" : 1073741824"), "the size comes with the backup: \(restored.stdout)")
+        XCTAssertTrue(restored.stdout.contains("\"Size\" : 1073741824"),
+                      "the size comes with the backup: \(restored.stdout)")
         let copy = daemon.root + "/vfs/copy"
         XCTAssertEqual(try describe(copy), frozen)
         var info = stat()
@@ -72,12 +73,14 @@ final class BackupCLITests: XCTestCase {
         XCTAssertEqual(try daemon.cli(["snapshot", "create", "inc", "--name", "inc1"]).status, 0)
         try Command.check("/bin/sh", ["-c", "head -c 2000000 /dev/urandom > '\(source)/f2'"])
         XCTAssertEqual(try daemon.cli(["snapshot", "create", "inc", "--name", "inc2"]).status, 0)
-        let second = try JSONSerialization.jsonObject(with: Data(try daemon.cli(["snapshot", "inspect", "inc2"]).stdout.utf8)) as? [String: Any]
+        let second = try JSONSerialization.jsonObject(
+            with: Data(try daemon.cli(["snapshot", "inspect", "inc2"]).stdout.utf8)) as? [String: Any]
         XCTAssertEqual(second?["BytesRead"] as? Int, 2_000_000, "only the changed file is reread")
         XCTAssertEqual(second?["Size"] as? Int, 10_000_000)
 
         let first = try daemon.cli(["backup", "create", "inc1", "--dest", destination]).stdout
-        let secondURL = try daemon.cli(["backup", "create", "inc2", "--dest", destination]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let secondURL = try daemon.cli(["backup", "create", "inc2", "--dest", destination]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertFalse(first.isEmpty)
         let list = try daemon.cli(["snapshot", "list", "inc", "--format", "table"]).stdout
         XCTAssertTrue(list.contains("inc1") && list.contains("inc2"), list)
@@ -98,12 +101,15 @@ final class BackupCLITests: XCTestCase {
             try Command.check("/bin/sh", ["-c", "head -c 700000 /dev/urandom > '\(source)/f\(index)'"])
         }
         XCTAssertEqual(try daemon.cli(["snapshot", "create", "fragile", "--name", "fragile1"]).status, 0)
-        let url = try daemon.cli(["backup", "create", "fragile1", "--dest", destination]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let blocks = try Command.check("/usr/bin/find", [daemon.directory + "/backups", "-path", "*/blocks/*", "-type", "f"])
+        let url = try daemon.cli(["backup", "create", "fragile1", "--dest", destination]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let blocks = try Command.check("/usr/bin/find",
+                                       [daemon.directory + "/backups", "-path", "*/blocks/*", "-type", "f"])
             .split(separator: "\n").map(String.init).sorted()
         XCTAssertGreaterThanOrEqual(blocks.count, 3)
         // One block flipped, one removed.
-        try Command.check("/bin/sh", ["-c", "printf 'XXXX' | dd of='\(blocks[0])' bs=1 seek=100 conv=notrunc 2>/dev/null"])
+        try Command.check("/bin/sh",
+                          ["-c", "printf 'XXXX' | dd of='\(blocks[0])' bs=1 seek=100 conv=notrunc 2>/dev/null"])
         try FileManager.default.removeItem(atPath: blocks[1])
         let corruptName = URL(fileURLWithPath: blocks[0]).lastPathComponent
         let missingName = URL(fileURLWithPath: blocks[1]).lastPathComponent
@@ -123,7 +129,8 @@ final class BackupCLITests: XCTestCase {
     func testKillNineDuringBackupThenRestartLeavesAStoreThatVerifiesAndTheBackupCanBeRedone() throws {
         XCTAssertEqual(try daemon.cli(["create", "big"]).status, 0)
         let source = daemon.root + "/vfs/big"
-        try Command.check("/bin/sh", ["-c", "for i in $(seq 0 11); do head -c 25000000 /dev/urandom > '\(source)/f'$i; done"])
+        try Command.check("/bin/sh",
+                          ["-c", "for i in $(seq 0 11); do head -c 25000000 /dev/urandom > '\(source)/f'$i; done"])
         XCTAssertEqual(try daemon.cli(["snapshot", "create", "big", "--name", "big1"]).status, 0)
 
         // Start the upload in the background and kill the daemon while it runs.
@@ -158,7 +165,8 @@ final class BackupCLITests: XCTestCase {
         let deleted = try daemon.cli(["backup", "delete", url])
         XCTAssertEqual(deleted.status, 0, deleted.stderr)
         XCTAssertFalse(deleted.stdout.contains("CollectionDeferred"), deleted.stdout)
-        let left = try Command.check("/usr/bin/find", [daemon.directory + "/backups", "(", "-path", "*/blocks/*", "-o", "-path", "*/packs/*", ")", "-type", "f"])
+        let left = try Command.check("/usr/bin/find", [daemon.directory + "/backups", "(", "-path", "*/blocks/*", "-o",
+                                                       "-path", "*/packs/*", ")", "-type", "f"])
         XCTAssertEqual(left, "", "no block or pack left behind")
     }
 
@@ -168,7 +176,8 @@ final class BackupCLITests: XCTestCase {
             (["backup", "list", "ftp://x"], "not a backup destination"),
             (["backup", "inspect", "vfs:///tmp/x"], "not a backup URL"),
             (["backup", "inspect", "vfs:///tmp/x?backup=backup-1&volume=../etc"], "invalid volume name"),
-            (["create", "r1", "--backup", destination + "?backup=backup-0000000000000000&volume=none"], "no backup backup-0000000000000000"),
+            (["create", "r1", "--backup", destination + "?backup=backup-0000000000000000&volume=none"],
+             "no backup backup-0000000000000000"),
             (["snapshot", "create", "novolume"], "no volume named 'novolume'"),
         ]
         for (arguments, expected) in cases {
@@ -189,13 +198,17 @@ final class BackupCLITests: XCTestCase {
             echo 'from convoy 0.5' > '\(original)/docs/readme'; head -c 100000 /dev/urandom > '\(original)/data.bin'
             ln -s docs/readme '\(original)/link'; chown 77:88 '\(original)/data.bin'; chmod 640 '\(original)/data.bin'
             tar -czf '\(volumeDirectory)/BackupFiles/backup-0a1b2c3d4e5f6789.bak' -C '\(original)' .
-            echo '{"Name":"legacy1","Driver":"vfs","Size":0,"CreatedTime":"Mon Jan 1 00:00:00 +0000 2018"}' > '\(volumeDirectory)/volume.cfg'
+            echo '{"Name":"legacy1","Driver":"vfs","Size":0,"CreatedTime":"Mon Jan 1 00:00:00 +0000 2018"}' \
+            > '\(volumeDirectory)/volume.cfg'
             """])
         let config = """
-            {"Name":"backup-0a1b2c3d4e5f6789","VolumeName":"legacy1","SnapshotName":"snapshot-1","CreatedTime":"Mon Jan 1 00:00:00 +0000 2018",\
-            "SingleFile":{"FilePath":"convoy-objectstore/volumes/le/ga/legacy1/BackupFiles/backup-0a1b2c3d4e5f6789.bak"}}
+            {"Name":"backup-0a1b2c3d4e5f6789","VolumeName":"legacy1","SnapshotName":"snapshot-1",\
+            "CreatedTime":"Mon Jan 1 00:00:00 +0000 2018",\
+            "SingleFile":\
+            {"FilePath":"convoy-objectstore/volumes/le/ga/legacy1/BackupFiles/backup-0a1b2c3d4e5f6789.bak"}}
             """
-        try Data(config.utf8).write(to: URL(fileURLWithPath: volumeDirectory + "/backups/backup_backup-0a1b2c3d4e5f6789.cfg"))
+        try Data(config.utf8).write(
+            to: URL(fileURLWithPath: volumeDirectory + "/backups/backup_backup-0a1b2c3d4e5f6789.cfg"))
 
         let url = "vfs://\(store)?backup=backup-0a1b2c3d4e5f6789&volume=legacy1"
         let restored = try daemon.cli(["create", "migrated", "--backup", url])
@@ -212,8 +225,10 @@ final class BackupCLITests: XCTestCase {
         XCTAssertEqual(actual, expected, "files, owners, modes and times as in the Convoy backup")
 
         // A configuration pointing outside its volume is refused, and leaves no volume behind.
-        let evil = config.replacingOccurrences(of: "convoy-objectstore/volumes/le/ga/legacy1/BackupFiles/", with: "../../etc/")
-        try Data(evil.utf8).write(to: URL(fileURLWithPath: volumeDirectory + "/backups/backup_backup-0a1b2c3d4e5f6789.cfg"))
+        let evil = config.replacingOccurrences(of: "convoy-objectstore/volumes/le/ga/legacy1/BackupFiles/",
+                                               with: "../../etc/")
+        try Data(evil.utf8).write(
+            to: URL(fileURLWithPath: volumeDirectory + "/backups/backup_backup-0a1b2c3d4e5f6789.cfg"))
         let refused = try daemon.cli(["create", "evil", "--backup", url])
         XCTAssertEqual(refused.status, 1)
         XCTAssertTrue(refused.stderr.contains("points outside its volume"), refused.stderr)
@@ -223,7 +238,8 @@ final class BackupCLITests: XCTestCase {
     func testKillingTheCLIDoesNotStopTheJobAndJSONProgressIsReported() throws {
         XCTAssertEqual(try daemon.cli(["create", "steady"]).status, 0)
         let source = daemon.root + "/vfs/steady"
-        try Command.check("/bin/sh", ["-c", "for i in $(seq 0 7); do head -c 25000000 /dev/urandom > '\(source)/f'$i; done"])
+        try Command.check("/bin/sh",
+                          ["-c", "for i in $(seq 0 7); do head -c 25000000 /dev/urandom > '\(source)/f'$i; done"])
         let client = Process()
         client.executableURL = URL(fileURLWithPath: DaemonHarness.binary)
         client.arguments = ["snapshot", "create", "steady", "--name", "steady1", "--json", "--socket", daemon.socket]
@@ -234,10 +250,13 @@ final class BackupCLITests: XCTestCase {
         try client.run()
         // Wait for the first progress line, then kill the CLI.
         let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").isEmpty { usleep(5_000) }
+        while Date() < deadline, ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").isEmpty {
+            usleep(5_000)
+        }
         kill(client.processIdentifier, SIGKILL)
         client.waitUntilExit()
-        let firstLine = (try String(contentsOfFile: output, encoding: .utf8)).split(separator: "\n").first.map(String.init) ?? ""
+        let firstLine = (try String(contentsOfFile: output, encoding: .utf8)).split(separator: "\n").first
+            .map(String.init) ?? ""
         let progress = try JSONSerialization.jsonObject(with: Data(firstLine.utf8)) as? [String: Any]
         XCTAssertEqual(progress?["Kind"] as? String, "snapshot create", firstLine)
         XCTAssertNotNil(progress?["BytesTotal"], firstLine)
@@ -254,7 +273,8 @@ final class BackupCLITests: XCTestCase {
 
     func testASnapshotNameCannotBeTakenTwiceAtOnce() throws {
         XCTAssertEqual(try daemon.cli(["create", "twin"]).status, 0)
-        try Command.check("/bin/sh", ["-c", "for i in $(seq 0 5); do head -c 20000000 /dev/urandom > '\(daemon.root)/vfs/twin/f'$i; done"])
+        try Command.check("/bin/sh", ["-c", "for i in $(seq 0 5); do "
+                                    + "head -c 20000000 /dev/urandom > '\(daemon.root)/vfs/twin/f'$i; done"])
         let first = Process()
         first.executableURL = URL(fileURLWithPath: DaemonHarness.binary)
         first.arguments = ["snapshot", "create", "twin", "--name", "same", "--socket", daemon.socket]
@@ -272,7 +292,8 @@ final class BackupCLITests: XCTestCase {
         first.waitUntilExit()
         XCTAssertEqual(first.terminationStatus, 0)
         XCTAssertEqual(second.status, 1)
-        XCTAssertTrue(second.stderr.contains("is being created") || second.stderr.contains("exists already"), second.stderr)
+        XCTAssertTrue(second.stderr.contains("is being created") || second.stderr.contains("exists already"),
+                      second.stderr)
         XCTAssertEqual(try daemon.cli(["snapshot", "inspect", "same"]).status, 0)
     }
 }

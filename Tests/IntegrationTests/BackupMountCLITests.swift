@@ -42,7 +42,8 @@ final class BackupMountCLITests: XCTestCase {
         // Copy one file out, as a user would.
         try Command.check("/bin/cp", [target + "/dir/sub/text.log", daemon.directory + "/copied.log"])
         XCTAssertEqual(try Command.check("/usr/bin/sha256sum", [daemon.directory + "/copied.log"]).prefix(64),
-                       try Command.check("/usr/bin/sha256sum", [daemon.root + "/vfs/browsed/dir/sub/text.log"]).prefix(64))
+                       try Command.check("/usr/bin/sha256sum",
+                                         [daemon.root + "/vfs/browsed/dir/sub/text.log"]).prefix(64))
         // Read-only.
         let write = try Command.run("/bin/sh", ["-c", "echo x > '\(target)/small.txt'"])
         XCTAssertNotEqual(write.status, 0)
@@ -99,7 +100,8 @@ final class BackupMountCLITests: XCTestCase {
         XCTAssertTrue(notEmpty.stderr.contains("not empty"), notEmpty.stderr)
         let empty = daemon.directory + "/empty"
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
-        let noBackup = try daemon.cli(["backup", "mount", "vfs://\(daemon.directory)/backups?backup=backup-0000000000000000&volume=browsed", empty])
+        let noBackup = try daemon.cli(["backup", "mount", "vfs://\(daemon.directory)/backups"
+                                       + "?backup=backup-0000000000000000&volume=browsed", empty])
         XCTAssertEqual(noBackup.status, 1)
         XCTAssertFalse(isMountPoint(empty))
         let unmounted = try daemon.cli(["backup", "umount", empty])

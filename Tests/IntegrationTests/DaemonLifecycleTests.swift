@@ -44,7 +44,8 @@ final class DaemonLifecycleTests: XCTestCase {
         try daemon.start()
         try daemon.pluginOK("VolumeDriver.Create", ["Name": "db", "Opts": ["size": "1G"]])
         try daemon.pluginOK("VolumeDriver.Create", ["Name": "cache"])
-        let mountpoint = try XCTUnwrap(try daemon.pluginOK("VolumeDriver.Mount", ["Name": "db", "ID": "c1"])["Mountpoint"] as? String)
+        let mountpoint = try XCTUnwrap(
+            try daemon.pluginOK("VolumeDriver.Mount", ["Name": "db", "ID": "c1"])["Mountpoint"] as? String)
         try daemon.pluginOK("VolumeDriver.Mount", ["Name": "db", "ID": "c2"])
         try Data("rows".utf8).write(to: URL(fileURLWithPath: mountpoint + "/table"))
 
@@ -55,7 +56,8 @@ final class DaemonLifecycleTests: XCTestCase {
 
         XCTAssertEqual(try daemon.references(of: "db"), 2)
         XCTAssertEqual(try daemon.pluginOK("VolumeDriver.Path", ["Name": "db"])["Mountpoint"] as? String, mountpoint)
-        let names = (try daemon.pluginOK("VolumeDriver.List", [:])["Volumes"] as? [[String: Any]])?.compactMap { $0["Name"] as? String }
+        let names = (try daemon.pluginOK("VolumeDriver.List", [:])["Volumes"]
+                     as? [[String: Any]])?.compactMap { $0["Name"] as? String }
         XCTAssertEqual(names?.sorted(), ["cache", "db"])
         XCTAssertEqual(try String(contentsOfFile: mountpoint + "/table", encoding: .utf8), "rows")
 
@@ -115,8 +117,10 @@ final class DaemonLifecycleTests: XCTestCase {
 
     func testSocketsThroughASymlinkedDirectory() throws {
         // Debian's /var/run is a symlink to /run: the default client socket lives behind one.
-        try FileManager.default.createDirectory(atPath: daemon.directory + "/real-run", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: daemon.directory + "/var-run", withDestinationPath: "real-run")
+        try FileManager.default.createDirectory(atPath: daemon.directory + "/real-run",
+                                                withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: daemon.directory + "/var-run",
+                                                   withDestinationPath: "real-run")
         daemon.socket = daemon.directory + "/var-run/convoy/convoy.sock"
         try daemon.start()
         XCTAssertTrue(FileManager.default.fileExists(atPath: daemon.directory + "/real-run/convoy/convoy.sock"))

@@ -21,7 +21,8 @@ final class DevicemapperDaemonTests: XCTestCase {
         daemon = try DaemonHarness()
         pool = "cvd-" + String(UUID().uuidString.prefix(8)).lowercased()
         daemon.extraArguments = ["--drivers", "devicemapper", "--driver-opts", "dm.thinpoolname=\(pool)",
-                                 "--driver-opts", "dm.defaultvolumesize=64M", "--driver-opts", "dm.thinpoolblocksize=64K"]
+                                 "--driver-opts", "dm.defaultvolumesize=64M",
+                                 "--driver-opts", "dm.thinpoolblocksize=64K"]
         try daemon.start()
     }
 
@@ -30,8 +31,10 @@ final class DevicemapperDaemonTests: XCTestCase {
         daemon.crash()
         _ = try? Command.run("/bin/sh", ["-c", """
             # Loop devices first, while their files' paths still read as they were (a busy one goes when released).
-            for l in $(losetup -l -n -O NAME,BACK-FILE | awk '$2 ~ "^\(daemon.root)/" {print $1}'); do losetup -d "$l"; done
-            for m in $(awk '$5 ~ "^\(daemon.directory)/" {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
+            for l in $(losetup -l -n -O NAME,BACK-FILE | awk '$2 ~ "^\(daemon.root)/" {print $1}'); do \
+            losetup -d "$l"; done
+            for m in $(awk '$5 ~ "^\(daemon.directory)/" {print $5}' /proc/self/mountinfo | sort -r); do \
+            umount -l "$m"; done
             for d in $(dmsetup ls | awk '$1 ~ "^\(pool)-" {print $1}' | sort -r); do dmsetup remove --force "$d"; done
             dmsetup remove --force \(pool)
             """])
@@ -94,7 +97,8 @@ final class DevicemapperDaemonTests: XCTestCase {
 
         // Exactly 5 pool blocks written (aligned, past the data): the next backup reads and stores those 5 only.
         let device = "/dev/mapper/\(pool)-v-blk"
-        try Command.check("/bin/sh", ["-c", "head -c 327680 /dev/urandom | dd of=\(device) bs=64K seek=400 conv=notrunc,fsync status=none"])
+        try Command.check("/bin/sh", ["-c", "head -c 327680 /dev/urandom "
+                                    + "| dd of=\(device) bs=64K seek=400 conv=notrunc,fsync status=none"])
         XCTAssertEqual(try daemon.cli(["snapshot", "create", "blk", "--name", "blk-2"]).status, 0)
         let second = try backup("blk-2")
         XCTAssertEqual(second["Incremental"], "true", "\(second)")
@@ -112,12 +116,15 @@ final class DevicemapperDaemonTests: XCTestCase {
         XCTAssertEqual(String(try Command.check("/usr/bin/sha256sum", [browse + "/data"]).prefix(64)), dataSum)
         XCTAssertEqual(try daemon.cli(["backup", "umount", browse]).status, 0)
         XCTAssertFalse(daemon.mountsUnderDirectory.contains(browse))
-        XCTAssertFalse(try Command.check("/sbin/losetup", ["-a"]).contains(daemon.root + "/browse/"), "the loop device is detached")
+        XCTAssertFalse(try Command.check("/sbin/losetup", ["-a"]).contains(daemon.root + "/browse/"),
+                       "the loop device is detached")
 
         // The restore equals the device as it was at the second snapshot (nothing changed it since).
         let restored = try daemon.cli(["create", "blk-copy", "--backup", url])
         XCTAssertEqual(restored.status, 0, restored.stderr)
-        let sum = { (device: String) throws -> String in String(try Command.check("/usr/bin/sha256sum", [device]).prefix(64)) }
+        let sum = { (device: String) throws -> String in
+            String(try Command.check("/usr/bin/sha256sum", [device]).prefix(64))
+        }
         XCTAssertEqual(try sum("/dev/mapper/\(pool)-v-blk-copy"), try sum(device))
         // And it mounts with the data.
         let copy = try daemon.cli(["mount", "blk-copy"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -138,7 +145,8 @@ final class DevicemapperDaemonTests: XCTestCase {
             open(image, "wb").write(data)
             vol = os.path.join(store, "convoy-objectstore/volumes/ol/d-/old-vol")
             os.makedirs(os.path.join(vol, "backups"))
-            json.dump({"Name": "old-vol", "Driver": "devicemapper", "Size": size}, open(os.path.join(vol, "volume.cfg"), "w"))
+            json.dump({"Name": "old-vol", "Driver": "devicemapper", "Size": size}, \
+            open(os.path.join(vol, "volume.cfg"), "w"))
             blocks = []
             for index in (0, 1, 3):
                 content = bytes(data[index * block:(index + 1) * block])
@@ -147,18 +155,22 @@ final class DevicemapperDaemonTests: XCTestCase {
                 os.makedirs(path, exist_ok=True)
                 open(os.path.join(path, name + ".blk"), "wb").write(gzip.compress(content))
                 blocks.append({"Offset": index * block, "BlockChecksum": name})
-            json.dump({"Name": "backup-00aa11bb22cc33dd", "VolumeName": "old-vol", "SnapshotName": "snap", "Blocks": blocks},
+            json.dump({"Name": "backup-00aa11bb22cc33dd", "VolumeName": "old-vol", "SnapshotName": "snap", \
+            "Blocks": blocks},
                       open(os.path.join(vol, "backups", "backup_backup-00aa11bb22cc33dd.cfg"), "w"))
             """, store, image])
         let url = "vfs://\(store)?backup=backup-00aa11bb22cc33dd&volume=old-vol"
         let restored = try daemon.cli(["create", "old-copy", "--backup", url])
         XCTAssertEqual(restored.status, 0, restored.stderr)
         XCTAssertTrue(restored.stdout.contains("\"Size\" : 16777216"), restored.stdout)
-        let sum = { (path: String) throws -> String in String(try Command.check("/usr/bin/sha256sum", [path]).prefix(64)) }
+        let sum = { (path: String) throws -> String in
+            String(try Command.check("/usr/bin/sha256sum", [path]).prefix(64))
+        }
         XCTAssertEqual(try sum("/dev/mapper/\(pool)-v-old-copy"), try sum(image))
 
         // A damaged block is refused, naming it, and leaves no volume behind.
-        try Command.check("/bin/sh", ["-c", "f=$(find '\(store)/convoy-objectstore/blocks' -name '*.blk' | head -1); echo garbage | gzip > \"$f\""])
+        try Command.check("/bin/sh", ["-c", "f=$(find '\(store)/convoy-objectstore/blocks' -name '*.blk' | head -1); "
+                                    + "echo garbage | gzip > \"$f\""])
         let refused = try daemon.cli(["create", "old-bad", "--backup", url])
         XCTAssertEqual(refused.status, 1)
         XCTAssertTrue(refused.stderr.contains("Convoy block"), refused.stderr)
@@ -195,7 +207,8 @@ final class DevicemapperDaemonTests: XCTestCase {
         let jobs = try daemon.cli(["job", "list"]).stdout
         XCTAssertTrue(jobs.contains("interrupted"), "the backup was cut short by the kill: \(jobs)")
         let listed = try daemon.cli(["backup", "list", destination]).stdout
-        XCTAssertEqual(listed.components(separatedBy: "BackupURL").count - 1, 1, "only the first backup exists: \(listed)")
+        XCTAssertEqual(listed.components(separatedBy: "BackupURL").count - 1, 1,
+                       "only the first backup exists: \(listed)")
         // Redo it: it completes and verifies, and so does the first.
         let redone = try daemon.cli(["backup", "create", "big-2", "--dest", destination])
         XCTAssertEqual(redone.status, 0, redone.stderr)

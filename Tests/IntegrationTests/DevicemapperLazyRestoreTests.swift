@@ -1,14 +1,15 @@
 import Foundation
 import XCTest
 
-/// Lazy restore of block backups (DESIGN §6) on a real dm-thin pool, in the VM: the backup's image through FUSE on
-/// a loop device is the external origin of the new thin volume.
+/// Lazy restore of block backups (docs/design.md, "Lazy restore") on a real dm-thin pool, in the VM: the
+/// backup's image through FUSE on a loop device is the external origin of the new thin volume.
 extension DevicemapperDaemonTests {
     /// A 32 MiB volume with data, unmounted, snapshotted and backed up: the backup's URL and the data's checksum.
     func backedUpBlockVolume(_ name: String) throws -> (url: String, dataSum: String) {
         XCTAssertEqual(try daemon.cli(["create", name, "--size", "32M"]).status, 0)
         let path = try mountVolume(name)
-        try Command.check("/bin/sh", ["-c", "head -c 6000000 /dev/urandom > '\(path)/data' && echo hello > '\(path)/note' && sync"])
+        try Command.check("/bin/sh", ["-c", "head -c 6000000 /dev/urandom > '\(path)/data' "
+                                    + "&& echo hello > '\(path)/note' && sync"])
         let dataSum = try sha256(path + "/data")
         XCTAssertEqual(try daemon.cli(["umount", name]).status, 0)
         XCTAssertEqual(try daemon.cli(["snapshot", "create", name, "--name", name + "-snap"]).status, 0)
@@ -52,7 +53,8 @@ extension DevicemapperDaemonTests {
         XCTAssertFalse(devices.contains("\(pool)-o-\(volume)"), devices + daemon.log_(), file: file, line: line)
         let loops = try Command.check("/sbin/losetup", ["-a"])
         XCTAssertFalse(loops.contains(base), loops, file: file, line: line)
-        XCTAssertFalse(daemon.mountsUnderDirectory.contains { $0.hasPrefix(base) }, "\(daemon.mountsUnderDirectory)", file: file, line: line)
+        XCTAssertFalse(daemon.mountsUnderDirectory.contains { $0.hasPrefix(base) }, "\(daemon.mountsUnderDirectory)",
+                       file: file, line: line)
     }
 
     func restartDaemon(hydrationPause: String?) throws {
@@ -118,7 +120,8 @@ extension DevicemapperDaemonTests {
         let (url, dataSum) = try backedUpBlockVolume("src")
         try restartDaemon(hydrationPause: "0.1")
         XCTAssertEqual(try daemon.cli(["create", "lazy", "--backup", url, "--lazy"]).status, 0)
-        let path = try daemon.pluginOK("VolumeDriver.Mount", ["Name": "lazy", "ID": "c1"])["Mountpoint"] as? String ?? ""
+        let path = try daemon.pluginOK("VolumeDriver.Mount", ["Name": "lazy", "ID": "c1"])["Mountpoint"]
+            as? String ?? ""
         XCTAssertEqual(try sha256(path + "/data"), dataSum)
         XCTAssertEqual(try hydrationState("lazy"), "hydrating")
 
@@ -129,7 +132,8 @@ extension DevicemapperDaemonTests {
         // backup again, through the origin the restart attached anew (the dead one's loop device is gone).
         try Command.check("/bin/sh", ["-c", "sync && echo 3 > /proc/sys/vm/drop_caches"])
         XCTAssertEqual(try sha256(path + "/data"), dataSum)
-        let loops = try Command.check("/sbin/losetup", ["-a"]).split(separator: "\n").filter { $0.contains(daemon.root + "/lazy/") }
+        let loops = try Command.check("/sbin/losetup", ["-a"]).split(separator: "\n")
+            .filter { $0.contains(daemon.root + "/lazy/") }
         XCTAssertEqual(loops.count, 1, "\(loops)")
 
         let waited = try daemon.cli(["hydrate", "lazy", "--wait"])

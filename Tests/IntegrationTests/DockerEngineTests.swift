@@ -77,7 +77,8 @@ final class DockerEngineTests: XCTestCase {
 
     func testImplicitCreateThroughVolumeDriver() throws {
         let output = try engine.dockerOK(["run", "--rm", "--network", "none", "--volume-driver", driver,
-                                          "-v", "implicit:/data", "tiny:latest", "sh", "-c", "echo made > /data/f; cat /data/f"])
+                                          "-v", "implicit:/data", "tiny:latest", "sh", "-c",
+                                          "echo made > /data/f; cat /data/f"])
         XCTAssertEqual(output, "made")
         XCTAssertEqual(try String(contentsOfFile: daemon.root + "/vfs/implicit/f", encoding: .utf8), "made\n")
         XCTAssertEqual(try daemon.references(of: "implicit"), 0, "the finished container released its mount")
@@ -89,7 +90,8 @@ final class DockerEngineTests: XCTestCase {
     func testDockerCreatesAVolumeFromABackup() throws {
         try engine.dockerOK(["volume", "create", "-d", driver, "--name", "origin"])
         try engine.dockerOK(["run", "--rm", "--network", "none", "-v", "origin:/data", "tiny:latest",
-                             "sh", "-c", "mkdir /data/app && echo 'state of the app' > /data/app/state && chmod 600 /data/app/state"])
+                             "sh", "-c", "mkdir /data/app && echo 'state of the app' > /data/app/state "
+                                 + "&& chmod 600 /data/app/state"])
         XCTAssertEqual(try daemon.cli(["snapshot", "create", "origin", "--name", "origin-snap"]).status, 0)
         let backup = try daemon.cli(["backup", "create", "origin-snap", "--dest", "vfs://\(daemon.directory)/backups"])
         XCTAssertEqual(backup.status, 0, backup.stderr)
@@ -99,7 +101,8 @@ final class DockerEngineTests: XCTestCase {
         let read = try engine.dockerOK(["run", "--rm", "--network", "none", "-v", "restored:/data", "tiny:latest",
                                         "sh", "-c", "cat /data/app/state; stat -c %a /data/app/state"])
         XCTAssertEqual(read, "state of the app\n600")
-        let bad = try engine.docker(["volume", "create", "-d", driver, "--name", "nothing", "-o", "backup=vfs:///nowhere?backup=backup-1&volume=none"])
+        let bad = try engine.docker(["volume", "create", "-d", driver, "--name", "nothing", "-o",
+                                     "backup=vfs:///nowhere?backup=backup-1&volume=none"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("no backup backup-1"), bad.stderr)
         XCTAssertFalse(try engine.dockerOK(["volume", "ls", "-q"]).contains("nothing"))
@@ -108,22 +111,25 @@ final class DockerEngineTests: XCTestCase {
     func testContainerReadsALazilyRestoredVolume() throws {
         try engine.dockerOK(["volume", "create", "-d", driver, "--name", "lazy-origin"])
         try engine.dockerOK(["run", "--rm", "--network", "none", "-v", "lazy-origin:/data", "tiny:latest",
-                             "sh", "-c", "mkdir /data/app && echo 'lazy state' > /data/app/state && head -c 2000000 /dev/urandom > /data/app/blob"])
+                             "sh", "-c", "mkdir /data/app && echo 'lazy state' > /data/app/state "
+                                 + "&& head -c 2000000 /dev/urandom > /data/app/blob"])
         XCTAssertEqual(try daemon.cli(["snapshot", "create", "lazy-origin", "--name", "lazy-snap"]).status, 0)
         let backup = try daemon.cli(["backup", "create", "lazy-snap", "--dest", "vfs://\(daemon.directory)/backups"])
         XCTAssertEqual(backup.status, 0, backup.stderr)
         let url = backup.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 
-        try engine.dockerOK(["volume", "create", "-d", driver, "--name", "lazyvol", "-o", "backup=\(url)", "-o", "lazy=true"])
+        try engine.dockerOK(["volume", "create", "-d", driver, "--name", "lazyvol", "-o", "backup=\(url)",
+                             "-o", "lazy=true"])
         let read = try engine.dockerOK(["run", "--rm", "--network", "none", "-v", "lazyvol:/data", "tiny:latest",
                                         "sh", "-c", "cat /data/app/state; md5sum /data/app/blob | cut -c1-32"])
-        let original = try engine.dockerOK(["run", "--rm", "--network", "none", "-v", "lazy-origin:/data", "tiny:latest",
-                                            "sh", "-c", "md5sum /data/app/blob | cut -c1-32"])
+        let original = try engine.dockerOK(["run", "--rm", "--network", "none", "-v", "lazy-origin:/data",
+                                            "tiny:latest", "sh", "-c", "md5sum /data/app/blob | cut -c1-32"])
         XCTAssertEqual(read, "lazy state\n" + original)
         let inspect = try engine.dockerOK(["volume", "inspect", "lazyvol", "--format", "{{ .Status.hydration }}"])
         // "<no value>": hydration completed and the volume became a plain directory when the container left.
         XCTAssertTrue(["hydrating", "complete", "<no value>"].contains(inspect), inspect)
-        let bad = try engine.docker(["volume", "create", "-d", driver, "--name", "lazy-bad", "-o", "lazy=maybe", "-o", "backup=\(url)"])
+        let bad = try engine.docker(["volume", "create", "-d", driver, "--name", "lazy-bad", "-o", "lazy=maybe",
+                                     "-o", "backup=\(url)"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("not true or false"), bad.stderr)
     }

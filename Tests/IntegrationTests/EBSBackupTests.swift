@@ -13,7 +13,8 @@ final class EBSBackupTests: EBSDaemonTestCase {
         let source = prefix + "src"
         XCTAssertEqual(try daemon.cli(["create", source]).status, 0)
         let path = try daemon.cli(["mount", source]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        try Command.check("/bin/sh", ["-c", "mkdir '\(path)/d' && head -c 700000 /dev/urandom > '\(path)/d/blob' && echo v1 > '\(path)/state'"])
+        try Command.check("/bin/sh", ["-c", "mkdir '\(path)/d' && head -c 700000 /dev/urandom > '\(path)/d/blob' "
+                                    + "&& echo v1 > '\(path)/state'"])
 
         let snapshot = try daemon.cli(["snapshot", "create", source, "--name", prefix + "-s1"])
         XCTAssertEqual(snapshot.status, 0, snapshot.stderr + daemon.log_())
@@ -31,7 +32,8 @@ final class EBSBackupTests: EBSDaemonTestCase {
         XCTAssertTrue(listed.stdout.contains(url), listed.stdout + listed.stderr)
         let inspected = try daemon.cli(["backup", "inspect", url])
         XCTAssertTrue(inspected.stdout.contains(source) && inspected.stdout.contains(prefix + "-s1"), inspected.stdout)
-        XCTAssertTrue(try daemon.cli(["backup", "create", prefix + "-s1", "--dest", "vfs:///tmp/x"]).stderr.contains("--dest ebs://"))
+        XCTAssertTrue(try daemon.cli(["backup", "create", prefix + "-s1", "--dest", "vfs:///tmp/x"]).stderr
+            .contains("--dest ebs://"))
 
         // Restores: the CLI's --backup, and Docker's -o backup=.
         let restored = try daemon.cli(["create", prefix + "cli", "--backup", url])
@@ -70,7 +72,8 @@ final class EBSBackupTests: EBSDaemonTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 30, "bounded by ebs.attachtimeout")
         XCTAssertTrue(created.stderr.contains("the block device of EBS volume vol-"), created.stderr)
         XCTAssertTrue(created.stderr.contains("did not happen within 3"), created.stderr)
-        XCTAssertTrue(created.stderr.contains("nvme-Amazon_Elastic_Block_Store_vol"), "says where it looked: \(created.stderr)")
+        XCTAssertTrue(created.stderr.contains("nvme-Amazon_Elastic_Block_Store_vol"),
+                      "says where it looked: \(created.stderr)")
         let left = try await ebs.volumes(named: name)
         XCTAssertEqual(left, [], "the EBS volume was detached and deleted")
         XCTAssertFalse(try daemon.cli(["list"]).stdout.contains(name), "and convoy does not know it")

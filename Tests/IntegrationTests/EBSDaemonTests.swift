@@ -30,7 +30,8 @@ final class EBSDaemonTests: EBSDaemonTestCase {
         let loop = try Command.check("/usr/bin/readlink", ["-f", ebs.deviceLink(volume.id)])
         XCTAssertEqual(try Command.check("/usr/bin/findmnt", ["-n", "-o", "SOURCE", path]), loop)
         XCTAssertEqual(try Command.check("/usr/bin/findmnt", ["-n", "-o", "FSTYPE", path]), "ext4\n")
-        try Command.check("/bin/sh", ["-c", "head -c 300000 /dev/urandom > '\(path)/data' && cp '\(path)/data' '\(daemon.directory)/expected'"])
+        try Command.check("/bin/sh", ["-c", "head -c 300000 /dev/urandom > '\(path)/data' "
+                                    + "&& cp '\(path)/data' '\(daemon.directory)/expected'"])
 
         XCTAssertEqual(try daemon.cli(["umount", name]).status, 0)
         XCTAssertFalse(daemon.mountsUnderDirectory.contains(path), "the last reference unmounts")
@@ -43,21 +44,24 @@ final class EBSDaemonTests: EBSDaemonTestCase {
         XCTAssertEqual(deleted.status, 0, deleted.stderr)
         let gone = try await ebs.ec2.volume(volume.id)
         XCTAssertNil(gone, "the EBS volume is deleted")
-        XCTAssertTrue(ebs.eventually { !FileManager.default.fileExists(atPath: ebs.deviceLink(volume.id)) }, "and its disk went away")
+        XCTAssertTrue(ebs.eventually { !FileManager.default.fileExists(atPath: ebs.deviceLink(volume.id)) },
+                      "and its disk went away")
         XCTAssertFalse(try daemon.cli(["list"]).stdout.contains(name))
     }
 
     func testLifeCycleThroughThePluginAPIWithTwoReferences() async throws {
         let name = prefix + "b"
         try daemon.pluginOK("VolumeDriver.Create", ["Name": name, "Opts": ["size": "2G", "fs": "xfs"]])
-        XCTAssertEqual((try daemon.pluginOK("VolumeDriver.Capabilities", [:])["Capabilities"] as? [String: String])?["Scope"], "local")
+        XCTAssertEqual((try daemon.pluginOK("VolumeDriver.Capabilities", [:])["Capabilities"]
+                        as? [String: String])?["Scope"], "local")
         let found = try await ebs.volumes(named: name)
         let volume = try XCTUnwrap(found.first)
         XCTAssertEqual(volume.sizeGiB, 2)
         XCTAssertEqual(volume.volumeType, "gp3", "the default type")
 
         let first = try daemon.pluginOK("VolumeDriver.Mount", ["Name": name, "ID": "c1"])["Mountpoint"] as? String ?? ""
-        let second = try daemon.pluginOK("VolumeDriver.Mount", ["Name": name, "ID": "c2"])["Mountpoint"] as? String ?? ""
+        let second = try daemon.pluginOK("VolumeDriver.Mount", ["Name": name, "ID": "c2"])["Mountpoint"]
+            as? String ?? ""
         XCTAssertEqual(first, second)
         XCTAssertEqual(try Command.check("/usr/bin/findmnt", ["-n", "-o", "FSTYPE", first]), "xfs\n")
         try Command.check("/bin/sh", ["-c", "echo hello > '\(first)/greeting'"])

@@ -53,7 +53,8 @@ final class GlusterDaemonTests: XCTestCase {
                        "the file is on the gluster volume's brick")
         // The quota is what df shows inside the volume (features.quota-deem-statfs).
         let df = try Command.check("/bin/df", ["-B1", "--output=size", mountpoint])
-        XCTAssertEqual(df.split(separator: "\n").last.map { $0.trimmingCharacters(in: .whitespaces) }, "\(64 << 20)", df)
+        XCTAssertEqual(df.split(separator: "\n").last.map { $0.trimmingCharacters(in: .whitespaces) }, "\(64 << 20)",
+                       df)
 
         let status = try XCTUnwrap(volume["Status"] as? [String: String], "\(volume)")
         XCTAssertEqual(status["poolMount"], "connected")
@@ -62,17 +63,20 @@ final class GlusterDaemonTests: XCTestCase {
         let refused = try daemon.cli(["delete", name])
         XCTAssertNotEqual(refused.status, 0, "a mounted volume is not deleted")
         XCTAssertEqual(try daemon.cli(["umount", name]).status, 0)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: mountpoint + "/hello"), "the pool stays mounted for the other volumes")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: mountpoint + "/hello"),
+                      "the pool stays mounted for the other volumes")
         let deleted = try daemon.cli(["delete", name])
         XCTAssertEqual(deleted.status, 0, deleted.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: gluster.brick + "/" + name), "deleted on the brick too")
-        let quotas = try Command.run("/usr/sbin/gluster", ["--mode=script", "volume", "quota", gluster.pool, "list", "/" + name])
+        let quotas = try Command.run("/usr/sbin/gluster",
+                                     ["--mode=script", "volume", "quota", gluster.pool, "list", "/" + name])
         XCTAssertFalse(quotas.stdout.contains("/" + name + " "), "its quota went with it: \(quotas.stdout)")
     }
 
     func testLifeCycleThroughThePluginAPIInAnotherPool() throws {
         let caps = try daemon.pluginOK("VolumeDriver.Capabilities", [:])
-        XCTAssertEqual((caps["Capabilities"] as? [String: String])?["Scope"], "global", "gluster volumes are reachable from every host")
+        XCTAssertEqual((caps["Capabilities"] as? [String: String])?["Scope"], "global",
+                       "gluster volumes are reachable from every host")
 
         let name = unique("api")
         try daemon.pluginOK("VolumeDriver.Create", ["Name": name, "Opts": ["size": "32M", "pool": gluster.replicaPool]])
@@ -81,7 +85,8 @@ final class GlusterDaemonTests: XCTestCase {
         XCTAssertEqual(mountpoint, poolMount(gluster.replicaPool) + "/" + name)
         try Data("replicated".utf8).write(to: URL(fileURLWithPath: mountpoint + "/f"))
         for brick in gluster.replicaBricks {
-            XCTAssertEqual(try String(contentsOfFile: brick + "/\(name)/f", encoding: .utf8), "replicated", "on both bricks")
+            XCTAssertEqual(try String(contentsOfFile: brick + "/\(name)/f", encoding: .utf8), "replicated",
+                           "on both bricks")
         }
         let listed = try daemon.pluginOK("VolumeDriver.List", [:])
         XCTAssertTrue(((listed["Volumes"] as? [[String: Any]]) ?? []).contains { $0["Name"] as? String == name })
@@ -92,7 +97,8 @@ final class GlusterDaemonTests: XCTestCase {
         XCTAssertEqual(status["poolMount"] as? String, "connected")
         XCTAssertEqual(status["size"] as? Int, 32 << 20)
         // The replica pool has no quota: the size is recorded, and Status says it is not enforced and how to fix it.
-        XCTAssertTrue((status["sizeNotEnforced"] as? String)?.contains("gluster volume quota \(gluster.replicaPool) enable") ?? false, "\(status)")
+        XCTAssertTrue((status["sizeNotEnforced"] as? String)?.contains(
+            "gluster volume quota \(gluster.replicaPool) enable") ?? false, "\(status)")
 
         XCTAssertTrue(try daemon.pluginErr("VolumeDriver.Remove", #"{"Name":"\#(name)"}"#).contains("in use"))
         try daemon.pluginOK("VolumeDriver.Unmount", ["Name": name, "ID": "container-1"])
@@ -108,9 +114,11 @@ final class GlusterDaemonTests: XCTestCase {
         try Data("theirs".utf8).write(to: URL(fileURLWithPath: otherHost + "/data"))
         let taken = try daemon.pluginErr("VolumeDriver.Create", #"{"Name":"other-host-\#(name)"}"#)
         XCTAssertTrue(taken.contains("already holds a directory other-host-\(name)"), taken)
-        XCTAssertEqual(try String(contentsOfFile: otherHost + "/data", encoding: .utf8), "theirs", "another host's data is left alone")
+        XCTAssertEqual(try String(contentsOfFile: otherHost + "/data", encoding: .utf8), "theirs",
+                       "another host's data is left alone")
         try FileManager.default.removeItem(atPath: otherHost)
-        let absent = try daemon.pluginErr("VolumeDriver.Create", #"{"Name":"y\#(name)","Opts":{"pool":"no-such-pool"}}"#)
+        let absent = try daemon.pluginErr("VolumeDriver.Create",
+                                          #"{"Name":"y\#(name)","Opts":{"pool":"no-such-pool"}}"#)
         XCTAssertTrue(absent.contains("cannot mount gluster volume no-such-pool"), absent)
     }
 
@@ -132,9 +140,11 @@ final class GlusterDaemonTests: XCTestCase {
         let restored = try daemon.cli(["create", copy, "--backup", url])
         XCTAssertEqual(restored.status, 0, restored.stderr)
         let copyDirectory = poolMount(gluster.pool) + "/" + copy
-        XCTAssertEqual(try TreeDescription.describe(copyDirectory), original, "equal byte for byte, with owners, modes and times")
+        XCTAssertEqual(try TreeDescription.describe(copyDirectory), original,
+                       "equal byte for byte, with owners, modes and times")
         // Link counts differ on a brick: gluster keeps a hard link of every file under .glusterfs.
-        XCTAssertEqual(try TreeDescription.describe(gluster.brick + "/" + copy, directoryTimes: false, linkCounts: false),
+        XCTAssertEqual(try TreeDescription.describe(gluster.brick + "/" + copy, directoryTimes: false,
+                                                    linkCounts: false),
                        try TreeDescription.describe(copyDirectory, directoryTimes: false, linkCounts: false),
                        "the brick holds the restored tree")
 
@@ -152,13 +162,18 @@ final class GlusterDaemonTests: XCTestCase {
         let lazyDirectory = poolMount(gluster.pool) + "/" + lazyName
         let deadline = Date().addingTimeInterval(60)
         while try daemon.cli(["inspect", lazyName]).stdout.contains("LazyBackup"), Date() < deadline { usleep(200_000) }
-        XCTAssertFalse(try daemon.cli(["inspect", lazyName]).stdout.contains("LazyBackup"), "the lazy volume is finished")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.root + "/lazy/" + lazyName), "nothing of it is left under the root")
-        XCTAssertEqual(try String(contentsOfFile: gluster.brick + "/" + lazyName + "/written", encoding: .utf8), "written while lazy\n")
+        XCTAssertFalse(try daemon.cli(["inspect", lazyName]).stdout.contains("LazyBackup"),
+                       "the lazy volume is finished")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.root + "/lazy/" + lazyName),
+                       "nothing of it is left under the root")
+        XCTAssertEqual(try String(contentsOfFile: gluster.brick + "/" + lazyName + "/written", encoding: .utf8),
+                       "written while lazy\n")
         try FileManager.default.removeItem(atPath: lazyDirectory + "/written")
         XCTAssertEqual(try TreeDescription.describe(lazyDirectory, directoryTimes: false),
-                       try TreeDescription.describe(copyDirectory, directoryTimes: false), "the backup's tree, in the pool")
-        XCTAssertEqual(try daemon.cli(["mount", lazyName]).stdout.trimmingCharacters(in: .whitespacesAndNewlines), lazyDirectory)
+                       try TreeDescription.describe(copyDirectory, directoryTimes: false),
+                       "the backup's tree, in the pool")
+        XCTAssertEqual(try daemon.cli(["mount", lazyName]).stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+                       lazyDirectory)
         XCTAssertEqual(try daemon.cli(["umount", lazyName]).status, 0)
         XCTAssertEqual(try daemon.cli(["delete", lazyName]).status, 0)
 

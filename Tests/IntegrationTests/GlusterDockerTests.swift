@@ -29,7 +29,8 @@ final class GlusterDockerTests: XCTestCase {
         XCTAssertTrue(output.split(separator: " ").contains("16384"), "df in the container shows the quota: \(output)")
         XCTAssertEqual(try String(contentsOfFile: gluster.brick + "/\(name)/f", encoding: .utf8), "from-a-container\n")
         let status = try engine.dockerOK(["volume", "inspect", name, "--format", "{{json .Status}}"])
-        XCTAssertTrue(status.contains(#""poolMount":"connected""#) && status.contains(#""pool":"\#(gluster.pool)""#), status)
+        XCTAssertTrue(status.contains(#""poolMount":"connected""#) && status.contains(#""pool":"\#(gluster.pool)""#),
+                      status)
         XCTAssertEqual(try daemon.references(of: name), 0, "the finished container released its mount")
         try engine.dockerOK(["volume", "rm", name])
         XCTAssertFalse(FileManager.default.fileExists(atPath: gluster.brick + "/" + name))
@@ -50,7 +51,8 @@ final class GlusterDockerTests: XCTestCase {
         try GlusterServer.kill9AndWait(try XCTUnwrap(GlusterServer.brickPID(of: victim)))
         XCTAssertEqual(try engine.dockerOK(["wait", container]), "0", "every write succeeded with a brick down")
         XCTAssertEqual(try String(contentsOfFile: survivor + "/\(name)/file-60", encoding: .utf8), "line-60\n")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: victim + "/\(name)/file-60"), "the dead brick missed the late writes")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: victim + "/\(name)/file-60"),
+                       "the dead brick missed the late writes")
 
         try gluster.restartBrickAndWaitForHeal(brick: victim, directory: name, files: GlusterFailoverTests.writtenFiles)
         try engine.dockerOK(["rm", container])

@@ -60,7 +60,8 @@ final class GlusterFailoverTests: XCTestCase {
         XCTAssertEqual(writer.terminationStatus, 0, "writes went on while a replica brick was down")
         XCTAssertEqual(try String(contentsOfFile: mountpoint + "/file-60", encoding: .utf8), "line-60\n")
         XCTAssertTrue(FileManager.default.fileExists(atPath: survivor + "/\(name)/file-60"))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: victim + "/\(name)/file-60"), "the dead brick missed the late writes")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: victim + "/\(name)/file-60"),
+                       "the dead brick missed the late writes")
 
         try gluster.restartBrickAndWaitForHeal(brick: victim, directory: name, files: Self.writtenFiles)
         try daemon.pluginOK("VolumeDriver.Unmount", ["Name": name, "ID": "writer"])
@@ -77,7 +78,8 @@ final class GlusterFailoverTests: XCTestCase {
         try Data("survives".utf8).write(to: URL(fileURLWithPath: mountpoint + "/data"))
         let poolMount = daemon.root + "/glusterfs/mounts/" + gluster.pool
         try GlusterServer.kill9AndWait(try XCTUnwrap(GlusterServer.clientPID(of: poolMount)))
-        XCTAssertNil(try? String(contentsOfFile: mountpoint + "/data", encoding: .utf8), "the dead client's mount answers nothing")
+        XCTAssertNil(try? String(contentsOfFile: mountpoint + "/data", encoding: .utf8),
+                     "the dead client's mount answers nothing")
 
         let broken = try status(name)
         XCTAssertEqual(broken["poolMount"], "failing: Transport endpoint is not connected", "\(broken)")
@@ -106,16 +108,20 @@ final class GlusterFailoverTests: XCTestCase {
         try Data("still here".utf8).write(to: URL(fileURLWithPath: mountpoint + "/data"))
 
         try GlusterServer.kill9AndWait(try XCTUnwrap(gluster.glusterdPID))
-        try GlusterServer.kill9AndWait(try XCTUnwrap(GlusterServer.clientPID(of: daemon.root + "/glusterfs/mounts/" + gluster.pool)))
+        try GlusterServer.kill9AndWait(try XCTUnwrap(GlusterServer.clientPID(
+            of: daemon.root + "/glusterfs/mounts/" + gluster.pool)))
         var meanwhile: [String: String] = [:]
         try waitUntil("Status to report the failed remount", timeout: 60) {
             meanwhile = try self.status(name)
             return meanwhile["poolRemountFailure"] != nil
         }
-        XCTAssertTrue(meanwhile["poolProblem"]?.contains("Transport endpoint is not connected") ?? false, "\(meanwhile)")
-        XCTAssertTrue(meanwhile["poolRemountFailure"]?.contains("cannot mount gluster volume \(gluster.pool)") ?? false, "\(meanwhile)")
+        XCTAssertTrue(meanwhile["poolProblem"]?.contains("Transport endpoint is not connected") ?? false,
+                      "\(meanwhile)")
+        XCTAssertTrue(meanwhile["poolRemountFailure"]?.contains("cannot mount gluster volume \(gluster.pool)") ?? false,
+                      "\(meanwhile)")
         let inspected = try daemon.cli(["inspect", name])
-        XCTAssertTrue(inspected.stdout.contains("poolRemountFailure"), "convoy inspect shows it too: \(inspected.stdout)")
+        XCTAssertTrue(inspected.stdout.contains("poolRemountFailure"),
+                      "convoy inspect shows it too: \(inspected.stdout)")
 
         try gluster.startGlusterd()
         try waitUntil("the check to remount the pool", timeout: 60) {
@@ -152,7 +158,8 @@ final class GlusterFailoverTests: XCTestCase {
 
         XCTAssertEqual(daemon.stop(), 0)
         try daemon.start()
-        XCTAssertFalse(daemon.log_().contains("reconcile:"), "nothing to repair after a clean restart: \(daemon.log_())")
+        XCTAssertFalse(daemon.log_().contains("reconcile:"),
+                       "nothing to repair after a clean restart: \(daemon.log_())")
         XCTAssertEqual(try daemon.references(of: inUse), 1)
 
         daemon.crash()
@@ -162,8 +169,8 @@ final class GlusterFailoverTests: XCTestCase {
         }
         try daemon.start()
         for volume in [inUse, idle] {
-            XCTAssertEqual(try String(contentsOfFile: mountpoints[volume, default: ""] + "/data", encoding: .utf8), volume,
-                           "remounted at start, before any operation")
+            XCTAssertEqual(try String(contentsOfFile: mountpoints[volume, default: ""] + "/data", encoding: .utf8),
+                           volume, "remounted at start, before any operation")
             XCTAssertEqual(try status(volume)["poolMount"], "connected")
         }
         try daemon.pluginOK("VolumeDriver.Unmount", ["Name": inUse, "ID": "c1"])

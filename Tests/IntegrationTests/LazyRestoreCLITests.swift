@@ -24,7 +24,8 @@ final class LazyRestoreCLITests: XCTestCase {
     func backedUpSource() throws -> (url: String, source: String) {
         XCTAssertEqual(try daemon.cli(["create", "source"]).status, 0)
         let source = try TreeDescription.populate(daemon.root + "/vfs/source")
-        try Command.check("/bin/sh", ["-c", "mkdir '\(source)/data' && for i in $(seq 10 21); do head -c 1000000 /dev/urandom > '\(source)'/data/f$i.bin; done"])
+        try Command.check("/bin/sh", ["-c", "mkdir '\(source)/data' && for i in $(seq 10 21); do "
+                                    + "head -c 1000000 /dev/urandom > '\(source)'/data/f$i.bin; done"])
         XCTAssertEqual(try daemon.cli(["snapshot", "create", "source", "--name", "source-snap"]).status, 0)
         let backup = try daemon.cli(["backup", "create", "source-snap", "--dest", "vfs://\(daemon.directory)/backups"])
         XCTAssertEqual(backup.status, 0, backup.stderr)

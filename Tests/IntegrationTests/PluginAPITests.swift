@@ -26,7 +26,8 @@ final class PluginAPITests: XCTestCase {
         XCTAssertEqual((capabilities["Capabilities"] as? [String: String])?["Scope"], "local")
 
         // Docker's implicit create sends Opts null; a repeated Create is harmless.
-        XCTAssertEqual(try daemon.plugin("VolumeDriver.Create", #"{"Name":"web-data","Opts":null}"# + "\n").json["Err"] as? String ?? "", "")
+        XCTAssertEqual(try daemon.plugin("VolumeDriver.Create", #"{"Name":"web-data","Opts":null}"# + "\n")
+                           .json["Err"] as? String ?? "", "")
         try daemon.pluginOK("VolumeDriver.Create", ["Name": "web-data", "Opts": [String: String]()])
         try daemon.pluginOK("VolumeDriver.Create", ["Name": "sized", "Opts": ["size": "2g"]])
 
@@ -34,7 +35,8 @@ final class PluginAPITests: XCTestCase {
         let names = (list["Volumes"] as? [[String: Any]])?.compactMap { $0["Name"] as? String }
         XCTAssertEqual(names?.sorted(), ["sized", "web-data"])
 
-        let sized = try XCTUnwrap(try daemon.pluginOK("VolumeDriver.Get", ["Name": "sized"])["Volume"] as? [String: Any])
+        let sized = try XCTUnwrap(
+            try daemon.pluginOK("VolumeDriver.Get", ["Name": "sized"])["Volume"] as? [String: Any])
         XCTAssertEqual(sized["Name"] as? String, "sized")
         let created = try XCTUnwrap(sized["CreatedAt"] as? String)
         XCTAssertNotNil(ISO8601DateFormatter().date(from: created), "CreatedAt is RFC 3339: \(created)")
@@ -44,7 +46,8 @@ final class PluginAPITests: XCTestCase {
         XCTAssertEqual(status["references"] as? Int, 0)
 
         XCTAssertEqual(try daemon.pluginOK("VolumeDriver.Path", ["Name": "web-data"])["Mountpoint"] as? String, "")
-        let first = try XCTUnwrap(try daemon.pluginOK("VolumeDriver.Mount", ["Name": "web-data", "ID": "A"])["Mountpoint"] as? String)
+        let first = try XCTUnwrap(
+            try daemon.pluginOK("VolumeDriver.Mount", ["Name": "web-data", "ID": "A"])["Mountpoint"] as? String)
         let second = try daemon.pluginOK("VolumeDriver.Mount", ["Name": "web-data", "ID": "B"])["Mountpoint"] as? String
         XCTAssertEqual(first, second)
         XCTAssertTrue(first.hasPrefix(daemon.root + "/vfs/"), first)
@@ -86,7 +89,8 @@ final class PluginAPITests: XCTestCase {
         for (method, body, expected) in cases {
             let err = try daemon.pluginErr(method, body)
             XCTAssertTrue(err.contains(expected), "\(method) \(body.prefix(40)): \(err)")
-            XCTAssertEqual(try daemon.plugin("Plugin.Activate").status, 200, "daemon still serving after \(body.prefix(40))")
+            XCTAssertEqual(try daemon.plugin("Plugin.Activate").status, 200,
+                           "daemon still serving after \(body.prefix(40))")
         }
         XCTAssertEqual((try daemon.pluginOK("VolumeDriver.List", [:])["Volumes"] as? [[String: Any]])?.count, 0,
                        "no bad request created anything")

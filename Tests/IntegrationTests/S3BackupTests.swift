@@ -11,7 +11,8 @@ final class S3BackupTests: XCTestCase {
         let environment = ProcessInfo.processInfo.environment
         if environment["CONVOY_SKIP_S3"] == "1" { throw XCTSkip("CONVOY_SKIP_S3=1") }
         guard let endpointText = environment["CONVOY_TEST_S3_ENDPOINT"], let endpoint = URL(string: endpointText) else {
-            throw HarnessError("CONVOY_TEST_S3_ENDPOINT is not set: run the tests through scripts/test, which starts moto's server")
+            throw HarnessError("CONVOY_TEST_S3_ENDPOINT is not set: "
+                + "run the tests through scripts/test, which starts moto's server")
         }
         let bucket = "convoy-it-" + UUID().uuidString.lowercased().prefix(12).replacingOccurrences(of: "-", with: "")
         let client = try S3Client(.init(bucket: bucket, region: "us-east-1", endpoint: endpoint,
@@ -50,7 +51,8 @@ final class S3BackupTests: XCTestCase {
 
         let restored = try daemon.cli(["create", "from-s3", "--backup", second])
         XCTAssertEqual(restored.status, 0, restored.stderr)
-        try Command.check("/usr/bin/diff", ["-r", "--no-dereference", daemon.root + "/vfs/vol10", daemon.root + "/vfs/from-s3"])
+        try Command.check("/usr/bin/diff",
+                          ["-r", "--no-dereference", daemon.root + "/vfs/vol10", daemon.root + "/vfs/from-s3"])
 
         // Deleting vol1's backup leaves vol10's whole.
         XCTAssertEqual(try daemon.cli(["backup", "delete", first]).status, 0)
@@ -62,10 +64,12 @@ final class S3BackupTests: XCTestCase {
     func testMissingCredentialsAndBucketsAreClearErrors() throws {
         XCTAssertEqual(try daemon.cli(["create", "lonely"]).status, 0)
         XCTAssertEqual(try daemon.cli(["snapshot", "create", "lonely", "--name", "lonely-s"]).status, 0)
-        let noBucket = try daemon.cli(["backup", "create", "lonely-s", "--dest", "s3://no-such-bucket-here@us-east-1/x"])
+        let noBucket = try daemon.cli(["backup", "create", "lonely-s", "--dest",
+                                       "s3://no-such-bucket-here@us-east-1/x"])
         XCTAssertEqual(noBucket.status, 1)
         XCTAssertTrue(noBucket.stderr.contains("NoSuchBucket"), noBucket.stderr)
-        XCTAssertFalse(noBucket.stderr.contains(ProcessInfo.processInfo.environment["AWS_SECRET_ACCESS_KEY"] ?? "\u{0}"),
+        XCTAssertFalse(noBucket.stderr
+                           .contains(ProcessInfo.processInfo.environment["AWS_SECRET_ACCESS_KEY"] ?? "\u{0}"),
                        "the secret never appears in an error")
     }
 

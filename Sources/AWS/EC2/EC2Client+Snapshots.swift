@@ -1,19 +1,23 @@
 import ConvoyCore
 
 extension EC2Client {
-    public func createSnapshot(volumeID: String, description: String, tags: [String: String]) async throws(ConvoyError) -> EC2Snapshot {
+    public func createSnapshot(volumeID: String, description: String,
+                               tags: [String: String]) async throws(ConvoyError) -> EC2Snapshot {
         var parameters = EC2Parameters()
         parameters["VolumeId"] = volumeID
         parameters["Description"] = description
         parameters.tags(tags, resourceType: "snapshot")
         let snapshot = EC2Snapshot(try await call("CreateSnapshot", parameters))
-        guard !snapshot.id.isEmpty else { throw ConvoyError(.driverFailure, "EC2 CreateSnapshot: the answer names no snapshot") }
+        guard !snapshot.id.isEmpty else {
+            throw ConvoyError(.driverFailure, "EC2 CreateSnapshot: the answer names no snapshot")
+        }
         return snapshot
     }
 
     /// This account's snapshots (`Owner=self`) by id and/or filter. Never unfiltered: the public snapshots of a
     /// region number in the hundreds of thousands.
-    public func describeSnapshots(ids: [String] = [], filters: [String: [String]] = [:]) async throws(ConvoyError) -> [EC2Snapshot] {
+    public func describeSnapshots(ids: [String] = [],
+                                  filters: [String: [String]] = [:]) async throws(ConvoyError) -> [EC2Snapshot] {
         var parameters = EC2Parameters()
         parameters.list("Owner", ["self"])
         parameters.list("SnapshotId", ids)

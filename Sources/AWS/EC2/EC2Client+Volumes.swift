@@ -40,12 +40,15 @@ extension EC2Client {
         parameters["SnapshotId"] = spec.snapshotID
         parameters.tags(spec.tags, resourceType: "volume")
         let volume = EC2Volume(try await call("CreateVolume", parameters))
-        guard !volume.id.isEmpty else { throw ConvoyError(.driverFailure, "EC2 CreateVolume: the answer names no volume") }
+        guard !volume.id.isEmpty else {
+            throw ConvoyError(.driverFailure, "EC2 CreateVolume: the answer names no volume")
+        }
         return volume
     }
 
     /// Volumes by id (a missing one is `.notFound`) and/or by filter (`tag:convoy-volume`, `attachment.instance-id`).
-    public func describeVolumes(ids: [String] = [], filters: [String: [String]] = [:]) async throws(ConvoyError) -> [EC2Volume] {
+    public func describeVolumes(ids: [String] = [],
+                                filters: [String: [String]] = [:]) async throws(ConvoyError) -> [EC2Volume] {
         var parameters = EC2Parameters()
         parameters.list("VolumeId", ids)
         parameters.filters(filters)

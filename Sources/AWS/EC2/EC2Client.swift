@@ -33,7 +33,8 @@ public struct EC2Client: Sendable {
     let transport: HTTPTransport
 
     public init(_ configuration: Configuration) throws(ConvoyError) {
-        guard !configuration.region.isEmpty, configuration.region.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
+        guard !configuration.region.isEmpty,
+              configuration.region.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
             throw .invalid("'\(configuration.region)' is not an AWS region (e.g. us-east-1)")
         }
         if let endpoint = configuration.endpoint {
@@ -61,10 +62,12 @@ public struct EC2Client: Sendable {
         let response = try await RetryingSender.send(policy: configuration.retry, operation: operation,
                                                      endpoint: url.absoluteString) { _ throws(ConvoyError) in
             var signed = headers
-            signed.merge(try signer.signatureHeaders(method: "POST", url: url, headers: headers, payloadHash: payloadHash),
+            signed.merge(try signer.signatureHeaders(method: "POST", url: url, headers: headers,
+                                                     payloadHash: payloadHash),
                          uniquingKeysWith: { _, new in new })
             do throws(TransportError) {
-                let response = try await transport.send(HTTPRequest(method: "POST", url: url, headers: signed, body: body))
+                let response = try await transport.send(HTTPRequest(method: "POST", url: url, headers: signed,
+                                                                    body: body))
                 let retryable = !(200..<300).contains(response.status) && EC2ErrorResponse(response).isRetryable
                 return .init(outcome: .success(response), retryable: retryable)
             } catch {

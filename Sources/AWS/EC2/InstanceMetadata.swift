@@ -36,17 +36,20 @@ public struct InstanceMetadata: Sendable {
         return Identity(instanceID: instanceID, region: region, availabilityZone: zone)
     }
 
-    private func fetch(_ method: String, _ path: String, headers: [String: String]) async throws(ConvoyError) -> String {
+    private func fetch(_ method: String, _ path: String,
+                       headers: [String: String]) async throws(ConvoyError) -> String {
         let url = endpoint.appendingPathComponent(path)
         let response: HTTPResponse
         do {
             response = try await transport.send(HTTPRequest(method: method, url: url, headers: headers, body: Data()))
         } catch {
-            throw ConvoyError(.unavailable, "instance metadata \(url.absoluteString): \(error.description); off EC2, give ebs.instanceid, ebs.region and ebs.az")
+            throw ConvoyError(.unavailable, "instance metadata \(url.absoluteString): \(error.description); "
+                + "off EC2, give ebs.instanceid, ebs.region and ebs.az")
         }
         let text = String(decoding: response.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard response.status == 200, !text.isEmpty else {
-            throw ConvoyError(.unavailable, "instance metadata \(url.absoluteString) answered HTTP \(response.status); give ebs.instanceid, ebs.region and ebs.az")
+            throw ConvoyError(.unavailable, "instance metadata \(url.absoluteString) answered HTTP \(response.status); "
+                + "give ebs.instanceid, ebs.region and ebs.az")
         }
         return text
     }

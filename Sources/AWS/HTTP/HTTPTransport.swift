@@ -42,14 +42,17 @@ final class HTTPTransport: Sendable {
     static let largestBody = 5 << 30
 
     /// `proxy`: the HTTP proxy for the one host this transport talks to (`ProxyEnvironment`), if any.
-    init(idleTimeout: TimeInterval, timeLimit: Duration, maximumConnections: Int, proxy: ProxyEnvironment.Proxy? = nil) {
+    init(idleTimeout: TimeInterval, timeLimit: Duration, maximumConnections: Int,
+         proxy: ProxyEnvironment.Proxy? = nil) {
         let idle = TimeAmount.milliseconds(Int64(max(idleTimeout, 0.001) * 1000))
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow, timeout: .init(connect: idle, read: idle),
             connectionPool: .init(idleTimeout: .seconds(60),
                                   concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maximumConnections)),
             proxy: proxy.map { proxy in
-                let authorization = proxy.user.map { HTTPClient.Authorization.basic(username: $0, password: proxy.password ?? "") }
+                let authorization = proxy.user.map {
+                    HTTPClient.Authorization.basic(username: $0, password: proxy.password ?? "")
+                }
                 return .server(host: proxy.host, port: proxy.port, authorization: authorization)
             },
             decompression: .disabled)
@@ -156,7 +159,9 @@ final class HTTPTransport: Sendable {
             // Every address of the host failed; the first refusal or timeout says why.
             let reasons = error.connectionErrors.map { "\($0.error)" }
             let refused = error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
-            return TransportError(description: refused ? "connection refused" : "cannot connect to \(error.host) (\(reasons.joined(separator: "; ")))",
+            return TransportError(description: refused
+                                      ? "connection refused"
+                                      : "cannot connect to \(error.host) (\(reasons.joined(separator: "; ")))",
                                   retryable: true)
         }
         if error is ChannelError {

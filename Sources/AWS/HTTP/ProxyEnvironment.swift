@@ -19,15 +19,19 @@ struct ProxyEnvironment: Sendable {
     }
 
     func proxy(for url: URL) -> Proxy? {
-        guard let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased(), !bypasses(host) else { return nil }
+        guard let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased(), !bypasses(host) else {
+            return nil
+        }
         let names = scheme == "https" ? ["https_proxy", "HTTPS_PROXY"] : scheme == "http" ? ["http_proxy"] : []
-        guard let setting = (names + ["all_proxy", "ALL_PROXY"]).lazy.compactMap({ variables[$0] }).first(where: { !$0.isEmpty })
+        guard let setting = (names + ["all_proxy", "ALL_PROXY"]).lazy.compactMap({ variables[$0] })
+                .first(where: { !$0.isEmpty })
         else { return nil }
         // A bare host:port means http://host:port; curl's default proxy port is 1080.
         let text = setting.contains("://") ? setting : "http://" + setting
         guard let components = URLComponents(string: text), components.scheme?.lowercased() == "http",
               let proxyHost = components.host, !proxyHost.isEmpty else { return nil }
-        return Proxy(host: proxyHost, port: components.port ?? 1080, user: components.user, password: components.password)
+        return Proxy(host: proxyHost, port: components.port ?? 1080, user: components.user,
+                     password: components.password)
     }
 
     private func bypasses(_ host: String) -> Bool {

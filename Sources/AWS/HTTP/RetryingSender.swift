@@ -31,7 +31,8 @@ enum RetryingSender {
                 case .failure(let error):
                     if Task.isCancelled { throw ConvoyError(.unavailable, "\(operation): cancelled") }
                     let tries = number > 1 ? " after \(number) attempts" : ""
-                    throw ConvoyError(.unavailable, "\(operation): cannot reach \(endpoint): \(error.description)\(tries)")
+                    throw ConvoyError(.unavailable,
+                                      "\(operation): cannot reach \(endpoint): \(error.description)\(tries)")
                 }
             }
             do {

@@ -16,7 +16,8 @@ struct S3Addressing: Sendable {
                   let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https",
                   components.host?.isEmpty == false, components.query == nil
             else {
-                throw ConvoyError(.invalidArgument, "S3 endpoint '\(endpoint.absoluteString)' must be an http(s) URL with a host and no query, such as http://127.0.0.1:9000")
+                throw ConvoyError(.invalidArgument, "S3 endpoint '\(endpoint.absoluteString)' must be an http(s) URL "
+                    + "with a host and no query, such as http://127.0.0.1:9000")
             }
             var trimmed = endpoint.absoluteString
             while trimmed.hasSuffix("/") { trimmed.removeLast() }
@@ -65,7 +66,8 @@ struct S3Addressing: Sendable {
         let edgesOK = bucket.first.map { $0.isLetter || $0.isNumber } == true
             && bucket.last.map { $0.isLetter || $0.isNumber } == true
         guard (3...63).contains(bucket.count), allowed, edgesOK else {
-            throw ConvoyError(.invalidArgument, "S3 bucket name '\(bucket)' is invalid: use 3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit")
+            throw ConvoyError(.invalidArgument, "S3 bucket name '\(bucket)' is invalid: "
+                + "use 3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit")
         }
     }
 
@@ -76,7 +78,8 @@ struct S3Addressing: Sendable {
             throw ConvoyError(.invalidArgument, "S3 key '\(key.prefix(80))' must be 1 to 1024 bytes long")
         }
         if key.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == "." || $0 == ".." }) {
-            throw ConvoyError(.invalidArgument, "S3 key '\(key)' has a '.' or '..' segment, which HTTP clients rewrite; choose another key")
+            throw ConvoyError(.invalidArgument, "S3 key '\(key)' has a '.' or '..' segment, "
+                + "which HTTP clients rewrite; choose another key")
         }
     }
 }

@@ -19,7 +19,8 @@ extension S3Client {
 
     private func deleteBatch(_ keys: [String]) async throws(ConvoyError) {
         // Quiet: the answer lists only the keys that failed.
-        var xml = #"<?xml version="1.0" encoding="UTF-8"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>"#
+        var xml = #"<?xml version="1.0" encoding="UTF-8"?>"#
+            + #"<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>"#
         for key in keys {
             xml += "<Object><Key>\(XMLText.escape(key))</Key></Object>"
         }
@@ -38,6 +39,7 @@ extension S3Client {
         let sample = failures.prefix(3).map { error in
             "\(error.value("Key") ?? "?"): \(error.value("Code") ?? "?") \(error.value("Message") ?? "")"
         }.joined(separator: "; ")
-        throw ConvoyError(.driverFailure, "\(describe(call)): S3 refused \(failures.count) of \(keys.count) keys (\(sample)) (request id \(response.header("x-amz-request-id") ?? "none"))")
+        throw ConvoyError(.driverFailure, "\(describe(call)): S3 refused \(failures.count) of \(keys.count) keys "
+            + "(\(sample)) (request id \(response.header("x-amz-request-id") ?? "none"))")
     }
 }

@@ -43,7 +43,8 @@ extension S3Client {
         let response = try check(try await send(call), call)
 
         guard let document = XMLTree.parse(response.body), document.name == "ListBucketResult" else {
-            throw ConvoyError(.driverFailure, "\(describe(call)): the answer is not a ListBucketResult (request id \(response.header("x-amz-request-id") ?? "none"))")
+            throw ConvoyError(.driverFailure, "\(describe(call)): the answer is not a ListBucketResult "
+                + "(request id \(response.header("x-amz-request-id") ?? "none"))")
         }
         let urlEncoded = document.value("EncodingType") == "url"
         var objects: [S3Object] = []

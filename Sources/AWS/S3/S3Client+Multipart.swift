@@ -8,7 +8,9 @@ extension S3Client {
         let partSize = configuration.partSize
         let partCount = max(1, (bytes.count + partSize - 1) / partSize)
         guard partCount <= Configuration.maximumParts else {
-            throw ConvoyError(.invalidArgument, "S3 PutObject \(addressing.describe(key)): \(bytes.count) bytes need \(partCount) parts of \(partSize) bytes; S3 allows \(Configuration.maximumParts): raise the part size")
+            throw ConvoyError(.invalidArgument, "S3 PutObject \(addressing.describe(key)): "
+                + "\(bytes.count) bytes need \(partCount) parts of \(partSize) bytes; "
+                + "S3 allows \(Configuration.maximumParts): raise the part size")
         }
         let uploadID = try await createMultipartUpload(key: key)
         do throws(ConvoyError) {
@@ -25,7 +27,8 @@ extension S3Client {
                 }
             }.value
             guard let abortFailure else { throw error }
-            throw ConvoyError(error.kind, "\(error.message); aborting upload \(uploadID) failed too (\(abortFailure.message)): a lifecycle rule for incomplete multipart uploads removes its parts")
+            throw ConvoyError(error.kind, "\(error.message); aborting upload \(uploadID) failed too "
+                + "(\(abortFailure.message)): a lifecycle rule for incomplete multipart uploads removes its parts")
         }
     }
 
@@ -35,7 +38,8 @@ extension S3Client {
                           headers: ["Content-Type": "application/octet-stream"])
         let response = try check(try await send(call), call)
         guard let uploadID = XMLTree.parse(response.body)?.value("UploadId"), !uploadID.isEmpty else {
-            throw ConvoyError(.driverFailure, "\(describe(call)): the answer has no UploadId (request id \(response.header("x-amz-request-id") ?? "none"))")
+            throw ConvoyError(.driverFailure, "\(describe(call)): the answer has no UploadId "
+                + "(request id \(response.header("x-amz-request-id") ?? "none"))")
         }
         return uploadID
     }
@@ -51,7 +55,9 @@ extension S3Client {
                 var next = 1
                 while next <= min(partCount, concurrency) {
                     let number = next
-                    group.addTask { (number, try await self.uploadPart(key: key, uploadID: uploadID, number: number, of: bytes)) }
+                    group.addTask {
+                        (number, try await self.uploadPart(key: key, uploadID: uploadID, number: number, of: bytes))
+                    }
                     next += 1
                 }
                 do {
@@ -59,7 +65,10 @@ extension S3Client {
                         etags[number] = etag
                         if next <= partCount {
                             let number = next
-                            group.addTask { (number, try await self.uploadPart(key: key, uploadID: uploadID, number: number, of: bytes)) }
+                            group.addTask {
+                                (number, try await self.uploadPart(key: key, uploadID: uploadID, number: number,
+                                                                   of: bytes))
+                            }
                             next += 1
                         }
                     }
@@ -76,21 +85,27 @@ extension S3Client {
         }
     }
 
-    private func uploadPart(key: String, uploadID: String, number: Int, of bytes: [UInt8]) async throws(ConvoyError) -> String {
+    private func uploadPart(key: String, uploadID: String, number: Int,
+                            of bytes: [UInt8]) async throws(ConvoyError) -> String {
         let partSize = configuration.partSize
         let range = (number - 1) * partSize..<min(number * partSize, bytes.count)
-        let call = S3Call(operation: "UploadPart", key: key, detail: "part \(number) of upload \(uploadID)", method: "PUT",
-                          url: try addressing.url(key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)]),
+        let call = S3Call(operation: "UploadPart", key: key, detail: "part \(number) of upload \(uploadID)",
+                          method: "PUT",
+                          url: try addressing.url(key: key,
+                                                  query: [("partNumber", String(number)), ("uploadId", uploadID)]),
                           headers: ["Content-Type": "application/octet-stream"], body: Data(bytes[range]))
         let response = try check(try await send(call), call)
         guard let etag = response.header("etag"), !etag.isEmpty else {
-            throw ConvoyError(.driverFailure, "\(describe(call)): the answer has no ETag (request id \(response.header("x-amz-request-id") ?? "none"))")
+            throw ConvoyError(.driverFailure, "\(describe(call)): the answer has no ETag "
+                + "(request id \(response.header("x-amz-request-id") ?? "none"))")
         }
         return etag
     }
 
-    private func completeMultipartUpload(key: String, uploadID: String, etags: [Int: String]) async throws(ConvoyError) {
-        var xml = #"<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#
+    private func completeMultipartUpload(key: String, uploadID: String,
+                                         etags: [Int: String]) async throws(ConvoyError) {
+        var xml = #"<?xml version="1.0" encoding="UTF-8"?>"#
+            + #"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#
         for (number, etag) in etags.sorted(by: { $0.key < $1.key }) {
             xml += "<Part><PartNumber>\(number)</PartNumber><ETag>\(XMLText.escape(etag))</ETag></Part>"
         }

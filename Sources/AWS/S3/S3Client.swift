@@ -68,10 +68,12 @@ public struct S3Client: Sendable {
     /// missing key or bucket is `.notFound`.
     public func getObject(key: String, offset: Int, length: Int) async throws(ConvoyError) -> [UInt8] {
         guard offset >= 0, length > 0 else {
-            throw ConvoyError(.internalFailure, "S3 GetObject \(addressing.describe(key)): invalid range \(offset)+\(length)")
+            throw ConvoyError(.internalFailure,
+                              "S3 GetObject \(addressing.describe(key)): invalid range \(offset)+\(length)")
         }
         let call = S3Call(operation: "GetObject", key: key, detail: "bytes \(offset)+\(length)", method: "GET",
-                          url: try addressing.url(key: key), headers: ["Range": "bytes=\(offset)-\(offset + length - 1)"])
+                          url: try addressing.url(key: key),
+                          headers: ["Range": "bytes=\(offset)-\(offset + length - 1)"])
         let response = try await send(call)
         // 416: the range starts past the end; the object is shorter than the caller expected.
         if response.status == 416 { return [] }
@@ -92,7 +94,8 @@ public struct S3Client: Sendable {
         if response.status == 404 { return nil }
         try check(response, call)
         guard let length = response.header("content-length").flatMap({ Int($0) }) else {
-            throw ConvoyError(.driverFailure, "S3 HeadObject \(addressing.describe(key)): the answer has no Content-Length (request id \(response.header("x-amz-request-id") ?? "none"))")
+            throw ConvoyError(.driverFailure, "S3 HeadObject \(addressing.describe(key)): "
+                + "the answer has no Content-Length (request id \(response.header("x-amz-request-id") ?? "none"))")
         }
         return length
     }

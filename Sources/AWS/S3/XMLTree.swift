@@ -51,7 +51,9 @@ private struct XMLReader {
                 stack[stack.count - 1].text += text
             } else if starts(with: "</") {
                 index += 2
-                guard let name = name(), skipSpaces(), take(">"), let done = stack.popLast(), done.name == name else { return nil }
+                guard let name = name(), skipSpaces(), take(">"), let done = stack.popLast(), done.name == name else {
+                    return nil
+                }
                 if stack.isEmpty { root = done } else { stack[stack.count - 1].children.append(done) }
             } else if starts(with: "<!--") {
                 guard !stack.isEmpty, skip(past: "-->") else { return nil }
@@ -170,7 +172,9 @@ private struct XMLReader {
                 continue
             }
             // Entities are short: looking no further keeps a document of many bare `&` linear.
-            guard let end = bytes[index..<min(bytes.count, index + 13)].firstIndex(of: UInt8(ascii: ";")) else { return nil }
+            guard let end = bytes[index..<min(bytes.count, index + 13)].firstIndex(of: UInt8(ascii: ";")) else {
+                return nil
+            }
             let entity = String(decoding: bytes[(index + 1)..<end], as: UTF8.self)
             index = end + 1
             switch entity {

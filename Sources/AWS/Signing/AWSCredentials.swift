@@ -25,7 +25,8 @@ public struct AWSCredentials: Sendable, Equatable {
         }
         let profile = nonEmpty(environment["AWS_PROFILE"]) ?? "default"
         guard let path = sharedCredentialsPath(environment) else {
-            throw ConvoyError(.invalidArgument, "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or set HOME so that ~/.aws/credentials can be read")
+            throw ConvoyError(.invalidArgument, "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                + "or set HOME so that ~/.aws/credentials can be read")
         }
         return try fromSharedFile(path: path, profile: profile)
     }
@@ -54,7 +55,8 @@ public struct AWSCredentials: Sendable, Equatable {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ConvoyError(.invalidArgument, "cannot read AWS credentials file \(path): \(error.localizedDescription); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead")
+            throw ConvoyError(.invalidArgument, "cannot read AWS credentials file \(path): "
+                + "\(error.localizedDescription); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead")
         }
         guard let values = SharedCredentialsFile.parse(text)[profile] else {
             throw ConvoyError(.invalidArgument, "AWS credentials file \(path) has no profile [\(profile)]")
@@ -62,7 +64,8 @@ public struct AWSCredentials: Sendable, Equatable {
         guard let keyID = nonEmpty(values["aws_access_key_id"]),
               let secret = nonEmpty(values["aws_secret_access_key"])
         else {
-            throw ConvoyError(.invalidArgument, "profile [\(profile)] of \(path) needs aws_access_key_id and aws_secret_access_key")
+            throw ConvoyError(.invalidArgument,
+                              "profile [\(profile)] of \(path) needs aws_access_key_id and aws_secret_access_key")
         }
         let token = nonEmpty(values["aws_session_token"]) ?? nonEmpty(values["aws_security_token"])
         return AWSCredentials(accessKeyID: keyID, secretAccessKey: secret, sessionToken: token)
@@ -84,7 +87,8 @@ public struct AWSCredentials: Sendable, Equatable {
 extension AWSCredentials: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     // The access key ID identifies the key (it shows in CloudTrail); only the secret and the token are redacted.
     public var description: String {
-        "AWSCredentials(accessKeyID: \(accessKeyID), secretAccessKey: <redacted>, sessionToken: \(sessionToken == nil ? "none" : "<redacted>"))"
+        "AWSCredentials(accessKeyID: \(accessKeyID), secretAccessKey: <redacted>, "
+            + "sessionToken: \(sessionToken == nil ? "none" : "<redacted>"))"
     }
 
     public var debugDescription: String { description }

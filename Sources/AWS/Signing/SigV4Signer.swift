@@ -65,7 +65,8 @@ public struct SigV4Signer: Sendable {
         let signature = Digests.hex(Digests.hmacSHA256(key: signingKey(day: timestamp.date), stringToSign))
 
         added["Authorization"] =
-            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
+            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), "
+            + "Signature=\(signature)"
         return added
     }
 

@@ -4,7 +4,8 @@ import ConvoyCore
 enum DMSetup {
     static let timeout = Duration.seconds(60)
 
-    static func run(_ tool: String, _ arguments: [String], timeout: Duration = timeout) async throws(ConvoyError) -> String {
+    static func run(_ tool: String, _ arguments: [String],
+                    timeout: Duration = timeout) async throws(ConvoyError) -> String {
         try await ExternalCommand.run(tool, arguments, timeout: timeout).stdout
     }
 
@@ -24,8 +25,12 @@ enum DMSetup {
         _ = try await run("/sbin/dmsetup", ["remove", "--retry", name])
     }
 
-    static func suspend(_ name: String) async throws(ConvoyError) { _ = try await run("/sbin/dmsetup", ["suspend", name]) }
-    static func resume(_ name: String) async throws(ConvoyError) { _ = try await run("/sbin/dmsetup", ["resume", name]) }
+    static func suspend(_ name: String) async throws(ConvoyError) {
+        _ = try await run("/sbin/dmsetup", ["suspend", name])
+    }
+    static func resume(_ name: String) async throws(ConvoyError) {
+        _ = try await run("/sbin/dmsetup", ["resume", name])
+    }
 
     static func message(_ pool: String, _ text: String) async throws(ConvoyError) {
         _ = try await run("/sbin/dmsetup", ["message", "/dev/mapper/" + pool, "0", text])
@@ -58,7 +63,9 @@ enum DMSetup {
     /// Size of a block device in 512-byte sectors.
     static func sectors(_ device: String) async throws(ConvoyError) -> UInt64 {
         let text = try await run("/sbin/blockdev", ["--getsz", device]).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let value = UInt64(text) else { throw ConvoyError(.driverFailure, "blockdev --getsz \(device) answered '\(text)'") }
+        guard let value = UInt64(text) else {
+            throw ConvoyError(.driverFailure, "blockdev --getsz \(device) answered '\(text)'")
+        }
         return value
     }
 }

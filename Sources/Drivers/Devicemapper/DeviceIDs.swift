@@ -31,7 +31,8 @@ final class DeviceIDs: Sendable {
         let current = (try? String(contentsOfFile: path, encoding: .utf8))
             .flatMap { UInt32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 1
         guard current < Self.maximum else {
-            throw ConvoyError(.driverFailure, "the thin pool's device ids are exhausted (\(Self.maximum)); create a new pool")
+            throw ConvoyError(.driverFailure,
+                              "the thin pool's device ids are exhausted (\(Self.maximum)); create a new pool")
         }
         try write(current + 1)
         return current
@@ -40,13 +41,13 @@ final class DeviceIDs: Sendable {
     private func write(_ value: UInt32) throws(ConvoyError) {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ConvoyError(.driverFailure, "cannot write \(temporary): \(FileSystem.errnoText())") }
+        guard fd >= 0 else { throw ConvoyError(.driverFailure, "cannot write \(temporary): \(Filesystem.errnoText())") }
         let bytes = Array("\(value)\n".utf8)
         let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd)
         close(fd)
         guard written == bytes.count, synced == 0, rename(temporary, path) == 0 else {
-            throw ConvoyError(.driverFailure, "cannot record the next device id in \(path): \(FileSystem.errnoText())")
+            throw ConvoyError(.driverFailure, "cannot record the next device id in \(path): \(Filesystem.errnoText())")
         }
     }
 }

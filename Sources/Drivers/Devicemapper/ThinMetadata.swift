@@ -38,7 +38,9 @@ struct ThinMetadata: Sendable {
         }
         var delta = Delta(changed: [], unmapped: [])
         for line in xml.split(separator: "\n") {
-            guard let begin = Self.attribute("begin", in: line), let length = Self.attribute("length", in: line) else { continue }
+            guard let begin = Self.attribute("begin", in: line), let length = Self.attribute("length", in: line) else {
+                continue
+            }
             if line.contains("<different") || line.contains("<right_only") {
                 delta.changed.append(contentsOf: begin..<(begin + length))
             } else if line.contains("<left_only") {

@@ -30,7 +30,8 @@ struct ThinPoolConfiguration: Sendable, Equatable {
         dataDevice = options["dm.datadev"]
         metadataDevice = options["dm.metadatadev"]
         guard (dataDevice == nil) == (metadataDevice == nil) else {
-            throw .invalid("give both dm.datadev and dm.metadatadev, or neither (then sparse files under \(directory) are used)")
+            throw .invalid("give both dm.datadev and dm.metadatadev, or neither "
+                + "(then sparse files under \(directory) are used)")
         }
         let blockSize = try ByteSize.parse(options["dm.thinpoolblocksize"] ?? "2M", option: "dm.thinpoolblocksize")
         // dm-thin: a multiple of 64 KiB between 64 KiB and 1 GiB.
@@ -38,11 +39,15 @@ struct ThinPoolConfiguration: Sendable, Equatable {
             throw .invalid("dm.thinpoolblocksize: \(blockSize) bytes is not a multiple of 64K between 64K and 1G")
         }
         blockSectors = blockSize / 512
-        defaultVolumeSize = try ByteSize.parse(options["dm.defaultvolumesize"] ?? "100G", option: "dm.defaultvolumesize")
-        guard defaultVolumeSize >= 16 << 20 else { throw .invalid("dm.defaultvolumesize: at least 16M (a filesystem needs room)") }
+        defaultVolumeSize = try ByteSize.parse(options["dm.defaultvolumesize"] ?? "100G",
+                                               option: "dm.defaultvolumesize")
+        guard defaultVolumeSize >= 16 << 20 else {
+            throw .invalid("dm.defaultvolumesize: at least 16M (a filesystem needs room)")
+        }
         defaultFilesystem = options["dm.fs"] ?? "ext4"
         guard Self.filesystems.contains(defaultFilesystem) else {
-            throw .invalid("dm.fs: '\(defaultFilesystem)' is not one of \(Self.filesystems.sorted().joined(separator: ", "))")
+            throw .invalid("dm.fs: '\(defaultFilesystem)' is not one of "
+                + "\(Self.filesystems.sorted().joined(separator: ", "))")
         }
     }
 }
@@ -60,22 +65,26 @@ struct ThinPool: Sendable {
     var device: String { "/dev/mapper/" + configuration.poolName }
 
     func activate() async throws(ConvoyError) {
-        try FileSystem.makeDirectory(configuration.directory, mode: 0o700)
+        try Filesystem.makeDirectory(configuration.directory, mode: 0o700)
         if await DMSetup.exists(configuration.poolName) {
             try await checkHealthy()
             return
         }
-        let data = try await attach(configuration.dataDevice, file: configuration.directory + "/data.img", size: Self.sparseDataSize)
+        let data = try await attach(configuration.dataDevice, file: configuration.directory + "/data.img",
+                                    size: Self.sparseDataSize)
         let metadata = try await attach(configuration.metadataDevice, file: configuration.directory + "/metadata.img",
                                         size: Self.sparseMetadataSize)
         _ = try? await DMSetup.run("/sbin/modprobe", ["dm-thin-pool"])
         let sectors = try await DMSetup.sectors(data)
-        // Newly provisioned blocks are zeroed (no skip_block_zeroing): a new volume must never read a deleted one's data.
+        // Newly provisioned blocks are zeroed (no skip_block_zeroing): a new volume must never read a deleted one's
+        // data.
         let table = "0 \(sectors) thin-pool \(metadata) \(data) \(configuration.blockSectors) \(Self.lowWaterBlocks) 0"
         do {
             try await DMSetup.create(configuration.poolName, table: table)
         } catch {
-            throw ConvoyError(.driverFailure, "cannot activate thin pool \(configuration.poolName): \(error.message). If its metadata is damaged, check it with `thin_check \(metadata)` (and repair with `thin_repair`) before starting convoy again")
+            throw ConvoyError(.driverFailure, "cannot activate thin pool \(configuration.poolName): \(error.message). "
+                + "If its metadata is damaged, check it with `thin_check \(metadata)` "
+                + "(and repair with `thin_repair`) before starting convoy again")
         }
         try await checkHealthy()
     }
@@ -85,7 +94,8 @@ struct ThinPool: Sendable {
         if let device = configuration.metadataDevice { return device }
         let file = configuration.directory + "/metadata.img"
         guard let device = try await LoopDevice.attached(to: file) else {
-            throw ConvoyError(.driverFailure, "the metadata file \(file) of thin pool \(configuration.poolName) is not attached to a loop device")
+            throw ConvoyError(.driverFailure, "the metadata file \(file) of thin pool \(configuration.poolName) "
+                + "is not attached to a loop device")
         }
         return device
     }
@@ -94,7 +104,9 @@ struct ThinPool: Sendable {
     func checkHealthy() async throws(ConvoyError) {
         let status = try await DMSetup.status(configuration.poolName)
         if status.contains("needs_check") || status.contains("Fail") || status.contains(" ro ") {
-            throw ConvoyError(.driverFailure, "thin pool \(configuration.poolName) is not writable (status: \(status.trimmingCharacters(in: .whitespacesAndNewlines))); deactivate it (`dmsetup remove`) and run `thin_check` on its metadata device")
+            throw ConvoyError(.driverFailure, "thin pool \(configuration.poolName) is not writable "
+                + "(status: \(status.trimmingCharacters(in: .whitespacesAndNewlines))); "
+                + "deactivate it (`dmsetup remove`) and run `thin_check` on its metadata device")
         }
     }
 
@@ -104,7 +116,7 @@ struct ThinPool: Sendable {
         if access(file, F_OK) != 0 {
             let fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0, ftruncate(fd, off_t(size)) == 0 else {
-                let message = FileSystem.errnoText()
+                let message = Filesystem.errnoText()
                 if fd >= 0 { close(fd) }
                 throw ConvoyError(.driverFailure, "cannot create the sparse file \(file): \(message)")
             }

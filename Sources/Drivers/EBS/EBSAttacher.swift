@@ -18,13 +18,16 @@ struct EBSAttacher: Sendable {
             throw .notFound("EBS volume \(volumeID) does not exist (any more)")
         }
         let name: String
-        if let mine = volume.attachments.first(where: { $0.instanceID == instanceID && ["attached", "attaching"].contains($0.state) }) {
+        if let mine = volume.attachments.first(where: {
+            $0.instanceID == instanceID && ["attached", "attaching"].contains($0.state)
+        }) {
             // Attached here already (a restart), or on its way (an attach interrupted).
             name = mine.device
             try await waitUntilAttached(volumeID, as: name)
         } else {
             if let other = volume.attachments.first(where: { $0.state != "detached" }) {
-                throw .conflict("EBS volume \(volumeID) is \(other.state) on instance \(other.instanceID); detach it there first (or wait until it is detached)")
+                throw .conflict("EBS volume \(volumeID) is \(other.state) on instance \(other.instanceID); "
+                    + "detach it there first (or wait until it is detached)")
             }
             name = try await reserveDeviceName()
             defer { reservations.release(name) }
@@ -32,16 +35,20 @@ struct EBSAttacher: Sendable {
             try await waitUntilAttached(volumeID, as: name)
         }
         do {
-            return try await EBSWait.until("the block device of EBS volume \(volumeID) (attached as \(name)) appearing", timeout: timeout) { () async throws(ConvoyError) -> String? in
+            return try await EBSWait.until("the block device of EBS volume \(volumeID) "
+                                           + "(attached as \(name)) appearing",
+                                           timeout: timeout) { () async throws(ConvoyError) -> String? in
                 finder.device(volumeID: volumeID, attachedAs: name)
             }
         } catch {
-            throw ConvoyError(.driverFailure, "\(error.message); looked for \(finder.candidates(volumeID: volumeID, attachedAs: name).joined(separator: ", "))")
+            throw ConvoyError(.driverFailure, "\(error.message); looked for "
+                + "\(finder.candidates(volumeID: volumeID, attachedAs: name).joined(separator: ", "))")
         }
     }
 
     private func waitUntilAttached(_ volumeID: String, as name: String) async throws(ConvoyError) {
-        _ = try await EBSWait.until("EBS volume \(volumeID) attached to \(instanceID) as \(name)", timeout: timeout) { () async throws(ConvoyError) -> Bool? in
+        _ = try await EBSWait.until("EBS volume \(volumeID) attached to \(instanceID) as \(name)",
+                                    timeout: timeout) { () async throws(ConvoyError) -> Bool? in
             let attachment = try await ec2.volume(volumeID)?.attachments.first { $0.instanceID == instanceID }
             return attachment?.state == "attached" ? true : nil
         }
@@ -51,10 +58,15 @@ struct EBSAttacher: Sendable {
     /// is left alone.
     func detach(_ volumeID: String) async throws(ConvoyError) {
         guard let volume = try await ec2.volume(volumeID),
-              volume.attachments.contains(where: { $0.instanceID == instanceID && $0.state != "detached" }) else { return }
+              volume.attachments.contains(where: { $0.instanceID == instanceID && $0.state != "detached" }) else {
+            return
+        }
         try await ec2.detachVolume(volumeID, instanceID: instanceID)
-        _ = try await EBSWait.until("EBS volume \(volumeID) detached from \(instanceID)", timeout: timeout) { () async throws(ConvoyError) -> Bool? in
-            let attached = try await ec2.volume(volumeID)?.attachments.contains { $0.instanceID == instanceID && $0.state != "detached" }
+        _ = try await EBSWait.until("EBS volume \(volumeID) detached from \(instanceID)",
+                                    timeout: timeout) { () async throws(ConvoyError) -> Bool? in
+            let attached = try await ec2.volume(volumeID)?.attachments.contains {
+                $0.instanceID == instanceID && $0.state != "detached"
+            }
             return attached == true ? nil : true
         }
     }
@@ -64,11 +76,14 @@ struct EBSAttacher: Sendable {
     private func reserveDeviceName() async throws(ConvoyError) -> String {
         var used = try await ec2.instanceDeviceNames(instanceID)
         for volume in try await ec2.describeVolumes(filters: ["attachment.instance-id": [instanceID]]) {
-            for attachment in volume.attachments where attachment.instanceID == instanceID { used.insert(attachment.device) }
+            for attachment in volume.attachments where attachment.instanceID == instanceID {
+                used.insert(attachment.device)
+            }
         }
         let normalized = Set(used.map { $0.replacingOccurrences(of: "/dev/xvd", with: "/dev/sd") })
         guard let name = reservations.reserve(from: Self.deviceNames, used: normalized) else {
-            throw ConvoyError(.conflict, "instance \(instanceID) has no free device name left (/dev/sdf to /dev/sdp are taken); delete or detach a volume first")
+            throw ConvoyError(.conflict, "instance \(instanceID) has no free device name left "
+                + "(/dev/sdf to /dev/sdp are taken); delete or detach a volume first")
         }
         return name
     }

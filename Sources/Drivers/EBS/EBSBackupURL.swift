@@ -18,9 +18,13 @@ struct EBSBackupURL: Sendable, Equatable {
 
     /// The region a destination names, nil for plain `ebs://` (this instance's region).
     static func destinationRegion(_ text: String) throws(ConvoyError) -> String? {
-        guard text.hasPrefix("ebs://") else { throw .invalid("'\(text)' is not an EBS destination: use ebs:// or ebs://<region>") }
+        guard text.hasPrefix("ebs://") else {
+            throw .invalid("'\(text)' is not an EBS destination: use ebs:// or ebs://<region>")
+        }
         let region = text.dropFirst("ebs://".count).split(separator: "/")
-        guard region.count <= 1 else { throw .invalid("'\(text)' is not an EBS destination: use ebs:// or ebs://<region>") }
+        guard region.count <= 1 else {
+            throw .invalid("'\(text)' is not an EBS destination: use ebs:// or ebs://<region>")
+        }
         return region.first.map(String.init)
     }
 }

@@ -29,17 +29,22 @@ struct EBSConfiguration: Sendable {
     init(root: String, options: [String: String]) throws(ConvoyError) {
         directory = root + "/ebs"
         instanceID = options["ebs.instanceid"]
-        if let id = instanceID, !id.hasPrefix("i-") { throw .invalid("ebs.instanceid: '\(id)' is not an instance id (i-...)") }
+        if let id = instanceID, !id.hasPrefix("i-") {
+            throw .invalid("ebs.instanceid: '\(id)' is not an instance id (i-...)")
+        }
         region = options["ebs.region"]
         availabilityZone = options["ebs.az"]
         endpoint = try Self.url(options["ebs.endpoint"], option: "ebs.endpoint")
         metadataEndpoint = try Self.url(options["ebs.metadataendpoint"], option: "ebs.metadataendpoint")
-        defaultVolumeSize = try ByteSize.parse(options["ebs.defaultvolumesize"] ?? "4G", option: "ebs.defaultvolumesize")
-        defaultVolumeType = try EBSVolumeOptions.volumeType(options["ebs.defaultvolumetype"] ?? "gp3", option: "ebs.defaultvolumetype")
+        defaultVolumeSize = try ByteSize.parse(options["ebs.defaultvolumesize"] ?? "4G",
+                                               option: "ebs.defaultvolumesize")
+        defaultVolumeType = try EBSVolumeOptions.volumeType(options["ebs.defaultvolumetype"] ?? "gp3",
+                                                            option: "ebs.defaultvolumetype")
         defaultKMSKeyID = options["ebs.defaultkmskeyid"]
         defaultEncrypted = try Self.bool(options["ebs.defaultencrypted"], option: "ebs.defaultencrypted") ?? false
         fsFreeze = try Self.bool(options["ebs.fsfreeze"], option: "ebs.fsfreeze") ?? false
-        deviceDirectory = try PathGuard.absoluteDirectory(options["ebs.devicedir"] ?? "/dev/disk/by-id", option: "ebs.devicedir")
+        deviceDirectory = try PathGuard.absoluteDirectory(options["ebs.devicedir"] ?? "/dev/disk/by-id",
+                                                          option: "ebs.devicedir")
         defaultFilesystem = try EBSVolumeOptions.filesystem(options["ebs.fs"] ?? "ext4", option: "ebs.fs")
         let seconds = options["ebs.attachtimeout"] ?? "300"
         guard let value = Int(seconds), (1...3600).contains(value) else {
@@ -50,7 +55,8 @@ struct EBSConfiguration: Sendable {
 
     static func url(_ text: String?, option: String) throws(ConvoyError) -> URL? {
         guard let text else { return nil }
-        guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+        guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme),
+              url.host != nil else {
             throw .invalid("\(option): '\(text)' is not an http(s) URL")
         }
         return url

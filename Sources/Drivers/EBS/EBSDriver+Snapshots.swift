@@ -31,7 +31,8 @@ extension EBSDriver {
     }
 
     /// Deletes the EBS snapshot unless it became a backup.
-    public func deleteSnapshot(_ name: String, info: [String: String], of volume: DriverVolume) async throws(ConvoyError) {
+    public func deleteSnapshot(_ name: String, info: [String: String],
+                               of volume: DriverVolume) async throws(ConvoyError) {
         guard let id = info["SnapshotID"], let snapshot = try await session.get().ec2.snapshot(id) else { return }
         guard snapshot.tags[Self.backupTag] != "true" else { return }
         try await deleteEBSSnapshot(id)
@@ -48,14 +49,23 @@ extension EBSDriver {
     // MARK: Backups
 
     /// Waits for the snapshot to complete (EBS copies the data in the background), then tags it as a backup.
-    public func createBackup(snapshot name: String, info: [String: String], destination: String) async throws(ConvoyError) -> [String: String] {
+    public func createBackup(snapshot name: String, info: [String: String],
+                             destination: String) async throws(ConvoyError) -> [String: String] {
         let current = try session.get()
         try checkRegion(try EBSBackupURL.destinationRegion(destination), of: destination)
-        guard let id = info["SnapshotID"] else { throw ConvoyError(.stateFailure, "snapshot \(name) has no EBS snapshot id in its record") }
+        guard let id = info["SnapshotID"] else {
+            throw ConvoyError(.stateFailure, "snapshot \(name) has no EBS snapshot id in its record")
+        }
         let gib = UInt64(info["Size"] ?? "").map { $0 >> 30 } ?? 0
-        let completed = try await EBSWait.until("EBS snapshot \(id) completing", timeout: .seconds(600) + .seconds(Int(min(gib, 16384)) * 10)) { () async throws(ConvoyError) -> EC2Snapshot? in
-            guard let snapshot = try await current.ec2.snapshot(id) else { throw .notFound("EBS snapshot \(id) of snapshot \(name) no longer exists") }
-            if snapshot.state == "error" { throw ConvoyError(.driverFailure, "EBS snapshot \(id) failed (state error)") }
+        let completed = try await EBSWait.until(
+            "EBS snapshot \(id) completing", timeout: .seconds(600) + .seconds(Int(min(gib, 16384)) * 10)
+        ) { () async throws(ConvoyError) -> EC2Snapshot? in
+            guard let snapshot = try await current.ec2.snapshot(id) else {
+                throw .notFound("EBS snapshot \(id) of snapshot \(name) no longer exists")
+            }
+            if snapshot.state == "error" {
+                throw ConvoyError(.driverFailure, "EBS snapshot \(id) failed (state error)")
+            }
             return snapshot.state == "completed" ? snapshot : nil
         }
         try await current.ec2.createTags([id], [Self.backupTag: "true"])
@@ -79,7 +89,8 @@ extension EBSDriver {
     public func deleteBackup(_ url: String) async throws(ConvoyError) -> [String: String] {
         let snapshot = try await backupSnapshot(url)
         guard snapshot.tags[Self.backupTag] == "true" else {
-            throw .invalid("EBS snapshot \(snapshot.id) is not a convoy backup; delete it with the AWS tools if you mean to")
+            throw .invalid("EBS snapshot \(snapshot.id) is not a convoy backup; "
+                + "delete it with the AWS tools if you mean to")
         }
         try await deleteEBSSnapshot(snapshot.id)
         return ["Deleted": url]
@@ -104,7 +115,8 @@ extension EBSDriver {
     private func checkRegion(_ region: String?, of text: String) throws(ConvoyError) {
         let own = try session.get().identity.region
         guard let region, region != own else { return }
-        throw .invalid("'\(text)' is in region \(region); this daemon's ebs driver works in \(own) (copy the snapshot here first)")
+        throw .invalid("'\(text)' is in region \(region); "
+            + "this daemon's ebs driver works in \(own) (copy the snapshot here first)")
     }
 
     private func describe(_ snapshot: EC2Snapshot) -> ClientAPI.Backup {
@@ -112,7 +124,7 @@ extension EBSDriver {
         return ClientAPI.Backup(
             url: EBSBackupURL(region: region, snapshotID: snapshot.id).url, backupName: snapshot.id,
             volumeName: snapshot.tags["convoy-volume"] ?? "", snapshotName: snapshot.tags["convoy-snapshot"] ?? "",
-            createdTime: snapshot.startTime, volumeSize: snapshot.volumeSizeGiB << 30, size: snapshot.volumeSizeGiB << 30,
-            files: 0, blocks: 0)
+            createdTime: snapshot.startTime, volumeSize: snapshot.volumeSizeGiB << 30,
+            size: snapshot.volumeSizeGiB << 30, files: 0, blocks: 0)
     }
 }

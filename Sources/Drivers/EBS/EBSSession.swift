@@ -15,7 +15,8 @@ final class EBSSession: Sendable {
 
     func start(_ configuration: EBSConfiguration) async throws(ConvoyError) {
         var identity: InstanceMetadata.Identity
-        if let id = configuration.instanceID, let region = configuration.region, let zone = configuration.availabilityZone {
+        if let id = configuration.instanceID, let region = configuration.region,
+           let zone = configuration.availabilityZone {
             identity = .init(instanceID: id, region: region, availabilityZone: zone)
         } else {
             identity = try await InstanceMetadata(endpoint: configuration.metadataEndpoint).identity()
@@ -49,7 +50,9 @@ final class DeviceNameReservations: Sendable {
     /// The first of `candidates` neither `used` nor reserved, now reserved; nil when none is left.
     func reserve(from candidates: [String], used: Set<String>) -> String? {
         names.withLock { reserved in
-            guard let name = candidates.first(where: { !used.contains($0) && !reserved.contains($0) }) else { return nil }
+            guard let name = candidates.first(where: { !used.contains($0) && !reserved.contains($0) }) else {
+                return nil
+            }
             reserved.insert(name)
             return name
         }

@@ -28,11 +28,16 @@ struct EBSVolumeOptions: Sendable, Equatable {
         volumeType = try Self.volumeType(options["type"] ?? configuration.defaultVolumeType, option: "type")
         filesystem = try Self.filesystem(options["fs"] ?? configuration.defaultFilesystem, option: "fs")
         adoptVolumeID = options["id"]
-        if let id = adoptVolumeID, !id.hasPrefix("vol-") { throw .invalid("id: '\(id)' is not an EBS volume id (vol-...)") }
+        if let id = adoptVolumeID, !id.hasPrefix("vol-") {
+            throw .invalid("id: '\(id)' is not an EBS volume id (vol-...)")
+        }
         snapshotID = options["snapshot"]
-        if let id = snapshotID, !id.hasPrefix("snap-") { throw .invalid("snapshot: '\(id)' is not an EBS snapshot id (snap-...)") }
+        if let id = snapshotID, !id.hasPrefix("snap-") {
+            throw .invalid("snapshot: '\(id)' is not an EBS snapshot id (snap-...)")
+        }
         if adoptVolumeID != nil, options.keys.contains(where: { $0 != "id" && $0 != "fs" }) || volume.size != nil {
-            throw .invalid("id: an existing volume is used as it is; give no size, type, iops, throughput, encryption or snapshot with it")
+            throw .invalid("id: an existing volume is used as it is; "
+                + "give no size, type, iops, throughput, encryption or snapshot with it")
         }
         iops = try Self.integer(options["iops"], option: "iops")
         throughput = try Self.integer(options["throughput"], option: "throughput")
@@ -42,7 +47,9 @@ struct EBSVolumeOptions: Sendable, Equatable {
         if ["io1", "io2"].contains(volumeType), iops == nil, adoptVolumeID == nil {
             throw .invalid("iops: \(volumeType) volumes need iops (e.g. -o iops=3000)")
         }
-        if throughput != nil, volumeType != "gp3" { throw .invalid("throughput: only gp3 volumes take a throughput (MiB/s)") }
+        if throughput != nil, volumeType != "gp3" {
+            throw .invalid("throughput: only gp3 volumes take a throughput (MiB/s)")
+        }
         kmsKeyID = options["kmskeyid"] ?? configuration.defaultKMSKeyID
         let explicit = try EBSConfiguration.bool(options["encrypted"], option: "encrypted")
         if explicit == false, options["kmskeyid"] != nil { throw .invalid("kmskeyid: a KMS key needs encrypted=true") }
@@ -54,28 +61,33 @@ struct EBSVolumeOptions: Sendable, Equatable {
         let gib = (bytes + (1 << 30) - 1) >> 30
         let limits = Self.sizeLimits[volumeType] ?? 1...16384
         guard limits.contains(gib) else {
-            throw .invalid("size: \(volumeType) volumes are \(limits.lowerBound) to \(limits.upperBound) GiB; \(bytes) bytes is \(gib) GiB")
+            throw .invalid("size: \(volumeType) volumes are \(limits.lowerBound) to \(limits.upperBound) GiB; "
+                + "\(bytes) bytes is \(gib) GiB")
         }
         sizeGiB = gib
     }
 
     static func volumeType(_ text: String, option: String) throws(ConvoyError) -> String {
         guard sizeLimits[text] != nil else {
-            throw .invalid("\(option): '\(text)' is not an EBS volume type; use one of \(sizeLimits.keys.sorted().joined(separator: ", "))")
+            throw .invalid("\(option): '\(text)' is not an EBS volume type; "
+                + "use one of \(sizeLimits.keys.sorted().joined(separator: ", "))")
         }
         return text
     }
 
     static func filesystem(_ text: String, option: String) throws(ConvoyError) -> String {
         guard BlockFilesystem.supported.contains(text) else {
-            throw .invalid("\(option): '\(text)' is not one of \(BlockFilesystem.supported.sorted().joined(separator: ", "))")
+            throw .invalid("\(option): '\(text)' is not one of "
+                + "\(BlockFilesystem.supported.sorted().joined(separator: ", "))")
         }
         return text
     }
 
     private static func integer(_ text: String?, option: String) throws(ConvoyError) -> Int? {
         guard let text else { return nil }
-        guard let value = Int(text), value > 0 else { throw .invalid("\(option): '\(text)' is not a positive whole number") }
+        guard let value = Int(text), value > 0 else {
+            throw .invalid("\(option): '\(text)' is not a positive whole number")
+        }
         return value
     }
 }

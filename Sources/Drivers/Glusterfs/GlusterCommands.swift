@@ -10,7 +10,8 @@ enum GlusterCommands {
 
     /// `mount -t glusterfs -o backup-volfile-servers=b:c,log-file=… a:/pool dir`: the first server hands out the
     /// volume file, the others stand in when it is down (afterwards the client talks to the bricks directly).
-    static func mount(pool: String, servers: [String], at mountpoint: String, logFile: String) async throws(ConvoyError) {
+    static func mount(pool: String, servers: [String], at mountpoint: String,
+                      logFile: String) async throws(ConvoyError) {
         guard let first = servers.first else { throw ConvoyError(.internalFailure, "no gluster server configured") }
         var options = ["log-file=\(logFile)"]
         if servers.count > 1 { options.append("backup-volfile-servers=" + servers.dropFirst().joined(separator: ":")) }
@@ -19,7 +20,9 @@ enum GlusterCommands {
                                                              "\(first):/\(pool)", mountpoint], timeout: timeout,
                                               leavesDaemon: true)
         } catch {
-            throw ConvoyError(.unavailable, "cannot mount gluster volume \(pool) from \(servers.joined(separator: ", ")): \(error.message); is the volume started (`gluster volume status \(pool)`)? The client's log is \(logFile)")
+            throw ConvoyError(.unavailable, "cannot mount gluster volume \(pool) "
+                + "from \(servers.joined(separator: ", ")): \(error.message); "
+                + "is the volume started (`gluster volume status \(pool)`)? The client's log is \(logFile)")
         }
     }
 
@@ -38,13 +41,16 @@ enum GlusterCommands {
     static func limit(pool: String, directory name: String, bytes: UInt64) async throws(ConvoyError) {
         // Without a local glusterd the CLI would wait for one until the timeout, on every create.
         guard access(cli, X_OK) == 0, access(glusterdSocket, F_OK) == 0 else {
-            throw ConvoyError(.unavailable, "no glusterd runs on this host (\(glusterdSocket) is missing): gluster quotas can only be set on a server of the pool")
+            throw ConvoyError(.unavailable, "no glusterd runs on this host (\(glusterdSocket) is missing): "
+                + "gluster quotas can only be set on a server of the pool")
         }
-        _ = try await ExternalCommand.run(cli, ["--mode=script", "volume", "quota", pool, "limit-usage", "/" + name, "\(bytes)"],
+        _ = try await ExternalCommand.run(cli, ["--mode=script", "volume", "quota", pool, "limit-usage",
+                                                "/" + name, "\(bytes)"],
                                           timeout: timeout)
     }
 
     static func removeLimit(pool: String, directory name: String) async throws(ConvoyError) {
-        _ = try await ExternalCommand.run(cli, ["--mode=script", "volume", "quota", pool, "remove", "/" + name], timeout: timeout)
+        _ = try await ExternalCommand.run(cli, ["--mode=script", "volume", "quota", pool, "remove", "/" + name],
+                                          timeout: timeout)
     }
 }

@@ -20,17 +20,21 @@ struct GlusterConfiguration: Sendable, Equatable {
     /// How often every pool mount is checked (and remounted when its FUSE client is gone).
     var checkInterval: Duration
 
-    init(root: String, options: [String: String], resolve: (String) -> Bool = GlusterConfiguration.resolves) throws(ConvoyError) {
+    init(root: String, options: [String: String],
+         resolve: (String) -> Bool = GlusterConfiguration.resolves) throws(ConvoyError) {
         directory = root + "/glusterfs"
         guard let list = options["glusterfs.servers"] else {
-            throw .invalid("glusterfs.servers is required: name the gluster servers, comma-separated (e.g. glusterfs.servers=gl1,gl2)")
+            throw .invalid("glusterfs.servers is required: name the gluster servers, comma-separated "
+                + "(e.g. glusterfs.servers=gl1,gl2)")
         }
         servers = try Self.servers(list, resolve: resolve)
         guard let pool = options["glusterfs.defaultvolumepool"] else {
-            throw .invalid("glusterfs.defaultvolumepool is required: name the gluster volume that holds convoy's volumes")
+            throw .invalid("glusterfs.defaultvolumepool is required: "
+                + "name the gluster volume that holds convoy's volumes")
         }
         defaultPool = try Self.pool(pool, option: "glusterfs.defaultvolumepool")
-        defaultVolumeSize = try ByteSize.parse(options["glusterfs.defaultvolumesize"] ?? "100G", option: "glusterfs.defaultvolumesize")
+        defaultVolumeSize = try ByteSize.parse(options["glusterfs.defaultvolumesize"] ?? "100G",
+                                               option: "glusterfs.defaultvolumesize")
         let interval = options["glusterfs.checkinterval"] ?? "10"
         guard let seconds = UInt32(interval), seconds > 0 else {
             throw .invalid("glusterfs.checkinterval: '\(interval)' is not a whole number of seconds greater than zero")
@@ -48,15 +52,18 @@ struct GlusterConfiguration: Sendable, Equatable {
     }
 
     static func servers(_ list: String, resolve: (String) -> Bool) throws(ConvoyError) -> [String] {
-        let names = list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let names = list.split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
         guard !names.isEmpty, !names.contains(where: \.isEmpty) else {
-            throw .invalid("glusterfs.servers: '\(list)' has an empty name; give host names or addresses separated by commas")
+            throw .invalid("glusterfs.servers: '\(list)' has an empty name; "
+                + "give host names or addresses separated by commas")
         }
         var seen = Set<String>()
         for name in names {
             // ':' separates backup-volfile-servers, '/' the volume in `server:/volume`.
             guard !name.contains(":"), !name.contains("/"), !name.contains(where: \.isWhitespace) else {
-                throw .invalid("glusterfs.servers: '\(name)' is not a host name or IPv4 address (for IPv6, use a host name)")
+                throw .invalid("glusterfs.servers: '\(name)' is not a host name or IPv4 address "
+                    + "(for IPv6, use a host name)")
             }
             guard seen.insert(name).inserted else { throw .invalid("glusterfs.servers: '\(name)' is named twice") }
             guard resolve(name) else {

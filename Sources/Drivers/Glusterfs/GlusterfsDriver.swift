@@ -34,7 +34,7 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
     /// Mounts the default pool (a daemon that cannot reach it refuses to start, with the reason) and the pools an
     /// earlier run used, then checks them all every `glusterfs.checkinterval` seconds.
     public func start() async throws(ConvoyError) {
-        try FileSystem.makeDirectory(pools.mountsDirectory, mode: 0o700)
+        try Filesystem.makeDirectory(pools.mountsDirectory, mode: 0o700)
         try await pools.ensureMounted(configuration.defaultPool)
         for pool in pools.previouslyUsedPools() where pool != configuration.defaultPool {
             try? await pools.ensureMounted(pool)
@@ -73,8 +73,13 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
         let directory = try directory(of: volume)
         switch PoolProbe.probe(try pools.mountpoint(of: pool)) {
         case .connected: return directory
-        case .notMounted: throw ConvoyError(.unavailable, "gluster volume \(pool) is not mounted; mount volume \(volume.name) (`convoy mount \(volume.name)`) to mount it, or see `convoy inspect \(volume.name)`")
-        case .failing(let answer): throw ConvoyError(.unavailable, "gluster volume \(pool) answers '\(answer)'; convoy remounts it at its next check (see `convoy inspect \(volume.name)`)")
+        case .notMounted:
+            throw ConvoyError(.unavailable, "gluster volume \(pool) is not mounted; "
+                + "mount volume \(volume.name) (`convoy mount \(volume.name)`) to mount it, "
+                + "or see `convoy inspect \(volume.name)`")
+        case .failing(let answer):
+            throw ConvoyError(.unavailable, "gluster volume \(pool) answers '\(answer)'; "
+                + "convoy remounts it at its next check (see `convoy inspect \(volume.name)`)")
         }
     }
 
@@ -86,10 +91,12 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
         let directory = try directory(of: volume)
         // 0755: containers running as any user must be able to reach the data, as with Docker's local driver.
         do {
-            try FileSystem.makeNewDirectory(directory, mode: 0o755)
+            try Filesystem.makeNewDirectory(directory, mode: 0o755)
         } catch where error.kind == .conflict {
             // Other hosts' convoy daemons share the pool, and each keeps its own index.
-            throw .conflict("gluster volume \(pool) already holds a directory \(volume.name) (a volume of a convoy daemon on another host, or one left behind); choose another name, or remove the directory from the pool if nothing uses it")
+            throw .conflict("gluster volume \(pool) already holds a directory \(volume.name) "
+                + "(a volume of a convoy daemon on another host, or one left behind); "
+                + "choose another name, or remove the directory from the pool if nothing uses it")
         }
         let size = volume.size ?? configuration.defaultVolumeSize
         var info = ["Pool": pool, "Path": directory, "Size": "\(size)"]
@@ -99,7 +106,8 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
         } catch {
             info["SizeEnforced"] = "false"
             info["SizeNotEnforcedBecause"] = error.message.contains("Quota is disabled")
-                ? "quota is not enabled on gluster volume \(pool) (`gluster volume quota \(pool) enable` enforces the sizes of volumes created afterwards)"
+                ? "quota is not enabled on gluster volume \(pool) "
+                    + "(`gluster volume quota \(pool) enable` enforces the sizes of volumes created afterwards)"
                 : error.message
         }
         return info
@@ -110,7 +118,7 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
     public func deleteVolume(_ volume: DriverVolume) async throws(ConvoyError) {
         let pool = try pool(of: volume)
         try await pools.ensureMounted(pool)
-        try FileSystem.removeTree(try directory(of: volume))
+        try Filesystem.removeTree(try directory(of: volume))
         if volume.driverInfo["SizeEnforced"] == "true" {
             try? await GlusterCommands.removeLimit(pool: pool, directory: volume.name)
         }
@@ -118,7 +126,7 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
 
     public func mountVolume(_ volume: DriverVolume) async throws(ConvoyError) -> String {
         try await pools.ensureMounted(try pool(of: volume))
-        return try FileSystem.volumeDirectory(try directory(of: volume), of: volume.name)
+        return try Filesystem.volumeDirectory(try directory(of: volume), of: volume.name)
     }
 
     /// Nothing to undo: the pool is shared by the other volumes in it.
@@ -129,11 +137,11 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
         guard let pool = try? pool(of: volume), let mountpoint = try? pools.mountpoint(of: pool),
               let directory = try? directory(of: volume) else { return false }
         guard PoolProbe.probe(mountpoint) == .connected else { return true }
-        return FileSystem.isDirectory(directory)
+        return Filesystem.isDirectory(directory)
     }
 
     public func isMounted(_ volume: DriverVolume) -> Bool {
-        (try? dataDirectory(of: volume)).map(FileSystem.isDirectory) ?? false
+        (try? dataDirectory(of: volume)).map(Filesystem.isDirectory) ?? false
     }
 
     // MARK: Status
@@ -149,9 +157,12 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
         }
         let health = await pools.health(of: pool)
         if let problem = health.problem {
-            status["poolProblem"] = "\(problem) (since \(health.problemSince ?? "?")); convoy remounts it every \(configuration.checkInterval.components.seconds) s and at the next operation"
+            status["poolProblem"] = "\(problem) (since \(health.problemSince ?? "?")); "
+                + "convoy remounts it every \(configuration.checkInterval.components.seconds) s "
+                + "and at the next operation"
         } else if status["poolMount"] != "connected" {
-            status["poolProblem"] = "convoy remounts it at its next check (every \(configuration.checkInterval.components.seconds) s) or the next operation"
+            status["poolProblem"] = "convoy remounts it at its next check "
+                + "(every \(configuration.checkInterval.components.seconds) s) or the next operation"
         }
         if let failure = health.remountFailure { status["poolRemountFailure"] = failure }
         if let recovery = health.lastRecovery { status["poolLastRecovery"] = recovery }

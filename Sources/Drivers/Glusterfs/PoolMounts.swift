@@ -75,7 +75,7 @@ actor PoolMounts {
             }
         }
         do throws(ConvoyError) {
-            try FileSystem.makeDirectory(mountpoint, mode: 0o755)
+            try Filesystem.makeDirectory(mountpoint, mode: 0o755)
             try await GlusterCommands.mount(pool: pool, servers: configuration.servers, at: mountpoint,
                                             logFile: configuration.directory + "/\(pool).log")
             if case .failing(let answer) = await PoolProbe.probeOffPool(mountpoint) {
@@ -102,7 +102,8 @@ actor PoolMounts {
 
     private func noteRemountFailure(_ pool: String, _ failure: String) -> ConvoyError {
         health[pool]?.remountFailure = "\(Self.now()): \(failure)"
-        return ConvoyError(.unavailable, "gluster volume \(pool): \(health[pool]?.problem ?? "unavailable"); mounting it failed: \(failure)")
+        return ConvoyError(.unavailable, "gluster volume \(pool): \(health[pool]?.problem ?? "unavailable"); "
+            + "mounting it failed: \(failure)")
     }
 
     static func now() -> String { Date().formatted(.iso8601) }

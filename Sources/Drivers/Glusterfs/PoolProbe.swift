@@ -16,7 +16,7 @@ enum PoolProbe: Equatable, Sendable {
         var info = stat()
         guard stat(mountpoint, &info) == 0 else {
             let code = errno
-            return code == ENOENT ? .notMounted : .failing(FileSystem.errnoText(code))
+            return code == ENOENT ? .notMounted : .failing(Filesystem.errnoText(code))
         }
         guard let mount = MountInfo.mount(at: mountpoint) else { return .notMounted }
         guard mount.type == "fuse.glusterfs" else {

@@ -58,7 +58,8 @@ enum Botocore {
         let err = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw OracleError("python3 botocore exited \(process.terminationStatus): \(String(decoding: err, as: UTF8.self))")
+            throw OracleError("python3 botocore exited \(process.terminationStatus): "
+                + "\(String(decoding: err, as: UTF8.self))")
         }
         guard let headers = try JSONSerialization.jsonObject(with: out) as? [String: String] else {
             throw OracleError("botocore printed no header map: \(String(decoding: out, as: UTF8.self))")

@@ -8,7 +8,8 @@ enum MotoEC2 {
         let setup = try MotoServer.setup()
         let credentials = secret.map { AWSCredentials(accessKeyID: setup.credentials.accessKeyID, secretAccessKey: $0) }
             ?? setup.credentials
-        var configuration = EC2Client.Configuration(region: setup.region, endpoint: setup.endpoint, credentials: credentials)
+        var configuration = EC2Client.Configuration(region: setup.region, endpoint: setup.endpoint,
+                                                    credentials: credentials)
         configuration.retry = RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(50))
         return try EC2Client(configuration)
     }
@@ -21,7 +22,9 @@ enum MotoEC2 {
         parameters["MaxCount"] = "1"
         parameters["Placement.AvailabilityZone"] = "us-east-1a"
         let document = try await client.call("RunInstances", parameters)
-        guard let id = document.descendant("instanceId")?.text else { throw MotoServer.SetupError("RunInstances named no instance") }
+        guard let id = document.descendant("instanceId")?.text else {
+            throw MotoServer.SetupError("RunInstances named no instance")
+        }
         return id
     }
 }

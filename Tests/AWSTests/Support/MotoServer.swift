@@ -19,7 +19,9 @@ enum MotoServer {
             throw XCTSkip("CONVOY_SKIP_S3=1: S3 tests skipped")
         }
         guard let text = environment["CONVOY_TEST_S3_ENDPOINT"], let endpoint = URL(string: text) else {
-            throw SetupError("CONVOY_TEST_S3_ENDPOINT is not set: run the tests through scripts/test, which starts moto's server (scripts/moto-server) and exports it; or set CONVOY_SKIP_S3=1 to skip the S3 tests")
+            throw SetupError("CONVOY_TEST_S3_ENDPOINT is not set: run the tests through scripts/test, "
+                + "which starts moto's server (scripts/moto-server) and exports it; "
+                + "or set CONVOY_SKIP_S3=1 to skip the S3 tests")
         }
         let credentials = try AWSCredentials.load(environment: environment)
         return Setup(endpoint: endpoint, credentials: credentials,

@@ -32,7 +32,9 @@ struct BackedUpTree {
     }
 
     func entry(_ path: String) throws -> Entry {
-        guard let entry = manifest.entries.first(where: { $0.path == path }) else { throw FixtureError("no entry \(path)") }
+        guard let entry = manifest.entries.first(where: { $0.path == path }) else {
+            throw FixtureError("no entry \(path)")
+        }
         return entry
     }
 }
@@ -52,8 +54,10 @@ class MountTestCase: XCTestCase {
         let storeRoot = scratch + "/store"
         let repository = BackupRepository(store: try FileObjectStore(root: storeRoot))
         let manifest = try await FileBackupWriter(repository: repository).backup(.init(
-            source: source, volume: "vol-\(label)", backupID: "backup-\(label)", snapshot: nil, parent: nil, volumeSize: 0))
-        return BackedUpTree(scratch: scratch, source: source, storeRoot: storeRoot, repository: repository, manifest: manifest)
+            source: source, volume: "vol-\(label)", backupID: "backup-\(label)", snapshot: nil, parent: nil,
+            volumeSize: 0))
+        return BackedUpTree(scratch: scratch, source: source, storeRoot: storeRoot, repository: repository,
+                            manifest: manifest)
     }
 
     func mount(_ tree: BackedUpTree, at name: String = "mnt", options: BackupMountOptions = .init(),
@@ -93,7 +97,8 @@ class MountTestCase: XCTestCase {
     /// The fields of /proc/self/mounts' line for `path`: source, mount point, type, options.
     static func mountEntry(_ path: String) -> [String]? {
         let table = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
-        return table.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }.last { $0.count > 3 && $0[1] == path }
+        return table.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+            .last { $0.count > 3 && $0[1] == path }
     }
 
     /// A file's whole content through read(2), or the errno that failed it.

@@ -12,7 +12,8 @@ extension BackupSuite {
         let source = scratch + "/sums"
         try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
         let random = TreeFixture.randomBytes(3 << 20, seed: 61)  // stored raw
-        let text = [UInt8](String(repeating: "checksummed blocks, verified on every read\n", count: 60_000).utf8)  // compressed
+        let text = [UInt8](String(repeating: "checksummed blocks, verified on every read\n",
+                                  count: 60_000).utf8)  // compressed
         try TreeFixture.write(source + "/random.bin", random)
         try TreeFixture.write(source + "/text.txt", text)
         let manifest = try await backup(source, volume: "sums", id: "backup-sums1")

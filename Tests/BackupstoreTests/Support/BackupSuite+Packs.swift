@@ -12,7 +12,8 @@ extension BackupSuite {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for index in 0..<count {
             let size = (4 + (index * 7) % 57) << 10
-            try TreeFixture.write(directory + "/small-\(index)", TreeFixture.randomBytes(size, seed: seed + UInt64(index)))
+            try TreeFixture.write(directory + "/small-\(index)",
+                                  TreeFixture.randomBytes(size, seed: seed + UInt64(index)))
         }
     }
 
@@ -41,9 +42,11 @@ extension BackupSuite {
         try TreeFixture.write(source + "/large", TreeFixture.randomBytes(3 << 20, seed: 77))
         let manifest = try await backup(source, volume: "small", id: "backup-small1")
 
-        let smallHashes = Set(manifest.entries.filter { $0.path.hasPrefix("small-") }.flatMap { $0.chunks ?? [] }.map(\.hash))
+        let smallHashes = Set(manifest.entries.filter { $0.path.hasPrefix("small-") }.flatMap { $0.chunks ?? [] }
+            .map(\.hash))
         XCTAssertEqual(smallHashes.count, 300)
-        let loose = Set(try await keys(under: BackupRepository.blocksPrefix).map { String($0.split(separator: "/").last ?? "") })
+        let loose = Set(try await keys(under: BackupRepository.blocksPrefix)
+            .map { String($0.split(separator: "/").last ?? "") })
         XCTAssertTrue(loose.isDisjoint(with: smallHashes), "small blocks were stored as objects of their own")
         XCTAssertFalse(loose.isEmpty, "the large file's blocks are objects of their own")
         let packs = try await packEntries()
@@ -152,7 +155,8 @@ extension BackupSuite {
         let orphanPack = BlockWriter.newPackID(), orphanIndex = BlockWriter.newPackID()
         try await store.put(BackupRepository.packKey(orphanPack), TreeFixture.randomBytes(4096, seed: 1))
         try await store.put(BackupRepository.packIndexKey(orphanIndex),
-                            PackIndexCodec.encode([PackEntry(hash: String(repeating: "ab", count: 32), offset: 0, length: 10)]))
+                            PackIndexCodec.encode([PackEntry(hash: String(repeating: "ab", count: 32), offset: 0,
+                                                             length: 10)]))
         // Not convoy's: a name that is no pack id is neither read nor removed.
         let stranger = BackupRepository.packsPrefix + "zz/not-a-pack.idx"
         try await store.put(stranger, Array("notes".utf8))
@@ -185,7 +189,8 @@ extension BackupSuite {
         // Its blocks cannot be located: verify says so and names the index.
         let problems = try await BackupVerifier(repository: repository).verify(manifest)
         XCTAssertEqual(Set(problems.map(\.block)), manifest.blockHashes)
-        XCTAssertTrue(problems.allSatisfy { $0.kind == .missing && $0.detail.contains("index of pack \(packID)") }, "\(problems)")
+        XCTAssertTrue(problems.allSatisfy { $0.kind == .missing && $0.detail.contains("index of pack \(packID)") },
+                      "\(problems)")
         // A collection must not take the pack away: its blocks may be referenced.
         try await repository.deleteManifest(volume: "di", backup: "backup-di")
         let result = try await GarbageCollector(repository: repository).collect()

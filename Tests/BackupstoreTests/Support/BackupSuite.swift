@@ -55,7 +55,8 @@ struct BackupSuite {
         try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
         let fileSize = 8 << 20
         for index in 0..<12 {
-            try TreeFixture.write(source + "/file\(index)", TreeFixture.randomBytes(fileSize, seed: UInt64(100 + index)))
+            try TreeFixture.write(source + "/file\(index)",
+                                  TreeFixture.randomBytes(fileSize, seed: UInt64(100 + index)))
         }
         let total = UInt64(12 * fileSize)
         let first = try await backup(source, volume: "inc", id: "backup-inc1")
@@ -68,7 +69,8 @@ struct BackupSuite {
         let second = try await backup(source, volume: "inc", id: "backup-inc2", parent: first)
         XCTAssertEqual(second.stats.bytesRead, UInt64(fileSize), "only the changed file is reread")
         let ratio = Double(second.stats.newBytesStored) / Double(total)
-        XCTAssertLessThan(ratio, 0.035, "a 1 % change stored \(second.stats.newBytesStored) new bytes (\(ratio * 100) %)")
+        XCTAssertLessThan(ratio, 0.035,
+                          "a 1 % change stored \(second.stats.newBytesStored) new bytes (\(ratio * 100) %)")
         XCTAssertGreaterThan(second.stats.newBytesStored, UInt64(patch.count) / 2)
         let restored = try await restore(volume: "inc", id: "backup-inc2", label: "inc-restored")
         XCTAssertEqual(try TreeFixture.describe(restored), try TreeFixture.describe(source))
@@ -129,7 +131,8 @@ struct BackupSuite {
         let value3 = try await BackupVerifier(repository: repository).verify(backupB)
         XCTAssertEqual(value3, [])
         let restored = try await restore(volume: "vol10", id: "backup-b", label: "b-restored")
-        XCTAssertEqual(try TreeFixture.describe(restored)["shared"]?.content, try TreeFixture.describe(b)["shared"]?.content)
+        XCTAssertEqual(try TreeFixture.describe(restored)["shared"]?.content,
+                       try TreeFixture.describe(b)["shared"]?.content)
         let value4 = try await repository.backups(volume: "vol1").count
         XCTAssertEqual(value4, 0)
     }
@@ -156,11 +159,15 @@ struct BackupSuite {
 
     func concurrentBackupAndDeleteLoseNothing() async throws {
         let old = scratch + "/old", new = scratch + "/new"
-        for dir in [old, new] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        for dir in [old, new] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
         let common = TreeFixture.randomBytes(3 << 20, seed: 21)
         try TreeFixture.write(old + "/common", common)
         try TreeFixture.write(new + "/common", common)
-        for index in 0..<6 { try TreeFixture.write(new + "/n\(index)", TreeFixture.randomBytes(1 << 20, seed: UInt64(30 + index))) }
+        for index in 0..<6 {
+            try TreeFixture.write(new + "/n\(index)", TreeFixture.randomBytes(1 << 20, seed: UInt64(30 + index)))
+        }
         _ = try await backup(old, volume: "old", id: "backup-old")
         let repository = self.repository
         // Delete the old backup (its blocks are shared with the new one) while the new backup runs.
@@ -183,7 +190,9 @@ struct BackupSuite {
     func copyUploadsOnlyMissingBlocks(to destination: any ObjectStore) async throws {
         let source = scratch + "/copy"
         try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
-        for index in 0..<3 { try TreeFixture.write(source + "/c\(index)", TreeFixture.randomBytes(1 << 20, seed: UInt64(40 + index))) }
+        for index in 0..<3 {
+            try TreeFixture.write(source + "/c\(index)", TreeFixture.randomBytes(1 << 20, seed: UInt64(40 + index)))
+        }
         let first = try await backup(source, volume: "copied", id: "snapshot-1")
         let target = BackupRepository(store: destination)
         let copied = try await BackupCopier(source: repository, destination: target).copy(first, as: "backup-c1")

@@ -18,14 +18,16 @@ enum S3TestStore {
         let environment = ProcessInfo.processInfo.environment
         if environment["CONVOY_SKIP_S3"] == "1" { throw XCTSkip("CONVOY_SKIP_S3=1") }
         guard let text = environment["CONVOY_TEST_S3_ENDPOINT"], let endpoint = URL(string: text) else {
-            throw FixtureError("CONVOY_TEST_S3_ENDPOINT is not set: run the tests through scripts/test, which starts moto's server")
+            throw FixtureError("CONVOY_TEST_S3_ENDPOINT is not set: "
+                + "run the tests through scripts/test, which starts moto's server")
         }
         let credentials = try AWSCredentials.load(environment: environment)
         let region = environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
         let bucket = "convoy-bs-" + UUID().uuidString.lowercased().prefix(12).replacingOccurrences(of: "-", with: "")
         let client = try S3Client(.init(bucket: bucket, region: region, endpoint: endpoint, credentials: credentials))
         try await client.createBucket()
-        let store = try S3ObjectStore(bucket: bucket, region: region, prefix: prefix, endpoint: endpoint, credentials: credentials)
+        let store = try S3ObjectStore(bucket: bucket, region: region, prefix: prefix, endpoint: endpoint,
+                                      credentials: credentials)
         return Made(store: store, client: client, bucket: bucket)
     }
 }

@@ -44,7 +44,8 @@ enum Command {
     static func check(_ executable: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> String {
         let result = try run(executable, arguments, timeout: timeout)
         guard result.status == 0 else {
-            throw HarnessError("\(executable) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)\(result.stdout)")
+            throw HarnessError("\(executable) \(arguments.joined(separator: " ")) exited \(result.status): "
+                + "\(result.stderr)\(result.stdout)")
         }
         return result.stdout
     }

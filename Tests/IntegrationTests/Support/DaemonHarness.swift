@@ -72,7 +72,9 @@ final class DaemonHarness {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
-        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        if !FileManager.default.fileExists(atPath: logPath) {
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         process.standardOutput = log
@@ -114,7 +116,8 @@ final class DaemonHarness {
     func log_() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// One Docker plugin call with a raw body; returns the status and the decoded JSON object.
-    func plugin(_ method: String, _ body: String = "{}") throws -> (status: Int, json: [String: Any], contentType: String) {
+    func plugin(_ method: String,
+                _ body: String = "{}") throws -> (status: Int, json: [String: Any], contentType: String) {
         let client = UnixHTTPClient(socketPath: pluginSocket, timeoutSeconds: 30)
         let response = try client.request("POST", "/" + method, body: Array(body.utf8),
                                           headers: ["Accept": "application/vnd.docker.plugins.v1.2+json"])

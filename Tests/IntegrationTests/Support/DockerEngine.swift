@@ -82,16 +82,19 @@ final class DockerEngine {
         try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: image + "/bin/busybox")
         let applets = try Command.check("/bin/busybox", ["--list"]).split(separator: "\n")
         for applet in applets where applet != "busybox" {
-            try? FileManager.default.createSymbolicLink(atPath: image + "/bin/\(applet)", withDestinationPath: "busybox")
+            try? FileManager.default.createSymbolicLink(atPath: image + "/bin/\(applet)",
+                                                        withDestinationPath: "busybox")
         }
         try Command.check("/bin/tar", ["-C", image, "-cf", directory + "/image.tar", "."])
-        try dockerOK(["import", "-c", "ENV PATH=/bin", "-c", "CMD [\"/bin/sh\"]", directory + "/image.tar", "tiny:latest"])
+        try dockerOK(["import", "-c", "ENV PATH=/bin", "-c", "CMD [\"/bin/sh\"]", directory + "/image.tar",
+                      "tiny:latest"])
     }
 
     func stop() {
         if let process, process.isRunning {
             // Containers first, so that their volumes are unmounted through the plugin while it still runs.
-            if let ids = try? docker(["ps", "-aq"], timeout: 30).stdout.split(separator: "\n").map(String.init), !ids.isEmpty {
+            if let ids = try? docker(["ps", "-aq"], timeout: 30).stdout.split(separator: "\n").map(String.init),
+               !ids.isEmpty {
                 _ = try? docker(["rm", "-f"] + ids, timeout: 60)
             }
             kill(process.processIdentifier, SIGTERM)

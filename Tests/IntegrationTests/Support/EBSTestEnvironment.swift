@@ -16,9 +16,11 @@ struct EBSTestEnvironment {
     init() throws {
         let environment = ProcessInfo.processInfo.environment
         guard let endpoint = environment["CONVOY_TEST_S3_ENDPOINT"], let url = URL(string: endpoint),
-              let instance = environment["CONVOY_TEST_EBS_INSTANCE"], let devices = environment["CONVOY_TEST_EBS_DEVICEDIR"],
+              let instance = environment["CONVOY_TEST_EBS_INSTANCE"],
+              let devices = environment["CONVOY_TEST_EBS_DEVICEDIR"],
               let ignore = environment["CONVOY_TEST_EBS_IGNORE"] else {
-            throw XCTSkip("no EC2 stand-in: scripts/test starts moto and scripts/ebs-attach-emulator and exports CONVOY_TEST_EBS_*")
+            throw XCTSkip("no EC2 stand-in: "
+                + "scripts/test starts moto and scripts/ebs-attach-emulator and exports CONVOY_TEST_EBS_*")
         }
         self.endpoint = endpoint
         instanceID = instance
@@ -30,8 +32,8 @@ struct EBSTestEnvironment {
 
     func daemonArguments(_ extra: [String] = []) -> [String] {
         var arguments = ["--drivers", "ebs"]
-        for option in ["ebs.endpoint=\(endpoint)", "ebs.instanceid=\(instanceID)", "ebs.region=us-east-1", "ebs.az=\(zone)",
-                       "ebs.devicedir=\(deviceDirectory)", "ebs.defaultvolumesize=1G"] + extra {
+        for option in ["ebs.endpoint=\(endpoint)", "ebs.instanceid=\(instanceID)", "ebs.region=us-east-1",
+                       "ebs.az=\(zone)", "ebs.devicedir=\(deviceDirectory)", "ebs.defaultvolumesize=1G"] + extra {
             arguments += ["--driver-opts", option]
         }
         return arguments
@@ -44,7 +46,9 @@ struct EBSTestEnvironment {
 
     /// Detaches and deletes what a failed test left in moto.
     func removeVolumes(named names: [String]) async {
-        guard !names.isEmpty, let left = try? await ec2.describeVolumes(filters: ["tag:convoy-volume": names]) else { return }
+        guard !names.isEmpty, let left = try? await ec2.describeVolumes(filters: ["tag:convoy-volume": names]) else {
+            return
+        }
         for volume in left {
             try? await ec2.detachVolume(volume.id, instanceID: instanceID)
             try? await ec2.deleteVolume(volume.id)

@@ -17,14 +17,19 @@ struct GlusterServer {
     /// Skips the test when scripts/test did not start a glusterd (CONVOY_SKIP_GLUSTER=1, or a bare `swift test`).
     static func fromEnvironment() throws -> GlusterServer {
         let environment = ProcessInfo.processInfo.environment
-        guard let servers = environment["CONVOY_TEST_GLUSTER_SERVERS"], let pool = environment["CONVOY_TEST_GLUSTER_POOL"],
-              let brick = environment["CONVOY_TEST_GLUSTER_BRICK"], let replica = environment["CONVOY_TEST_GLUSTER_REPLICA_POOL"],
+        guard let servers = environment["CONVOY_TEST_GLUSTER_SERVERS"],
+              let pool = environment["CONVOY_TEST_GLUSTER_POOL"],
+              let brick = environment["CONVOY_TEST_GLUSTER_BRICK"],
+              let replica = environment["CONVOY_TEST_GLUSTER_REPLICA_POOL"],
               let bricks = environment["CONVOY_TEST_GLUSTER_REPLICA_BRICKS"],
-              let pidFile = environment["CONVOY_TEST_GLUSTERD_PIDFILE"], let logFile = environment["CONVOY_TEST_GLUSTERD_LOG"] else {
-            throw XCTSkip("no glusterd for this run: scripts/test starts one (scripts/gluster-server); CONVOY_SKIP_GLUSTER=1 skips it")
+              let pidFile = environment["CONVOY_TEST_GLUSTERD_PIDFILE"],
+              let logFile = environment["CONVOY_TEST_GLUSTERD_LOG"] else {
+            throw XCTSkip("no glusterd for this run: scripts/test starts one (scripts/gluster-server); "
+                + "CONVOY_SKIP_GLUSTER=1 skips it")
         }
         return GlusterServer(servers: servers, pool: pool, brick: brick, replicaPool: replica,
-                             replicaBricks: bricks.split(separator: ",").map(String.init), pidFile: pidFile, logFile: logFile)
+                             replicaBricks: bricks.split(separator: ",").map(String.init), pidFile: pidFile,
+                             logFile: logFile)
     }
 
     /// `--drivers glusterfs --driver-opts …` for a daemon on this server.
@@ -43,7 +48,8 @@ struct GlusterServer {
     /// The PID of the brick process serving `brick`.
     static func brickPID(of brick: String) -> pid_t? {
         process { arguments in
-            guard arguments.first?.hasSuffix("glusterfsd") == true, let index = arguments.firstIndex(of: "--brick-name"),
+            guard arguments.first?.hasSuffix("glusterfsd") == true,
+                  let index = arguments.firstIndex(of: "--brick-name"),
                   index + 1 < arguments.count else { return false }
             return arguments[index + 1] == brick
         }
@@ -52,14 +58,16 @@ struct GlusterServer {
     /// The first process whose command line matches.
     private static func process(_ matches: ([String]) -> Bool) -> pid_t? {
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = pid_t(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            guard let pid = pid_t(entry),
+                  let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
             if matches(data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }) { return pid }
         }
         return nil
     }
 
     var glusterdPID: pid_t? {
-        (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        (try? String(contentsOfFile: pidFile, encoding: .utf8))
+            .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
     /// Starts glusterd again as scripts/gluster-server does (same pid and log files), and waits until it answers.

@@ -18,7 +18,8 @@ enum TreeDescription {
             if fields.count > 8, !linkCounts { fields[8] = "-" }
             return fields.joined(separator: "|")
         }
-        let sums = try Command.check("/bin/sh", ["-c", "cd '\(directory)' && find . -type f -exec sha256sum {} + | sort"])
+        let sums = try Command.check("/bin/sh",
+                                     ["-c", "cd '\(directory)' && find . -type f -exec sha256sum {} + | sort"])
         return lines.sorted().joined(separator: "\n") + "\n" + sums
     }
 

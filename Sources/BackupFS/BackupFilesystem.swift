@@ -6,7 +6,7 @@ import Glibc
 
 /// What the FUSE callbacks reach through libfuse's `private_data`: the indexed tree, the block cache and reader,
 /// and the log. Immutable apart from the cache, so the callbacks may run on any number of libfuse threads.
-final class BackupFileSystem: Sendable {
+final class BackupFilesystem: Sendable {
     let tree: BackupTree
     let cache: BlockCache
     let reader: FileReader

@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// Thin, error-carrying wrappers over the POSIX calls drivers need, so every failure names its path and errno.
-public enum FileSystem {
+public enum Filesystem {
     public static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
@@ -20,7 +20,8 @@ public enum FileSystem {
     /// A directory volume's data directory, which must exist for the volume to be mounted.
     public static func volumeDirectory(_ path: String, of volume: String) throws(ConvoyError) -> String {
         guard isDirectory(path) else {
-            throw ConvoyError(.driverFailure, "the data directory \(path) of volume \(volume) is missing; restore it, or delete the volume")
+            throw ConvoyError(.driverFailure, "the data directory \(path) of volume \(volume) is missing; "
+                + "restore it, or delete the volume")
         }
         return path
     }
@@ -35,7 +36,9 @@ public enum FileSystem {
         if mkdir(path, mode) != 0 && errno != EEXIST {
             throw ConvoyError(.driverFailure, "cannot create directory \(path): \(errnoText())")
         }
-        guard isDirectoryFollowingLinks(path) else { throw ConvoyError(.driverFailure, "\(path) exists and is not a directory") }
+        guard isDirectoryFollowingLinks(path) else {
+            throw ConvoyError(.driverFailure, "\(path) exists and is not a directory")
+        }
         if chmod(path, mode) != 0 { throw ConvoyError(.driverFailure, "cannot set mode of \(path): \(errnoText())") }
     }
 
