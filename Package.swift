@@ -93,7 +93,9 @@ let package = Package(
             "Backupstore", "ConvoyCore", "CLinux", "AWS", "ConvoyTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "PluginTests", dependencies: ["Plugin", "Drivers", "ConvoyCore", "Backupstore"]),
+        .testTarget(name: "PluginTests", dependencies: [
+            "Plugin", "Drivers", "ConvoyCore", "Backupstore", "ConvoyTestSupport",
+        ]),
         .testTarget(name: "IntegrationTests", dependencies: ["ConvoyClient", "ConvoyCore", "AWS", "convoy"]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "ConvoyCore"]),
     ]

@@ -18,8 +18,13 @@ extension ClientAPI {
         public var files: Int
         public var bytesRead: UInt64
         public var newBytesStored: UInt64
-        /// What a driver that keeps its own snapshots (devicemapper) records for this one.
+        /// What a driver that keeps its own snapshots (devicemapper) records for this one; its `driverKey` entry
+        /// names that driver.
         public var driverInfo: [String: String]?
+        public static let driverKey = "Driver"
+
+        /// The driver that keeps this snapshot itself, nil for a file snapshot in the daemon's local store.
+        public var keepingDriver: String? { driverInfo.map { $0[Self.driverKey] ?? "" } }
 
         public init(name: String, volumeName: String, createdTime: String, size: UInt64, files: Int,
                     bytesRead: UInt64, newBytesStored: UInt64, driverInfo: [String: String]? = nil) {
@@ -81,7 +86,8 @@ extension ClientAPI {
 
         enum CodingKeys: String, CodingKey {
             case url = "BackupURL", backupName = "BackupName", volumeName = "VolumeName", snapshotName = "SnapshotName"
-            case createdTime = "CreatedTime", volumeSize = "VolumeSize", size = "Size", files = "Files", blocks = "Blocks"
+            case createdTime = "CreatedTime", volumeSize = "VolumeSize", size = "Size", files = "Files",
+                 blocks = "Blocks"
         }
     }
 

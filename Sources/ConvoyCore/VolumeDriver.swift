@@ -95,13 +95,23 @@ extension DirectoryBackedDriver {
     public var holdsOverlayUpperLayer: Bool { true }
 }
 
+extension VolumeDriver {
+    /// The directory holding `volume`'s files, for work done on files (file snapshots, file restores, lazy
+    /// overlays); a driver whose volumes are not directories is refused with `refusal`.
+    public func directory(of volume: DriverVolume, refusal: @autoclosure () -> String) throws(ConvoyError) -> String {
+        guard let directoryDriver = self as? any DirectoryBackedDriver else { throw .invalid(refusal()) }
+        return try directoryDriver.dataDirectory(of: volume)
+    }
+}
+
 /// Drivers whose backups live in their own storage service rather than in a backup store (ebs: EBS snapshots),
 /// addressed by `<backupScheme>://...` URLs. The daemon hands every such URL (create's destination, list, inspect,
 /// delete, restore) to the driver of that scheme.
 public protocol NativeBackupDriver: SnapshotDriver {
     var backupScheme: String { get }
     /// Makes a snapshot the driver took into a backup; the result holds its `URL`.
-    func createBackup(snapshot name: String, info: [String: String], destination: String) async throws(ConvoyError) -> [String: String]
+    func createBackup(snapshot name: String, info: [String: String],
+                      destination: String) async throws(ConvoyError) -> [String: String]
     func listBackups(destination: String, volume: String?) async throws(ConvoyError) -> [ClientAPI.Backup]
     func inspectBackup(_ url: String) async throws(ConvoyError) -> ClientAPI.Backup
     func deleteBackup(_ url: String) async throws(ConvoyError) -> [String: String]

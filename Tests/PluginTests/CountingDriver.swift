@@ -22,7 +22,9 @@ final class CountingDriver: VolumeDriver {
     var unmounts: Int { state.withLock { $0.unmounts } }
 
     func info() -> [String: String] { inner.info() }
-    func createVolume(_ volume: DriverVolume) async throws(ConvoyError) -> [String: String] { try await inner.createVolume(volume) }
+    func createVolume(_ volume: DriverVolume) async throws(ConvoyError) -> [String: String] {
+        try await inner.createVolume(volume)
+    }
     func deleteVolume(_ volume: DriverVolume) async throws(ConvoyError) { try await inner.deleteVolume(volume) }
 
     func mountVolume(_ volume: DriverVolume) async throws(ConvoyError) -> String {

@@ -12,7 +12,8 @@ final class DaemonConfigurationTests: XCTestCase {
 
     func testSavedDriversAreUsedWhenNoneAreGiven() {
         let saved = SavedDriverConfiguration(drivers: ["vfs"], options: ["vfs.path": "/old", "vfs.x": "1"])
-        let noFlags = SavedDriverConfiguration.resolve(DaemonConfiguration(driverOptions: ["vfs.path": "/new"]), saved: saved)
+        let noFlags = SavedDriverConfiguration.resolve(DaemonConfiguration(driverOptions: ["vfs.path": "/new"]),
+                                                       saved: saved)
         XCTAssertEqual(noFlags, SavedDriverConfiguration(drivers: ["vfs"], options: ["vfs.path": "/new", "vfs.x": "1"]))
         let flags = SavedDriverConfiguration.resolve(DaemonConfiguration(drivers: ["vfs"]), saved: saved)
         XCTAssertEqual(flags, SavedDriverConfiguration(drivers: ["vfs"], options: [:]))

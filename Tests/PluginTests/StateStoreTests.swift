@@ -26,7 +26,8 @@ final class StateStoreTests: XCTestCase {
             try store.insert(record("v2"))
             XCTAssertEqual(try store.addReference("a", to: "v1", mountpoint: "/m/v1"), 1)
             XCTAssertEqual(try store.addReference("b", to: "v1", mountpoint: "/m/v1"), 2)
-            XCTAssertEqual(try store.addReference("a", to: "v1", mountpoint: "/m/v1"), 2, "a repeated ID is one reference")
+            XCTAssertEqual(try store.addReference("a", to: "v1", mountpoint: "/m/v1"), 2,
+                           "a repeated ID is one reference")
             try store.setConfig("k", "v")
         }
         let store = try StateStore(path: directory + "/convoy.db")

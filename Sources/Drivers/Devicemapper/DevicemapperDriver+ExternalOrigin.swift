@@ -4,7 +4,7 @@ import Foundation
 import Glibc
 #endif
 
-/// Lazy restore of block volumes (DESIGN §6): a thin volume over an external origin, dm-thin's
+/// Lazy restore of block volumes (docs/design.md, "devicemapper"): a thin volume over an external origin, dm-thin's
 /// `thin <pool> <id> <origin>`. Reads of blocks the volume never wrote come from the origin; the first write to a
 /// block copies it into the pool. The origin is the backup's image (a file served by BackupFS) on a read-only loop
 /// device, behind a linear device with a stable name, `<pool>-o-<volume>`: the volume's table names that device, so
@@ -12,6 +12,10 @@ import Glibc
 /// origin (`ExternalOrigin`), so it is never activated without one, which would show zeros for its unwritten blocks.
 extension DevicemapperDriver {
     public static let externalOriginKey = "ExternalOrigin"
+
+    public func hasExternalOrigin(_ volume: DriverVolume) -> Bool {
+        volume.driverInfo[Self.externalOriginKey] != nil
+    }
 
     func originName(_ volume: String) -> String { "\(configuration.poolName)-o-\(volume)" }
 
@@ -22,9 +26,10 @@ extension DevicemapperDriver {
 
     /// Makes `image` (a file) the external origin of `volume`: attaches it read-only to a loop device, points the
     /// origin device at it (detaching the loop device it replaces), and activates the volume over the origin.
-    /// The volume's own blocks must read as unmapped where the image is to show (a volume created blank: `receivesImage`).
-    /// Returns the info to merge into the volume's record.
-    public func attachExternalOrigin(image: String, to volume: DriverVolume) async throws(ConvoyError) -> [String: String] {
+    /// The volume's own blocks must read as unmapped where the image is to show (a volume created blank:
+    /// `receivesImage`). Returns the info to merge into the volume's record.
+    public func attachExternalOrigin(image: String,
+                                     to volume: DriverVolume) async throws(ConvoyError) -> [String: String] {
         guard let id = volume.driverInfo["DeviceID"], let size = volume.driverInfo["Size"].flatMap(UInt64.init) else {
             throw ConvoyError(.stateFailure, "volume \(volume.name) has no device id or size in its record")
         }
@@ -33,7 +38,8 @@ extension DevicemapperDriver {
         do throws(ConvoyError) {
             let sectors = try await DMSetup.sectors(loop)
             guard sectors * 512 <= size else {
-                throw ConvoyError.invalid("the backup's image (\(sectors * 512) bytes) is larger than volume \(volume.name) (\(size) bytes)")
+                throw ConvoyError.invalid("the backup's image (\(sectors * 512) bytes) is larger than volume "
+                    + "\(volume.name) (\(size) bytes)")
             }
             let originTable = "0 \(sectors) linear \(loop) 0"
             if await DMSetup.exists(origin) {
@@ -60,16 +66,18 @@ extension DevicemapperDriver {
     /// Copies into the volume every pool block overlapping `regions` (byte ranges of the image that hold data)
     /// that the volume never wrote, then reloads its table without the origin and removes the origin. The volume
     /// must not be mounted: a write racing the copy of its block would be lost. Safe to repeat after a crash.
-    /// Returns the bytes copied.
-    public func finishExternalOrigin(of volume: DriverVolume, regions: [Range<UInt64>]) async throws(ConvoyError) -> UInt64 {
+    public func finishExternalOrigin(of volume: DriverVolume, regions: [Range<UInt64>]) async throws(ConvoyError)
+        -> ExternalOriginFinish {
         guard !isMounted(volume) else {
-            throw ConvoyError(.inUse, "volume \(volume.name) is mounted: its origin can only be dropped when nothing uses it")
+            throw ConvoyError(.inUse, "volume \(volume.name) is mounted: "
+                + "its origin can only be dropped when nothing uses it")
         }
         guard let id = volume.driverInfo["DeviceID"], let size = volume.driverInfo["Size"].flatMap(UInt64.init) else {
             throw ConvoyError(.stateFailure, "volume \(volume.name) has no device id or size in its record")
         }
         let device = try await activate(volume)
-        let metadata = ThinMetadata(poolName: configuration.poolName, metadataDevice: try await pool.metadataDevicePath())
+        let metadata = ThinMetadata(poolName: configuration.poolName,
+                                    metadataDevice: try await pool.metadataDevicePath())
         let written = Set(try await metadata.mappedBlocks(of: id))
         let blockSize = self.blockSize
         var missing: [UInt64] = []
@@ -82,9 +90,12 @@ extension DevicemapperDriver {
             }
         }
         let copied = try await Self.copyBlocksInPlace(missing, blockSize: blockSize, size: size, device: device)
-        try await DMSetup.replaceTable(deviceName(volume.name), table: thinTable(volume, id: id, size: size, origin: nil))
+        try await DMSetup.replaceTable(deviceName(volume.name),
+                                       table: thinTable(volume, id: id, size: size, origin: nil))
         try await removeExternalOrigin(of: volume.name)
-        return copied
+        var info = volume.driverInfo
+        info[Self.externalOriginKey] = nil
+        return ExternalOriginFinish(bytesCopied: copied, driverInfo: info)
     }
 
     /// Reads each block through the volume (from its origin, as it was never written) and writes it back, which
@@ -93,7 +104,9 @@ extension DevicemapperDriver {
                                           device: String) async throws(ConvoyError) -> UInt64 {
         try await BlockingIOPool.shared.run { () throws(ConvoyError) -> UInt64 in
             let fd = open(device, O_RDWR | O_CLOEXEC)
-            guard fd >= 0 else { throw ConvoyError(.driverFailure, "cannot open \(device): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else {
+                throw ConvoyError(.driverFailure, "cannot open \(device): \(String(cString: strerror(errno)))")
+            }
             defer { close(fd) }
             // A write that failed before (the filesystem's, while the origin was unreachable) is reported to the
             // first fsync of any new descriptor: take it now, so the final fsync reports only the copy's writes.
@@ -105,15 +118,19 @@ extension DevicemapperDriver {
                 let length = Int(min(blockSize, size - offset))
                 let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset)) }
                 guard got == length else {
-                    throw ConvoyError(.driverFailure, "cannot read block \(block) of \(device) from its origin: \(got < 0 ? String(cString: strerror(errno)) : "short read")")
+                    throw ConvoyError(.driverFailure, "cannot read block \(block) of \(device) from its origin: "
+                        + "\(got < 0 ? String(cString: strerror(errno)) : "short read")")
                 }
                 let put = buffer.withUnsafeBytes { pwrite(fd, $0.baseAddress, length, off_t(offset)) }
                 guard put == length else {
-                    throw ConvoyError(.driverFailure, "cannot write block \(block) of \(device): \(put < 0 ? String(cString: strerror(errno)) : "short write")")
+                    throw ConvoyError(.driverFailure, "cannot write block \(block) of \(device): "
+                        + "\(put < 0 ? String(cString: strerror(errno)) : "short write")")
                 }
                 copied += UInt64(length)
             }
-            guard fsync(fd) == 0 else { throw ConvoyError(.driverFailure, "cannot flush \(device): \(String(cString: strerror(errno)))") }
+            guard fsync(fd) == 0 else {
+                throw ConvoyError(.driverFailure, "cannot flush \(device): \(String(cString: strerror(errno)))")
+            }
             return copied
         }
     }

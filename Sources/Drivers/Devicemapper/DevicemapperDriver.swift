@@ -10,7 +10,7 @@ import Glibc
 ///
 /// The volume's record (driver info) holds its device id, size and filesystem; the pool's layout is the driver's
 /// configuration. Nothing else is kept: after a restart the pool and the devices are activated again from these.
-public struct DevicemapperDriver: SnapshotDriver {
+public struct DevicemapperDriver: BlockImageDriver {
     public static let driverName = "devicemapper"
     public static var optionKeys: Set<String> { ThinPoolConfiguration.optionKeys }
 
@@ -31,10 +31,11 @@ public struct DevicemapperDriver: SnapshotDriver {
     public func start() async throws(ConvoyError) {
         if access("/dev/mapper/control", F_OK) != 0 { _ = try? await DMSetup.run("/sbin/modprobe", ["dm-mod"]) }
         guard access("/dev/mapper/control", F_OK) == 0 else {
-            throw ConvoyError(.unavailable, "this kernel has no device-mapper (/dev/mapper/control is missing); the devicemapper driver needs it")
+            throw ConvoyError(.unavailable, "this kernel has no device-mapper (/dev/mapper/control is missing); "
+                + "the devicemapper driver needs it")
         }
         try await pool.activate()
-        try FileSystem.makeDirectory(mountsDirectory, mode: 0o700)
+        try Filesystem.makeDirectory(mountsDirectory, mode: 0o700)
     }
 
     public func info() -> [String: String] {
@@ -59,10 +60,13 @@ public struct DevicemapperDriver: SnapshotDriver {
 
     public func createVolume(_ volume: DriverVolume) async throws(ConvoyError) -> [String: String] {
         let size = volume.size ?? configuration.defaultVolumeSize
-        guard size % 512 == 0, size >= 16 << 20 else { throw .invalid("size: \(size) bytes is not a multiple of 512 of at least 16M") }
+        guard size % 512 == 0, size >= 16 << 20 else {
+            throw .invalid("size: \(size) bytes is not a multiple of 512 of at least 16M")
+        }
         let filesystem = volume.options["fs"] ?? configuration.defaultFilesystem
         guard ThinPoolConfiguration.filesystems.contains(filesystem) else {
-            throw .invalid("fs: '\(filesystem)' is not one of \(ThinPoolConfiguration.filesystems.sorted().joined(separator: ", "))")
+            throw .invalid("fs: '\(filesystem)' is not one of "
+                + "\(ThinPoolConfiguration.filesystems.sorted().joined(separator: ", "))")
         }
         let id = try ids.next()
         let device = deviceName(volume.name)
@@ -97,7 +101,8 @@ public struct DevicemapperDriver: SnapshotDriver {
         let path = try mountpoint(volume)
         if isMounted(volume) { return path }
         let device = try await activate(volume)
-        try await BlockFilesystem.mount(device, filesystem: volume.driverInfo["FS"] ?? configuration.defaultFilesystem, at: path)
+        try await BlockFilesystem.mount(device, filesystem: volume.driverInfo["FS"] ?? configuration.defaultFilesystem,
+                                        at: path)
         return path
     }
 
@@ -114,7 +119,9 @@ public struct DevicemapperDriver: SnapshotDriver {
         if !(await DMSetup.exists(name)) {
             let origin = volume.driverInfo[Self.externalOriginKey]
             if let origin, !(await DMSetup.exists(origin)) {
-                throw ConvoyError(.unavailable, "volume \(volume.name) is being restored lazily and its backup is not attached (no device \(origin)); the daemon attaches it at start: see its log for why it could not")
+                throw ConvoyError(.unavailable, "volume \(volume.name) is being restored lazily and its backup is not "
+                    + "attached (no device \(origin)); the daemon attaches it at start: "
+                    + "see its log for why it could not")
             }
             try await DMSetup.create(name, table: thinTable(volume, id: id, size: size, origin: origin))
         }
@@ -139,7 +146,8 @@ public struct DevicemapperDriver: SnapshotDriver {
         }
         // A snapshot would share the volume's unwritten blocks, which live in the backup until the volume is finished.
         guard volume.driverInfo[Self.externalOriginKey] == nil else {
-            throw ConvoyError(.conflict, "volume \(volume.name) is still being restored lazily: snapshot it once it is hydrated (convoy hydrate \(volume.name) --wait) and has been unmounted")
+            throw ConvoyError(.conflict, "volume \(volume.name) is still being restored lazily: snapshot it once it "
+                + "is hydrated (convoy hydrate \(volume.name) --wait) and has been unmounted")
         }
         let id = try ids.next()
         let device = try await activate(volume)
@@ -157,7 +165,8 @@ public struct DevicemapperDriver: SnapshotDriver {
                 "FS": volume.driverInfo["FS"] ?? configuration.defaultFilesystem]
     }
 
-    public func deleteSnapshot(_ name: String, info: [String: String], of volume: DriverVolume) async throws(ConvoyError) {
+    public func deleteSnapshot(_ name: String, info: [String: String],
+                               of volume: DriverVolume) async throws(ConvoyError) {
         try await DMSetup.remove(snapshotDeviceName(name))
         guard let id = info["DeviceID"] else { return }
         try await DMSetup.message(configuration.poolName, "delete \(id)")
@@ -172,7 +181,8 @@ public struct DevicemapperDriver: SnapshotDriver {
         }
         let device = snapshotDeviceName(name)
         if !(await DMSetup.exists(device)) {
-            _ = try await DMSetup.run("/sbin/dmsetup", ["create", device, "--readonly", "--table", "0 \(size / 512) thin \(pool.device) \(id)"])
+            _ = try await DMSetup.run("/sbin/dmsetup", ["create", device, "--readonly", "--table",
+                                                        "0 \(size / 512) thin \(pool.device) \(id)"])
         }
         return "/dev/mapper/" + device
     }
@@ -181,16 +191,20 @@ public struct DevicemapperDriver: SnapshotDriver {
 
     public var blockSize: UInt64 { configuration.blockSectors * 512 }
 
-    /// The blocks a backup of snapshot `info` must read: all its mapped blocks, or with a base snapshot (the one the
-    /// previous backup was taken from), only those that changed since; `unmapped` are base blocks now gone.
-    public func blocksToBackUp(snapshot info: [String: String], base: [String: String]?) async throws(ConvoyError) -> (read: [UInt64], unmapped: Set<UInt64>) {
-        guard let id = info["DeviceID"] else { throw ConvoyError(.stateFailure, "the snapshot has no device id in its record") }
-        let metadata = ThinMetadata(poolName: configuration.poolName, metadataDevice: try await pool.metadataDevicePath())
+    /// `thin_delta` between the two snapshots' devices (or `thin_dump`'s mapped blocks without a base), read from
+    /// a metadata snapshot of the pool.
+    public func changedBlocks(of snapshot: [String: String], since base: [String: String]?) async throws(ConvoyError)
+        -> BlockChanges {
+        guard let id = snapshot["DeviceID"] else {
+            throw ConvoyError(.stateFailure, "the snapshot has no device id in its record")
+        }
+        let metadata = ThinMetadata(poolName: configuration.poolName,
+                                    metadataDevice: try await pool.metadataDevicePath())
         if let baseID = base?["DeviceID"] {
             let delta = try await metadata.delta(from: baseID, to: id)
-            return (delta.changed, delta.unmapped)
+            return BlockChanges(read: delta.changed, unmapped: delta.unmapped)
         }
-        return (try await metadata.mappedBlocks(of: id), [])
+        return BlockChanges(read: try await metadata.mappedBlocks(of: id), unmapped: [])
     }
 
     /// Removes a snapshot's read-only device made by `activateSnapshot`.

@@ -19,7 +19,8 @@ public struct EBSDriver: NativeBackupDriver {
     public let scope = VolumeScope.local
     public let volumeOptionKeys = EBSVolumeOptions.keys
     public let mountsVolumes = true
-    public let backupScheme = "ebs"
+    public static let backupSchemeName = "ebs"
+    public let backupScheme = Self.backupSchemeName
     let configuration: EBSConfiguration
     let session = EBSSession()
     let reservations = DeviceNameReservations()
@@ -30,14 +31,15 @@ public struct EBSDriver: NativeBackupDriver {
 
     public func start() async throws(ConvoyError) {
         try await session.start(configuration)
-        try FileSystem.makeDirectory(mountsDirectory, mode: 0o700)
+        try Filesystem.makeDirectory(mountsDirectory, mode: 0o700)
     }
 
     public func info() -> [String: String] {
         let identity = (try? session.get())?.identity
         return ["InstanceID": identity?.instanceID ?? "", "Region": identity?.region ?? "",
                 "AvailabilityZone": identity?.availabilityZone ?? "",
-                "DefaultVolumeSize": "\(configuration.defaultVolumeSize)", "DefaultVolumeType": configuration.defaultVolumeType,
+                "DefaultVolumeSize": "\(configuration.defaultVolumeSize)",
+                "DefaultVolumeType": configuration.defaultVolumeType,
                 "DefaultEncrypted": "\(configuration.defaultEncrypted)", "FSFreeze": "\(configuration.fsFreeze)",
                 "DeviceDirectory": configuration.deviceDirectory, "Scope": scope.rawValue]
     }
@@ -73,7 +75,9 @@ public struct EBSDriver: NativeBackupDriver {
         let attacher = try attacher()
         let ebsVolume: EC2Volume
         if let id = options.adoptVolumeID {
-            guard let existing = try await ec2.volume(id) else { throw .notFound("id: EBS volume \(id) does not exist") }
+            guard let existing = try await ec2.volume(id) else {
+                throw .notFound("id: EBS volume \(id) does not exist")
+            }
             guard existing.availabilityZone == zone else {
                 throw .invalid("id: EBS volume \(id) is in \(existing.availabilityZone); this instance is in \(zone)")
             }
@@ -83,7 +87,8 @@ public struct EBSDriver: NativeBackupDriver {
                 availabilityZone: zone, sizeGiB: options.sizeGiB, volumeType: options.volumeType, iops: options.iops,
                 throughput: options.throughput, encrypted: options.encrypted, kmsKeyID: options.kmsKeyID,
                 snapshotID: options.snapshotID,
-                tags: ["Name": volume.name, "convoy-volume": volume.name, Self.instanceTag: current.identity.instanceID]))
+                tags: ["Name": volume.name, "convoy-volume": volume.name,
+                       Self.instanceTag: current.identity.instanceID]))
         }
         let created = options.adoptVolumeID == nil
         do throws(ConvoyError) {
@@ -94,11 +99,13 @@ public struct EBSDriver: NativeBackupDriver {
                 try await BlockFilesystem.make(filesystem, on: device)
             } else if let found = await BlockFilesystem.detect(on: device) {
                 guard BlockFilesystem.supported.contains(found) else {
-                    throw ConvoyError.invalid("EBS volume \(ebsVolume.id) holds a \(found) filesystem; the ebs driver mounts \(BlockFilesystem.supported.sorted().joined(separator: " and "))")
+                    throw ConvoyError.invalid("EBS volume \(ebsVolume.id) holds a \(found) filesystem; "
+                        + "the ebs driver mounts \(BlockFilesystem.supported.sorted().joined(separator: " and "))")
                 }
                 filesystem = found
             } else if created {
-                throw ConvoyError(.driverFailure, "EBS volume \(ebsVolume.id), made from snapshot \(options.snapshotID ?? ""), has no filesystem")
+                throw ConvoyError(.driverFailure, "EBS volume \(ebsVolume.id), "
+                    + "made from snapshot \(options.snapshotID ?? ""), has no filesystem")
             } else {
                 try await BlockFilesystem.make(filesystem, on: device)
             }
@@ -116,9 +123,14 @@ public struct EBSDriver: NativeBackupDriver {
     private func waitUntilUsable(_ volume: EC2Volume, ec2: EC2Client) async throws(ConvoyError) -> EC2Volume {
         let instance = try session.get().identity.instanceID
         let timeout = Duration.seconds(60) + .seconds(Int(min(volume.sizeGiB, 16384)))
-        return try await EBSWait.until("EBS volume \(volume.id) becoming available", timeout: timeout) { () async throws(ConvoyError) -> EC2Volume? in
-            guard let now = try await ec2.volume(volume.id) else { throw .notFound("EBS volume \(volume.id) disappeared") }
-            if now.state == "error" { throw ConvoyError(.driverFailure, "EBS volume \(volume.id) is in state error; EC2 could not create it") }
+        return try await EBSWait.until("EBS volume \(volume.id) becoming available",
+                                       timeout: timeout) { () async throws(ConvoyError) -> EC2Volume? in
+            guard let now = try await ec2.volume(volume.id) else {
+                throw .notFound("EBS volume \(volume.id) disappeared")
+            }
+            if now.state == "error" {
+                throw ConvoyError(.driverFailure, "EBS volume \(volume.id) is in state error; EC2 could not create it")
+            }
             if now.state == "available" || now.attachments.contains(where: { $0.instanceID == instance }) { return now }
             return nil
         }
@@ -160,7 +172,8 @@ public struct EBSDriver: NativeBackupDriver {
         let path = try mountpoint(volume)
         if isMounted(volume) { return path }
         let device = try await attacher().attach(try Self.volumeID(volume))
-        try await BlockFilesystem.mount(device, filesystem: volume.driverInfo["FS"] ?? configuration.defaultFilesystem, at: path)
+        try await BlockFilesystem.mount(device, filesystem: volume.driverInfo["FS"] ?? configuration.defaultFilesystem,
+                                        at: path)
         return path
     }
 

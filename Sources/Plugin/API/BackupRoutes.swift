@@ -4,27 +4,24 @@ import Logging
 
 /// Client API for snapshots, backups, restores and jobs. Long work answers 202 with the job; the CLI follows it.
 struct BackupRoutes {
-    let backups: BackupService
-    let jobs: JobManager
-    let browser: BackupBrowser
+    let services: Services
     let routes: ClientAPIRoutes
 
     func register(on router: Router<BasicRequestContext>) {
-        let backups = self.backups
-        let jobs = self.jobs
-        let browser = self.browser
+        let (snapshots, catalog, backups) = (services.snapshots, services.catalog, services.backups)
+        let (restores, browser, jobs) = (services.restores, services.browser, services.jobs)
         routes.handle(router, .post, "/v1/snapshots", status: .accepted) { request, _ throws(ConvoyError) in
             let body = try await JSONBody.decode(ClientAPI.CreateSnapshotRequest.self, from: request)
-            return try await backups.createSnapshot(volume: body.volume, snapshot: body.name)
+            return try await snapshots.createSnapshot(volume: body.volume, snapshot: body.name)
         }
         routes.handle(router, .get, "/v1/snapshots") { request, _ throws(ConvoyError) in
-            try backups.snapshots(volume: request.uri.queryParameters.get("volume"))
+            try catalog.snapshots(volume: request.uri.queryParameters.get("volume"))
         }
         routes.handle(router, .get, "/v1/snapshots/{name}") { _, name throws(ConvoyError) in
-            try backups.snapshot(name)
+            try catalog.snapshot(name)
         }
         routes.handle(router, .delete, "/v1/snapshots/{name}") { _, name throws(ConvoyError) in
-            try await backups.deleteSnapshot(name)
+            try await catalog.delete(name)
             return [String: String]()
         }
         routes.handle(router, .post, "/v1/backups", status: .accepted) { request, _ throws(ConvoyError) in
@@ -35,7 +32,8 @@ struct BackupRoutes {
             guard let destination = request.uri.queryParameters.get("dest") else {
                 throw .invalid("name a destination: dest=vfs:///path, s3://bucket@region/path or ebs://<region>")
             }
-            return try await backups.listBackups(destination: destination, volume: request.uri.queryParameters.get("volume"))
+            return try await backups.listBackups(destination: destination,
+                                                 volume: request.uri.queryParameters.get("volume"))
         }
         routes.handle(router, .post, "/v1/backups/inspect") { request, _ throws(ConvoyError) in
             let body = try await JSONBody.decode(ClientAPI.BackupURLRequest.self, from: request)
@@ -55,7 +53,7 @@ struct BackupRoutes {
             var options = body.options ?? [:]
             if let driver = body.driver { options["driver"] = driver }
             if let size = body.size { options["size"] = size }
-            return try await backups.restore(name: body.name, backup: url, options: options)
+            return try await restores.restore(name: body.name, backup: url, options: options, wait: false)
         }
         routes.handle(router, .post, "/v1/backups/mount") { request, _ throws(ConvoyError) in
             let body = try await JSONBody.decode(ClientAPI.BackupMountRequest.self, from: request)
@@ -75,7 +73,9 @@ struct BackupRoutes {
         // `wait=SECONDS` (at most 10) answers as soon as the job ends, or after that long with its progress.
         routes.handle(router, .get, "/v1/jobs/{name}") { request, id throws(ConvoyError) in
             let wait = request.uri.queryParameters.get("wait").flatMap(Double.init).map { min(max($0, 0), 10) } ?? 0
-            let job = wait > 0 ? await jobs.waitForEnd(id, upTo: .milliseconds(Int(wait * 1000))) : await jobs.job(id)
+            let job = wait > 0
+                ? await jobs.waitForEnd(id, upTo: .milliseconds(Int(wait * 1000)))
+                : await jobs.job(id)
             guard let job else { throw .notFound("no job \(id)") }
             return job
         }

@@ -8,15 +8,12 @@ import Logging
 struct ClientAPIRoutes {
     static let contentType = "application/json"
 
-    let volumes: VolumeService
-    let lazy: LazyRestore
+    let services: Services
     let general: ClientAPI.Info.General
     let logger: Logger
 
     func register(on router: Router<BasicRequestContext>) {
-        let volumes = self.volumes
-        let lazy = self.lazy
-        let general = self.general
+        let (volumes, lazy, general) = (services.volumes, services.lazy, self.general)
         handle(router, .get, "/v1/info") { _, _ throws(ConvoyError) in
             var drivers: [String: [String: String]] = [:]
             for (name, driver) in volumes.drivers { drivers[name] = driver.info() }
@@ -40,7 +37,8 @@ struct ClientAPIRoutes {
         }
         handle(router, .get, "/v1/volumes/{name}") { _, name throws(ConvoyError) in
             let record = try volumes.get(name)
-            return Self.volume(record, hydration: await lazy.hydration(of: name), status: await volumes.driverStatus(of: record))
+            return Self.volume(record, hydration: await lazy.hydration(of: name),
+                               status: await volumes.driverStatus(of: record))
         }
         handle(router, .get, "/v1/volumes/{name}/hydration") { _, name throws(ConvoyError) in
             let hydration = await lazy.hydration(of: name)
@@ -48,7 +46,8 @@ struct ClientAPIRoutes {
             let record = try volumes.get(name)
             guard let hydration else {
                 if LazyRestore.isLazy(record) {
-                    throw ConvoyError(.unavailable, "lazy volume \(name) is not attached to its backup; see the daemon's log")
+                    throw ConvoyError(.unavailable, "lazy volume \(name) is not attached to its backup; "
+                        + "see the daemon's log")
                 }
                 return ClientAPI.Hydration(state: .local, backup: "", bytesDone: 0, bytesTotal: 0, filesDone: 0,
                                            filesTotal: 0, job: nil, error: nil)
@@ -68,7 +67,8 @@ struct ClientAPIRoutes {
         }
     }
 
-    static func volume(_ record: VolumeRecord, hydration: ClientAPI.Hydration? = nil, status: [String: String] = [:]) -> ClientAPI.Volume {
+    static func volume(_ record: VolumeRecord, hydration: ClientAPI.Hydration? = nil,
+                       status: [String: String] = [:]) -> ClientAPI.Volume {
         ClientAPI.Volume(
             name: record.name, driver: record.driver, size: record.size, mountPoint: record.mountpoint ?? "",
             createdTime: record.createdAt, state: record.state.rawValue, references: record.references,
@@ -86,14 +86,17 @@ struct ClientAPIRoutes {
     }
 
     /// `name` is the `{name}` path parameter, or "" for routes without one.
-    func handle<T: Encodable & Sendable>(_ router: Router<BasicRequestContext>, _ method: HTTPRequest.Method, _ path: String,
-                                         status: HTTPResponse.Status = .ok,
-                                         _ handler: @escaping @Sendable (Request, String) async throws(ConvoyError) -> T) {
+    func handle<T: Encodable & Sendable>(
+        _ router: Router<BasicRequestContext>, _ method: HTTPRequest.Method, _ path: String,
+        status: HTTPResponse.Status = .ok,
+        _ handler: @escaping @Sendable (Request, String) async throws(ConvoyError) -> T
+    ) {
         let logger = self.logger
         router.on(RouterPath(stringLiteral: path), method: method) { request, context -> Response in
             do throws(ConvoyError) {
                 let name = context.parameters.get("name") ?? ""
-                return JSONBody.response(try await handler(request, name), status: status, contentType: Self.contentType, pretty: true)
+                return JSONBody.response(try await handler(request, name), status: status,
+                                         contentType: Self.contentType, pretty: true)
             } catch {
                 logger.warning("\(method) \(path) failed: \(error.message)")
                 return JSONBody.response(ClientAPI.ErrorBody(error: error.message, kind: error.kind),

@@ -2,15 +2,14 @@ import ConvoyCore
 import Hummingbird
 import Logging
 
-/// Docker's volume plugin protocol (DESIGN §2) on the plugin socket: every call is `POST /<Method>`, every answer
-/// HTTP 200 with the plugin media type, failures carried in `Err`.
+/// Docker's volume plugin protocol (docs/design.md, "Decisions") on the plugin socket: every call is
+/// `POST /<Method>`, every answer HTTP 200 with the plugin media type, failures carried in `Err`.
 struct DockerVolumeAPI {
     static let contentType = "application/vnd.docker.plugins.v1+json"
 
-    let volumes: VolumeService
-    let backups: BackupService
-    let lazy: LazyRestore
+    let services: Services
     let logger: Logger
+    var volumes: VolumeService { services.volumes }
 
     struct Request: Decodable {
         var name: String?
@@ -57,8 +56,11 @@ struct DockerVolumeAPI {
     }
 
     func register(on router: Router<BasicRequestContext>) {
+        let (volumes, restores, lazy) = (services.volumes, services.restores, services.lazy)
         route(router, "Plugin.Activate") { _ in Reply(implements: ["VolumeDriver"]) }
-        route(router, "VolumeDriver.Capabilities") { _ in Reply(capabilities: ["Scope": volumes.scope.rawValue]) }
+        route(router, "VolumeDriver.Capabilities") { _ in
+            Reply(capabilities: ["Scope": volumes.scope.rawValue])
+        }
         route(router, "VolumeDriver.Create") { request throws(ConvoyError) in
             let name = try requireName(request)
             var options = request.opts ?? [:]
@@ -69,10 +71,11 @@ struct DockerVolumeAPI {
                 if try Self.flag(lazyFlag, option: "lazy") {
                     _ = try await lazy.create(name: name, backup: backup, options: options)
                 } else {
-                    try await backups.restoreAndWait(name: name, backup: backup, options: options)
+                    _ = try await restores.restore(name: name, backup: backup, options: options, wait: true)
                 }
             } else if lazyFlag != nil {
-                throw .invalid("option lazy needs backup=URL: it makes a restored volume usable before its data is local")
+                throw .invalid("option lazy needs backup=URL: "
+                    + "it makes a restored volume usable before its data is local")
             } else {
                 _ = try await volumes.create(name: name, options: options)
             }
@@ -96,7 +99,8 @@ struct DockerVolumeAPI {
         }
         route(router, "VolumeDriver.Get") { request throws(ConvoyError) in
             let record = try volumes.get(try requireName(request))
-            return Reply(volume: Self.info(record, detailed: true, hydration: await lazy.hydration(of: record.name),
+            return Reply(volume: Self.info(record, detailed: true,
+                                           hydration: await lazy.hydration(of: record.name),
                                            driverStatus: await volumes.driverStatus(of: record)))
         }
         route(router, "VolumeDriver.List") { _ throws(ConvoyError) in
@@ -130,7 +134,8 @@ struct DockerVolumeAPI {
             status["hydrationTotalFiles"] = .number(UInt64(hydration.filesTotal))
             if let error = hydration.error { status["hydrationError"] = .text(error) }
         }
-        return VolumeInfo(name: record.name, mountpoint: record.mountpoint ?? "", createdAt: record.createdAt, status: status)
+        return VolumeInfo(name: record.name, mountpoint: record.mountpoint ?? "", createdAt: record.createdAt,
+                          status: status)
     }
 
     private func requireName(_ request: Request) throws(ConvoyError) -> String {

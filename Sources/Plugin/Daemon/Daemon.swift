@@ -19,7 +19,7 @@ public enum Daemon {
         // Blocks are 0.25–4 MiB buffers allocated and freed all the time; glibc would mmap each one and the kernel
         // zero fresh pages for it (a tenth of the CPU of reading a mounted backup). Keep them on the heap.
         convoy_tune_malloc(64 << 20, 256 << 20)
-        try FileSystem.makeDirectory(root, mode: 0o700)
+        try Filesystem.makeDirectory(root, mode: 0o700)
         let lock = try DaemonLock(root: root)
         let store = try StateStore(path: root + "/convoy.db")
 
@@ -30,31 +30,41 @@ public enum Daemon {
         for driver in drivers { try await driver.start() }
         try store.setConfig(SavedDriverConfiguration.key, driverConfiguration.encoded())
 
-        let volumes = VolumeService(store: store, drivers: drivers,
-                                    ignoreDockerDelete: configuration.ignoreDockerDelete, logger: logger)
-        let jobs = JobManager(store: store, logger: logger)
+        // Wired in one step, every call one way: routes → services → VolumeService → hooks (LazyVolumes,
+        // SnapshotCatalog) → drivers. docs/design.md, "Modules", draws it.
         let stores = StoreFactory(s3Endpoint: try StoreFactory.endpoint(option: configuration.s3Endpoint))
-        let mountOptions = BackupMountOptions(cacheBytes: Int(clamping: configuration.fuseCacheBytes),
-                                              readAheadBlocks: configuration.fuseReadAheadBlocks,
-                                              diskCacheDirectory: configuration.fuseDiskCache ? root + "/cache/blocks" : nil)
-        let lazy = LazyRestore(root: root, volumes: volumes, jobs: jobs, stores: stores, logger: logger,
-                               mountOptions: mountOptions, hydrationPause: configuration.hydrationPause)
-        await volumes.setLifecycleHooks(lazy)
-        let browser = BackupBrowser(root: root, store: store, stores: stores, logger: logger, options: mountOptions)
-        let backups = try BackupService(volumes: volumes, jobs: jobs, root: root, stores: stores, lazy: lazy, logger: logger)
-        await volumes.setDeletionHook { name in
-            do throws(ConvoyError) { try await backups.deleteSnapshots(ofVolume: name) } catch {
-                logger.warning("cannot delete the snapshots of deleted volume \(name): \(error.message)")
-            }
-        }
+        let mountOptions = BackupMountOptions(
+            cacheBytes: Int(clamping: configuration.fuseCacheBytes), readAheadBlocks: configuration.fuseReadAheadBlocks,
+            diskCacheDirectory: configuration.fuseDiskCache ? root + "/cache/blocks" : nil)
+        let catalog = try SnapshotCatalog(store: store, root: root, drivers: drivers, logger: logger)
+        let lazyVolumes = LazyVolumes(root: root, drivers: drivers, logger: logger, mountOptions: mountOptions,
+                                      hydrationPause: configuration.hydrationPause)
+        let volumes = VolumeService(store: store, drivers: drivers,
+                                    ignoreDockerDelete: configuration.ignoreDockerDelete,
+                                    hooks: [lazyVolumes, catalog], logger: logger)
+        let jobs = JobManager(store: store, logger: logger)
+        let planner = RestorePlanner(volumes: volumes)
+        let services = Services(
+            volumes: volumes,
+            snapshots: SnapshotService(volumes: volumes, catalog: catalog, jobs: jobs, lazy: lazyVolumes),
+            catalog: catalog,
+            backups: BackupService(catalog: catalog, jobs: jobs, stores: stores),
+            restores: RestoreService(planner: planner, jobs: jobs, stores: stores, root: root),
+            lazy: LazyRestore(volumes: volumes, attached: lazyVolumes, planner: planner, jobs: jobs, stores: stores),
+            browser: BackupBrowser(root: root, store: store, stores: stores, logger: logger, options: mountOptions),
+            jobs: jobs)
+        let (lazy, browser) = (services.lazy, services.browser)
         for id in try store.interruptRunningJobs(at: JobManager.now()) {
-            logger.warning("reconcile: job \(id) was running when the daemon stopped; marked interrupted (run it again)")
+            let message = "reconcile: job \(id) was running when the daemon stopped; "
+                + "marked interrupted (run it again)"
+            logger.warning("\(message)")
         }
         var repairs = await volumes.reconcile()
         repairs += await browser.cleanUpAfterPreviousRun()
         repairs += await lazy.resumeAll()
         for repair in repairs { logger.warning("reconcile: \(repair)") }
-        logger.info("state reconciled", metadata: ["repairs": "\(repairs.count)", "volumes": "\((try? volumes.list().count) ?? 0)"])
+        logger.info("state reconciled", metadata: ["repairs": "\(repairs.count)",
+                                                   "volumes": "\((try? volumes.list().count) ?? 0)"])
 
         try SocketFiles.prepare(configuration.socket, option: "--socket")
         try SocketFiles.prepare(configuration.pluginSocket, option: "--plugin-socket")
@@ -65,11 +75,11 @@ public enum Daemon {
             version: ConvoyVersion.current, fuse: LibFuse.summary)
 
         let clientRouter = Router()
-        let clientRoutes = ClientAPIRoutes(volumes: volumes, lazy: lazy, general: general, logger: logger)
+        let clientRoutes = ClientAPIRoutes(services: services, general: general, logger: logger)
         clientRoutes.register(on: clientRouter)
-        BackupRoutes(backups: backups, jobs: jobs, browser: browser, routes: clientRoutes).register(on: clientRouter)
+        BackupRoutes(services: services, routes: clientRoutes).register(on: clientRouter)
         let pluginRouter = Router()
-        DockerVolumeAPI(volumes: volumes, backups: backups, lazy: lazy, logger: logger).register(on: pluginRouter)
+        DockerVolumeAPI(services: services, logger: logger).register(on: pluginRouter)
 
         let clientSocket = configuration.socket
         let pluginSocket = configuration.pluginSocket
@@ -83,7 +93,8 @@ public enum Daemon {
             configuration: .init(address: .unixDomainSocket(path: pluginSocket), serverName: nil),
             onServerRunning: { _ in
                 restrictOrStop(pluginSocket, mode: 0o600, logger: logger)
-                logger.info("serving", metadata: ["client": "\(clientSocket)", "plugin": "\(pluginSocket)", "root": "\(root)"])
+                logger.info("serving", metadata: ["client": "\(clientSocket)", "plugin": "\(pluginSocket)",
+                                                  "root": "\(root)"])
             },
             logger: logger)
 
@@ -100,12 +111,12 @@ public enum Daemon {
             try await group.run()
         } catch {
             await browser.unmountAll()
-            await lazy.stopAll()
+            await lazyVolumes.stopAll()
             throw ConvoyError(.unavailable, "the daemon stopped: \(error)")
         }
         // FUSE mounts are served by this process: they go with it (a restart attaches lazy volumes again).
         await browser.unmountAll()
-        await lazy.stopAll()
+        await lazyVolumes.stopAll()
         logger.info("stopped; volumes in use stay usable and their references are kept for the next start")
     }
 

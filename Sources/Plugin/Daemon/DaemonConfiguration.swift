@@ -57,7 +57,8 @@ struct SavedDriverConfiguration: Codable, Equatable {
     static let key = "drivers"
 
     /// Flags win; without `--drivers` the saved drivers are used, with saved options overridden by given ones.
-    static func resolve(_ configuration: DaemonConfiguration, saved: SavedDriverConfiguration?) -> SavedDriverConfiguration {
+    static func resolve(_ configuration: DaemonConfiguration,
+                        saved: SavedDriverConfiguration?) -> SavedDriverConfiguration {
         if let drivers = configuration.drivers {
             return SavedDriverConfiguration(drivers: drivers, options: configuration.driverOptions)
         }

@@ -18,7 +18,8 @@ public final class DaemonLock: Sendable {
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = Self.readHolder(fd)
             close(fd)
-            throw ConvoyError(.conflict, "another convoy daemon\(holder.map { " (pid \($0))" } ?? "") is already using root \(root); stop it first, or give this one another --root")
+            throw ConvoyError(.conflict, "another convoy daemon\(holder.map { " (pid \($0))" } ?? "") "
+                + "is already using root \(root); stop it first, or give this one another --root")
         }
         // Record who holds it, for the message above.
         let pid = "\(getpid())\n"

@@ -9,9 +9,11 @@ import Glibc
 enum SocketFiles {
     static func prepare(_ path: String, option: String) throws(ConvoyError) {
         guard path.hasPrefix("/") else { throw .invalid("\(option): '\(path)' must be an absolute path") }
-        guard path.utf8.count < 108 else { throw .invalid("\(option): '\(path)' is longer than a UNIX socket path may be (107 bytes)") }
+        guard path.utf8.count < 108 else {
+            throw .invalid("\(option): '\(path)' is longer than a UNIX socket path may be (107 bytes)")
+        }
         if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-            try FileSystem.makeDirectory(String(path[..<slash]), mode: 0o755)
+            try Filesystem.makeDirectory(String(path[..<slash]), mode: 0o755)
         }
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
@@ -19,20 +21,23 @@ enum SocketFiles {
             throw .conflict("\(option): \(path) exists and is not a socket; remove it or choose another path")
         }
         if isServed(path) {
-            throw .conflict("\(option): another process is serving \(path); stop it first (is a convoy daemon with another --root running?)")
+            throw .conflict("\(option): another process is serving \(path); "
+                + "stop it first (is a convoy daemon with another --root running?)")
         }
         if unlink(path) != 0 && errno != ENOENT {
-            throw ConvoyError(.unavailable, "\(option): cannot remove the stale socket \(path): \(FileSystem.errnoText())")
+            throw ConvoyError(.unavailable, "\(option): cannot remove the stale socket \(path): "
+                + "\(Filesystem.errnoText())")
         }
     }
 
     /// Restricts the socket to root (and, for the client socket, root's group).
     static func restrict(_ path: String, mode: mode_t) throws(ConvoyError) {
         if chown(path, 0, 0) != 0 && getuid() == 0 {
-            throw ConvoyError(.unavailable, "cannot give \(path) to root: \(FileSystem.errnoText())")
+            throw ConvoyError(.unavailable, "cannot give \(path) to root: \(Filesystem.errnoText())")
         }
         if chmod(path, mode) != 0 {
-            throw ConvoyError(.unavailable, "cannot restrict \(path) to mode \(String(mode, radix: 8)): \(FileSystem.errnoText())")
+            throw ConvoyError(.unavailable, "cannot restrict \(path) to mode \(String(mode, radix: 8)): "
+                + "\(Filesystem.errnoText())")
         }
     }
 

@@ -5,7 +5,8 @@ import ConvoyCore
 /// a time.
 func forEachBounded<Item: Sendable>(_ items: [Item], width: Int, pause: Duration, stop: StopFlag,
                                     pauses: (Item) -> Bool = { _ in true },
-                                    _ body: @escaping @Sendable (Item) async throws(ConvoyError) -> Void) async throws(ConvoyError) {
+                                    _ body: @escaping @Sendable (Item) async throws(ConvoyError) -> Void)
+    async throws(ConvoyError) {
     let width = pause > .zero ? 1 : width
     let failure: ConvoyError? = await withTaskGroup(of: ConvoyError?.self) { group in
         var next = 0

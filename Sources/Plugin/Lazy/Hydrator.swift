@@ -22,7 +22,9 @@ final class HydrationProgress: Sendable {
         var value = Value()
         for entry in manifest.entries where entry.type == .file {
             value.filesTotal += 1
-            value.bytesTotal += manifest.kind == .blocks ? entry.chunks?.reduce(0) { $0 + UInt64($1.length) } ?? 0 : entry.size
+            value.bytesTotal += manifest.kind == .blocks
+                ? entry.chunks?.reduce(0) { $0 + UInt64($1.length) } ?? 0
+                : entry.size
         }
         self.value = Mutex(value)
     }

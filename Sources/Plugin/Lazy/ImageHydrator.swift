@@ -40,7 +40,8 @@ struct ImageHydrator: Sendable {
         let (mount, counts) = (self.mount, bytes)
         let result: Result<Void, ConvoyError> = await withTaskExecutorPreference(Self.threads) {
             do throws(ConvoyError) {
-                try await forEachBounded(order, width: Self.width, pause: pause, stop: stop) { chunk throws(ConvoyError) in
+                try await forEachBounded(order, width: Self.width, pause: pause,
+                                         stop: stop) { chunk throws(ConvoyError) in
                     try await mount.keepOnDisk(chunk.hash, checksum: chunk.checksum)
                     progress.add(bytes: counts[chunk.hash] ?? 0, files: 0)
                 }

@@ -12,9 +12,11 @@ import Glibc
 enum Overlay {
     static func mount(lower: String, upper: String, work: String, at merged: String) async throws(ConvoyError) {
         for path in [lower, upper, work, merged] where path.contains(",") || path.contains(":") || path.contains("\\") {
-            throw .invalid("cannot build an overlay over '\(path)': overlay paths cannot hold ',', ':' or '\\'; use a --root and vfs.path without them")
+            throw .invalid("cannot build an overlay over '\(path)': overlay paths cannot hold ',', ':' or '\\'; "
+                + "use a --root and vfs.path without them")
         }
-        let options = "lowerdir=\(lower),upperdir=\(upper),workdir=\(work),index=off,metacopy=off,redirect_dir=off,xino=off"
+        let options = "lowerdir=\(lower),upperdir=\(upper),workdir=\(work),"
+            + "index=off,metacopy=off,redirect_dir=off,xino=off"
         _ = try await ExternalCommand.run("/bin/mount", ["-t", "overlay", "convoy-lazy", "-o", options, merged],
                                           timeout: .seconds(30))
     }

@@ -9,9 +9,9 @@ extension StateStore {
             try db.execute(sql: """
                 INSERT INTO snapshot (name, volume, created_at, size, files, bytes_read, new_bytes, driver_info)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [snapshot.name, snapshot.volumeName, snapshot.createdTime, Int64(clamping: snapshot.size),
-                                 snapshot.files, Int64(clamping: snapshot.bytesRead), Int64(clamping: snapshot.newBytesStored),
-                                 Self.encode(snapshot.driverInfo ?? [:])])
+                """, arguments: [snapshot.name, snapshot.volumeName, snapshot.createdTime,
+                                 Int64(clamping: snapshot.size), snapshot.files, Int64(clamping: snapshot.bytesRead),
+                                 Int64(clamping: snapshot.newBytesStored), Self.encode(snapshot.driverInfo ?? [:])])
         }
     }
 
@@ -28,7 +28,8 @@ extension StateStore {
                 return try Row.fetchAll(db, sql: "SELECT * FROM snapshot WHERE volume = ? ORDER BY created_at, name",
                                         arguments: [volume]).map(Self.snapshot)
             }
-            return try Row.fetchAll(db, sql: "SELECT * FROM snapshot ORDER BY volume, created_at, name").map(Self.snapshot)
+            return try Row.fetchAll(db, sql: "SELECT * FROM snapshot ORDER BY volume, created_at, name")
+                .map(Self.snapshot)
         }
     }
 
@@ -39,11 +40,13 @@ extension StateStore {
     }
 
     private static func snapshot(_ row: Row) -> ClientAPI.Snapshot {
-        let info = (try? JSONDecoder().decode([String: String].self, from: Data((row["driver_info"] as String? ?? "{}").utf8))) ?? [:]
+        let info = (try? JSONDecoder().decode([String: String].self,
+                                              from: Data((row["driver_info"] as String? ?? "{}").utf8))) ?? [:]
         return ClientAPI.Snapshot(
             name: row["name"], volumeName: row["volume"], createdTime: row["created_at"],
             size: UInt64(clamping: row["size"] as Int64), files: row["files"],
-            bytesRead: UInt64(clamping: row["bytes_read"] as Int64), newBytesStored: UInt64(clamping: row["new_bytes"] as Int64),
+            bytesRead: UInt64(clamping: row["bytes_read"] as Int64),
+            newBytesStored: UInt64(clamping: row["new_bytes"] as Int64),
             driverInfo: info.isEmpty ? nil : info)
     }
 
@@ -69,7 +72,9 @@ extension StateStore {
     public func jobs() throws(ConvoyError) -> [ClientAPI.Job] {
         try read("list jobs") { db in
             try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY started_at DESC, id LIMIT 200").map { row in
-                let result = (row["result"] as String?).flatMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
+                let result = (row["result"] as String?).flatMap {
+                    try? JSONDecoder().decode([String: String].self, from: Data($0.utf8))
+                }
                 return ClientAPI.Job(
                     id: row["id"], kind: row["kind"], target: row["target"],
                     state: ClientAPI.Job.State(rawValue: row["state"]) ?? .interrupted, phase: "",

@@ -171,7 +171,8 @@ public final class StateStore: Sendable {
     }
 
     /// Removes a reference; returns whether it existed and how many remain.
-    public func removeReference(_ referenceID: String, from name: String) throws(ConvoyError) -> (existed: Bool, remaining: Int) {
+    public func removeReference(_ referenceID: String,
+                                from name: String) throws(ConvoyError) -> (existed: Bool, remaining: Int) {
         try writeVolume(name, "remove reference \(referenceID) from \(name)") { db in
             try db.execute(sql: "DELETE FROM mount_reference WHERE volume = ? AND reference_id = ?",
                            arguments: [name, referenceID])
@@ -190,7 +191,8 @@ public final class StateStore: Sendable {
 
     public func setConfig(_ key: String, _ value: String) throws(ConvoyError) {
         try write("save config \(key)") { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO daemon_config (key, value) VALUES (?, ?)", arguments: [key, value])
+            try db.execute(sql: "INSERT OR REPLACE INTO daemon_config (key, value) VALUES (?, ?)",
+                           arguments: [key, value])
         }
     }
 
@@ -205,7 +207,8 @@ public final class StateStore: Sendable {
     }
 
     /// A write that changes volume `name`; the cached copy is replaced by what the transaction committed.
-    private func writeVolume<T>(_ name: String, _ what: String, _ body: (Database) throws -> T) throws(ConvoyError) -> T {
+    private func writeVolume<T>(_ name: String, _ what: String,
+                                _ body: (Database) throws -> T) throws(ConvoyError) -> T {
         let (result, fresh) = try write(what) { db in (try body(db), try Self.fetchOne(db, name)) }
         cache.withLock { $0[name] = fresh }
         return result

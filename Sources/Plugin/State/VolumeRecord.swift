@@ -6,6 +6,15 @@ public enum VolumeState: String, Sendable, Codable {
     case creating
     case ready
     case deleting
+
+    /// For messages: "volume v is being created".
+    var participle: String {
+        switch self {
+        case .creating: "created"
+        case .ready: "made ready"
+        case .deleting: "deleted"
+        }
+    }
 }
 
 /// One volume as the daemon knows it: the index entry plus its live mount references.

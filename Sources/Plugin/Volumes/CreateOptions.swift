@@ -14,7 +14,8 @@ struct CreateOptions: Equatable {
     init(_ raw: [String: String], drivers: [String: any VolumeDriver], defaultDriver: String) throws(ConvoyError) {
         let driverName = raw["driver"] ?? defaultDriver
         guard let driver = drivers[driverName] else {
-            throw .invalid("unknown driver '\(driverName)'; this daemon runs: \(drivers.keys.sorted().joined(separator: ", "))")
+            throw .invalid("unknown driver '\(driverName)'; "
+                + "this daemon runs: \(drivers.keys.sorted().joined(separator: ", "))")
         }
         self.driver = driverName
         if let text = raw["size"] {
@@ -25,7 +26,8 @@ struct CreateOptions: Equatable {
         var driverOptions: [String: String] = [:]
         for (key, value) in raw where !Self.daemonKeys.contains(key) {
             guard driver.volumeOptionKeys.contains(key) else {
-                let accepted = Self.daemonKeys.union(Self.restoreKeys).union(driver.volumeOptionKeys).sorted().joined(separator: ", ")
+                let accepted = Self.daemonKeys.union(Self.restoreKeys).union(driver.volumeOptionKeys).sorted()
+                    .joined(separator: ", ")
                 throw .invalid("unknown option '\(key)' for driver \(driverName); accepted options: \(accepted)")
             }
             driverOptions[key] = value

@@ -10,31 +10,23 @@ public actor VolumeService {
     public let drivers: [String: any VolumeDriver]
     public let driverOrder: [String]
     public let ignoreDockerDelete: Bool
-    private let logger: Logger
+    let logger: Logger
     private var locks = VolumeLocks()
     /// Volumes a job (snapshot) is reading: they cannot be removed until it ends.
     private var busy: [String: Int] = [:]
-    /// Called after a volume is deleted, to drop what other services keep for it (its snapshots).
-    private var deletionHook: (@Sendable (String) async -> Void)?
-    /// What lazily restored volumes add to mounting, unmounting and deleting.
-    private var lifecycleHooks: (any VolumeLifecycleHooks)?
+    /// What other parts of the daemon add to mounting, unmounting and deleting (lazy volumes, snapshots).
+    private let hooks: [any VolumeLifecycleHooks]
 
-    public init(store: StateStore, drivers: [any VolumeDriver], ignoreDockerDelete: Bool, logger: Logger) {
+    public init(store: StateStore, drivers: [any VolumeDriver], ignoreDockerDelete: Bool,
+                hooks: [any VolumeLifecycleHooks] = [], logger: Logger) {
         self.store = store
         var byName: [String: any VolumeDriver] = [:]
         for driver in drivers { byName[driver.name] = driver }
         self.drivers = byName
         self.driverOrder = drivers.map(\.name)
         self.ignoreDockerDelete = ignoreDockerDelete
+        self.hooks = hooks
         self.logger = logger
-    }
-
-    public func setDeletionHook(_ hook: @escaping @Sendable (String) async -> Void) {
-        deletionHook = hook
-    }
-
-    public func setLifecycleHooks(_ hooks: any VolumeLifecycleHooks) {
-        lifecycleHooks = hooks
     }
 
     /// Runs `body` under the volume's lock when the volume is ready and has no references; a non-nil result
@@ -98,7 +90,8 @@ public actor VolumeService {
     /// that already exist), unless `mustBeNew`. `populate` fills the new volume (a restore) before it becomes
     /// ready; if anything fails, nothing of the volume remains.
     /// `receivesImage`: `populate` writes a whole volume's image (a block restore), so the driver creates it blank.
-    public func create(name: String?, options raw: [String: String], mustBeNew: Bool = false, receivesImage: Bool = false,
+    public func create(name: String?, options raw: [String: String], mustBeNew: Bool = false,
+                       receivesImage: Bool = false,
                        populate: Populate? = nil) async throws(ConvoyError) -> VolumeRecord {
         let name = try name.map { name throws(ConvoyError) in try ObjectName.validate(name) }
             ?? ObjectName.generate(prefix: "volume")
@@ -108,14 +101,16 @@ public actor VolumeService {
         let options = try CreateOptions(raw, drivers: drivers, defaultDriver: defaultDriver)
         return try await withVolumeLock(name) { () async throws(ConvoyError) -> VolumeRecord in
             if let existing = try store.volume(named: name) {
-                if mustBeNew { throw .conflict("a volume named \(name) exists already; choose another name or delete it first") }
+                if mustBeNew {
+                    throw .conflict("a volume named \(name) exists already; choose another name or delete it first")
+                }
                 if existing.state == .ready { return existing }
-                throw .conflict("volume \(name) is being \(existing.state == .creating ? "created" : "deleted"); try again")
+                throw .conflict("volume \(name) is being \(existing.state.participle); try again")
             }
             guard let driver = drivers[options.driver] else { throw .invalid("unknown driver '\(options.driver)'") }
             var record = VolumeRecord(
-                name: name, driver: options.driver, size: options.size == 0 ? driver.defaultVolumeSize ?? 0 : options.size,
-                createdAt: Self.timestamp(),
+                name: name, driver: options.driver,
+                size: options.size == 0 ? driver.defaultVolumeSize ?? 0 : options.size, createdAt: Self.timestamp(),
                 state: .creating, options: options.driverOptions, driverInfo: [:])
             // Recorded before the driver acts, so a crash in between is found and undone at the next start.
             try store.insert(record)
@@ -138,7 +133,7 @@ public actor VolumeService {
                 record.state = .ready
                 try store.update(name, state: .ready, driverInfo: record.driverInfo)
             } catch {
-                try? await lifecycleHooks?.willDelete(record)
+                for hook in hooks { try? await hook.willDelete(record) }
                 try? await driver.deleteVolume(record.driverVolume)
                 try? store.delete(name)
                 throw ConvoyError.wrap(error, context: "cannot create volume \(name)", as: .driverFailure)
@@ -157,17 +152,19 @@ public actor VolumeService {
                 throw .notFound("no volume named '\(name)'")
             }
             guard record.references.isEmpty else {
-                throw ConvoyError(.inUse, "volume \(name) is in use by \(record.references.count) mount(s); stop the containers using it (or `convoy umount \(name)`) first")
+                throw ConvoyError(.inUse, "volume \(name) is in use by \(record.references.count) mount(s); stop "
+                    + "the containers using it (or `convoy umount \(name)`) first")
             }
             guard busy[name] == nil else {
-                throw ConvoyError(.inUse, "volume \(name) is being snapshotted; try again when the job ends (`convoy job list`)")
+                throw ConvoyError(.inUse, "volume \(name) is being snapshotted; "
+                    + "try again when the job ends (`convoy job list`)")
             }
             if fromDocker && ignoreDockerDelete {
                 logger.info("kept volume on Docker's remove (--ignore-docker-delete)", metadata: ["volume": "\(name)"])
                 return
             }
             let driver = try self.driver(for: record)
-            try await lifecycleHooks?.willDelete(record)
+            for hook in hooks { try await hook.willDelete(record) }
             try store.update(name, state: .deleting)
             do {
                 try await driver.deleteVolume(record.driverVolume)
@@ -176,7 +173,7 @@ public actor VolumeService {
                 throw ConvoyError.wrap(error, context: "cannot delete volume \(name)", as: .driverFailure)
             }
             try store.delete(name)
-            await deletionHook?(name)
+            for hook in hooks { await hook.didDelete(name) }
             logger.info("deleted volume", metadata: ["volume": "\(name)"])
         }
     }
@@ -189,9 +186,10 @@ public actor VolumeService {
             let record = try readyVolume(name)
             let driver = try self.driver(for: record)
             let mountpoint: String
-            if let override = try await lifecycleHooks?.mountpoint(for: record) {
+            if let override = try await hookMountpoint(for: record) {
                 mountpoint = override
-            } else if let existing = record.mountpoint, !record.references.isEmpty, !driver.mountsVolumes || driver.isMounted(record.driverVolume) {
+            } else if let existing = record.mountpoint, !record.references.isEmpty,
+                      !driver.mountsVolumes || driver.isMounted(record.driverVolume) {
                 mountpoint = existing
             } else {
                 do {
@@ -213,7 +211,8 @@ public actor VolumeService {
             let record = try readyVolume(name)
             let (existed, remaining) = try store.removeReference(referenceID, from: name)
             guard existed else {
-                logger.debug("unmount for unknown reference ignored", metadata: ["volume": "\(name)", "id": "\(referenceID)"])
+                logger.debug("unmount for unknown reference ignored",
+                             metadata: ["volume": "\(name)", "id": "\(referenceID)"])
                 return
             }
             guard remaining == 0 else { return }
@@ -224,101 +223,43 @@ public actor VolumeService {
                 // The reference is gone; reconciliation retries the unmount at the next start.
                 throw ConvoyError.wrap(error, context: "cannot unmount volume \(name)", as: .driverFailure)
             }
-            if let info = await lifecycleHooks?.lastReferenceDropped(record) {
-                try store.update(name, state: .ready, driverInfo: info)
+            for hook in hooks {
+                switch await hook.lastReferenceDropped(record) {
+                case .unchanged: break
+                case .changed(let info): try store.update(name, state: .ready, driverInfo: info)
+                case .whenIdle(let work): Task { _ = await self.whenIdle(name, work) }
+                }
             }
             try store.setMountpoint(nil, of: name)
         }
     }
 
-    // MARK: Reconciliation
-
-    /// Brings the state in line with reality after a start: finishes or undoes interrupted operations, forgets
-    /// volumes whose data vanished, remounts volumes that have references, unmounts those that have none.
-    /// Returns one line per repair.
-    public func reconcile() async -> [String] {
-        var repairs: [String] = []
-        let records: [VolumeRecord]
-        do { records = try store.volumes() } catch {
-            return ["cannot read the state to reconcile it: \(error)"]
+    private func hookMountpoint(for record: VolumeRecord) async throws(ConvoyError) -> String? {
+        for hook in hooks {
+            if let mountpoint = try await hook.mountpoint(for: record) { return mountpoint }
         }
-        for record in records {
-            let name = record.name
-            guard let driver = drivers[record.driver] else {
-                repairs.append("volume \(name): its driver \(record.driver) is not enabled; start the daemon with --drivers \(record.driver) to use it (left as it is)")
-                continue
-            }
-            do {
-                switch record.state {
-                case .creating, .deleting:
-                    try await driver.deleteVolume(record.driverVolume)
-                    try store.delete(name)
-                    repairs.append(record.state == .creating
-                        ? "volume \(name): its creation was interrupted; removed what it had made"
-                        : "volume \(name): its deletion was interrupted; finished it")
-                case .ready:
-                    if !driver.dataExists(record.driverVolume) {
-                        try store.delete(name)
-                        repairs.append("volume \(name): its data vanished (\(record.driverInfo["Path"] ?? "driver storage gone")); forgot it and its \(record.references.count) reference(s)")
-                        continue
-                    }
-                    try await reconcileMount(record, driver: driver, repairs: &repairs)
-                }
-            } catch {
-                repairs.append("volume \(name): could not be repaired: \(error)")
-            }
-        }
-        return repairs
+        return nil
     }
 
-    /// Mounts a volume that has references but is not mounted, as a start does: for a lazily restored block
-    /// volume, once LazyRestore has attached its origin again. Returns the mountpoint when it mounted it.
-    public func remountIfReferenced(_ name: String) async throws(ConvoyError) -> String? {
-        try await withVolumeLock(name) { () async throws(ConvoyError) -> String? in
-            let record = try readyVolume(name)
-            guard !record.references.isEmpty else { return nil }
-            var repairs: [String] = []
-            try await reconcileMount(record, driver: try driver(for: record), repairs: &repairs, lazyAttached: true)
-            return repairs.isEmpty ? nil : try readyVolume(name).mountpoint
-        }
-    }
-
-    private func reconcileMount(_ record: VolumeRecord, driver: any VolumeDriver, repairs: inout [String],
-                                lazyAttached: Bool = false) async throws(ConvoyError) {
-        let name = record.name
-        // A lazily restored volume needs its backup attached first (LazyRestore.resumeAll).
-        if LazyRestore.isLazy(record) && !lazyAttached { return }
-        if record.references.isEmpty {
-            if driver.mountsVolumes && driver.isMounted(record.driverVolume) {
-                try await driver.unmountVolume(record.driverVolume)
-                // A volume in a shared mount (a gluster pool) stays reachable: nothing was repaired then.
-                if !driver.isMounted(record.driverVolume) {
-                    repairs.append("volume \(name): was mounted with no references; unmounted it")
-                }
-            }
-            if record.mountpoint != nil { try store.setMountpoint(nil, of: name) }
-            return
-        }
-        if record.mountpoint == nil || (driver.mountsVolumes && !driver.isMounted(record.driverVolume)) {
-            let mountpoint = try await driver.mountVolume(record.driverVolume)
-            try store.setMountpoint(mountpoint, of: name)
-            repairs.append("volume \(name): has \(record.references.count) reference(s) but was not mounted; mounted it at \(mountpoint)")
-        }
+    /// Whether a hook attaches this volume again at start before it can be mounted.
+    nonisolated func reattachedByHooks(_ record: VolumeRecord) -> Bool {
+        hooks.contains { $0.reattachesAtStart(record) }
     }
 
     // MARK: Helpers
 
-    private func readyVolume(_ name: String) throws(ConvoyError) -> VolumeRecord {
+    func readyVolume(_ name: String) throws(ConvoyError) -> VolumeRecord {
         guard let record = try store.volume(named: name) else {
             throw .notFound("no volume named '\(name)'; create it first")
         }
-        guard record.state == .ready else { throw .conflict("volume \(name) is being \(record.state.rawValue == "creating" ? "created" : "deleted")") }
+        guard record.state == .ready else { throw .conflict("volume \(name) is being \(record.state.participle)") }
         return record
     }
 
-    private func driver(for record: VolumeRecord) throws(ConvoyError) -> any VolumeDriver {
+    func driver(for record: VolumeRecord) throws(ConvoyError) -> any VolumeDriver {
         guard let driver = drivers[record.driver] else {
-            throw ConvoyError(.unavailable, "volume \(record.name) belongs to driver \(record.driver), which this daemon does not run; restart it with --drivers \(record.driver)")
+            throw ConvoyError(.unavailable, "volume \(record.name) belongs to driver \(record.driver), which this "
+                + "daemon does not run; restart it with --drivers \(record.driver)")
         }
         return driver
     }
@@ -331,7 +272,7 @@ public actor VolumeService {
         return await body()
     }
 
-    private func withVolumeLock<T>(_ name: String, _ body: () async throws(ConvoyError) -> T) async throws(ConvoyError) -> T {
+    func withVolumeLock<T>(_ name: String, _ body: () async throws(ConvoyError) -> T) async throws(ConvoyError) -> T {
         if !locks.tryAcquire(name) {
             await withCheckedContinuation { continuation in locks.enqueue(name, continuation) }
         }

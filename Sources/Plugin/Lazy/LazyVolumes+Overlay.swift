@@ -13,33 +13,35 @@ import Glibc
 ///   volume's mountpoint while it is lazy; writes land in the volume's directory;
 /// - `<data dir>/../.convoy-work/<name>`: overlayfs's work directory, beside the data (same filesystem).
 /// Hydration copies every entry up; finishing drops the mounts and cleans the overlay's traces from the directory.
-extension LazyRestore {
+extension LazyVolumes {
     /// Mounts the backup and the overlay for volume `name`. `fresh`: the volume is new, so its directory takes
     /// the backup root's owner, mode and times.
     func attachOverlay(name: String, volume: DriverVolume, driver: any VolumeDriver, manifest: Manifest,
                        repository: BackupRepository, url: String, fresh: Bool) async throws(ConvoyError) {
-        let directory = try BackupService.directory(of: volume, driver: driver)
+        let directory = try driver.directory(of: volume, refusal: "driver \(driver.name) cannot restore a file backup")
         // overlayfs cannot write into some filesystems (gluster's FUSE client): the volume's writes then land in
         // `<root>/lazy/<name>/upper` until its tree is complete, and are copied into its directory at the end.
         let apart = (driver as? any DirectoryBackedDriver)?.holdsOverlayUpperLayer == false
         let upper = apart ? try PathGuard.child(of: root, named: name) + "/upper" : directory
-        if apart { try FileSystem.makeDirectory(upper, mode: 0o755) }
+        if apart { try Filesystem.makeDirectory(upper, mode: 0o755) }
         let upperParent = String(upper[..<(upper.lastIndex(of: "/") ?? upper.endIndex)])
         let work = try PathGuard.child(of: upperParent + "/.convoy-work", named: name)
         if fresh, let top = manifest.entries.first(where: { $0.path.isEmpty }) {
             try FileRestorer.applyMetadata(top, at: upper)
         }
-        let (mount, base) = try mountBackup(name: name, manifest: manifest, repository: repository, options: mountOptions)
+        let (mount, base) = try mountBackup(name: name, manifest: manifest, repository: repository,
+                                            options: mountOptions)
         let merged = base + "/merged"
         do {
-            for directory in [merged, work] { try FileSystem.makeDirectory(directory, mode: 0o700) }
+            for directory in [merged, work] { try Filesystem.makeDirectory(directory, mode: 0o700) }
             try await Overlay.mount(lower: mount.mountpoint, upper: upper, work: work, at: merged)
         } catch {
             try? mount.unmount()
-            throw ConvoyError.wrap(error, context: "cannot build the overlay of lazy volume \(name)", as: .driverFailure)
+            throw ConvoyError.wrap(error, context: "cannot build the overlay of lazy volume \(name)",
+                                   as: .driverFailure)
         }
-        active[name] = Attached(mount: mount, layout: .overlay(merged: merged, upper: upper, work: work, copyTo: apart ? directory : nil),
-                                manifest: manifest,
+        let layout = Layout.overlay(merged: merged, upper: upper, work: work, copyTo: apart ? directory : nil)
+        active[name] = Attached(mount: mount, layout: layout, manifest: manifest,
                                 progress: HydrationProgress(manifest: manifest), url: url)
     }
 
@@ -50,7 +52,10 @@ extension LazyRestore {
         guard case .overlay(let merged, let upper, let work, let copyTo) = attached.layout else { return nil }
         let code = Overlay.unmount(merged, detach: false)
         guard code == 0 || code == EINVAL else {
-            logger.warning("lazy volume \(name) is hydrated but its overlay is busy (\(String(cString: strerror(code)))); finishing at its next unmount")
+            let reason = String(cString: strerror(code))
+            let message = "lazy volume \(name) is hydrated but its overlay is busy (\(reason)); "
+                + "finishing at its next unmount"
+            logger.warning("\(message)")
             return nil
         }
         do {
@@ -58,10 +63,11 @@ extension LazyRestore {
             let cleaned = try Overlay.cleanUpper(upper)
             let relinked = Self.relinkHardLinks(attached.manifest, in: upper)
             if let copyTo { try await Self.copyTree(upper, into: copyTo) }
-            try? FileSystem.removeTree(work)
-            try? FileSystem.removeTree(try PathGuard.child(of: root, named: name))
+            try? Filesystem.removeTree(work)
+            try? Filesystem.removeTree(try PathGuard.child(of: root, named: name))
             logger.info("lazy volume \(name) is now a plain directory", metadata: [
-                "whiteouts": "\(cleaned.whiteouts)", "overlayAttributes": "\(cleaned.attributes)", "hardLinks": "\(relinked)"])
+                "whiteouts": "\(cleaned.whiteouts)", "overlayAttributes": "\(cleaned.attributes)",
+                "hardLinks": "\(relinked)"])
         } catch {
             logger.error("cannot finish lazy volume \(name): \(error.message)")
             return nil
@@ -80,8 +86,9 @@ extension LazyRestore {
             let path = upper + "/" + entry.path
             let target = upper + "/" + targetPath
             var a = stat(), b = stat()
-            guard lstat(path, &a) == 0, lstat(target, &b) == 0, a.st_mode & S_IFMT == S_IFREG, b.st_mode & S_IFMT == S_IFREG,
-                  a.st_ino != b.st_ino, unchanged(a, original), unchanged(b, original) else { continue }
+            guard lstat(path, &a) == 0, lstat(target, &b) == 0, a.st_mode & S_IFMT == S_IFREG,
+                  b.st_mode & S_IFMT == S_IFREG, a.st_ino != b.st_ino, unchanged(a, original), unchanged(b, original)
+            else { continue }
             // Relinking changes the directory's times; it keeps the ones it had (the backup's, or the user's).
             let parent = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
             var before = stat()
@@ -104,7 +111,7 @@ extension LazyRestore {
     /// links: `cp -a`). What a crashed earlier attempt copied is removed first, so a repeat leaves exactly `source`.
     static func copyTree(_ source: String, into directory: String) async throws(ConvoyError) {
         for entry in PosixFile.entries(in: directory) ?? [] {
-            try FileSystem.removeTree(directory + "/" + entry.name)
+            try Filesystem.removeTree(directory + "/" + entry.name)
         }
         _ = try await ExternalCommand.run("/bin/cp", ["-a", "-T", source, directory],
                                           timeout: .seconds(24 * 3600))

@@ -15,9 +15,12 @@ public struct StoreFactory: Sendable {
     }
 
     /// `--s3-endpoint`, else `AWS_ENDPOINT_URL`, else AWS.
-    public static func endpoint(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConvoyError) -> URL? {
+    public static func endpoint(option: String?,
+                                environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(ConvoyError) -> URL? {
         guard let text = option ?? environment["AWS_ENDPOINT_URL"], !text.isEmpty else { return nil }
-        guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+        guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme),
+              url.host != nil else {
             throw .invalid("--s3-endpoint: '\(text)' is not an http(s) URL")
         }
         return url

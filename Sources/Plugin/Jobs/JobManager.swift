@@ -49,8 +49,9 @@ public actor JobManager {
         return job
     }
 
-    /// Runs `work` as a job and waits for it (for callers that must answer only when done, like Docker's Create).
-    public func run(kind: String, target: String, work: @escaping Work) async throws(ConvoyError) -> [String: String] {
+    /// Runs `work` as a job and waits for it (for callers that must answer only when done, like Docker's Create):
+    /// the succeeded job, or its error.
+    public func run(kind: String, target: String, work: @escaping Work) async throws(ConvoyError) -> ClientAPI.Job {
         let job = try start(kind: kind, target: target, work: work)
         while true {
             guard let current = await waitForEnd(job.id, upTo: .seconds(5)) else {
@@ -58,7 +59,7 @@ public actor JobManager {
             }
             switch current.state {
             case .running: continue
-            case .succeeded: return current.result ?? [:]
+            case .succeeded: return current
             case .failed, .interrupted: throw ConvoyError(.driverFailure, current.error ?? "job \(job.id) failed")
             }
         }

@@ -3,14 +3,15 @@ import Backupstore
 import ConvoyCore
 import Drivers
 
-/// Lazy restore of a block backup into a devicemapper volume (DESIGN §6): the backup's `volume.img`, served by
-/// BackupFS at `<root>/lazy/<name>/backup`, is the external origin of the volume's thin device, so the volume
-/// mounts at once and writes land in the pool. Fetched blocks are kept in `<root>/lazy/<name>/cache`; hydration
+/// Lazy restore of a block backup into a block-image driver's volume (docs/design.md, "Lazy restore" and
+/// "devicemapper"): the backup's `volume.img`, served by BackupFS at `<root>/lazy/<name>/backup`, is the
+/// external origin of the volume's device (a thin device), so the volume mounts at once and writes land in the
+/// pool. Fetched blocks are kept in `<root>/lazy/<name>/cache`; hydration
 /// fetches them all, so the store is soon no longer needed. Finishing copies the blocks the volume never wrote
 /// into it and drops the origin.
-extension LazyRestore {
+extension LazyVolumes {
     /// Mounts the backup and makes its image the origin of the volume's device; returns the driver's info.
-    func attachImage(name: String, driver: DevicemapperDriver, volume: DriverVolume, manifest: Manifest,
+    func attachImage(name: String, driver: any BlockImageDriver, volume: DriverVolume, manifest: Manifest,
                      repository: BackupRepository, url: String) async throws(ConvoyError) -> [String: String] {
         var options = mountOptions
         options.diskCacheDirectory = try PathGuard.child(of: root, named: name) + "/cache"
@@ -22,7 +23,8 @@ extension LazyRestore {
             // An origin device made before the failure goes too (it cannot while a volume's device still uses it).
             try? await driver.removeExternalOrigin(of: name)
             try? mount.unmount()
-            throw ConvoyError.wrap(error, context: "cannot attach the backup of lazy volume \(name) as its origin", as: .driverFailure)
+            throw ConvoyError.wrap(error, context: "cannot attach the backup of lazy volume \(name) as its origin",
+                                   as: .driverFailure)
         }
         active[name] = Attached(mount: mount, layout: .externalOrigin(driver), manifest: manifest,
                                 progress: HydrationProgress(manifest: manifest), url: url)
@@ -31,19 +33,21 @@ extension LazyRestore {
 
     /// Copies the never-written blocks in (from the disk cache, as hydration fetched them all), drops the origin
     /// and unmounts the backup; nil (nothing changed) on failure, retried at the next unmount or start.
-    func finishImage(_ record: VolumeRecord, _ attached: Attached, driver: DevicemapperDriver) async -> [String: String]? {
+    func finishImage(_ record: VolumeRecord, _ attached: Attached,
+                     driver: any BlockImageDriver) async -> [String: String]? {
         let name = record.name
+        let finished: ExternalOriginFinish
         do {
-            let copied = try await driver.finishExternalOrigin(of: record.driverVolume, regions: ImageHydrator.regions(of: attached.manifest))
+            finished = try await driver.finishExternalOrigin(of: record.driverVolume,
+                                                             regions: ImageHydrator.regions(of: attached.manifest))
             try attached.mount.unmount()
-            try? FileSystem.removeTree(try PathGuard.child(of: root, named: name))
-            logger.info("lazy volume \(name) holds all its blocks; its backup is detached", metadata: ["bytesCopied": "\(copied)"])
+            try? Filesystem.removeTree(try PathGuard.child(of: root, named: name))
+            logger.info("lazy volume \(name) holds all its blocks; its backup is detached",
+                        metadata: ["bytesCopied": "\(finished.bytesCopied)"])
         } catch {
             logger.error("cannot finish lazy volume \(name): \(error.message)")
             return nil
         }
-        var info = record.driverInfo
-        info[DevicemapperDriver.externalOriginKey] = nil
-        return info
+        return finished.driverInfo
     }
 }

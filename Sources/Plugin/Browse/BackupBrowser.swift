@@ -29,19 +29,27 @@ public actor BackupBrowser {
 
     public func mount(url: String, at requested: String) async throws(ConvoyError) -> ClientAPI.BackupMountInfo {
         let path = try Self.mountpoint(requested)
-        guard mounts[path] == nil else { throw .conflict("\(path) already shows a backup; `convoy backup umount \(path)` first") }
-        guard !MountInfo.isMountPoint(path) else { throw .conflict("something is mounted at \(path) already; choose an empty directory") }
-        guard (PosixFile.entries(in: path) ?? []).isEmpty else { throw .invalid("\(path) is not empty; mount a backup on an empty directory") }
+        guard mounts[path] == nil else {
+            throw .conflict("\(path) already shows a backup; `convoy backup umount \(path)` first")
+        }
+        guard !MountInfo.isMountPoint(path) else {
+            throw .conflict("something is mounted at \(path) already; choose an empty directory")
+        }
+        guard (PosixFile.entries(in: path) ?? []).isEmpty else {
+            throw .invalid("\(path) is not empty; mount a backup on an empty directory")
+        }
         let backup = try BackupURL.parse(url)
         let repository = BackupRepository(store: try stores.open(backup.destination))
         let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
         let logger = self.logger
         let image = manifest.kind == .blocks ? images + "/" + ObjectName.generate(prefix: "image") : nil
-        if let image { try FileSystem.makeDirectory(image, mode: 0o700) }
-        let mount = try BackupMount.mount(manifest: manifest, repository: repository, at: image ?? path, options: options) { line in
+        if let image { try Filesystem.makeDirectory(image, mode: 0o700) }
+        let mount = try BackupMount.mount(manifest: manifest, repository: repository, at: image ?? path,
+                                          options: options) { line in
             logger.error("backup mount \(path): \(line)")
         }
-        var info = ClientAPI.BackupMountInfo(url: backup.url, path: path, mountedAt: Date().formatted(.iso8601), image: image)
+        var info = ClientAPI.BackupMountInfo(url: backup.url, path: path, mountedAt: Date().formatted(.iso8601),
+                                             image: image)
         if let image {
             do {
                 info.loopDevice = try await Self.mountImage(image + "/" + Manifest.imageName, at: path)
@@ -78,7 +86,8 @@ public actor BackupBrowser {
             _ = try await ExternalCommand.run("/bin/mount", ["-o", "ro,norecovery", loop, path], timeout: .seconds(60))
         } catch {
             try? await LoopDevice.detach(loop)
-            throw ConvoyError.wrap(error, context: "the backup's image holds no filesystem that can be mounted", as: .driverFailure)
+            throw ConvoyError.wrap(error, context: "the backup's image holds no filesystem that can be mounted",
+                                   as: .driverFailure)
         }
         return loop
     }
@@ -86,7 +95,8 @@ public actor BackupBrowser {
     static func unmountImage(_ info: ClientAPI.BackupMountInfo, detach: Bool) async throws(ConvoyError) {
         guard let loop = info.loopDevice else { return }
         if MountInfo.isMountPoint(info.path) {
-            _ = try await ExternalCommand.run("/bin/umount", detach ? ["-l", info.path] : [info.path], timeout: .seconds(60))
+            _ = try await ExternalCommand.run("/bin/umount", detach ? ["-l", info.path] : [info.path],
+                                              timeout: .seconds(60))
         }
         try? await LoopDevice.detach(loop)
     }
@@ -107,7 +117,8 @@ public actor BackupBrowser {
             let dead = BackupMount.isDeadMount(served)
             BackupMount.detach(served)
             if let image = info.image { rmdir(image) }
-            repairs.append("backup mount \(info.path) (\(info.url)) was left by the previous daemon\(dead ? " and no longer answered" : ""); unmounted it (mount it again to browse)")
+            repairs.append("backup mount \(info.path) (\(info.url)) was left by the previous daemon"
+                + "\(dead ? " and no longer answered" : ""); unmounted it (mount it again to browse)")
         }
         persist()
         return repairs
@@ -145,7 +156,7 @@ public actor BackupBrowser {
         }
         defer { free(resolved) }
         let result = String(cString: resolved)
-        guard FileSystem.isDirectory(result) else { throw .invalid("\(path) is not a directory") }
+        guard Filesystem.isDirectory(result) else { throw .invalid("\(path) is not a directory") }
         return result
     }
 }

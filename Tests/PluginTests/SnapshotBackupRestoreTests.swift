@@ -1,0 +1,127 @@
+import Backupstore
+import ConvoyCore
+import ConvoyTestSupport
+import Foundation
+@testable import Plugin
+import XCTest
+
+/// Snapshots, backups and restores through their own services, without a daemon: what a user checks is that
+/// the bytes restored are the bytes snapshotted, that a snapshot is incremental, and that deleting a volume or
+/// a backup leaves nothing behind.
+final class SnapshotBackupRestoreTests: XCTestCase {
+    func testSnapshotBackupAndRestoreGiveBackTheSnapshottedTree() async throws {
+        let fixture = try ServiceFixture(self)
+        _ = try await fixture.volumes.create(name: "src", options: ["size": "1G"])
+        let source = try fixture.directory(of: "src")
+        try TreeFixture.makeRichTree(at: source)
+        let atSnapshot = try TreeFixture.describe(source)
+
+        let first = try await fixture.ended(try await fixture.snapshots.createSnapshot(volume: "src", snapshot: "s1"))
+        XCTAssertEqual(first.result?["Snapshot"], "s1")
+        let s1 = try fixture.catalog.snapshot("s1")
+        XCTAssertGreaterThan(s1.files, 5)
+        XCTAssertGreaterThan(s1.bytesRead, 3 << 20)
+
+        // Only what changed is read again.
+        try TreeFixture.write(source + "/small.txt", Array("changed\n".utf8))
+        _ = try await fixture.ended(try await fixture.snapshots.createSnapshot(volume: "src", snapshot: "s2"))
+        XCTAssertLessThan(try fixture.catalog.snapshot("s2").bytesRead, 1 << 20)
+        XCTAssertEqual(try fixture.catalog.snapshots(volume: "src").map(\.name), ["s1", "s2"])
+
+        let destination = "vfs://" + fixture.root + "/store"
+        let backup = try await fixture.ended(try await fixture.backups.createBackup(snapshot: "s1",
+                                                                                     destination: destination))
+        let url = try XCTUnwrap(backup.result?["URL"])
+        let listed = try await fixture.backups.listBackups(destination: destination, volume: nil)
+        XCTAssertEqual(listed.map(\.url), [url])
+        XCTAssertEqual(listed.first?.snapshotName, "s1")
+        let inspected = try await fixture.backups.inspectBackup(url)
+        XCTAssertEqual(inspected.volumeName, "src")
+        let verified = try await fixture.ended(try await fixture.backups.verifyBackup(url))
+        XCTAssertEqual(verified.result?["Problems"], "0")
+
+        let restored = try await fixture.restores.restore(name: "copy", backup: url, options: [:], wait: true)
+        XCTAssertEqual(restored.state, .succeeded, "with wait, the restore answers once it has ended")
+        XCTAssertEqual(restored.result?["Volume"], "copy")
+        XCTAssertEqual(try TreeFixture.describe(try fixture.directory(of: "copy")), atSnapshot)
+        XCTAssertEqual(try fixture.volumes.get("copy").size, 1 << 30, "the backup's recorded size")
+
+        let deleted = try await fixture.backups.deleteBackup(url)
+        XCTAssertEqual(deleted["Deleted"], url)
+        XCTAssertNotEqual(deleted["BlocksFreed"], "0")
+        let left = try await fixture.backups.listBackups(destination: destination, volume: nil)
+        XCTAssertTrue(left.isEmpty)
+    }
+
+    func testARestoreWithoutWaitAnswersAtOnceAndEndsWithTheVolume() async throws {
+        let fixture = try ServiceFixture(self)
+        _ = try await fixture.volumes.create(name: "src", options: [:])
+        try TreeFixture.write(try fixture.directory(of: "src") + "/f", TreeFixture.randomBytes(1 << 20, seed: 3))
+        _ = try await fixture.ended(try await fixture.snapshots.createSnapshot(volume: "src", snapshot: "s1"))
+        let destination = "vfs://" + fixture.root + "/store"
+        let backup = try await fixture.ended(
+            try await fixture.backups.createBackup(snapshot: "s1", destination: destination))
+        let url = try XCTUnwrap(backup.result?["URL"])
+
+        let job = try await fixture.restores.restore(name: nil, backup: url, options: [:], wait: false)
+        XCTAssertEqual(job.kind, "restore")
+        let restored = try await fixture.ended(job)
+        let name = try XCTUnwrap(restored.result?["Volume"])
+        XCTAssertTrue(name.hasPrefix("volume-"), name)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: try fixture.directory(of: name) + "/f"))
+        XCTAssertEqual(Array(bytes), TreeFixture.randomBytes(1 << 20, seed: 3))
+
+        // A restore never replaces a volume: the name is taken, and the volume there keeps its data.
+        let refused = await errorMessage {
+            _ = try await fixture.restores.restore(name: name, backup: url, options: [:], wait: true)
+        }
+        XCTAssertTrue(refused.contains("exists already"), refused)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: try fixture.directory(of: name) + "/f"))
+    }
+
+    func testSnapshotNamesAreUniquePerDaemon() async throws {
+        let fixture = try ServiceFixture(self)
+        _ = try await fixture.volumes.create(name: "va", options: [:])
+        _ = try await fixture.volumes.create(name: "vb", options: [:])
+        _ = try await fixture.ended(try await fixture.snapshots.createSnapshot(volume: "va", snapshot: "same"))
+        let kind = await errorKind { _ = try await fixture.snapshots.createSnapshot(volume: "vb", snapshot: "same") }
+        XCTAssertEqual(kind, .conflict)
+        // The refused name was released: the reservation does not outlive the refusal.
+        try await fixture.catalog.delete("same")
+        _ = try await fixture.ended(try await fixture.snapshots.createSnapshot(volume: "vb", snapshot: "same"))
+        XCTAssertEqual(try fixture.catalog.snapshot("same").volumeName, "vb")
+    }
+
+    func testDeletingAVolumeDeletesItsSnapshotsAndTheirBlocks() async throws {
+        let fixture = try ServiceFixture(self)
+        _ = try await fixture.volumes.create(name: "gone", options: [:])
+        _ = try await fixture.volumes.create(name: "kept", options: [:])
+        try TreeFixture.write(try fixture.directory(of: "gone") + "/f", TreeFixture.randomBytes(2 << 20, seed: 4))
+        try TreeFixture.write(try fixture.directory(of: "kept") + "/f", TreeFixture.randomBytes(2 << 20, seed: 5))
+        _ = try await fixture.ended(try await fixture.snapshots.createSnapshot(volume: "gone", snapshot: "g1"))
+        _ = try await fixture.ended(try await fixture.snapshots.createSnapshot(volume: "kept", snapshot: "k1"))
+
+        try await fixture.volumes.remove("gone", fromDocker: false)
+        XCTAssertEqual(try fixture.catalog.snapshots(volume: nil).map(\.name), ["k1"])
+        let manifests = try await fixture.catalog.local.backups(volume: nil)
+        XCTAssertEqual(manifests.map { $0.volume }, ["kept"])
+        // The other volume's snapshot still restores.
+        let problems = try await BackupVerifier(repository: fixture.catalog.local).verify(
+            try await fixture.catalog.local.manifest(volume: "kept", backup: "k1"), progress: { _ in })
+        XCTAssertTrue(problems.isEmpty)
+    }
+
+    func testAnEBSURLNeedsTheEBSDriverAndIsNeverABackupStore() async throws {
+        let fixture = try ServiceFixture(self)
+        let message = await errorMessage {
+            _ = try await fixture.backups.inspectBackup("ebs://us-east-1/snap-0123456789abcdef0")
+        }
+        XCTAssertTrue(message.contains("ebs driver") && message.contains("--drivers"), message)
+        let restore = await errorKind {
+            _ = try await fixture.restores.restore(name: "restored", backup: "ebs://us-east-1/snap-0123456789abcdef0",
+                                                   options: [:], wait: true)
+        }
+        XCTAssertEqual(restore, .unavailable)
+        XCTAssertThrowsError(try fixture.volumes.get("restored"))
+    }
+}
