@@ -24,7 +24,8 @@ struct SnapshotCommand: ParsableCommand {
         func run() throws {
             try runClient { () throws(ConvoyError) in
                 let api = ConvoyAPIClient(socketPath: client.socket)
-                let done = try JobFollower(api: api, json: job.json).follow(try api.createSnapshot(volume: volume, name: name))
+                let done = try JobFollower(api: api, json: job.json)
+                    .follow(try api.createSnapshot(volume: volume, name: name))
                 if !job.json { print(done.result?["Snapshot"] ?? "") }
             }
         }
@@ -36,7 +37,9 @@ struct SnapshotCommand: ParsableCommand {
         @Argument var snapshot: String
 
         func run() throws {
-            try runClient { () throws(ConvoyError) in try ConvoyAPIClient(socketPath: client.socket).deleteSnapshot(snapshot) }
+            try runClient { () throws(ConvoyError) in
+                try ConvoyAPIClient(socketPath: client.socket).deleteSnapshot(snapshot)
+            }
         }
     }
 
@@ -46,7 +49,9 @@ struct SnapshotCommand: ParsableCommand {
         @Argument var snapshot: String
 
         func run() throws {
-            try runClient { () throws(ConvoyError) in Output.json(try ConvoyAPIClient(socketPath: client.socket).snapshot(snapshot)) }
+            try runClient { () throws(ConvoyError) in
+                Output.json(try ConvoyAPIClient(socketPath: client.socket).snapshot(snapshot))
+            }
         }
     }
 
@@ -57,7 +62,8 @@ struct SnapshotCommand: ParsableCommand {
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
-                Output.snapshots(try ConvoyAPIClient(socketPath: client.socket).snapshots(volume: volume), format: client.format)
+                Output.snapshots(try ConvoyAPIClient(socketPath: client.socket).snapshots(volume: volume),
+                                 format: client.format)
             }
         }
     }
@@ -65,8 +71,10 @@ struct SnapshotCommand: ParsableCommand {
 
 struct BackupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "backup", abstract: "Backups in object stores (vfs:///path, s3://bucket@region/path) and as EBS snapshots (ebs://).",
-        subcommands: [Create.self, List.self, Inspect.self, Delete.self, Verify.self, Mount.self, Umount.self, Mounts.self])
+        commandName: "backup",
+        abstract: "Backups in object stores (vfs:///path, s3://bucket@region/path) and as EBS snapshots (ebs://).",
+        subcommands: [Create.self, List.self, Inspect.self, Delete.self, Verify.self, Mount.self, Umount.self,
+                      Mounts.self])
 
     struct Mount: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -77,7 +85,9 @@ struct BackupCommand: ParsableCommand {
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
-                let path = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
+                let path = directory.hasPrefix("/")
+                    ? directory
+                    : FileManager.default.currentDirectoryPath + "/" + directory
                 Output.json(try ConvoyAPIClient(socketPath: client.socket).mountBackup(url: url, path: path))
             }
         }
@@ -90,7 +100,9 @@ struct BackupCommand: ParsableCommand {
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
-                let path = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
+                let path = directory.hasPrefix("/")
+                    ? directory
+                    : FileManager.default.currentDirectoryPath + "/" + directory
                 try ConvoyAPIClient(socketPath: client.socket).unmountBackup(path: path)
             }
         }
@@ -105,7 +117,8 @@ struct BackupCommand: ParsableCommand {
                 let mounts = try ConvoyAPIClient(socketPath: client.socket).backupMounts()
                 switch client.format {
                 case .json: Output.json(mounts)
-                case .table: Output.table(header: ["PATH", "BACKUP", "MOUNTED"], rows: mounts.map { [$0.path, $0.url, $0.mountedAt] })
+                case .table: Output.table(header: ["PATH", "BACKUP", "MOUNTED"],
+                                          rows: mounts.map { [$0.path, $0.url, $0.mountedAt] })
                 }
             }
         }
@@ -116,12 +129,14 @@ struct BackupCommand: ParsableCommand {
         @OptionGroup var client: ClientOptions
         @OptionGroup var job: JobOptions
         @Argument var snapshot: String
-        @Option(help: "Destination: vfs:///path, s3://bucket@region/path, or ebs:// for a snapshot of an ebs volume.") var dest: String
+        @Option(help: "Destination: vfs:///path, s3://bucket@region/path, or ebs:// for a snapshot of an ebs volume.")
+        var dest: String
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
                 let api = ConvoyAPIClient(socketPath: client.socket)
-                let done = try JobFollower(api: api, json: job.json).follow(try api.createBackup(snapshot: snapshot, destination: dest))
+                let done = try JobFollower(api: api, json: job.json)
+                    .follow(try api.createBackup(snapshot: snapshot, destination: dest))
                 if !job.json { print(done.result?["URL"] ?? "") }
             }
         }
@@ -135,7 +150,8 @@ struct BackupCommand: ParsableCommand {
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
-                Output.backups(try ConvoyAPIClient(socketPath: client.socket).backups(destination: dest, volume: volumeName),
+                Output.backups(try ConvoyAPIClient(socketPath: client.socket).backups(destination: dest,
+                                                                                      volume: volumeName),
                                format: client.format)
             }
         }
@@ -147,7 +163,9 @@ struct BackupCommand: ParsableCommand {
         @Argument var url: String
 
         func run() throws {
-            try runClient { () throws(ConvoyError) in Output.json(try ConvoyAPIClient(socketPath: client.socket).inspectBackup(url)) }
+            try runClient { () throws(ConvoyError) in
+                Output.json(try ConvoyAPIClient(socketPath: client.socket).inspectBackup(url))
+            }
         }
     }
 
@@ -157,7 +175,9 @@ struct BackupCommand: ParsableCommand {
         @Argument var url: String
 
         func run() throws {
-            try runClient { () throws(ConvoyError) in Output.json(try ConvoyAPIClient(socketPath: client.socket).deleteBackup(url)) }
+            try runClient { () throws(ConvoyError) in
+                Output.json(try ConvoyAPIClient(socketPath: client.socket).deleteBackup(url))
+            }
         }
     }
 
@@ -203,7 +223,8 @@ struct JobCommand: ParsableCommand {
 
 struct HydrateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "hydrate", abstract: "Show how far a lazily restored volume's data is local; --wait follows it to the end.")
+        commandName: "hydrate",
+        abstract: "Show how far a lazily restored volume's data is local; --wait follows it to the end.")
     @OptionGroup var client: ClientOptions
     @OptionGroup var job: JobOptions
     @Argument var volume: String
@@ -218,7 +239,8 @@ struct HydrateCommand: ParsableCommand {
                 hydration = try api.hydration(of: volume)
             }
             if hydration.state == .failed {
-                throw ConvoyError(.driverFailure, "hydration of \(volume) failed: \(hydration.error ?? "unknown error")")
+                throw ConvoyError(.driverFailure, "hydration of \(volume) failed: "
+                    + "\(hydration.error ?? "unknown error")")
             }
             if !job.json || !wait { Output.json(hydration) }
         }

@@ -89,7 +89,8 @@ struct MountCommand: ParsableCommand {
 }
 
 struct UmountCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "umount", abstract: "Release the reference taken by `convoy mount`.")
+    static let configuration = CommandConfiguration(
+        commandName: "umount", abstract: "Release the reference taken by `convoy mount`.")
     @OptionGroup var client: ClientOptions
     @Argument var name: String
 
@@ -124,7 +125,8 @@ struct InspectCommand: ParsableCommand {
 }
 
 struct InfoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "info", abstract: "Show the daemon's configuration and drivers.")
+    static let configuration = CommandConfiguration(
+        commandName: "info", abstract: "Show the daemon's configuration and drivers.")
     @OptionGroup var client: ClientOptions
 
     func run() throws {

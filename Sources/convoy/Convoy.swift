@@ -13,11 +13,18 @@ struct Convoy: AsyncParsableCommand {
             ListCommand.self, InspectCommand.self, InfoCommand.self, SnapshotCommand.self, BackupCommand.self,
             JobCommand.self, HydrateCommand.self,
         ])
+
+    /// ArgumentParser's entry point, on the arguments with a leading socket option moved behind the command
+    /// (`GlobalSocketOption`).
+    static func main() async {
+        await main(GlobalSocketOption.movedAfterCommand(Array(CommandLine.arguments.dropFirst())))
+    }
 }
 
 /// Options every client command takes.
 struct ClientOptions: ParsableArguments {
-    @Option(name: .long, help: "The daemon's client socket.")
+    @Option(name: [.long, .customShort("s")],
+            help: "The daemon's client socket (also accepted before the command, as Convoy took it).")
     var socket: String = ClientAPI.defaultSocket
 
     @Option(name: .long, help: "Output format: json (as Convoy printed it) or table.")

@@ -17,7 +17,8 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "The Docker plugin socket; its file name (without .sock) is the driver name Docker uses.")
     var pluginSocket: String = ClientAPI.defaultPluginSocket
 
-    @Option(help: "Drivers to enable (repeatable or comma-separated); the first is the default. Default: as saved by the last start, else vfs.")
+    @Option(help: ArgumentHelp("Drivers to enable (repeatable or comma-separated); the first is the default. "
+        + "Default: as saved by the last start, else vfs."))
     var drivers: [String] = []
 
     @Option(name: .customLong("driver-opts"), help: "Driver option KEY=VALUE, e.g. vfs.path=/srv/volumes (repeatable).")
@@ -56,7 +57,9 @@ struct DaemonCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "convoy")
         do throws(ConvoyError) {
-            let names = drivers.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+            let names = drivers.flatMap {
+                $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            }
             var configuration = DaemonConfiguration(
                 root: root, socket: socket, pluginSocket: pluginSocket, drivers: names.isEmpty ? nil : names,
                 driverOptions: try DaemonConfiguration.parseDriverOptions(driverOptions),

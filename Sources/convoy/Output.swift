@@ -69,7 +69,8 @@ enum Output {
         let remaining = rate > 0 ? Double(job.bytesTotal - min(job.bytesTotal, job.bytesDone)) / rate : 0
         let line = "\r[\(String(repeating: "#", count: filled))\(String(repeating: "-", count: width - filled))] "
             + String(format: "%3.0f%%  ", fraction * 100)
-            + "\(ByteSize.format(job.bytesDone))/\(ByteSize.format(job.bytesTotal))  \(ByteSize.format(UInt64(rate)))/s  "
+            + "\(ByteSize.format(job.bytesDone))/\(ByteSize.format(job.bytesTotal))  "
+            + "\(ByteSize.format(UInt64(rate)))/s  "
             + "ETA \(Int(remaining))s  \(job.phase)\u{1B}[K"
         _ = line.withCString { write(2, $0, strlen($0)) }
     }
@@ -113,7 +114,9 @@ enum Output {
     static func table(header: [String], rows: [[String]]) {
         var widths = header.map(\.count)
         for row in rows {
-            for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
+            for (index, cell) in row.enumerated() where index < widths.count {
+                widths[index] = max(widths[index], cell.count)
+            }
         }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { index, cell in

@@ -66,6 +66,26 @@ final class CLITests: XCTestCase {
         XCTAssertEqual((info["vfs"] as? [String: String])?["Path"], daemon.root + "/vfs")
     }
 
+    /// Convoy's scripts name the socket before the command (`convoy --socket PATH create v`, `convoy -s PATH`).
+    func testSocketBeforeTheCommandAsConvoyTookIt() throws {
+        let binary = DaemonHarness.binary
+        let created = try Command.run(binary, ["--socket", daemon.socket, "create", "early", "--size", "1G"],
+                                      timeout: 60)
+        XCTAssertEqual(created.status, 0, created.stderr)
+        XCTAssertEqual(try json(created.stdout)["Name"] as? String, "early")
+        let listed = try Command.run(binary, ["-s", daemon.socket, "list"], timeout: 60)
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        XCTAssertEqual(Array(try json(listed.stdout).keys), ["early"])
+        let snapshot = try Command.run(binary, ["--socket=" + daemon.socket, "snapshot", "create", "early",
+                                                "--name", "early-1"], timeout: 60)
+        XCTAssertEqual(snapshot.status, 0, snapshot.stderr)
+        XCTAssertEqual(snapshot.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "early-1")
+        // The same socket after the command works as before; a wrong socket before it is the one used.
+        let wrong = try Command.run(binary, ["-s", daemon.directory + "/nosuch.sock", "inspect", "early"], timeout: 60)
+        XCTAssertEqual(wrong.status, 1)
+        XCTAssertTrue(wrong.stderr.contains("nosuch.sock"), wrong.stderr)
+    }
+
     func testErrorsGoToStderrWithExitCodeOne() throws {
         let cases: [([String], String)] = [
             (["inspect", "nosuch"], "no volume named 'nosuch'"),
