@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "BackupFSTests", dependencies: [
             "BackupFS", "Backupstore", "ConvoyCore", "CLinux", "ConvoyTestSupport",
         ]),
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "ConvoyCore", "AWS"]),
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "ConvoyCore", "AWS", "CLinux"]),
         .testTarget(name: "BackupstoreTests", dependencies: [
             "Backupstore", "ConvoyCore", "CLinux", "AWS", "ConvoyTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),

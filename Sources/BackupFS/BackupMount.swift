@@ -18,13 +18,17 @@ public struct BackupMountOptions: Sendable {
     public var diskCacheDirectory: String?
     /// Seconds added to every block fetch, for tests that must slow hydration down.
     public var fetchDelay: Double
+    /// False for mounts only browsed (`noexec`): nothing in a backup runs from its mount. Every mount is
+    /// `nosuid,nodev`: a setuid binary or a device node a container wrote into its volume gives no one anything.
+    public var allowsExecution: Bool
 
     public init(cacheBytes: Int = 256 << 20, readAheadBlocks: Int = defaultReadAheadBlocks,
-                diskCacheDirectory: String? = nil, fetchDelay: Double = 0) {
+                diskCacheDirectory: String? = nil, fetchDelay: Double = 0, allowsExecution: Bool = true) {
         self.cacheBytes = cacheBytes
         self.readAheadBlocks = readAheadBlocks
         self.diskCacheDirectory = diskCacheDirectory
         self.fetchDelay = fetchDelay
+        self.allowsExecution = allowsExecution
     }
 }
 
@@ -41,8 +45,10 @@ public final class BackupMount: Sendable {
     /// Delivered by the serving thread once libfuse's loop has ended and the handle is destroyed.
     private let served: Delivery<Int32>
 
-    static let mountOptions = "ro,allow_other,default_permissions,fsname=convoy-backup,subtype=convoy-backup,"
-        + "max_read=\(FuseOperations.maxRead)"
+    static func mountOptions(_ options: BackupMountOptions) -> String {
+        "ro,nosuid,nodev,\(options.allowsExecution ? "" : "noexec,")allow_other,default_permissions,"
+            + "fsname=convoy-backup,subtype=convoy-backup,max_read=\(FuseOperations.maxRead)"
+    }
     /// Kernel read-ahead for the mount, in KiB: whole 1 MiB requests when a file is read sequentially.
     static let readAheadKilobytes = Int(FuseOperations.maxRead >> 10)
 
@@ -65,7 +71,7 @@ public final class BackupMount: Sendable {
         // Resolved before mounting: afterwards resolving it would ask the file system, whose loop is not running yet.
         let canonicalPath = MountTable.canonical(mountpoint)
         let filesystem = try BackupFilesystem(manifest: manifest, repository: repository, options: options, log: log)
-        guard let session = newSession(filesystem) else {
+        guard let session = newSession(filesystem, options: mountOptions(options)) else {
             throw ConvoyError(.internalFailure, "libfuse refused the options of the mount of \(filesystem.label) "
                 + "(see the daemon's standard error)")
         }
@@ -174,8 +180,8 @@ public final class BackupMount: Sendable {
     }
 
     /// A libfuse session for the file system, not mounted yet.
-    private static func newSession(_ filesystem: BackupFilesystem) -> OpaquePointer? {
-        var arguments = ["convoy-backup", "-o", mountOptions].map { (argument: String) in strdup(argument) }
+    private static func newSession(_ filesystem: BackupFilesystem, options: String) -> OpaquePointer? {
+        var arguments = ["convoy-backup", "-o", options].map { (argument: String) in strdup(argument) }
         defer { arguments.forEach { free($0) } }
         var operations = FuseOperations.make()
         return arguments.withUnsafeMutableBufferPointer { argv in

@@ -41,6 +41,7 @@ public enum ExternalCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        process.environment = childEnvironment(ProcessInfo.processInfo.environment)
         process.standardInput = FileHandle.nullDevice
         do {
             _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
@@ -71,6 +72,20 @@ public enum ExternalCommand {
                 + "\(said.isEmpty ? "" : ": \(said.prefix(2000))")")
         }
         return output
+    }
+
+    /// The daemon's environment without its secrets: mkfs, mount and the gluster client (which lives for days)
+    /// need none of the S3 or EC2 credentials the daemon was started with, and a child's environment is readable
+    /// in /proc by whoever may read that process's files.
+    static func childEnvironment(_ environment: [String: String]) -> [String: String] {
+        environment.filter { name, _ in !isSecret(name) }
+    }
+
+    /// AWS's variables, and any whose name says it holds a secret.
+    static func isSecret(_ name: String) -> Bool {
+        let upper = name.uppercased()
+        return upper.hasPrefix("AWS_")
+            || ["SECRET", "TOKEN", "PASSWORD", "PASSPHRASE", "CREDENTIAL", "ACCESS_KEY"].contains { upper.contains($0) }
     }
 
     static func describe(_ executable: String, _ arguments: [String]) -> String {

@@ -57,37 +57,81 @@ public enum Filesystem {
     /// Removes a file or a directory tree without following symbolic links. A missing path is not an error.
     /// It never crosses into another filesystem: a mount point inside the tree (a user's bind mount, a FUSE or
     /// overlay mount left behind) stops the removal with an error instead of emptying what is mounted there.
+    /// Below `path` (a container may have written the tree, and may still be changing it), every name is reached
+    /// from a directory descriptor, never through a symlink: a symlink is removed, not followed.
     public static func removeTree(_ path: String) throws(ConvoyError) {
-        try removeTree(path, device: nil)
-    }
-
-    private static func removeTree(_ path: String, device: dev_t?) throws(ConvoyError) {
         var info = stat()
         guard lstat(path, &info) == 0 else {
             if errno == ENOENT { return }
             throw ConvoyError(.driverFailure, "cannot inspect \(path): \(errnoText())")
         }
-        if let device, info.st_dev != device {
-            throw ConvoyError(.driverFailure, "\(path) is a mount point; unmount it, then try again")
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            if unlink(path) != 0 && errno != ENOENT {
+                throw ConvoyError(.driverFailure, "cannot remove \(path): \(errnoText())")
+            }
+            return
         }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            guard let dir = opendir(path) else {
-                throw ConvoyError(.driverFailure, "cannot open directory \(path): \(errnoText())")
+        let top: DirectoryDescriptor
+        do throws(PosixError) {
+            top = try DirectoryDescriptor.open(path)
+        } catch where error.code == ENOENT {
+            return
+        } catch {
+            throw error.convoyError()
+        }
+        do throws(RemovalFailure) {
+            try removeContents(top, device: info.st_dev)
+        } catch {
+            switch error {
+            case .posix(let failure): throw failure.convoyError()
+            case .mountPoint(let path):
+                throw ConvoyError(.driverFailure, "\(path) is a mount point; unmount it, then try again")
             }
-            var children: [String] = []
-            while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
-                if name != "." && name != ".." { children.append(name) }
+        }
+        if rmdir(path) != 0 && errno != ENOENT {
+            throw ConvoyError(.driverFailure, "cannot remove directory \(path): \(errnoText())")
+        }
+    }
+
+    private enum RemovalFailure: Error {
+        case posix(PosixError)
+        case mountPoint(String)
+    }
+
+    private static func removeContents(_ directory: DirectoryDescriptor, device: dev_t) throws(RemovalFailure) {
+        let names: [String]
+        do throws(PosixError) { names = try directory.names() } catch { throw .posix(error) }
+        for name in names {
+            guard let info = directory.status(of: name) else { continue }
+            guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                try removeEntry(name, in: directory, flags: 0)
+                continue
             }
-            closedir(dir)
-            for child in children { try removeTree(path + "/" + child, device: info.st_dev) }
-            if rmdir(path) != 0 && errno != ENOENT {
-                throw ConvoyError(.driverFailure, "cannot remove directory \(path): \(errnoText())")
+            guard info.st_dev == device else { throw .mountPoint(directory.path + "/" + name) }
+            let child: DirectoryDescriptor
+            do throws(PosixError) {
+                child = try directory.directory(name)
+            } catch {
+                if error.code == ENOENT { continue }
+                // Swapped for something else since it was listed: that is removed as what it is now.
+                guard error.code == ELOOP || error.code == ENOTDIR else { throw .posix(error) }
+                try removeEntry(name, in: directory, flags: 0)
+                continue
             }
-        } else if unlink(path) != 0 && errno != ENOENT {
-            throw ConvoyError(.driverFailure, "cannot remove \(path): \(errnoText())")
+            // Opened without following links, so whatever directory is there now is inside the tree; one
+            // mounted there since the listing is refused like any mount point.
+            var opened = stat()
+            guard fstat(child.fd, &opened) == 0 else { throw .posix(PosixError(errno, "inspect", child.path)) }
+            guard opened.st_dev == device else { throw .mountPoint(child.path) }
+            try removeContents(child, device: device)
+            try removeEntry(name, in: directory, flags: AT_REMOVEDIR)
+        }
+    }
+
+    private static func removeEntry(_ name: String, in directory: DirectoryDescriptor,
+                                    flags: Int32) throws(RemovalFailure) {
+        guard unlinkat(directory.fd, name, flags) == 0 || errno == ENOENT else {
+            throw .posix(PosixError(errno, "remove", directory.path + "/" + name))
         }
     }
 

@@ -30,4 +30,30 @@ final class ExternalCommandTests: XCTestCase {
                           error.message)
         }
     }
+
+    /// Tools the daemon runs (mkfs, mount, the gluster client that lives for days) never see its credentials.
+    func testChildrenDoNotInheritTheDaemonsSecrets() async throws {
+        let secrets = ["AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI", "AWS_SESSION_TOKEN": "FwoGZXIvYXdzE",
+                       "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "STORE_PASSWORD": "hunter2", "GH_TOKEN": "ghp_x"]
+        // Other tests (S3, EC2) read some of these from the environment: put back what was there.
+        let names = Array(secrets.keys) + ["CONVOY_HARMLESS"]
+        let saved = names.map { name in getenv(name).map { String(cString: $0) } }
+        defer {
+            for (name, value) in zip(names, saved) {
+                if let value { setenv(name, value, 1) } else { unsetenv(name) }
+            }
+        }
+        for (name, value) in secrets { setenv(name, value, 1) }
+        setenv("CONVOY_HARMLESS", "kept", 1)
+        let output = try await ExternalCommand.run("/usr/bin/env", [], timeout: .seconds(20))
+        for (name, value) in secrets {
+            XCTAssertFalse(output.stdout.contains(name) || output.stdout.contains(value), "\(name) reached the child")
+        }
+        XCTAssertTrue(output.stdout.contains("CONVOY_HARMLESS=kept"), output.stdout)
+        XCTAssertTrue(output.stdout.contains("PATH="), output.stdout)
+        // The same for a command that leaves a daemon (it goes through a shell first).
+        let daemon = try await ExternalCommand.run("/usr/bin/env", [], timeout: .seconds(20), leavesDaemon: true)
+        XCTAssertFalse(daemon.stdout.contains("AWS_SECRET_ACCESS_KEY"), daemon.stdout)
+        XCTAssertTrue(daemon.stdout.contains("CONVOY_HARMLESS=kept"), daemon.stdout)
+    }
 }

@@ -117,6 +117,40 @@ final class DevicemapperDriverTests: XCTestCase {
         XCTAssertFalse(try shell("dmsetup ls").contains("\(pool)-s-s1"))
     }
 
+    /// A pool has one metadata snapshot: readers at once (two block backups, a backup and a lazy finish) take
+    /// turns instead of releasing it under each other, and one left reserved by a killed daemon is released at
+    /// start.
+    func testConcurrentReadersOfThePoolMetadataEachGetTheirAnswer() async throws {
+        let driver = try await makeDriver()
+        let info = try await driver.createVolume(volume("v1"))
+        let v1 = volume("v1", info)
+        let path = try await driver.mountVolume(v1)
+        try shell("head -c 4000000 /dev/urandom > \(path)/a && sync")
+        let first = try await driver.createSnapshot("s1", of: v1)
+        try shell("head -c 2000000 /dev/urandom > \(path)/b && sync")
+        let second = try await driver.createSnapshot("s2", of: v1)
+        let full = try await driver.changedBlocks(of: second, since: nil)
+        let delta = try await driver.changedBlocks(of: second, since: first)
+        XCTAssertFalse(delta.read.isEmpty)
+        XCTAssertLessThan(delta.read.count, full.read.count)
+
+        try shell("dmsetup message \(pool) 0 reserve_metadata_snap")
+        let restarted = try await makeDriver()
+        try await withThrowingTaskGroup(of: (Bool, BlockChanges).self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    let isDelta = index % 2 == 1
+                    return (isDelta, try await restarted.changedBlocks(of: second, since: isDelta ? first : nil))
+                }
+            }
+            for try await (isDelta, answer) in group { XCTAssertEqual(answer, isDelta ? delta : full) }
+        }
+        try await driver.unmountVolume(v1)
+        try await driver.deleteSnapshot("s1", info: first, of: v1)
+        try await driver.deleteSnapshot("s2", info: second, of: v1)
+        try await driver.deleteVolume(v1)
+    }
+
     func testARestartActivatesThePoolAndVolumesFromTheirRecords() async throws {
         var driver = try await makeDriver()
         let info = try await driver.createVolume(volume("v1", [:]))

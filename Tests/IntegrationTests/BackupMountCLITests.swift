@@ -38,6 +38,9 @@ final class BackupMountCLITests: XCTestCase {
         let mounted = try daemon.cli(["backup", "mount", url, target])
         XCTAssertEqual(mounted.status, 0, mounted.stderr)
         XCTAssertTrue(isMountPoint(target), "a real mount at \(target)")
+        // Browsing only reads: nothing in the backup is a device, a setuid program, or runs.
+        let facts = try mountFacts(target)
+        XCTAssertTrue(facts.options.isSuperset(of: ["ro", "nosuid", "nodev", "noexec"]), "\(facts.options)")
         XCTAssertEqual(try TreeDescription.describe(target), expected)
         // Copy one file out, as a user would.
         try Command.check("/bin/cp", [target + "/dir/sub/text.log", daemon.directory + "/copied.log"])

@@ -113,6 +113,10 @@ final class DevicemapperDaemonTests: XCTestCase {
         let mounted = try daemon.cli(["backup", "mount", url, browse])
         XCTAssertEqual(mounted.status, 0, mounted.stderr)
         XCTAssertTrue(mounted.stdout.contains("\"LoopDevice\""), mounted.stdout)
+        // Its type named (never probed by the kernel), and nothing on it a device, a setuid program or runnable.
+        let facts = try mountFacts(browse)
+        XCTAssertEqual(facts.type, "ext4")
+        XCTAssertTrue(facts.options.isSuperset(of: ["ro", "nosuid", "nodev", "noexec"]), "\(facts.options)")
         XCTAssertEqual(String(try Command.check("/usr/bin/sha256sum", [browse + "/data"]).prefix(64)), dataSum)
         XCTAssertEqual(try daemon.cli(["backup", "umount", browse]).status, 0)
         XCTAssertFalse(daemon.mountsUnderDirectory.contains(browse))

@@ -19,6 +19,8 @@ static inline int convoy_lsetxattr(const char *path, const char *name, const voi
     return lsetxattr(path, name, value, size, 0);
 }
 static inline int convoy_lremovexattr(const char *path, const char *name) { return lremovexattr(path, name); }
+static inline ssize_t convoy_flistxattr(int fd, char *list, size_t size) { return flistxattr(fd, list, size); }
+static inline int convoy_fremovexattr(int fd, const char *name) { return fremovexattr(fd, name); }
 // O_DIRECT is only defined with _GNU_SOURCE; glibc's own name for it is always there.
 static const int convoy_O_DIRECT = __O_DIRECT;
 #include <malloc.h>
@@ -30,6 +32,9 @@ static inline void convoy_tune_malloc(int mmapThreshold, int trimThreshold) {
 // Declared here rather than through _GNU_SOURCE, which would change how glibc's headers define types that other
 // modules (Dispatch, Glibc) also see, and break the module build.
 extern int syncfs(int fd);
+// Swaps two names atomically (renameat2 with RENAME_EXCHANGE): tests use it to race a tree walk.
+extern int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+static inline int convoy_exchange(const char *a, const char *b) { return renameat2(AT_FDCWD, a, AT_FDCWD, b, 2); }
 static inline int convoy_syncfs(int fd) { return syncfs(fd); }
 // Starts writing a file's dirty pages to disk without waiting for the writes (SYNC_FILE_RANGE_WRITE); it may
 // still block while the device's queue is full.

@@ -76,8 +76,7 @@ extension DevicemapperDriver {
             throw ConvoyError(.stateFailure, "volume \(volume.name) has no device id or size in its record")
         }
         let device = try await activate(volume)
-        let metadata = ThinMetadata(poolName: configuration.poolName,
-                                    metadataDevice: try await pool.metadataDevicePath())
+        let metadata = try await poolMetadata()
         let written = Set(try await metadata.mappedBlocks(of: id))
         let blockSize = self.blockSize
         var missing: [UInt64] = []

@@ -21,6 +21,8 @@ public struct DevicemapperDriver: BlockImageDriver {
     let configuration: ThinPoolConfiguration
     let pool: ThinPool
     let ids: DeviceIDs
+    /// Shared by every copy of the driver: one reader of the pool's metadata snapshot at a time.
+    let metadataLock = MetadataSnapshotLock()
 
     public init(context: DriverContext) throws(ConvoyError) {
         configuration = try ThinPoolConfiguration(root: context.root, options: context.options)
@@ -35,6 +37,7 @@ public struct DevicemapperDriver: BlockImageDriver {
                 + "the devicemapper driver needs it")
         }
         try await pool.activate()
+        await ThinMetadata.releaseStaleSnapshot(poolName: configuration.poolName)
         try Filesystem.makeDirectory(mountsDirectory, mode: 0o700)
     }
 
@@ -198,8 +201,7 @@ public struct DevicemapperDriver: BlockImageDriver {
         guard let id = snapshot["DeviceID"] else {
             throw ConvoyError(.stateFailure, "the snapshot has no device id in its record")
         }
-        let metadata = ThinMetadata(poolName: configuration.poolName,
-                                    metadataDevice: try await pool.metadataDevicePath())
+        let metadata = try await poolMetadata()
         if let baseID = base?["DeviceID"] {
             let delta = try await metadata.delta(from: baseID, to: id)
             return BlockChanges(read: delta.changed, unmapped: delta.unmapped)
@@ -215,5 +217,11 @@ public struct DevicemapperDriver: BlockImageDriver {
     /// The device of a volume created blank for an image (`receivesImage`): every block unmapped, reading as zeros.
     public func deviceForImage(_ volume: DriverVolume) async throws(ConvoyError) -> String {
         try await activate(volume)
+    }
+
+    /// The pool's metadata, read through its one metadata snapshot.
+    func poolMetadata() async throws(ConvoyError) -> ThinMetadata {
+        ThinMetadata(poolName: configuration.poolName, metadataDevice: try await pool.metadataDevicePath(),
+                     lock: metadataLock)
     }
 }

@@ -2,10 +2,13 @@ import ConvoyCore
 
 /// Which pool blocks a thin device maps, and which changed between two of them, read from a reserved metadata
 /// snapshot (`reserve_metadata_snap`): never from the live metadata, which the kernel rewrites under the tools
-/// (Convoy ran thin_delta on live metadata).
+/// (Convoy ran thin_delta on live metadata). A pool has one metadata snapshot: readers take turns through the
+/// pool's `MetadataSnapshotLock`, so none releases the snapshot another is reading (an incremental backup would
+/// then miss changed blocks, and a lazy finish copy zeros).
 struct ThinMetadata: Sendable {
     let poolName: String
     let metadataDevice: String
+    let lock: MetadataSnapshotLock
 
     /// What an incremental block backup must read (`changed`) and may no longer keep from its base (`unmapped`).
     struct Delta: Sendable, Equatable {
@@ -52,21 +55,34 @@ struct ThinMetadata: Sendable {
     }
 
     private func withMetadataSnapshot<T>(_ body: () async throws(ConvoyError) -> T) async throws(ConvoyError) -> T {
+        await lock.acquire()
         do {
             try await DMSetup.message(poolName, "reserve_metadata_snap")
         } catch {
-            // One left reserved by a daemon killed while it read the metadata: release it and take a fresh one.
-            try await DMSetup.message(poolName, "release_metadata_snap")
-            try await DMSetup.message(poolName, "reserve_metadata_snap")
+            await lock.release()
+            throw ConvoyError.wrap(error, context: "cannot reserve the metadata snapshot of pool \(poolName) (does "
+                + "another tool hold it? `dmsetup message \(poolName) 0 release_metadata_snap` frees it)",
+                                   as: .driverFailure)
         }
-        do {
-            let result = try await body()
+        let result: Result<T, ConvoyError>
+        do throws(ConvoyError) { result = .success(try await body()) } catch { result = .failure(error) }
+        let released: ConvoyError?
+        do throws(ConvoyError) {
             try await DMSetup.message(poolName, "release_metadata_snap")
-            return result
+            released = nil
         } catch {
-            try? await DMSetup.message(poolName, "release_metadata_snap")
-            throw error
+            released = error
         }
+        await lock.release()
+        let value = try result.get()
+        if let released { throw released }
+        return value
+    }
+
+    /// At start, once: a snapshot left reserved by a daemon killed while it read the metadata is released (no
+    /// reader of this daemon holds one yet).
+    static func releaseStaleSnapshot(poolName: String) async {
+        _ = try? await DMSetup.message(poolName, "release_metadata_snap")
     }
 
     /// `name="123"` in one XML element line.
@@ -74,5 +90,25 @@ struct ThinMetadata: Sendable {
         guard let start = line.range(of: " \(name)=\"") else { return nil }
         let digits = line[start.upperBound...].prefix { $0 != "\"" }
         return UInt64(digits)
+    }
+}
+
+/// Turns at a pool's one metadata snapshot, in the order asked (an actor-guarded queue, not a thread lock: the
+/// holder awaits external commands).
+actor MetadataSnapshotLock {
+    private var held = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        guard held else {
+            held = true
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    /// Hands the turn to the next waiter, if any (it stays held).
+    func release() {
+        if waiting.isEmpty { held = false } else { waiting.removeFirst().resume() }
     }
 }

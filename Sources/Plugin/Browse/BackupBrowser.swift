@@ -24,7 +24,10 @@ public actor BackupBrowser {
         self.store = store
         self.stores = stores
         self.logger = logger
-        self.options = options
+        // Browsing reads files; nothing in a backup runs from its mount.
+        var browsing = options
+        browsing.allowsExecution = false
+        self.options = browsing
     }
 
     public func mount(url: String, at requested: String) async throws(ConvoyError) -> ClientAPI.BackupMountInfo {
@@ -80,10 +83,24 @@ public actor BackupBrowser {
 
     /// A block backup: its image attached read-only to a loop device, whose filesystem is mounted read-only
     /// without replaying its journal (the image cannot be written). Returns the loop device.
+    /// Options of the image's filesystem mount: read-only without replaying its journal (the image cannot be
+    /// written), and nothing on it is a device, a setuid program or runs.
+    static let imageMountOptions = "ro,norecovery,nosuid,nodev,noexec"
+
+    /// A block backup: its image attached read-only to a loop device, whose filesystem is mounted as
+    /// `imageMountOptions` say. Its type is checked first and named to mount: the kernel never probes a type on
+    /// bytes the store supplies, and only the filesystems convoy makes (ext4, xfs) are mounted.
     static func mountImage(_ image: String, at path: String) async throws(ConvoyError) -> String {
         let loop = try await LoopDevice.attachReadOnly(image)
         do {
-            _ = try await ExternalCommand.run("/bin/mount", ["-o", "ro,norecovery", loop, path], timeout: .seconds(60))
+            let found = await BlockFilesystem.detect(on: loop)
+            guard let type = found, BlockFilesystem.supported.contains(type) else {
+                let holds = found.map { "a \($0) filesystem" } ?? "no filesystem blkid knows"
+                let allowed = BlockFilesystem.supported.sorted().joined(separator: " and ")
+                throw ConvoyError.invalid("the backup's image holds \(holds); only \(allowed) are mounted")
+            }
+            _ = try await ExternalCommand.run("/bin/mount", ["-t", type, "-o", imageMountOptions, loop, path],
+                                              timeout: .seconds(60))
         } catch {
             try? await LoopDevice.detach(loop)
             throw ConvoyError.wrap(error, context: "the backup's image holds no filesystem that can be mounted",

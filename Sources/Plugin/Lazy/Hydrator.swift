@@ -72,32 +72,69 @@ struct Hydrator: Sendable {
     static let width = 4
 
     func run(progress: HydrationProgress) async throws(ConvoyError) {
+        // The container may change both trees while this runs: everything below them is reached from these
+        // descriptors without following a symlink (DirectoryDescriptor).
+        let mergedRoot: DirectoryDescriptor
+        let upperRoot: DirectoryDescriptor
+        do throws(PosixError) {
+            mergedRoot = try DirectoryDescriptor.open(merged)
+            upperRoot = try DirectoryDescriptor.open(upper)
+        } catch {
+            throw error.convoyError()
+        }
         let entries = manifest.entries.filter { !$0.path.isEmpty }
         try await forEachBounded(entries, width: Self.width, pause: pause, stop: stop, pauses: { $0.type == .file }) {
-            [merged, upper, threads] entry throws(ConvoyError) in
-            try await threads.run { () throws(ConvoyError) in try Self.copyUp(entry, merged: merged, upper: upper) }
+            [threads] entry throws(ConvoyError) in
+            try await threads.run { () throws(ConvoyError) in
+                try Self.copyUp(entry, merged: mergedRoot, upper: upperRoot)
+            }
             if entry.type == .file { progress.add(bytes: entry.size, files: 1) }
         }
-        try restoreDirectoryTimes()
+        try restoreDirectoryTimes(mergedRoot)
     }
 
-    /// Copies one entry up unless the volume's directory has it already; an entry the user deleted is done.
-    static func copyUp(_ entry: Entry, merged: String, upper: String) throws(ConvoyError) {
-        var info = stat()
-        if lstat(upper + "/" + entry.path, &info) == 0 { return }
-        let path = merged + "/" + entry.path
-        if lchown(path, entry.uid, entry.gid) == 0 || errno == ENOENT { return }
-        throw PosixFile.failure("copy up", path)
+    /// Copies one entry up unless the volume's directory has it already. An entry the user deleted is done, and
+    /// so is one whose directory the user replaced (by a file or a symlink): the backup's entry is no longer part
+    /// of the volume, and a symlink there must never lead the change of owner elsewhere.
+    static func copyUp(_ entry: Entry, merged: DirectoryDescriptor,
+                       upper: DirectoryDescriptor) throws(ConvoyError) {
+        do throws(PosixError) {
+            let (local, name) = try upper.parent(of: entry.path)
+            if local.status(of: name) != nil { return }
+        } catch where error.code == ENOENT {
+            // Not copied up yet (nor its directory).
+        } catch where error.pathIsGone {
+            return
+        } catch {
+            throw error.convoyError()
+        }
+        do throws(PosixError) {
+            let (directory, name) = try merged.parent(of: entry.path)
+            // The change of owner to the owner the backup gives makes overlayfs copy the entry up.
+            guard fchownat(directory.fd, name, entry.uid, entry.gid, AT_SYMLINK_NOFOLLOW) == 0 || errno == ENOENT else {
+                throw PosixError(errno, "copy up", directory.path + "/" + name)
+            }
+        } catch where error.pathIsGone {
+            return
+        } catch {
+            throw error.convoyError()
+        }
     }
 
     /// Copying children up changed their directories' times; put back the backup's, deepest first.
-    private func restoreDirectoryTimes() throws(ConvoyError) {
+    private func restoreDirectoryTimes(_ merged: DirectoryDescriptor) throws(ConvoyError) {
         for entry in manifest.entries.reversed() where entry.type == .directory {
-            let path = entry.path.isEmpty ? merged : merged + "/" + entry.path
             var times = [timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds)),
                          timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds))]
-            if utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) != 0 && errno != ENOENT {
-                throw PosixFile.failure("set times of", path)
+            do throws(PosixError) {
+                let directory = try merged.directory(entry.path)
+                guard futimens(directory.fd, &times) == 0 else {
+                    throw PosixError(errno, "set times of", directory.path)
+                }
+            } catch where error.pathIsGone {
+                continue
+            } catch {
+                throw error.convoyError()
             }
         }
     }

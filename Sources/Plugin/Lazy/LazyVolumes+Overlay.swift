@@ -76,28 +76,31 @@ extension LazyVolumes {
     }
 
     /// overlayfs (without `index`) copies each name of a hard link up as its own file; links whose files are
-    /// still as in the backup become links again.
+    /// still as in the backup become links again. The tree is the container's: every name is reached from a
+    /// directory descriptor, never through a symlink.
     static func relinkHardLinks(_ manifest: Manifest, in upper: String) -> Int {
+        guard let root = try? DirectoryDescriptor.open(upper) else { return 0 }
         var byPath: [String: Entry] = [:]
         for entry in manifest.entries where entry.type == .file { byPath[entry.path] = entry }
         var relinked = 0
         for entry in manifest.entries where entry.type == .hardlink {
-            guard let targetPath = entry.target, let original = byPath[targetPath] else { continue }
-            let path = upper + "/" + entry.path
-            let target = upper + "/" + targetPath
-            var a = stat(), b = stat()
-            guard lstat(path, &a) == 0, lstat(target, &b) == 0, a.st_mode & S_IFMT == S_IFREG,
-                  b.st_mode & S_IFMT == S_IFREG, a.st_ino != b.st_ino, unchanged(a, original), unchanged(b, original)
+            guard let targetPath = entry.target, let original = byPath[targetPath],
+                  let (directory, name) = try? root.parent(of: entry.path),
+                  let (targetDirectory, targetName) = try? root.parent(of: targetPath),
+                  let a = directory.status(of: name), let b = targetDirectory.status(of: targetName),
+                  a.st_mode & S_IFMT == S_IFREG, b.st_mode & S_IFMT == S_IFREG, a.st_ino != b.st_ino,
+                  unchanged(a, original), unchanged(b, original), let before = try? directory.status()
             else { continue }
             // Relinking changes the directory's times; it keeps the ones it had (the backup's, or the user's).
-            let parent = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
-            var before = stat()
-            guard lstat(parent, &before) == 0 else { continue }
-            let temporary = path + ".convoy-relink"
-            guard link(target, temporary) == 0 else { continue }
-            if rename(temporary, path) == 0 { relinked += 1 } else { unlink(temporary) }
+            let temporary = name + ".convoy-relink"
+            guard linkat(targetDirectory.fd, targetName, directory.fd, temporary, 0) == 0 else { continue }
+            if renameat(directory.fd, temporary, directory.fd, name) == 0 {
+                relinked += 1
+            } else {
+                unlinkat(directory.fd, temporary, 0)
+            }
             var times = [before.st_atim, before.st_mtim]
-            utimensat(AT_FDCWD, parent, &times, AT_SYMLINK_NOFOLLOW)
+            futimens(directory.fd, &times)
         }
         return relinked
     }

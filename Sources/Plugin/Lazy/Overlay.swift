@@ -29,47 +29,75 @@ enum Overlay {
     }
 
     /// After the overlay is gone: removes whiteouts (character devices 0/0, left where a file of the backup was
-    /// deleted) and overlayfs's own extended attributes, so the directory is a plain tree.
+    /// deleted) and overlayfs's own extended attributes, so the directory is a plain tree. The tree is the
+    /// container's: it is walked from descriptors, never through a symlink (DirectoryDescriptor).
     static func cleanUpper(_ root: String) throws(ConvoyError) -> (whiteouts: Int, attributes: Int) {
         var whiteouts = 0
         var attributes = 0
-        var pending = [root]
-        while let directory = pending.popLast() {
-            guard let children = PosixFile.entries(in: directory)?.map(\.name) else {
-                throw PosixFile.failure("read directory", directory)
-            }
-            attributes += try removeOverlayAttributes(directory)
-            for name in children {
-                let path = directory + "/" + name
-                var info = stat()
-                guard lstat(path, &info) == 0 else { continue }
-                let type = info.st_mode & S_IFMT
-                if type == S_IFCHR && info.st_rdev == 0 {
-                    guard unlink(path) == 0 else { throw PosixFile.failure("remove the whiteout", path) }
-                    whiteouts += 1
-                } else if type == S_IFDIR {
-                    pending.append(path)
-                } else {
-                    attributes += try removeOverlayAttributes(path)
+        do throws(PosixError) {
+            let top = try DirectoryDescriptor.open(root)
+            // Relative paths, not open descriptors: a wide tree would otherwise hold one per pending directory.
+            var pending = [""]
+            while let relative = pending.popLast() {
+                let directory: DirectoryDescriptor
+                do { directory = try top.directory(relative) } catch where error.pathIsGone { continue }
+                attributes += try removeOverlayAttributes(directory)
+                for name in try directory.names() {
+                    guard let info = directory.status(of: name) else { continue }
+                    let type = info.st_mode & S_IFMT
+                    if type == S_IFCHR && info.st_rdev == 0 {
+                        guard unlinkat(directory.fd, name, 0) == 0 || errno == ENOENT else {
+                            throw PosixError(errno, "remove the whiteout", directory.path + "/" + name)
+                        }
+                        whiteouts += 1
+                    } else if type == S_IFDIR {
+                        pending.append(relative.isEmpty ? name : relative + "/" + name)
+                    } else {
+                        attributes += try removeOverlayAttributes(directory.procPath(of: name))
+                    }
                 }
             }
+        } catch {
+            throw error.convoyError()
         }
         return (whiteouts, attributes)
     }
 
-    private static func removeOverlayAttributes(_ path: String) throws(ConvoyError) -> Int {
+    /// A directory's own attributes, through its descriptor.
+    private static func removeOverlayAttributes(_ directory: DirectoryDescriptor) throws(PosixError) -> Int {
+        let size = convoy_flistxattr(directory.fd, nil, 0)
+        guard size > 0 else { return 0 }
+        var buffer = [CChar](repeating: 0, count: size)
+        let got = convoy_flistxattr(directory.fd, &buffer, size)
+        guard got > 0 else { return 0 }
+        var removed = 0
+        for name in overlayAttributes(buffer[..<got]) {
+            guard convoy_fremovexattr(directory.fd, name) == 0 else {
+                throw PosixError(errno, "remove \(name) from", directory.path)
+            }
+            removed += 1
+        }
+        return removed
+    }
+
+    /// Another entry's attributes, by a path through its directory's descriptor (`l*` calls: not followed).
+    private static func removeOverlayAttributes(_ path: String) throws(PosixError) -> Int {
         let size = convoy_llistxattr(path, nil, 0)
         guard size > 0 else { return 0 }
         var buffer = [CChar](repeating: 0, count: size)
         let got = convoy_llistxattr(path, &buffer, size)
         guard got > 0 else { return 0 }
         var removed = 0
-        for name in buffer[..<got].split(separator: 0) {
-            let text = String(decoding: name.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            guard text.hasPrefix("trusted.overlay.") else { continue }
-            guard convoy_lremovexattr(path, text) == 0 else { throw PosixFile.failure("remove \(text) from", path) }
+        for name in overlayAttributes(buffer[..<got]) {
+            guard convoy_lremovexattr(path, name) == 0 else { throw PosixError(errno, "remove \(name) from", path) }
             removed += 1
         }
         return removed
+    }
+
+    private static func overlayAttributes(_ list: ArraySlice<CChar>) -> [String] {
+        list.split(separator: 0).map { name in
+            String(decoding: name.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }.filter { $0.hasPrefix("trusted.overlay.") }
     }
 }

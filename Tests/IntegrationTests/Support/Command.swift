@@ -55,3 +55,12 @@ struct HarnessError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// The kernel's options of the mount at `path` (`ro`, `nosuid`, ...), and its type; empty when nothing is
+/// mounted there.
+func mountFacts(_ path: String) throws -> (options: Set<String>, type: String) {
+    let result = try Command.run("/bin/findmnt", ["-n", "-o", "VFS-OPTIONS,FSTYPE", "--mountpoint", path])
+    let fields = result.stdout.split(whereSeparator: \.isWhitespace)
+    guard fields.count >= 2 else { return ([], "") }
+    return (Set(fields[0].split(separator: ",").map(String.init)), String(fields[1]))
+}
