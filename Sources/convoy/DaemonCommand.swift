@@ -42,6 +42,9 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait before hydrating each file of a lazily restored volume (throttles hydration).")
     var hydrationPause: Double = 0
 
+    @Option(help: "A group whose members may use the client socket (like dockerd's -G); default: root only.")
+    var socketGroup: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -74,6 +77,7 @@ struct DaemonCommand: AsyncParsableCommand {
                 throw ConvoyError.invalid("--hydration-pause: \(hydrationPause) is not between 0 and 3600 seconds")
             }
             configuration.hydrationPause = .milliseconds(Int(hydrationPause * 1000))
+            configuration.socketGroup = socketGroup
             try await Daemon.run(configuration, logger: logger)
         } catch {
             Output.error(error.message)

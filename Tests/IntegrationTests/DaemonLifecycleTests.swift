@@ -93,12 +93,36 @@ final class DaemonLifecycleTests: XCTestCase {
             (["--driver-opts", "vfs.nope=1"], "unknown option 'vfs.nope'"),
             (["--driver-opts", "vfs.path=relative"], "vfs.path"),
             (["--log-level", "loud"], "--log-level"),
+            (["--socket-group", "no-such-group"], "--socket-group: no group named 'no-such-group'"),
         ]
         for (extra, expected) in cases {
             let result = try Command.run(DaemonHarness.binary, daemon.arguments + extra, timeout: 30)
             XCTAssertEqual(result.status, 1, "\(extra)")
             XCTAssertTrue(result.stderr.contains(expected), "\(extra): \(result.stderr)")
         }
+    }
+
+    /// Like dockerd's `-G`: members of the group use the CLI without root; others are refused by the socket.
+    func testASocketGroupLetsItsMembersInAndNobodyElse() throws {
+        daemon.extraArguments = ["--socket-group", "users"]
+        try daemon.start()
+        var info = stat()
+        XCTAssertEqual(lstat(daemon.socket, &info), 0)
+        XCTAssertEqual(info.st_gid, getgrnam("users")?.pointee.gr_gid)
+        XCTAssertEqual(info.st_mode & 0o777, 0o660)
+        let member = try Command.run("/sbin/runuser", ["-u", "nobody", "-g", "users", "--", DaemonHarness.binary,
+                                                       "list", "--socket", daemon.socket], timeout: 30)
+        XCTAssertEqual(member.status, 0, member.stderr)
+        let listed = try JSONSerialization.jsonObject(with: Data(member.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(listed?.count, 0, member.stdout)
+        let stranger = try Command.run("/sbin/runuser", ["-u", "nobody", "--", DaemonHarness.binary,
+                                                         "list", "--socket", daemon.socket], timeout: 30)
+        XCTAssertEqual(stranger.status, 1)
+        XCTAssertTrue(stranger.stderr.contains("Permission denied"), stranger.stderr)
+        // The plugin socket stays root's alone.
+        XCTAssertEqual(lstat(daemon.pluginSocket, &info), 0)
+        XCTAssertEqual(info.st_gid, 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o600)
     }
 
     func testDriverOptionsAreSavedForTheNextStart() throws {

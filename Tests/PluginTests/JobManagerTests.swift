@@ -58,10 +58,52 @@ final class JobManagerTests: XCTestCase {
         let unknown = await jobs.waitForEnd("job-0000000000000000", upTo: .milliseconds(50))
         XCTAssertNil(unknown, "an unknown job")
     }
+
+    /// The job table does not grow forever: the newest ended jobs are kept, running ones always.
+    func testOnlyTheNewestEndedJobsAreKept() async throws {
+        let directory = NSTemporaryDirectory() + "convoy-jobs-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+        let jobs = JobManager(store: try StateStore(path: directory + "/convoy.db"), logger: Logger(label: "test"),
+                              keptJobs: 3)
+        let gate = Gate()
+        let running = try await jobs.start(kind: "test", target: "long") { _ throws(ConvoyError) in
+            await gate.wait()
+            return [:]
+        }
+        var ended: [String] = []
+        for index in 0..<6 {
+            let job = try await jobs.start(kind: "test", target: "quick \(index)") { _ throws(ConvoyError) in [:] }
+            let finished = await jobs.waitForEnd(job.id, upTo: .seconds(10))
+            XCTAssertEqual(finished?.state, .succeeded)
+            ended.append(job.id)
+        }
+        let kept = Set(await jobs.jobs().map(\.id))
+        XCTAssertEqual(kept, Set(ended.suffix(3) + [running.id]))
+        await gate.open()
+        _ = await jobs.waitForEnd(running.id, upTo: .seconds(10))
+    }
 }
 
 private final class Flag: Sendable {
     private let value = Mutex(false)
     var isSet: Bool { value.withLock { $0 } }
     func set() { value.withLock { $0 = true } }
+}
+
+/// Holds a job until the test lets it end.
+private actor Gate {
+    private var opened = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func wait() async {
+        if opened { return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func open() {
+        opened = true
+        for waiter in waiters { waiter.resume() }
+        waiters = []
+    }
 }

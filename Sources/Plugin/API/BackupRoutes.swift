@@ -76,7 +76,10 @@ struct BackupRoutes {
             let job = wait > 0
                 ? await jobs.waitForEnd(id, upTo: .milliseconds(Int(wait * 1000)))
                 : await jobs.job(id)
-            guard let job else { throw .notFound("no job \(id)") }
+            guard let job else {
+                throw .notFound("no job \(id): the daemon keeps the last \(jobs.keptJobs) jobs that ended "
+                    + "(`convoy job list` shows them)")
+            }
             return job
         }
     }

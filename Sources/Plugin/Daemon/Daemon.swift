@@ -14,6 +14,9 @@ import Glibc
 public enum Daemon {
     public static func run(_ configuration: DaemonConfiguration, logger: Logger) async throws(ConvoyError) {
         let root = try PathGuard.absoluteDirectory(configuration.root, option: "--root")
+        let socketGroup = try configuration.socketGroup.map { group throws(ConvoyError) in
+            try SocketFiles.groupID(group)
+        } ?? 0
         // Everything the daemon creates is root-only unless it widens it on purpose (volume directories).
         umask(0o077)
         // Blocks are 0.25–4 MiB buffers allocated and freed all the time; glibc would mmap each one and the kernel
@@ -86,7 +89,7 @@ public enum Daemon {
         let clientApp = Application(
             router: clientRouter,
             configuration: .init(address: .unixDomainSocket(path: clientSocket), serverName: nil),
-            onServerRunning: { _ in restrictOrStop(clientSocket, mode: 0o660, logger: logger) },
+            onServerRunning: { _ in restrictOrStop(clientSocket, mode: 0o660, group: socketGroup, logger: logger) },
             logger: logger)
         let pluginApp = Application(
             router: pluginRouter,
@@ -121,9 +124,9 @@ public enum Daemon {
     }
 
     /// A socket that cannot be restricted to root must not stay open to others: stop at once.
-    private static func restrictOrStop(_ path: String, mode: mode_t, logger: Logger) {
+    private static func restrictOrStop(_ path: String, mode: mode_t, group: gid_t = 0, logger: Logger) {
         do {
-            try SocketFiles.restrict(path, mode: mode)
+            try SocketFiles.restrict(path, mode: mode, group: group)
         } catch {
             logger.critical("\(error.message); stopping")
             SocketFiles.remove(path)

@@ -21,6 +21,8 @@ public struct DaemonConfiguration: Sendable {
     public var fuseDiskCache = false
     /// Pause before hydrating each file (throttles hydration; tests use it).
     public var hydrationPause: Duration = .zero
+    /// The group (name or number) whose members may use the client socket, like dockerd's `-G`; nil: root only.
+    public var socketGroup: String?
 
     public init(root: String = ClientAPI.defaultRoot, socket: String = ClientAPI.defaultSocket,
                 pluginSocket: String = ClientAPI.defaultPluginSocket, drivers: [String]? = nil,

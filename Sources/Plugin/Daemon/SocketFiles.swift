@@ -30,15 +30,22 @@ enum SocketFiles {
         }
     }
 
-    /// Restricts the socket to root (and, for the client socket, root's group).
-    static func restrict(_ path: String, mode: mode_t) throws(ConvoyError) {
-        if chown(path, 0, 0) != 0 && getuid() == 0 {
-            throw ConvoyError(.unavailable, "cannot give \(path) to root: \(Filesystem.errnoText())")
+    /// Restricts the socket to root, and to the members of `group` where the mode lets its group in.
+    static func restrict(_ path: String, mode: mode_t, group: gid_t = 0) throws(ConvoyError) {
+        if chown(path, 0, group) != 0 && getuid() == 0 {
+            throw ConvoyError(.unavailable, "cannot give \(path) to root (group \(group)): \(Filesystem.errnoText())")
         }
         if chmod(path, mode) != 0 {
             throw ConvoyError(.unavailable, "cannot restrict \(path) to mode \(String(mode, radix: 8)): "
                 + "\(Filesystem.errnoText())")
         }
+    }
+
+    /// The id of `--socket-group`: a group name, or a number.
+    static func groupID(_ group: String) throws(ConvoyError) -> gid_t {
+        if let entry = getgrnam(group) { return entry.pointee.gr_gid }
+        if let number = gid_t(group) { return number }
+        throw .invalid("--socket-group: no group named '\(group)' (getent group lists them)")
     }
 
     static func remove(_ path: String) {

@@ -19,9 +19,14 @@ public actor JobManager {
     private var abandoned: Set<Int> = []
     private var nextWaiter = 0
 
-    public init(store: StateStore, logger: Logger) {
+    /// Ended jobs kept in the database; older ones are forgotten as new ones end.
+    public let keptJobs: Int
+    public static let defaultKeptJobs = 1000
+
+    public init(store: StateStore, logger: Logger, keptJobs: Int = defaultKeptJobs) {
         self.store = store
         self.logger = logger
+        self.keptJobs = keptJobs
     }
 
     public typealias Work = @Sendable (_ progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String]
@@ -102,7 +107,7 @@ public actor JobManager {
 
     public func job(_ id: String) -> ClientAPI.Job? {
         if let job = live[id] { return withProgress(job) }
-        return (try? store.jobs())?.first { $0.id == id }
+        return (try? store.job(id)) ?? nil
     }
 
     public func jobs() -> [ClientAPI.Job] {
@@ -130,7 +135,12 @@ public actor JobManager {
         job.finishedAt = Self.now()
         live[id] = job
         for waiter in (endWaiters.removeValue(forKey: id) ?? [:]).values { waiter.resume() }
-        do { try store.saveJob(job) } catch { logger.error("cannot record the end of job \(id): \(error.message)") }
+        do {
+            try store.saveJob(job)
+            try store.pruneJobs(keeping: keptJobs)
+        } catch {
+            logger.error("cannot record the end of job \(id): \(error.message)")
+        }
         if let error {
             logger.error("job failed", metadata: ["job": "\(id)", "error": "\(error)"])
         } else {

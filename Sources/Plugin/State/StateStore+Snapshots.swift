@@ -71,17 +71,37 @@ extension StateStore {
 
     public func jobs() throws(ConvoyError) -> [ClientAPI.Job] {
         try read("list jobs") { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY started_at DESC, id LIMIT 200").map { row in
-                let result = (row["result"] as String?).flatMap {
-                    try? JSONDecoder().decode([String: String].self, from: Data($0.utf8))
-                }
-                return ClientAPI.Job(
-                    id: row["id"], kind: row["kind"], target: row["target"],
-                    state: ClientAPI.Job.State(rawValue: row["state"]) ?? .interrupted, phase: "",
-                    bytesDone: 0, bytesTotal: 0, itemsDone: 0, itemsTotal: 0, startedAt: row["started_at"],
-                    finishedAt: row["finished_at"], result: result, error: row["error"])
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY started_at DESC, id LIMIT 200").map(Self.job)
         }
+    }
+
+    /// One job by id, nil when there is none (or it was pruned).
+    public func job(_ id: String) throws(ConvoyError) -> ClientAPI.Job? {
+        try read("read job \(id)") { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]).map(Self.job)
+        }
+    }
+
+    /// Forgets ended jobs beyond the `keep` that ended last (a row is rewritten when its job ends, so rowid
+    /// order is end order), so the table does not grow forever. Running jobs stay.
+    public func pruneJobs(keeping keep: Int) throws(ConvoyError) {
+        try write("prune jobs") { db in
+            try db.execute(sql: """
+                DELETE FROM job WHERE state != 'running' AND id NOT IN
+                (SELECT id FROM job WHERE state != 'running' ORDER BY rowid DESC LIMIT ?)
+                """, arguments: [keep])
+        }
+    }
+
+    private static func job(_ row: Row) -> ClientAPI.Job {
+        let result = (row["result"] as String?).flatMap {
+            try? JSONDecoder().decode([String: String].self, from: Data($0.utf8))
+        }
+        return ClientAPI.Job(
+            id: row["id"], kind: row["kind"], target: row["target"],
+            state: ClientAPI.Job.State(rawValue: row["state"]) ?? .interrupted, phase: "",
+            bytesDone: 0, bytesTotal: 0, itemsDone: 0, itemsTotal: 0, startedAt: row["started_at"],
+            finishedAt: row["finished_at"], result: result, error: row["error"])
     }
 
     /// Jobs recorded as running belong to a daemon that died: mark them interrupted. Returns their ids.
