@@ -21,4 +21,24 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(first.drivers, ["vfs"])
         XCTAssertEqual(SavedDriverConfiguration.decode(saved.encoded()), saved)
     }
+
+    /// A password written into an endpoint never reaches the state, a message or a request.
+    func testCredentialsInEndpointsAreDropped() throws {
+        let given = DaemonConfiguration(drivers: ["ebs"],
+                                        driverOptions: ["ebs.endpoint": "https://AKIA:s3cr3t@ec2.example:4566/"])
+        let saved = SavedDriverConfiguration.resolve(given, saved: nil)
+        XCTAssertEqual(saved.options["ebs.endpoint"], "https://ec2.example:4566/")
+        XCTAssertFalse(saved.encoded().contains("s3cr3t"))
+
+        let s3 = try XCTUnwrap(try StoreFactory.endpoint(option: "http://user:s3cr3t@127.0.0.1:9000", environment: [:]))
+        XCTAssertEqual(s3.absoluteString, "http://127.0.0.1:9000")
+        XCTAssertNil(s3.user)
+        XCTAssertNil(s3.password)
+        do {
+            _ = try StoreFactory.endpoint(option: "ftp://user:s3cr3t@host", environment: [:])
+            XCTFail("not an http(s) URL")
+        } catch {
+            XCTAssertTrue(error.message.contains("ftp://host") && !error.message.contains("s3cr3t"), error.message)
+        }
+    }
 }

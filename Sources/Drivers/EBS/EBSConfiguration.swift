@@ -55,11 +55,7 @@ struct EBSConfiguration: Sendable {
 
     static func url(_ text: String?, option: String) throws(ConvoyError) -> URL? {
         guard let text else { return nil }
-        guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme),
-              url.host != nil else {
-            throw .invalid("\(option): '\(text)' is not an http(s) URL")
-        }
-        return url
+        return try Redaction.endpoint(text, option: option)
     }
 
     static func bool(_ text: String?, option: String) throws(ConvoyError) -> Bool? {

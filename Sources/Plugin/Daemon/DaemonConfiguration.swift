@@ -59,8 +59,17 @@ struct SavedDriverConfiguration: Codable, Equatable {
     static let key = "drivers"
 
     /// Flags win; without `--drivers` the saved drivers are used, with saved options overridden by given ones.
+    /// Credentials written into an option's URL (`ebs.endpoint=https://user:password@...`) are dropped: they
+    /// authenticate nothing there, and the result is saved in the state.
     static func resolve(_ configuration: DaemonConfiguration,
                         saved: SavedDriverConfiguration?) -> SavedDriverConfiguration {
+        var resolved = resolveFlags(configuration, saved: saved)
+        resolved.options = resolved.options.mapValues(Redaction.withoutCredentials)
+        return resolved
+    }
+
+    private static func resolveFlags(_ configuration: DaemonConfiguration,
+                                     saved: SavedDriverConfiguration?) -> SavedDriverConfiguration {
         if let drivers = configuration.drivers {
             return SavedDriverConfiguration(drivers: drivers, options: configuration.driverOptions)
         }

@@ -72,32 +72,33 @@ struct Hydrator: Sendable {
     static let width = 4
 
     func run(progress: HydrationProgress) async throws(ConvoyError) {
-        // The container may change both trees while this runs: everything below them is reached from these
-        // descriptors without following a symlink (DirectoryDescriptor).
-        let mergedRoot: DirectoryDescriptor
-        let upperRoot: DirectoryDescriptor
+        let entries = manifest.entries.filter { !$0.path.isEmpty }
+        try await forEachBounded(entries, width: Self.width, pause: pause, stop: stop, pauses: { $0.type == .file }) {
+            [merged, upper, threads] entry throws(ConvoyError) in
+            try await threads.run { () throws(ConvoyError) in try Self.copyUp(entry, merged: merged, upper: upper) }
+            if entry.type == .file { progress.add(bytes: entry.size, files: 1) }
+        }
+        try restoreDirectoryTimes()
+    }
+
+    /// The overlay and the volume's directory, opened for one step. The container may change both trees while
+    /// hydration runs: everything below them is reached from these descriptors without following a symlink
+    /// (DirectoryDescriptor). Opened per step and closed with it: a descriptor left open in the overlay would
+    /// keep it busy when hydration ends and the volume is finished.
+    private static func roots(merged: String, upper: String) throws(ConvoyError)
+        -> (merged: DirectoryDescriptor, upper: DirectoryDescriptor) {
         do throws(PosixError) {
-            mergedRoot = try DirectoryDescriptor.open(merged)
-            upperRoot = try DirectoryDescriptor.open(upper)
+            return (try DirectoryDescriptor.open(merged), try DirectoryDescriptor.open(upper))
         } catch {
             throw error.convoyError()
         }
-        let entries = manifest.entries.filter { !$0.path.isEmpty }
-        try await forEachBounded(entries, width: Self.width, pause: pause, stop: stop, pauses: { $0.type == .file }) {
-            [threads] entry throws(ConvoyError) in
-            try await threads.run { () throws(ConvoyError) in
-                try Self.copyUp(entry, merged: mergedRoot, upper: upperRoot)
-            }
-            if entry.type == .file { progress.add(bytes: entry.size, files: 1) }
-        }
-        try restoreDirectoryTimes(mergedRoot)
     }
 
     /// Copies one entry up unless the volume's directory has it already. An entry the user deleted is done, and
     /// so is one whose directory the user replaced (by a file or a symlink): the backup's entry is no longer part
     /// of the volume, and a symlink there must never lead the change of owner elsewhere.
-    static func copyUp(_ entry: Entry, merged: DirectoryDescriptor,
-                       upper: DirectoryDescriptor) throws(ConvoyError) {
+    static func copyUp(_ entry: Entry, merged mergedPath: String, upper upperPath: String) throws(ConvoyError) {
+        let (merged, upper) = try roots(merged: mergedPath, upper: upperPath)
         do throws(PosixError) {
             let (local, name) = try upper.parent(of: entry.path)
             if local.status(of: name) != nil { return }
@@ -122,7 +123,8 @@ struct Hydrator: Sendable {
     }
 
     /// Copying children up changed their directories' times; put back the backup's, deepest first.
-    private func restoreDirectoryTimes(_ merged: DirectoryDescriptor) throws(ConvoyError) {
+    private func restoreDirectoryTimes() throws(ConvoyError) {
+        let merged = try Self.roots(merged: self.merged, upper: upper).merged
         for entry in manifest.entries.reversed() where entry.type == .directory {
             var times = [timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds)),
                          timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds))]

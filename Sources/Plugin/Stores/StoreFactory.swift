@@ -19,11 +19,7 @@ public struct StoreFactory: Sendable {
                                 environment: [String: String] = ProcessInfo.processInfo.environment)
         throws(ConvoyError) -> URL? {
         guard let text = option ?? environment["AWS_ENDPOINT_URL"], !text.isEmpty else { return nil }
-        guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme),
-              url.host != nil else {
-            throw .invalid("--s3-endpoint: '\(text)' is not an http(s) URL")
-        }
-        return url
+        return try Redaction.endpoint(text, option: "--s3-endpoint")
     }
 
     public func open(_ location: StoreLocation) throws(ConvoyError) -> any ObjectStore {
