@@ -12,10 +12,15 @@ extension FileObjectStore {
         return result.sorted { $0.key < $1.key }
     }
 
-    public func removeAbandonedWrites(olderThan age: Double) async throws(ConvoyError) -> Int {
+    /// Only below `prefix`, never across a mount point, and only names of the form this store gives its own
+    /// temporary files: a `vfs:///srv` store must not touch a user's `/srv/notes.tmp-1`.
+    public func removeAbandonedWrites(under prefix: String, olderThan age: Double) async throws(ConvoyError) -> Int {
+        try ObjectKey.validatePrefix(prefix)
+        let top = prefix.isEmpty ? root : root + "/" + String(prefix.dropLast())
+        var info = stat()
+        guard lstat(top, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { return 0 }
         var removed = 0
-        let now = time(nil)
-        try sweepTemporaries(root, now: Int(now), age: age, removed: &removed)
+        try sweepTemporaries(top, device: info.st_dev, now: Int(time(nil)), age: age, removed: &removed)
         return removed
     }
 
@@ -37,6 +42,18 @@ extension FileObjectStore {
         name.utf8.firstRange(of: ".tmp-".utf8) != nil
     }
 
+    /// Exactly `temporaryName`'s form: `<target>.tmp-<host>_<pid>-<hex>`.
+    static func isOwnTemporary(_ name: String) -> Bool {
+        guard let range = name.ranges(of: ".tmp-").last, range.lowerBound != name.startIndex else {
+            return false
+        }
+        let parts = name[range.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[1].isEmpty, parts[1].allSatisfy(\.isHexDigit) else { return false }
+        let writer = parts[0].split(separator: "_", omittingEmptySubsequences: false)
+        return writer.count == 2 && writer[0].allSatisfy { $0.isLetter || $0.isNumber || $0 == "." }
+            && !writer[1].isEmpty && writer[1].allSatisfy(\.isNumber)
+    }
+
     /// Whether the writer named in a temporary file's name is a dead process of this host.
     static func writerIsDead(_ name: String) -> Bool {
         guard let range = name.range(of: ".tmp-") else { return false }
@@ -47,14 +64,16 @@ extension FileObjectStore {
         return parts[0] == host && kill(pid, 0) != 0 && errno == ESRCH
     }
 
-    private func sweepTemporaries(_ directory: String, now: Int, age: Double, removed: inout Int) throws(ConvoyError) {
+    private func sweepTemporaries(_ directory: String, device: dev_t, now: Int, age: Double,
+                                  removed: inout Int) throws(ConvoyError) {
         for (name, _) in PosixFile.entries(in: directory) ?? [] {
             let path = directory + "/" + name
             var info = stat()
             guard lstat(path, &info) == 0 else { continue }
             if (info.st_mode & S_IFMT) == S_IFDIR {
-                try sweepTemporaries(path, now: now, age: age, removed: &removed)
-            } else if Self.isTemporary(name),
+                guard info.st_dev == device else { continue }
+                try sweepTemporaries(path, device: device, now: now, age: age, removed: &removed)
+            } else if (info.st_mode & S_IFMT) == S_IFREG, Self.isOwnTemporary(name),
                       Self.writerIsDead(name) || Double(now - Int(info.st_mtim.tv_sec)) > age {
                 if unlink(path) == 0 { removed += 1 }
             }

@@ -52,7 +52,8 @@ public struct GarbageCollector: Sendable {
                 try await lease.renewIfDue()
             }
             result.abandonedWritesRemoved =
-                try await repository.store.removeAbandonedWrites(olderThan: StoreLease.timeToLive)
+                try await repository.store.removeAbandonedWrites(under: BackupRepository.root,
+                                                                    olderThan: StoreLease.timeToLive)
             let before = contents.packs.values.reduce(into: loose) { all, entries in
                 all.formUnion(entries.map(\.hash))
             }

@@ -27,9 +27,10 @@ public protocol ObjectStore: Sendable {
     /// Deleting a missing key is not an error.
     func delete(_ keys: [String]) async throws(ConvoyError)
     func list(prefix: String) async throws(ConvoyError) -> [ObjectInfo]
-    /// Removes what writers that died left half-written (temporary files, unfinished multipart uploads), when
-    /// their writer is known dead or they are older than `age` seconds. Returns how many were removed.
-    func removeAbandonedWrites(olderThan age: Double) async throws(ConvoyError) -> Int
+    /// Removes what writers that died left half-written (temporary files, unfinished multipart uploads) below
+    /// `prefix` (a store's directory may hold other files), when their writer is known dead or they are older
+    /// than `age` seconds. Returns how many were removed.
+    func removeAbandonedWrites(under prefix: String, olderThan age: Double) async throws(ConvoyError) -> Int
 
     /// True when `exists` is a local call (a stat): asking per object beats listing the whole store.
     var existenceChecksAreCheap: Bool { get }

@@ -53,5 +53,7 @@ public struct S3ObjectStore: ObjectStore {
     }
 
     /// Failed multipart uploads are aborted by the client itself; a PUT is never visible half-written.
-    public func removeAbandonedWrites(olderThan age: Double) async throws(ConvoyError) -> Int { 0 }
+    public func removeAbandonedWrites(under prefix: String, olderThan age: Double) async throws(ConvoyError) -> Int {
+        0
+    }
 }
