@@ -19,8 +19,6 @@ static inline int convoy_lsetxattr(const char *path, const char *name, const voi
     return lsetxattr(path, name, value, size, 0);
 }
 static inline int convoy_lremovexattr(const char *path, const char *name) { return lremovexattr(path, name); }
-static inline ssize_t convoy_flistxattr(int fd, char *list, size_t size) { return flistxattr(fd, list, size); }
-static inline int convoy_fremovexattr(int fd, const char *name) { return fremovexattr(fd, name); }
 // O_DIRECT is only defined with _GNU_SOURCE; glibc's own name for it is always there.
 static const int convoy_O_DIRECT = __O_DIRECT;
 #include <malloc.h>

@@ -45,7 +45,7 @@ struct ClientAPIRoutes {
             // Read after the hydration: a volume that just became plain has its record updated by then.
             let record = try volumes.get(name)
             guard let hydration else {
-                if LazyRestore.isLazy(record) {
+                if LazyVolumes.isLazy(record) {
                     throw ConvoyError(.unavailable, "lazy volume \(name) is not attached to its backup; "
                         + "see the daemon's log")
                 }

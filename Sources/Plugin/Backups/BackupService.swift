@@ -21,14 +21,19 @@ public struct BackupService: Sendable {
 
     var drivers: [String: any VolumeDriver] { catalog.drivers }
 
+    /// A destination URL's store, parsed and opened.
+    func repository(at destination: String) throws(ConvoyError) -> (location: StoreLocation, BackupRepository) {
+        let location = try StoreLocation.parse(destination)
+        return (location, BackupRepository(store: try stores.open(location)))
+    }
+
     public func createBackup(snapshot name: String, destination: String) async throws(ConvoyError) -> ClientAPI.Job {
         let snapshot = try catalog.snapshot(name)
         if snapshot.keepingDriver != nil {
             if let job = try await createNativeBackup(snapshot, destination: destination) { return job }
             return try await createBlockBackup(snapshot, destination: destination)
         }
-        let location = try StoreLocation.parse(destination)
-        let target = BackupRepository(store: try stores.open(location))
+        let (location, target) = try repository(at: destination)
         let local = catalog.local
         let backupID = ObjectName.generate(prefix: "backup")
         return try await jobs.start(kind: "backup create", target: "\(name) → \(location.url)") {
@@ -46,9 +51,8 @@ public struct BackupService: Sendable {
             if let volume { try ObjectName.validate(volume) }
             return try await native.listBackups(destination: destination, volume: volume)
         }
-        let location = try StoreLocation.parse(destination)
         if let volume { try ObjectName.validate(volume) }
-        let repository = BackupRepository(store: try stores.open(location))
+        let (location, repository) = try repository(at: destination)
         var result: [ClientAPI.Backup] = []
         for (volumeName, id) in try await repository.backups(volume: volume) {
             let manifest = try await repository.manifest(volume: volumeName, backup: id)

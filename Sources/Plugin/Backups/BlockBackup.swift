@@ -11,8 +11,7 @@ extension BackupService {
             throw ConvoyError(.internalFailure, "snapshot \(snapshot.name) is a file snapshot, not a block one")
         }
         let info = snapshot.driverInfo ?? [:]
-        let location = try StoreLocation.parse(destination)
-        let target = BackupRepository(store: try stores.open(location))
+        let (location, target) = try repository(at: destination)
         let store = catalog.store
         let backupID = ObjectName.generate(prefix: "backup")
         return try await jobs.start(kind: "backup create", target: "\(snapshot.name) → \(location.url)") {

@@ -23,8 +23,6 @@ public struct LazyRestore: Sendable {
         self.stores = stores
     }
 
-    static func isLazy(_ record: VolumeRecord) -> Bool { LazyVolumes.isLazy(record) }
-
     /// Creates volume `name` over backup `url`, usable at once, and starts its hydration.
     public func create(name: String, backup url: String,
                        options: [String: String]) async throws(ConvoyError) -> VolumeRecord {

@@ -41,7 +41,7 @@ enum Overlay {
             while let relative = pending.popLast() {
                 let directory: DirectoryDescriptor
                 do { directory = try top.directory(relative) } catch where error.pathIsGone { continue }
-                attributes += try removeOverlayAttributes(directory)
+                attributes += try removeOverlayAttributes(directory.procPath(of: "."))
                 for name in try directory.names() {
                     guard let info = directory.status(of: name) else { continue }
                     let type = info.st_mode & S_IFMT
@@ -63,24 +63,8 @@ enum Overlay {
         return (whiteouts, attributes)
     }
 
-    /// A directory's own attributes, through its descriptor.
-    private static func removeOverlayAttributes(_ directory: DirectoryDescriptor) throws(PosixError) -> Int {
-        let size = convoy_flistxattr(directory.fd, nil, 0)
-        guard size > 0 else { return 0 }
-        var buffer = [CChar](repeating: 0, count: size)
-        let got = convoy_flistxattr(directory.fd, &buffer, size)
-        guard got > 0 else { return 0 }
-        var removed = 0
-        for name in overlayAttributes(buffer[..<got]) {
-            guard convoy_fremovexattr(directory.fd, name) == 0 else {
-                throw PosixError(errno, "remove \(name) from", directory.path)
-            }
-            removed += 1
-        }
-        return removed
-    }
-
-    /// Another entry's attributes, by a path through its directory's descriptor (`l*` calls: not followed).
+    /// An entry's attributes, by a path through its directory's descriptor (`l*` calls: the entry is not
+    /// followed; a directory's own are reached as `.` in it).
     private static func removeOverlayAttributes(_ path: String) throws(PosixError) -> Int {
         let size = convoy_llistxattr(path, nil, 0)
         guard size > 0 else { return 0 }

@@ -28,8 +28,9 @@ struct LegacyRestore {
         progress(WorkProgress(phase: "downloading Convoy backup"))
         let archive = try await legacy.singleFileArchive(volume: backup.volume, config: config)
         let scratchStore = try FileObjectStore(root: scratch)
-        let path = scratch + "/legacy-\(backup.backupID).tar.gz"
-        try scratchStore.putSync("legacy-\(backup.backupID).tar.gz", archive)
+        let key = "legacy-\(backup.backupID).tar.gz"
+        let path = scratch + "/" + key
+        try scratchStore.putSync(key, archive)
         defer { try? FileManager.default.removeItem(atPath: path) }
         progress(WorkProgress(phase: "unpacking", bytesTotal: UInt64(archive.count)))
         // Generous: unpacking runs at tens of MB/s even on slow disks.
