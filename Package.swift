@@ -30,7 +30,7 @@ let package = Package(
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         // Domain types and protocols shared by every other target: names, sizes, errors, the driver protocol,
         // the client API's wire types.
-        .target(name: "ConvoyCore"),
+        .target(name: "ConvoyCore", dependencies: ["CLinux"]),
         // The FUSE bridge (BackupFS): a backup's tree as a read-only filesystem, blocks fetched on demand.
         .target(name: "BackupFS", dependencies: ["CFuse", "ConvoyCore", "Backupstore"]),
         // The four storage drivers and their shared helpers.

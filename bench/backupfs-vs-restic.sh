@@ -52,7 +52,9 @@ cleanup() {
 cleanup
 rm -rf "$run" && mkdir -p "$run/convoy-mnt" "$run/restic-mnt"
 sock=$run/c.sock
-$convoy daemon --root "$run/root" --socket "$sock" --plugin-socket "$run/p.sock" --log-level error 2>"$run/daemon.log" &
+# --browse-root: the backup is mounted at $run/convoy-mnt, outside the default browse roots.
+$convoy daemon --root "$run/root" --socket "$sock" --plugin-socket "$run/p.sock" --browse-root "$run" \
+  --log-level error 2>"$run/daemon.log" &
 pid=$!
 trap cleanup EXIT
 for _ in $(seq 300); do [[ -S $sock ]] && break; sleep 0.1; done

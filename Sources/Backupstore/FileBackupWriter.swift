@@ -35,8 +35,18 @@ public struct FileBackupWriter: Sendable {
         }
     }
 
+    /// What a backup wrote, and what of the tree it left out (entries that vanished, moved or were replaced
+    /// while it ran): the first `skippedListed` of them, and how many in all.
+    public struct Outcome: Sendable {
+        public var manifest: Manifest
+        public var skipped: [SkippedEntry]
+        public var skippedCount: Int
+    }
+
+    static let skippedListed = 1000
+
     public func backup(_ request: Request,
-                       progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
+                       progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Outcome {
         return try await StoreLease.whileWriting(backup: request.backupID, of: request.volume,
                                                  in: repository) { lease throws(ConvoyError) in
             try await run(request, lease: lease, progress: progress)
@@ -55,9 +65,15 @@ public struct FileBackupWriter: Sendable {
     }
 
     private func run(_ request: Request, lease: StoreLease,
-                     progress: @escaping ProgressSink) async throws(ConvoyError) -> Manifest {
+                     progress: @escaping ProgressSink) async throws(ConvoyError) -> Outcome {
+        let root: DirectoryDescriptor
+        do {
+            root = try DirectoryDescriptor.open(request.source)
+        } catch {
+            throw error.convoyError()
+        }
         // The scan starts first: it also overlaps with listing the store's blocks.
-        let scan = ScanStream(TreeScanner(root: request.source))
+        let scan = ScanStream(TreeScanner(root: root))
         defer { scan.stop() }
         let known = KnownBlocks(try await repository.knownBlocksForDeduplication())
         let askPerBlock = repository.store.existenceChecksAreCheap
@@ -66,6 +82,9 @@ public struct FileBackupWriter: Sendable {
         for entry in request.parent?.entries ?? [] where entry.type == .file { previous[entry.path] = entry }
 
         var entries: [Entry] = []
+        var skipped = SkippedList()
+        /// Indexes of files that vanished or were replaced between the scan and their reading.
+        var vanished: Set<Int> = []
         var stats = Manifest.Stats()
         var toRead: UInt64 = 0
         // Totals grow while the scan runs alongside the reading.
@@ -87,13 +106,15 @@ public struct FileBackupWriter: Sendable {
                 case nil: return nil
                 }
             }
-            var readAhead = ReadAhead()
+            var readAhead = ReadAhead(root: root)
             var reads = 0
             var complete = false
             for await event in scan.events {
                 let first = entries.count
                 switch event {
-                case .entries(let batch): entries.append(contentsOf: batch)
+                case .entries(let batch):
+                    entries.append(contentsOf: batch.entries)
+                    for entry in batch.skipped { skipped.add(entry) }
                 case .failed(let error):
                     group.cancelAll()
                     return error
@@ -114,7 +135,7 @@ public struct FileBackupWriter: Sendable {
                     if !isUnchanged(entry, previous[entry.path]) {
                         toRead += entry.size
                         bytesFound += entry.size
-                        readAhead.add(request.source + "/" + entry.path, size: entry.size)
+                        readAhead.add(entry.path, size: entry.size)
                     }
                 }
                 counter.extend(bytes: bytesFound, items: filesFound, phase: "scanning and backing up")
@@ -129,8 +150,17 @@ public struct FileBackupWriter: Sendable {
                     readAhead.reading(reads)
                     reads += 1
                     do throws(ConvoyError) {
-                        try await forEachChunk(request.source + "/" + entry.path,
-                                               size: entry.size) { offset, bytes throws(ConvoyError) in
+                        let file: SourceFile
+                        switch try SourceFile.open(entry.path, in: root, size: entry.size, inode: entry.inode) {
+                        case .file(let opened): file = opened
+                        case .gone(let reason):
+                            skipped.add(SkippedEntry(path: entry.path, reason: reason))
+                            vanished.insert(index)
+                            counter.add(bytes: 0, items: 1)
+                            continue
+                        }
+                        defer { file.close() }
+                        try await forEachChunk(file, size: entry.size) { offset, bytes throws(ConvoyError) in
                             try await lease.renewIfDue()
                             while inFlight >= Self.pipelineWidth {
                                 inFlight -= 1
@@ -181,6 +211,9 @@ public struct FileBackupWriter: Sendable {
         for index in entries.indices where entries[index].type == .file && entries[index].chunks == nil {
             entries[index].chunks = []
         }
+        if !vanished.isEmpty {
+            entries = Self.leavingOut(vanished, of: entries, stats: &stats, skipped: &skipped)
+        }
         stats.bytesRead = toRead
 
         let manifest = Manifest(
@@ -193,7 +226,7 @@ public struct FileBackupWriter: Sendable {
         try await repository.putVolumeRecord(VolumeRecordInStore(
             name: request.volume, size: request.volumeSize, lastBackup: request.backupID,
             updatedAt: manifest.createdAt))
-        return manifest
+        return Outcome(manifest: manifest, skipped: skipped.listed, skippedCount: skipped.count)
     }
 
     /// Hashes one chunk and stores it unless the store has it (or another task of this backup is storing it).
@@ -227,10 +260,8 @@ public struct FileBackupWriter: Sendable {
     }
 
     /// Splits one file's data regions into content-defined chunks, in order. Holes are skipped.
-    private func forEachChunk(_ path: String, size: UInt64,
+    private func forEachChunk(_ file: SourceFile, size: UInt64,
                               _ body: (UInt64, [UInt8]) async throws(ConvoyError) -> Void) async throws(ConvoyError) {
-        let file = try SourceFile(path: path, size: size)
-        defer { file.close() }
         if file.direct {
             try await forEachChunkReadingAhead(file, size: size, body)
             return

@@ -12,12 +12,6 @@ public enum PosixFile {
         ConvoyError(.driverFailure, "cannot \(operation) \(path): \(errorText(code))")
     }
 
-    static func lstatPath(_ path: String) throws(ConvoyError) -> stat {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { throw failure("stat", path) }
-        return info
-    }
-
     /// A directory's entries with their `d_type`, without `.` and `..`; nil when it cannot be opened (errno set).
     public static func entries(in directory: String) -> [(name: String, type: UInt8)]? {
         guard let handle = opendir(directory) else { return nil }
@@ -32,30 +26,18 @@ public enum PosixFile {
         return entries
     }
 
-    /// Sorted directory entry names (byte order), without `.` and `..`.
-    static func names(in directory: String) throws(ConvoyError) -> [String] {
-        guard let entries = entries(in: directory) else { throw failure("open directory", directory) }
-        return entries.map(\.name).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-    }
-
-    static func readLink(_ path: String) throws(ConvoyError) -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = readlink(path, &buffer, buffer.count - 1)
-        guard count >= 0 else { throw failure("read link", path) }
-        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// Extended attributes of a path (not following symlinks), values as raw bytes.
-    static func xattrs(_ path: String) throws(ConvoyError) -> [String: [UInt8]] {
+    /// Extended attributes of a path (not following symlinks), values as raw bytes. Callers walking a tree a
+    /// container writes pass `DirectoryDescriptor.procPath(of:)`, so that no component on the way is followed.
+    static func xattrs(_ path: String) throws(PosixError) -> [String: [UInt8]] {
         let size = convoy_llistxattr(path, nil, 0)
         if size < 0 {
             if errno == ENOTSUP || errno == ENODATA { return [:] }
-            throw failure("list xattrs of", path)
+            throw PosixError(errno, "list xattrs of", path)
         }
         if size == 0 { return [:] }
         var names = [CChar](repeating: 0, count: size)
         let got = convoy_llistxattr(path, &names, size)
-        guard got >= 0 else { throw failure("list xattrs of", path) }
+        guard got >= 0 else { throw PosixError(errno, "list xattrs of", path) }
         var result: [String: [UInt8]] = [:]
         for raw in names[0..<got].split(separator: 0) {
             let name = String(decoding: raw.map { UInt8(bitPattern: $0) }, as: UTF8.self)

@@ -11,10 +11,17 @@ struct ReadAhead {
     /// Bytes hinted per file: large files are read ahead by the kernel's own sequential read-ahead.
     static let bytesPerFile: off_t = 4 << 20
 
+    /// The tree being backed up: files are opened beneath it as `SourceFile` opens them (no symlink followed).
+    let root: DirectoryDescriptor
     private var files: [(path: String, size: UInt64)] = []
     private var hinted = 0
 
-    /// Files that will be read, in the order they will be read (added while the tree is still being scanned).
+    init(root: DirectoryDescriptor) {
+        self.root = root
+    }
+
+    /// Files that will be read (paths relative to `root`), in the order they will be read (added while the tree
+    /// is still being scanned).
     mutating func add(_ path: String, size: UInt64) {
         files.append((path, size))
     }
@@ -27,9 +34,8 @@ struct ReadAhead {
             hinted += 1
             // Files read around the page cache (SourceFile) would only be read twice.
             guard hinted - 1 > index, file.size > 0, file.size < SourceFile.directThreshold else { continue }
-            BlockingIOPool.shared.submit {
-                let fd = open(file.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-                guard fd >= 0 else { return }
+            BlockingIOPool.shared.submit { [root] in
+                guard let fd = try? root.openFile(file.path, flags: O_RDONLY | O_NONBLOCK) else { return }
                 _ = posix_fadvise(fd, 0, min(off_t(clamping: file.size), Self.bytesPerFile), POSIX_FADV_WILLNEED)
                 close(fd)
             }

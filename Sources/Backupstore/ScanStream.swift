@@ -7,7 +7,7 @@ import Synchronization
 /// files takes about a tenth of a second to examine, which is a tenth of an incremental backup here).
 final class ScanStream: Sendable {
     enum Event: Sendable {
-        case entries([Entry])
+        case entries(TreeScanner.Batch)
         case failed(ConvoyError)
         /// The whole tree was delivered. A stream that ends without it (the consumer was cancelled) is partial.
         case complete

@@ -20,21 +20,49 @@ struct SourceFile {
     /// Whether reads bypass the page cache; then destinations and offsets must be multiples of `alignment`.
     private(set) var direct: Bool
 
-    init(path: String, size: UInt64) throws(ConvoyError) {
+    /// What opening a scanned file found.
+    enum Opened {
+        case file(SourceFile)
+        /// It vanished, a component on the way became a symlink, or another file took its name since the scan.
+        case gone(reason: String)
+    }
+
+    /// Opens the regular file a scan found at `relative` beneath `root` (its size and inode as scanned), following
+    /// no symlink on the way, and checks that it is still that file.
+    static func open(_ relative: String, in root: DirectoryDescriptor, size: UInt64,
+                     inode: UInt64?) throws(ConvoyError) -> Opened {
+        let path = root.path + "/" + relative
         let wantsDirect = size >= Self.directThreshold
-        var fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (wantsDirect ? convoy_O_DIRECT : 0))
         var direct = wantsDirect
-        if fd < 0 && errno == EINVAL && wantsDirect {
-            fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-            direct = false
+        var fd: Int32
+        // O_NONBLOCK: a name swapped for a FIFO since the scan must not hold the open (fstat then refuses it).
+        do throws(PosixError) {
+            do throws(PosixError) {
+                fd = try root.openFile(relative, flags: O_RDONLY | O_NONBLOCK | (wantsDirect ? convoy_O_DIRECT : 0))
+            } catch where error.code == EINVAL && wantsDirect {
+                fd = try root.openFile(relative, flags: O_RDONLY | O_NONBLOCK)
+                direct = false
+            }
+        } catch {
+            if error.pathIsGone { return .gone(reason: "it vanished or was replaced during the backup") }
+            throw error.convoyError()
         }
-        guard fd >= 0 else { throw PosixFile.failure("open", path) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG,
+              inode.map({ UInt64(info.st_ino) == $0 }) ?? true else {
+            _ = Glibc.close(fd)
+            return .gone(reason: "another file took its name during the backup")
+        }
         // A file whose data is all in memory (written or read moments ago) is cheaper to copy from the cache
         // than to read from the disk again.
         if direct && UncachedRead.isCached(fd, size: size) {
             UncachedRead.leaveDirectMode(fd)
             direct = false
         }
+        return .file(SourceFile(fd: fd, path: path, direct: direct))
+    }
+
+    private init(fd: Int32, path: String, direct: Bool) {
         self.fd = fd
         self.path = path
         self.direct = direct

@@ -4,36 +4,69 @@ import Foundation
 import Glibc
 #endif
 
-/// Walks a directory tree (never following symlinks, never leaving the filesystem's tree by `..`) and describes
-/// every entry: the root first (path ""), then depth first with names in byte order, so parents always precede
-/// their children. Hard links after the first become `hardlink` entries naming the first path.
+/// Walks a directory tree a container may be changing, and describes every entry: the root first (path ""), then
+/// depth first with names in byte order, so parents always precede their children. Hard links after the first
+/// become `hardlink` entries naming the first path.
+///
+/// The walk goes from directory descriptors, never by path: each directory is opened from its parent with
+/// `O_NOFOLLOW` and checked (`fstat`) to be the one that was examined, so a directory swapped for a symlink (or for
+/// another directory) between the two is never entered, and no host file reaches a backup. An entry that vanishes,
+/// moves or is replaced while the walk runs is left out with a `SkippedEntry` naming it, as restic does: a busy
+/// volume still gets a snapshot of everything that could be read consistently.
 struct TreeScanner {
-    let root: String
+    let root: DirectoryDescriptor
 
-    func scan() throws(ConvoyError) -> [Entry] {
+    init(root: DirectoryDescriptor) {
+        self.root = root
+    }
+
+    init(root path: String) throws(ConvoyError) {
+        do {
+            root = try DirectoryDescriptor.open(path)
+        } catch {
+            throw error.convoyError()
+        }
+    }
+
+    /// Entries found, and those left out, since the previous batch.
+    struct Batch: Sendable {
         var entries: [Entry] = []
-        var firstPaths: [InodeKey: String] = [:]
-        try visit(relative: "", entries: &entries, firstPaths: &firstPaths, flush: { _ in })
-        return entries
+        var skipped: [SkippedEntry] = []
+    }
+
+    func scan() throws(ConvoyError) -> Batch {
+        var whole = Batch()
+        try scan(batchSize: .max) { batch in
+            whole.entries += batch.entries
+            whole.skipped += batch.skipped
+            return true
+        }
+        return whole
     }
 
     /// The same entries in the same order, handed to `deliver` in batches as they are found: at most
     /// `batchSize`, and a batch ends after any file large enough to be read directly, so that a backup can start
     /// reading it while the rest of the tree is examined. `deliver` returns false to stop the scan.
-    func scan(batchSize: Int = 256, deliver: ([Entry]) -> Bool) throws(ConvoyError) {
-        var entries: [Entry] = []
+    func scan(batchSize: Int = 256, deliver: (Batch) -> Bool) throws(ConvoyError) {
+        var batch = Batch()
         var firstPaths: [InodeKey: String] = [:]
-        let flush = { (entries: inout [Entry]) throws(ConvoyError) in
-            guard let last = entries.last else { return }
-            guard entries.count >= batchSize || (last.type == .file && last.size >= SourceFile.directThreshold) else {
-                return
-            }
-            let batch = entries
-            entries.removeAll(keepingCapacity: true)
-            guard deliver(batch) else { throw ConvoyError(.internalFailure, "the scan of \(root) was stopped") }
+        let flush = { (batch: inout Batch) throws(ConvoyError) in
+            guard let last = batch.entries.last else { return }
+            guard batch.entries.count >= batchSize
+                    || (last.type == .file && last.size >= SourceFile.directThreshold) else { return }
+            let full = batch
+            batch = Batch()
+            guard deliver(full) else { throw ConvoyError(.internalFailure, "the scan of \(root.path) was stopped") }
         }
-        try visit(relative: "", entries: &entries, firstPaths: &firstPaths, flush: flush)
-        if !entries.isEmpty { _ = deliver(entries) }
+        let rootProbe: Probe
+        do throws(PosixError) {
+            rootProbe = Probe(info: try root.status(), xattrs: try PosixFile.xattrs(root.path), target: nil)
+        } catch {
+            throw error.convoyError()
+        }
+        batch.entries.append(try entry("", rootProbe, firstPaths: &firstPaths))
+        try visitChildren(of: root, relative: "", batch: &batch, firstPaths: &firstPaths, flush: flush)
+        if !batch.entries.isEmpty || !batch.skipped.isEmpty { _ = deliver(batch) }
     }
 
     struct InodeKey: Hashable {
@@ -41,58 +74,69 @@ struct TreeScanner {
         var inode: UInt64
     }
 
-    private func absolute(_ relative: String) -> String {
-        relative.isEmpty ? root : root + "/" + relative
-    }
+    private typealias Flush = (inout Batch) throws(ConvoyError) -> Void
 
-    /// What the system says about one path: its `lstat`, extended attributes and, for a symlink, its target.
-    private struct Probe {
-        var info: stat
-        var xattrs: [String: [UInt8]]
-        var target: String?
-    }
-
-    private static func probe(_ path: String) -> Result<Probe, ConvoyError> {
-        do throws(ConvoyError) {
-            let info = try PosixFile.lstatPath(path)
-            let target = info.st_mode & S_IFMT == S_IFLNK ? try PosixFile.readLink(path) : nil
-            return .success(Probe(info: info, xattrs: try PosixFile.xattrs(path), target: target))
+    /// Appends the entries below `directory` (each directory's own subtree right after it).
+    private func visitChildren(of directory: DirectoryDescriptor, relative: String, batch: inout Batch,
+                               firstPaths: inout [InodeKey: String], flush: Flush) throws(ConvoyError) {
+        let raw: [[UInt8]]
+        do {
+            raw = try directory.rawNames()
         } catch {
-            return .failure(error)
+            throw error.convoyError()
         }
-    }
-
-    /// Probes of a directory's children, in their order. Many are probed on several threads: after a cold start
-    /// each lookup reads directory and inode blocks, and one thread doing them all was a fifth of an
-    /// incremental backup.
-    private static func probeAll(_ paths: [String]) -> [Result<Probe, ConvoyError>] {
-        let stripes = min(4, paths.count / 64)
-        guard stripes > 1 else { return paths.map(probe) }
-        let results = ProbeResults<Result<Probe, ConvoyError>>(count: paths.count)
-        DispatchQueue.concurrentPerform(iterations: stripes) { stripe in
-            var index = stripe
-            while index < paths.count {
-                results.set(index, probe(paths[index]))
-                index += stripes
+        var names: [String] = []
+        for bytes in raw {
+            guard let name = String(validating: bytes, as: UTF8.self) else {
+                batch.skipped.append(SkippedEntry(path: Self.join(relative, String(decoding: bytes, as: UTF8.self)),
+                                                  reason: "its name is not UTF-8, which this convoy cannot record"))
+                continue
             }
+            names.append(name)
         }
-        return zip(paths, results.all()).map { path, result in
-            result ?? .failure(ConvoyError(.internalFailure, "\(path) was not examined"))
+        for (name, outcome) in zip(names, Self.probeAll(names, in: directory)) {
+            let path = Self.join(relative, name)
+            let probe: Probe
+            switch outcome {
+            case .found(let found): probe = found
+            case .gone:
+                batch.skipped.append(SkippedEntry(path: path, reason: "it vanished or was replaced during the scan"))
+                continue
+            case .failed(let error): throw error.convoyError()
+            }
+            let described = try entry(path, probe, firstPaths: &firstPaths)
+            guard described.type == .directory else {
+                batch.entries.append(described)
+                try flush(&batch)
+                continue
+            }
+            // Entered only if what opens (never through a symlink) is the directory that was examined.
+            let opened: DirectoryDescriptor
+            do {
+                opened = try directory.directory(name)
+                let now = try opened.status()
+                guard now.st_dev == probe.info.st_dev, now.st_ino == probe.info.st_ino else {
+                    batch.skipped.append(SkippedEntry(path: path, reason: "it was replaced during the scan"))
+                    continue
+                }
+            } catch {
+                guard error.pathIsGone else { throw error.convoyError() }
+                batch.skipped.append(SkippedEntry(path: path, reason: "it vanished or was replaced during the scan"))
+                continue
+            }
+            batch.entries.append(described)
+            try flush(&batch)
+            try visitChildren(of: opened, relative: path, batch: &batch, firstPaths: &firstPaths, flush: flush)
         }
     }
 
-    private typealias Flush = (inout [Entry]) throws(ConvoyError) -> Void
-
-    private func visit(relative: String, entries: inout [Entry], firstPaths: inout [InodeKey: String],
-                       flush: Flush) throws(ConvoyError) {
-        try visit(relative: relative, probe: Self.probe(absolute(relative)).get(), entries: &entries,
-                  firstPaths: &firstPaths, flush: flush)
+    private static func join(_ relative: String, _ name: String) -> String {
+        relative.isEmpty ? name : relative + "/" + name
     }
 
-    /// Appends the entry (then, for a directory, its subtree), offering the list to `flush` after each append.
-    private func visit(relative: String, probe: Probe, entries: inout [Entry], firstPaths: inout [InodeKey: String],
-                       flush: Flush) throws(ConvoyError) {
-        let path = absolute(relative)
+    /// The entry for one examined path; a regular file seen before under another name becomes a hard link to it.
+    private func entry(_ relative: String, _ probe: Probe,
+                       firstPaths: inout [InodeKey: String]) throws(ConvoyError) -> Entry {
         let info = probe.info
         var entry = Entry(
             path: relative, type: .file, mode: UInt32(info.st_mode & 0o7777), uid: info.st_uid, gid: info.st_gid,
@@ -105,12 +149,9 @@ struct TreeScanner {
             if info.st_nlink > 1, let first = firstPaths[key] {
                 entry.type = .hardlink
                 entry.target = first
-                entries.append(entry)
-                try flush(&entries)
-                return
+                return entry
             }
             if info.st_nlink > 1 { firstPaths[key] = relative }
-            entry.type = .file
             entry.size = UInt64(info.st_size)
         case S_IFLNK:
             entry.type = .symlink
@@ -124,38 +165,25 @@ struct TreeScanner {
             entry.type = .blockDevice
             entry.rdev = UInt64(info.st_rdev)
         default:
-            throw ConvoyError(.driverFailure, "\(path) has an unknown file type")
+            throw ConvoyError(.driverFailure, "\(root.path)/\(relative) has an unknown file type")
         }
         if !probe.xattrs.isEmpty {
             entry.xattrs = probe.xattrs.mapValues { Data($0).base64EncodedString() }
         }
-        entries.append(entry)
-        try flush(&entries)
-        if entry.type == .directory {
-            let children = try PosixFile.names(in: path).map { relative.isEmpty ? $0 : relative + "/" + $0 }
-            for (child, probe) in zip(children, Self.probeAll(children.map(absolute))) {
-                try visit(relative: child, probe: probe.get(), entries: &entries, firstPaths: &firstPaths, flush: flush)
-            }
-        }
+        return entry
     }
 }
 
-/// Results written by the probing threads, each index by exactly one of them (into memory allocated once, so
-/// no write ever touches another's element or the storage itself).
-private final class ProbeResults<Value>: @unchecked Sendable {
-    private let storage: UnsafeMutableBufferPointer<Value?>
+/// An entry a scan left out, and why.
+public struct SkippedEntry: Sendable, Equatable, CustomStringConvertible {
+    /// Relative to the scanned root.
+    public var path: String
+    public var reason: String
 
-    init(count: Int) {
-        storage = .allocate(capacity: count)
-        storage.initialize(repeating: nil)
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
     }
 
-    deinit {
-        storage.deinitialize()
-        storage.deallocate()
-    }
-
-    func set(_ index: Int, _ value: Value) { storage[index] = value }
-
-    func all() -> [Value?] { Array(storage) }
+    public var description: String { "\(path): \(reason)" }
 }

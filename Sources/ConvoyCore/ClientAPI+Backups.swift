@@ -22,12 +22,15 @@ extension ClientAPI {
         /// names that driver.
         public var driverInfo: [String: String]?
         public static let driverKey = "Driver"
+        /// Entries of a busy volume the snapshot left out (each "path: why"), nil when it holds the whole tree.
+        public var skipped: [String]?
 
         /// The driver that keeps this snapshot itself, nil for a file snapshot in the daemon's local store.
         public var keepingDriver: String? { driverInfo.map { $0[Self.driverKey] ?? "" } }
 
         public init(name: String, volumeName: String, createdTime: String, size: UInt64, files: Int,
-                    bytesRead: UInt64, newBytesStored: UInt64, driverInfo: [String: String]? = nil) {
+                    bytesRead: UInt64, newBytesStored: UInt64, driverInfo: [String: String]? = nil,
+                    skipped: [String]? = nil) {
             self.name = name
             self.volumeName = volumeName
             self.createdTime = createdTime
@@ -36,11 +39,13 @@ extension ClientAPI {
             self.bytesRead = bytesRead
             self.newBytesStored = newBytesStored
             self.driverInfo = driverInfo
+            self.skipped = skipped
         }
 
         enum CodingKeys: String, CodingKey {
             case name = "Name", volumeName = "VolumeName", createdTime = "CreatedTime", size = "Size"
             case files = "Files", bytesRead = "BytesRead", newBytesStored = "NewBytesStored", driverInfo = "DriverInfo"
+            case skipped = "Skipped"
         }
     }
 

@@ -67,25 +67,10 @@ public final class DirectoryDescriptor: Sendable {
         return info
     }
 
-    /// The names in this directory, "." and ".." left out.
+    /// The names in this directory, "." and ".." left out, in byte order (a name that is not UTF-8 is decoded
+    /// lossily: `rawNames` has the bytes).
     public func names() throws(PosixError) -> [String] {
-        let copy = dup(fd)
-        guard copy >= 0, let stream = fdopendir(copy) else {
-            let code = errno
-            if copy >= 0 { close(copy) }
-            throw PosixError(code, "read directory", path)
-        }
-        defer { closedir(stream) }
-        // fdopendir shares the descriptor's offset: read from the start whatever read this directory before.
-        rewinddir(stream)
-        var names: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        try rawNames().map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// A path naming `name` in this directory through the descriptor (`/proc/self/fd/N/name`): for calls that

@@ -27,6 +27,10 @@ struct SnapshotCommand: ParsableCommand {
                 let done = try JobFollower(api: api, json: job.json)
                     .follow(try api.createSnapshot(volume: volume, name: name))
                 if !job.json { print(done.result?["Snapshot"] ?? "") }
+                // A busy volume's snapshot is whole but for what changed under it: say so where people look.
+                if !job.json, let skipped = done.result?["Skipped"] {
+                    FileHandle.standardError.write(Data("warning: \(skipped)\n".utf8))
+                }
             }
         }
     }

@@ -45,6 +45,25 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "A group whose members may use the client socket (like dockerd's -G); default: root only.")
     var socketGroup: String?
 
+    @Option(help: ArgumentHelp(
+        "Backup stores this daemon may read (restore, list, inspect, verify, delete, browse): URL prefixes, "
+            + "repeatable or comma-separated, e.g. vfs:///srv/backups or s3://bucket@us-east-1/prefix. Destinations "
+            + "it has written a backup to are always allowed; when any are given, new backups go only to those.",
+        valueName: "prefix"))
+    var backupDestinations: [String] = []
+
+    @Flag(help: "Read backups from any store a client names (stores other daemons wrote): no destination check.")
+    var allowAnyBackupDestination = false
+
+    @Option(help: ArgumentHelp(
+        "A directory under which `backup mount` may mount backups (repeatable). "
+            + "Default: /mnt, /media, /run/convoy/browse and <root>/browse.",
+        valueName: "dir"))
+    var browseRoot: [String] = []
+
+    @Flag(help: "Let `backup mount` mount a backup on any directory: no browse-root check.")
+    var allowAnyBrowseTarget = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -60,9 +79,7 @@ struct DaemonCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "convoy")
         do throws(ConvoyError) {
-            let names = drivers.flatMap {
-                $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            }
+            let names = DaemonConfiguration.list(drivers)
             var configuration = DaemonConfiguration(
                 root: root, socket: socket, pluginSocket: pluginSocket, drivers: names.isEmpty ? nil : names,
                 driverOptions: try DaemonConfiguration.parseDriverOptions(driverOptions),
@@ -78,6 +95,10 @@ struct DaemonCommand: AsyncParsableCommand {
             }
             configuration.hydrationPause = .milliseconds(Int(hydrationPause * 1000))
             configuration.socketGroup = socketGroup
+            configuration.backupDestinations = DaemonConfiguration.list(backupDestinations)
+            configuration.allowAnyBackupDestination = allowAnyBackupDestination
+            configuration.browseRoots = browseRoot.isEmpty ? nil : browseRoot
+            configuration.allowAnyBrowseTarget = allowAnyBrowseTarget
             try await Daemon.run(configuration, logger: logger)
         } catch {
             Output.error(error.message)

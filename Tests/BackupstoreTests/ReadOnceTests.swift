@@ -117,7 +117,8 @@ final class ReadOnceTests: XCTestCase {
             addTeardownBlock { try? FileManager.default.removeItem(atPath: source + "-store") }
             let repository = BackupRepository(store: store)
             let manifest = try await FileBackupWriter(repository: repository).backup(.init(
-                source: source, volume: "large", backupID: "backup-large1", snapshot: nil, parent: nil, volumeSize: 0))
+                source: source, volume: "large", backupID: "backup-large1", snapshot: nil, parent: nil, volumeSize: 0)
+            ).manifest
             for (name, bytes) in [("random.bin", random), ("text.txt", text)] {
                 let chunks = try XCTUnwrap(manifest.entries.first { $0.path == name }?.chunks)
                 var expected: [String] = []

@@ -28,8 +28,9 @@ final class ScanOverlapTests: XCTestCase {
         addTeardownBlock { try? FileManager.default.removeItem(atPath: storeRoot) }
         let repository = BackupRepository(store: try FileObjectStore(root: storeRoot))
         let manifest = try await FileBackupWriter(repository: repository).backup(.init(
-            source: source, volume: "overlap", backupID: "backup-overlap1", snapshot: nil, parent: nil, volumeSize: 0))
-        let scanned = try TreeScanner(root: source).scan()
+            source: source, volume: "overlap", backupID: "backup-overlap1", snapshot: nil, parent: nil, volumeSize: 0)
+        ).manifest
+        let scanned = try TreeScanner(root: source).scan().entries
         XCTAssertEqual(manifest.entries.map(\.path), scanned.map(\.path))
         XCTAssertEqual(manifest.stats.files, 701)
         XCTAssertEqual(manifest.stats.directories, 8)
@@ -51,8 +52,8 @@ final class ScanOverlapTests: XCTestCase {
         }
         backup.cancel()
         do {
-            let manifest = try await backup.value
-            XCTFail("a cancelled backup wrote a manifest of \(manifest.entries.count) entries")
+            let outcome = try await backup.value
+            XCTFail("a cancelled backup wrote a manifest of \(outcome.manifest.entries.count) entries")
         } catch {}
         do throws(ConvoyError) {
             _ = try await repository.manifest(volume: "overlap", backup: "backup-cancel1")

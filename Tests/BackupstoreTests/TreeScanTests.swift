@@ -19,7 +19,7 @@ final class TreeScanTests: XCTestCase {
             XCTAssertEqual(symlink("f\(index)", big + "/link\(index)"), 0)
             XCTAssertEqual(link(big + String(format: "/f%04d", index), big + "/hard\(index)"), 0)
         }
-        let entries = try TreeScanner(root: root).scan()
+        let entries = try TreeScanner(root: root).scan().entries
         let paths = entries.map(\.path)
         XCTAssertEqual(paths.count, Set(paths).count, "an entry listed twice")
         XCTAssertEqual(paths.count, 1 + 1 + 1 + 700 + 20 + 20)  // root, big, big/sub, files, links, hard links
@@ -54,10 +54,10 @@ final class TreeScanTests: XCTestCase {
         XCTAssertEqual(truncate(large, off_t(SourceFile.directThreshold)), 0)
         try TreeFixture.write(root + "/a/deep/er/last", Array("last".utf8))
 
-        let whole = try TreeScanner(root: root).scan()
+        let whole = try TreeScanner(root: root).scan().entries
         var batches: [[Entry]] = []
         try TreeScanner(root: root).scan(batchSize: 100) { batch in
-            batches.append(batch)
+            batches.append(batch.entries)
             return true
         }
         XCTAssertEqual(batches.flatMap { $0 }.map(\.path), whole.map(\.path))

@@ -24,7 +24,8 @@ final class WritebackTests: XCTestCase {
         let before = try openDescriptors()
         let repository = BackupRepository(store: try FileObjectStore(root: storeRoot))
         let manifest = try await FileBackupWriter(repository: repository).backup(.init(
-            source: source, volume: "small", backupID: "backup-small1", snapshot: nil, parent: nil, volumeSize: 0))
+            source: source, volume: "small", backupID: "backup-small1", snapshot: nil, parent: nil, volumeSize: 0)
+        ).manifest
         XCTAssertEqual(manifest.stats.newBlocks, 301)
 
         // The pool closes the last batch's descriptors just after the backup returns.

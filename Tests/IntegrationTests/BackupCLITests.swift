@@ -11,6 +11,9 @@ final class BackupCLITests: XCTestCase {
 
     override func setUpWithError() throws {
         daemon = try DaemonHarness()
+        // The Convoy 0.5 store another program wrote (testRestoreFromAConvoy05SingleFileBackup), listed as an
+        // operator would list it; `destination` becomes readable by the backups written to it.
+        daemon.extraArguments = ["--backup-destinations", "vfs://\(daemon.directory)/old-store"]
         try daemon.start()
         destination = "vfs://" + daemon.directory + "/backups"
     }
@@ -176,16 +179,24 @@ final class BackupCLITests: XCTestCase {
             (["backup", "list", "ftp://x"], "not a backup destination"),
             (["backup", "inspect", "vfs:///tmp/x"], "not a backup URL"),
             (["backup", "inspect", "vfs:///tmp/x?backup=backup-1&volume=../etc"], "invalid volume name"),
-            (["create", "r1", "--backup", destination + "?backup=backup-0000000000000000&volume=none"],
+            (["create", "r1", "--backup",
+              "vfs://\(daemon.directory)/old-store?backup=backup-0000000000000000&volume=none"],
              "no backup backup-0000000000000000"),
             (["snapshot", "create", "novolume"], "no volume named 'novolume'"),
+            // A store this daemon never wrote and nobody listed: nothing is read from it, by any path.
+            (["create", "r2", "--backup", destination + "?backup=backup-0000000000000000&volume=none"],
+             "backup destination \(destination) is not allowed on this daemon: it has never written there"),
+            (["create", "r3", "--backup", destination + "?backup=backup-0000000000000000&volume=none", "--lazy"],
+             "or run with --allow-any-backup-destination"),
+            (["backup", "list", destination], "add it (convoy daemon --backup-destinations \(destination))"),
+            (["backup", "verify", destination + "?backup=backup-0000000000000000&volume=none"], "is not allowed"),
         ]
         for (arguments, expected) in cases {
             let result = try daemon.cli(arguments)
             XCTAssertEqual(result.status, 1, "\(arguments)")
             XCTAssertTrue(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
         }
-        XCTAssertEqual(try daemon.cli(["inspect", "r1"]).status, 1)
+        for name in ["r1", "r2", "r3"] { XCTAssertEqual(try daemon.cli(["inspect", name]).status, 1) }
     }
 
     func testRestoreFromAConvoy05SingleFileBackup() throws {

@@ -10,6 +10,8 @@ final class BackupMountCLITests: XCTestCase {
 
     override func setUpWithError() throws {
         daemon = try DaemonHarness()
+        // The targets below are in the test's directory under /tmp, outside the default browse roots.
+        daemon.extraArguments = ["--browse-root", daemon.directory]
         try daemon.start()
     }
 
@@ -110,5 +112,36 @@ final class BackupMountCLITests: XCTestCase {
         let unmounted = try daemon.cli(["backup", "umount", empty])
         XCTAssertEqual(unmounted.status, 1)
         XCTAssertTrue(unmounted.stderr.contains("no backup is mounted"), unmounted.stderr)
+    }
+
+    /// Issue 18: only under --browse-root (here the test's directory), judged with links and `..` resolved;
+    /// only from stores this daemon wrote.
+    func testMountRefusesTargetsOutsideTheBrowseRootsAndStoresItNeverWrote() throws {
+        let (url, _) = try backedUpVolume()
+        // A sibling of the root whose name merely starts like it, reached directly, through `..` and by a link.
+        let outside = daemon.directory + "-outside"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: outside) }
+        let link = daemon.directory + "/escape"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: outside)
+        let name = URL(fileURLWithPath: outside).lastPathComponent
+        for target in [outside, daemon.directory + "/../" + name, link] {
+            let refused = try daemon.cli(["backup", "mount", url, target])
+            XCTAssertEqual(refused.status, 1, target)
+            XCTAssertTrue(refused.stderr.contains("\(outside)") && refused.stderr.contains("is outside the "
+                + "directories backups are mounted in on this daemon (\(daemon.directory))"), refused.stderr)
+        }
+        XCTAssertFalse(try Command.check("/bin/cat", ["/proc/self/mountinfo"]).contains(" \(outside) "))
+
+        let inside = daemon.directory + "/inside"
+        try FileManager.default.createDirectory(atPath: inside, withIntermediateDirectories: true)
+        let query = try XCTUnwrap(url.firstIndex(of: "?"))
+        let foreign = try daemon.cli(["backup", "mount", "vfs://\(daemon.directory)/never-written" + url[query...],
+                                      inside])
+        XCTAssertEqual(foreign.status, 1)
+        XCTAssertTrue(foreign.stderr.contains("is not allowed on this daemon"), foreign.stderr)
+        XCTAssertFalse(isMountPoint(inside))
+        XCTAssertEqual(try daemon.cli(["backup", "mount", url, inside]).status, 0)
+        XCTAssertEqual(try daemon.cli(["backup", "umount", inside]).status, 0)
     }
 }

@@ -22,7 +22,10 @@ final class DevicemapperDaemonTests: XCTestCase {
         pool = "cvd-" + String(UUID().uuidString.prefix(8)).lowercased()
         daemon.extraArguments = ["--drivers", "devicemapper", "--driver-opts", "dm.thinpoolname=\(pool)",
                                  "--driver-opts", "dm.defaultvolumesize=64M",
-                                 "--driver-opts", "dm.thinpoolblocksize=64K"]
+                                 "--driver-opts", "dm.thinpoolblocksize=64K",
+                                 // Browse targets under /tmp; the Convoy 0.5 store another program wrote.
+                                 "--browse-root", daemon.directory,
+                                 "--backup-destinations", "vfs://\(daemon.directory)/legacy"]
         try daemon.start()
     }
 

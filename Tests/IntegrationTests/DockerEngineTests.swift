@@ -102,10 +102,17 @@ final class DockerEngineTests: XCTestCase {
                                         "sh", "-c", "cat /data/app/state; stat -c %a /data/app/state"])
         XCTAssertEqual(read, "state of the app\n600")
         let bad = try engine.docker(["volume", "create", "-d", driver, "--name", "nothing", "-o",
-                                     "backup=vfs:///nowhere?backup=backup-1&volume=none"])
+                                     "backup=vfs://\(daemon.directory)/backups?backup=backup-1&volume=none"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("no backup backup-1"), bad.stderr)
-        XCTAssertFalse(try engine.dockerOK(["volume", "ls", "-q"]).contains("nothing"))
+        // A store this daemon never wrote is refused through Docker too, before anything is read from it.
+        let foreign = try engine.docker(["volume", "create", "-d", driver, "--name", "foreign", "-o",
+                                         "backup=vfs:///nowhere?backup=backup-1&volume=none"])
+        XCTAssertNotEqual(foreign.status, 0)
+        XCTAssertTrue(foreign.stderr.contains("backup destination vfs:///nowhere is not allowed on this daemon"),
+                      foreign.stderr)
+        let names = try engine.dockerOK(["volume", "ls", "-q"])
+        XCTAssertFalse(names.contains("nothing") || names.contains("foreign"), names)
     }
 
     func testContainerReadsALazilyRestoredVolume() throws {

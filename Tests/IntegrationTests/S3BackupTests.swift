@@ -20,7 +20,8 @@ final class S3BackupTests: XCTestCase {
         try await client.createBucket()
         destination = "s3://\(bucket)@us-east-1/convoy"
         daemon = try DaemonHarness()
-        daemon.extraArguments = ["--s3-endpoint", endpointText]
+        // The browse target is under /tmp, outside the default browse roots.
+        daemon.extraArguments = ["--s3-endpoint", endpointText, "--browse-root", daemon.directory]
         try daemon.start()
     }
 

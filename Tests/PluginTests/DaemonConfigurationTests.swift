@@ -10,6 +10,12 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertThrowsError(try DaemonConfiguration.parseDriverOptions(["a.b=1", "a.b=2"]))
     }
 
+    /// `--drivers` and `--backup-destinations`: repeatable, comma-separated, or both.
+    func testListOptionsAreRepeatableOrCommaSeparated() {
+        XCTAssertEqual(DaemonConfiguration.list(["vfs:///srv/a,s3://b@us-east-1/p", " vfs:///srv/c ", "", "x,,y"]),
+                       ["vfs:///srv/a", "s3://b@us-east-1/p", "vfs:///srv/c", "x", "y"])
+    }
+
     func testSavedDriversAreUsedWhenNoneAreGiven() {
         let saved = SavedDriverConfiguration(drivers: ["vfs"], options: ["vfs.path": "/old", "vfs.x": "1"])
         let noFlags = SavedDriverConfiguration.resolve(DaemonConfiguration(driverOptions: ["vfs.path": "/new"]),

@@ -18,8 +18,12 @@ struct ServiceFixture {
     let restores: RestoreService
     let planner: RestorePlanner
     let jobs: JobManager
+    let stores: StoreFactory
 
-    init(_ test: XCTestCase, drivers extra: [any VolumeDriver] = []) throws {
+    /// `backupDestinations` and `allowAnyBackupDestination` as the daemon's flags: without them, the services
+    /// read only the destinations they have written a backup to, as a daemon started without flags does.
+    init(_ test: XCTestCase, drivers extra: [any VolumeDriver] = [], backupDestinations: [String] = [],
+         allowAnyBackupDestination: Bool = false) throws {
         root = NSTemporaryDirectory() + "convoy-services-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let root = self.root
@@ -33,8 +37,10 @@ struct ServiceFixture {
         jobs = JobManager(store: store, logger: logger)
         planner = RestorePlanner(volumes: volumes)
         snapshots = SnapshotService(volumes: volumes, catalog: catalog, jobs: jobs, lazy: nil)
-        backups = BackupService(catalog: catalog, jobs: jobs)
-        restores = RestoreService(planner: planner, jobs: jobs, root: root)
+        stores = StoreFactory(destinations: try BackupDestinations(
+            listed: backupDestinations, allowsAny: allowAnyBackupDestination, store: store))
+        backups = BackupService(catalog: catalog, jobs: jobs, stores: stores)
+        restores = RestoreService(planner: planner, jobs: jobs, stores: stores, root: root)
     }
 
     /// The job once it has ended; fails the test if it did not succeed.

@@ -4,6 +4,9 @@ import ConvoyTestSupport
 import Foundation
 @testable import Plugin
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Snapshots, backups and restores through their own services, without a daemon: what a user checks is that
 /// the bytes restored are the bytes snapshotted, that a snapshot is incremental, and that deleting a volume or
@@ -51,6 +54,31 @@ final class SnapshotBackupRestoreTests: XCTestCase {
         XCTAssertNotEqual(deleted["BlocksFreed"], "0")
         let left = try await fixture.backups.listBackups(destination: destination, volume: nil)
         XCTAssertTrue(left.isEmpty)
+    }
+
+    /// What a snapshot could not record (here a name that is not UTF-8) is named in the job and kept in the
+    /// snapshot's record; the rest of the tree is snapshotted.
+    func testASnapshotNamesWhatItLeftOut() async throws {
+        let fixture = try ServiceFixture(self)
+        _ = try await fixture.volumes.create(name: "src", options: [:])
+        let source = try fixture.directory(of: "src")
+        try TreeFixture.write(source + "/kept", Array("kept".utf8))
+        let odd: [CChar] = [0x62, 0x61, 0x64, CChar(bitPattern: 0xE9), 0]  // "bad" + Latin-1 é
+        let directory = open(source, O_RDONLY | O_DIRECTORY)
+        defer { close(directory) }
+        let made = openat(directory, odd, O_CREAT | O_WRONLY, 0o644)
+        XCTAssertGreaterThanOrEqual(made, 0)
+        close(made)
+
+        let job = try await fixture.ended(try await fixture.snapshots.createSnapshot(volume: "src", snapshot: "s1"))
+        XCTAssertEqual(job.state, .succeeded)
+        let summary = try XCTUnwrap(job.result?["Skipped"], "the job does not say what was left out")
+        XCTAssertTrue(summary.hasPrefix("1 entries"), summary)
+        XCTAssertTrue(summary.contains("convoy snapshot inspect s1"), summary)
+        let snapshot = try fixture.catalog.snapshot("s1")
+        XCTAssertEqual(snapshot.skipped?.count, 1)
+        XCTAssertTrue(snapshot.skipped?.first?.contains("not UTF-8") ?? false, "\(snapshot.skipped ?? [])")
+        XCTAssertEqual(snapshot.files, 1, "the readable file is in the snapshot")
     }
 
     func testARestoreWithoutWaitAnswersAtOnceAndEndsWithTheVolume() async throws {

@@ -13,7 +13,7 @@ public struct BackupService: Sendable {
     let jobs: JobManager
     let stores: StoreFactory
 
-    public init(catalog: SnapshotCatalog, jobs: JobManager, stores: StoreFactory = StoreFactory()) {
+    public init(catalog: SnapshotCatalog, jobs: JobManager, stores: StoreFactory) {
         self.catalog = catalog
         self.jobs = jobs
         self.stores = stores
@@ -21,10 +21,11 @@ public struct BackupService: Sendable {
 
     var drivers: [String: any VolumeDriver] { catalog.drivers }
 
-    /// A destination URL's store, parsed and opened.
-    func repository(at destination: String) throws(ConvoyError) -> (location: StoreLocation, BackupRepository) {
+    /// A destination URL's store, parsed and opened for `use` (refused where this daemon may not use it so).
+    func repository(at destination: String, for use: DestinationUse = .existingBackups)
+        throws(ConvoyError) -> (location: StoreLocation, BackupRepository) {
         let location = try StoreLocation.parse(destination)
-        return (location, BackupRepository(store: try stores.open(location)))
+        return (location, BackupRepository(store: try stores.open(location, for: use)))
     }
 
     public func createBackup(snapshot name: String, destination: String) async throws(ConvoyError) -> ClientAPI.Job {
@@ -33,7 +34,7 @@ public struct BackupService: Sendable {
             if let job = try await createNativeBackup(snapshot, destination: destination) { return job }
             return try await createBlockBackup(snapshot, destination: destination)
         }
-        let (location, target) = try repository(at: destination)
+        let (location, target) = try repository(at: destination, for: .newBackup)
         let local = catalog.local
         let backupID = ObjectName.generate(prefix: "backup")
         return try await jobs.start(kind: "backup create", target: "\(name) → \(location.url)") {
@@ -52,7 +53,7 @@ public struct BackupService: Sendable {
             return try await native.listBackups(destination: destination, volume: volume)
         }
         if let volume { try ObjectName.validate(volume) }
-        let (location, repository) = try repository(at: destination)
+        let (location, repository) = try repository(at: destination, for: .existingBackups)
         var result: [ClientAPI.Backup] = []
         for (volumeName, id) in try await repository.backups(volume: volume) {
             let manifest = try await repository.manifest(volume: volumeName, backup: id)
@@ -64,7 +65,7 @@ public struct BackupService: Sendable {
     public func inspectBackup(_ url: String) async throws(ConvoyError) -> ClientAPI.Backup {
         if let native = try nativeDriver(for: url) { return try await native.inspectBackup(url) }
         let backup = try BackupURL.parse(url)
-        let repository = BackupRepository(store: try stores.open(backup.destination))
+        let repository = BackupRepository(store: try stores.open(backup.destination, for: .existingBackups))
         return Self.describe(try await repository.manifest(volume: backup.volume, backup: backup.backupID),
                              location: backup.destination)
     }
@@ -74,7 +75,7 @@ public struct BackupService: Sendable {
     public func deleteBackup(_ url: String) async throws(ConvoyError) -> [String: String] {
         if let native = try nativeDriver(for: url) { return try await native.deleteBackup(url) }
         let backup = try BackupURL.parse(url)
-        let repository = BackupRepository(store: try stores.open(backup.destination))
+        let repository = BackupRepository(store: try stores.open(backup.destination, for: .existingBackups))
         _ = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
         try await repository.deleteManifest(volume: backup.volume, backup: backup.backupID)
         let result = try await GarbageCollector(repository: repository).collect()
@@ -94,7 +95,7 @@ public struct BackupService: Sendable {
                 + "backup-store backups are verified")
         }
         let backup = try BackupURL.parse(url)
-        let repository = BackupRepository(store: try stores.open(backup.destination))
+        let repository = BackupRepository(store: try stores.open(backup.destination, for: .existingBackups))
         return try await jobs.start(kind: "backup verify", target: backup.url) { progress throws(ConvoyError) in
             let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
             let problems = try await BackupVerifier(repository: repository).verify(manifest, progress: progress)

@@ -7,7 +7,8 @@ import Logging
 
 /// `convoy backup mount URL DIR`: backups mounted read-only for browsing. The daemon owns the mounts (the CLI
 /// that asked may exit); they are listed in the state database so that after a crash the next start can detach
-/// what the dead daemon left ("Transport endpoint is not connected").
+/// what the dead daemon left ("Transport endpoint is not connected"). A target must lie under a browse root
+/// (`BrowseTargets`), and the backup's destination must be one this daemon may read (`BackupDestinations`).
 public actor BackupBrowser {
     static let configKey = "backup-mounts"
 
@@ -17,12 +18,16 @@ public actor BackupBrowser {
     private let images: String
     private let logger: Logger
     private let options: BackupMountOptions
+    /// Where backups may be mounted (`--browse-root`).
+    private let targets: BrowseTargets
     private var mounts: [String: (mount: BackupMount, info: ClientAPI.BackupMountInfo)] = [:]
 
-    public init(root: String, store: StateStore, stores: StoreFactory, logger: Logger, options: BackupMountOptions) {
+    public init(root: String, store: StateStore, stores: StoreFactory, logger: Logger, options: BackupMountOptions,
+                targets: BrowseTargets) {
         self.images = root + "/browse"
         self.store = store
         self.stores = stores
+        self.targets = targets
         self.logger = logger
         // Browsing reads files; nothing in a backup runs from its mount.
         var browsing = options
@@ -32,6 +37,7 @@ public actor BackupBrowser {
 
     public func mount(url: String, at requested: String) async throws(ConvoyError) -> ClientAPI.BackupMountInfo {
         let path = try Self.mountpoint(requested)
+        try targets.check(path, requested: requested)
         guard mounts[path] == nil else {
             throw .conflict("\(path) already shows a backup; `convoy backup umount \(path)` first")
         }
@@ -42,7 +48,7 @@ public actor BackupBrowser {
             throw .invalid("\(path) is not empty; mount a backup on an empty directory")
         }
         let backup = try BackupURL.parse(url)
-        let repository = BackupRepository(store: try stores.open(backup.destination))
+        let repository = BackupRepository(store: try stores.open(backup.destination, for: .existingBackups))
         let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
         let logger = self.logger
         let image = manifest.kind == .blocks ? images + "/" + ObjectName.generate(prefix: "image") : nil

@@ -35,7 +35,14 @@ public enum Daemon {
 
         // Wired in one step, every call one way: routes → services → VolumeService → hooks (LazyVolumes,
         // SnapshotCatalog) → drivers. docs/design.md, "Modules", draws it.
-        let stores = StoreFactory(s3Endpoint: try StoreFactory.endpoint(option: configuration.s3Endpoint))
+        let destinations = try BackupDestinations(listed: configuration.backupDestinations,
+                                                  allowsAny: configuration.allowAnyBackupDestination, store: store)
+        let stores = StoreFactory(s3Endpoint: try StoreFactory.endpoint(option: configuration.s3Endpoint),
+                                  destinations: destinations)
+        let browseTargets = try BrowseTargets(
+            roots: configuration.browseRoots ?? BrowseTargets.defaultRoots(daemonRoot: root),
+            allowsAny: configuration.allowAnyBrowseTarget)
+        logChecks(destinations, browseTargets, store: store, logger: logger)
         let mountOptions = BackupMountOptions(
             cacheBytes: Int(clamping: configuration.fuseCacheBytes), readAheadBlocks: configuration.fuseReadAheadBlocks,
             diskCacheDirectory: configuration.fuseDiskCache ? root + "/cache/blocks" : nil)
@@ -54,7 +61,8 @@ public enum Daemon {
             backups: BackupService(catalog: catalog, jobs: jobs, stores: stores),
             restores: RestoreService(planner: planner, jobs: jobs, stores: stores, root: root),
             lazy: LazyRestore(volumes: volumes, attached: lazyVolumes, planner: planner, jobs: jobs, stores: stores),
-            browser: BackupBrowser(root: root, store: store, stores: stores, logger: logger, options: mountOptions),
+            browser: BackupBrowser(root: root, store: store, stores: stores, logger: logger, options: mountOptions,
+                                   targets: browseTargets),
             jobs: jobs)
         let (lazy, browser) = (services.lazy, services.browser)
         for id in try store.interruptRunningJobs(at: JobManager.now()) {
@@ -121,6 +129,25 @@ public enum Daemon {
         await browser.unmountAll()
         await lazyVolumes.stopAll()
         logger.info("stopped; volumes in use stay usable and their references are kept for the next start")
+    }
+
+    /// What `--backup-destinations` and `--browse-root` let clients reach, once at start.
+    private static func logChecks(_ destinations: BackupDestinations, _ targets: BrowseTargets, store: StateStore,
+                                  logger: Logger) {
+        if destinations.allowsAny {
+            logger.warning("--allow-any-backup-destination: clients may restore from and browse any backup store")
+        } else {
+            let written = (try? store.writtenDestinations().count) ?? 0
+            let listed = destinations.listed.map(DestinationPrefix.display).joined(separator: ", ")
+            let allowed = "backup destinations: the \(written) this daemon has written to"
+                + (listed.isEmpty ? "; new backups to any" : ", and under \(listed)")
+            logger.info("\(allowed)")
+        }
+        if targets.allowsAny {
+            logger.warning("--allow-any-browse-target: clients may mount a backup over any directory")
+        } else {
+            logger.info("backups are mounted for browsing only under \(targets.roots.joined(separator: ", "))")
+        }
     }
 
     /// A socket that cannot be restricted to root must not stay open to others: stop at once.

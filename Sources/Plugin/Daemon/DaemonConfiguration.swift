@@ -23,6 +23,15 @@ public struct DaemonConfiguration: Sendable {
     public var hydrationPause: Duration = .zero
     /// The group (name or number) whose members may use the client socket, like dockerd's `-G`; nil: root only.
     public var socketGroup: String?
+    /// `--backup-destinations`: URL prefixes of backup stores this daemon may read (and, when any are given, the
+    /// only ones it writes new backups to), besides those it has written to (`BackupDestinations`).
+    public var backupDestinations: [String] = []
+    /// `--allow-any-backup-destination`: no check of destinations (stores other daemons wrote).
+    public var allowAnyBackupDestination = false
+    /// `--browse-root`: where backups may be mounted for browsing; nil: `BrowseTargets.defaultRoots`.
+    public var browseRoots: [String]?
+    /// `--allow-any-browse-target`: no check of browse mount targets.
+    public var allowAnyBrowseTarget = false
 
     public init(root: String = ClientAPI.defaultRoot, socket: String = ClientAPI.defaultSocket,
                 pluginSocket: String = ClientAPI.defaultPluginSocket, drivers: [String]? = nil,
@@ -34,6 +43,13 @@ public struct DaemonConfiguration: Sendable {
         self.drivers = drivers
         self.driverOptions = driverOptions
         self.ignoreDockerDelete = ignoreDockerDelete
+    }
+
+    /// Values of a list option given repeatedly and/or comma-separated (`--drivers a,b --drivers c`), trimmed,
+    /// empty ones dropped.
+    public static func list(_ values: [String]) -> [String] {
+        values.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+            .filter { !$0.isEmpty }
     }
 
     /// Parses `KEY=VALUE` pairs of `--driver-opts`.

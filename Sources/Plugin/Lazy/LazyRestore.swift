@@ -31,7 +31,7 @@ public struct LazyRestore: Sendable {
                 + "(the service itself loads a new volume's blocks on first read)")
         }
         let backup = try BackupURL.parse(url)
-        let repository = BackupRepository(store: try stores.open(backup.destination))
+        let repository = BackupRepository(store: try stores.open(backup.destination, for: .existingBackups))
         let manifest: Manifest
         do {
             manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
@@ -104,7 +104,8 @@ public struct LazyRestore: Sendable {
             }
             do {
                 let backup = try BackupURL.parse(url)
-                let repository = BackupRepository(store: try stores.open(backup.destination))
+                // Allowed when the volume was made; a flag changed since does not cut the volume from its data.
+                let repository = BackupRepository(store: try stores.open(backup.destination, for: .attachedVolume))
                 let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
                 if let blockDriver = driver as? any BlockImageDriver {
                     _ = try await attached.attachImage(name: name, driver: blockDriver, volume: record.driverVolume,

@@ -13,7 +13,7 @@ public struct RestoreService: Sendable {
     /// Where downloads wait before they are unpacked (legacy restores).
     let scratch: String
 
-    public init(planner: RestorePlanner, jobs: JobManager, stores: StoreFactory = StoreFactory(), root: String) {
+    public init(planner: RestorePlanner, jobs: JobManager, stores: StoreFactory, root: String) {
         self.planner = planner
         self.jobs = jobs
         self.stores = stores
@@ -38,7 +38,7 @@ public struct RestoreService: Sendable {
             }
         } else {
             let backup = try BackupURL.parse(url)
-            let repository = BackupRepository(store: try stores.open(backup.destination))
+            let repository = BackupRepository(store: try stores.open(backup.destination, for: .existingBackups))
             target = "\(backup.url) → \(volumeName)"
             let (planner, scratch) = (self.planner, self.scratch)
             work = { progress throws(ConvoyError) in

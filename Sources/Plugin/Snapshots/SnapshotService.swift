@@ -80,14 +80,18 @@ public struct SnapshotService: Sendable {
             let parent = try await parentName.asyncMap { parent throws(ConvoyError) in
                 try await local.manifest(volume: name, backup: parent)
             }
-            let manifest = try await FileBackupWriter(repository: local).backup(.init(
+            let outcome = try await FileBackupWriter(repository: local).backup(.init(
                 source: directory, volume: name, backupID: snapshotName, snapshot: snapshotName, parent: parent,
                 volumeSize: record.size), progress: progress)
+            let manifest = outcome.manifest
+            let skipped = SkippedReport(outcome, snapshot: snapshotName)
             try store.insertSnapshot(ClientAPI.Snapshot(
                 name: snapshotName, volumeName: name, createdTime: manifest.createdAt, size: manifest.stats.bytes,
                 files: manifest.stats.files, bytesRead: manifest.stats.bytesRead,
-                newBytesStored: manifest.stats.newBytesStored))
-            return ["Snapshot": snapshotName]
+                newBytesStored: manifest.stats.newBytesStored, skipped: skipped?.lines))
+            var result = ["Snapshot": snapshotName]
+            result[SkippedReport.resultKey] = skipped?.summary
+            return result
         }
     }
 

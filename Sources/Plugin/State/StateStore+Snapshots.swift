@@ -7,11 +7,13 @@ extension StateStore {
     public func insertSnapshot(_ snapshot: ClientAPI.Snapshot) throws(ConvoyError) {
         try write("record snapshot \(snapshot.name)") { db in
             try db.execute(sql: """
-                INSERT INTO snapshot (name, volume, created_at, size, files, bytes_read, new_bytes, driver_info)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO snapshot
+                    (name, volume, created_at, size, files, bytes_read, new_bytes, driver_info, skipped)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [snapshot.name, snapshot.volumeName, snapshot.createdTime,
                                  Int64(clamping: snapshot.size), snapshot.files, Int64(clamping: snapshot.bytesRead),
-                                 Int64(clamping: snapshot.newBytesStored), Self.encode(snapshot.driverInfo ?? [:])])
+                                 Int64(clamping: snapshot.newBytesStored), Self.encode(snapshot.driverInfo ?? [:]),
+                                 Self.encode(snapshot.skipped ?? [])])
         }
     }
 
@@ -42,15 +44,17 @@ extension StateStore {
     private static func snapshot(_ row: Row) -> ClientAPI.Snapshot {
         let info = (try? JSONDecoder().decode([String: String].self,
                                               from: Data((row["driver_info"] as String? ?? "{}").utf8))) ?? [:]
+        let skipped = (try? JSONDecoder().decode([String].self,
+                                                 from: Data((row["skipped"] as String? ?? "[]").utf8))) ?? []
         return ClientAPI.Snapshot(
             name: row["name"], volumeName: row["volume"], createdTime: row["created_at"],
             size: UInt64(clamping: row["size"] as Int64), files: row["files"],
             bytesRead: UInt64(clamping: row["bytes_read"] as Int64),
             newBytesStored: UInt64(clamping: row["new_bytes"] as Int64),
-            driverInfo: info.isEmpty ? nil : info)
+            driverInfo: info.isEmpty ? nil : info, skipped: skipped.isEmpty ? nil : skipped)
     }
 
-    private static func encode(_ info: [String: String]) -> String {
+    private static func encode(_ info: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         return (try? encoder.encode(info)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"

@@ -86,6 +86,9 @@ public final class StateStore: Sendable {
         migrator.registerMigration("v3: snapshots kept by drivers") { db in
             try db.execute(sql: "ALTER TABLE snapshot ADD COLUMN driver_info TEXT NOT NULL DEFAULT '{}'")
         }
+        migrator.registerMigration("v4: entries a snapshot left out") { db in
+            try db.execute(sql: "ALTER TABLE snapshot ADD COLUMN skipped TEXT NOT NULL DEFAULT '[]'")
+        }
         return migrator
     }
 

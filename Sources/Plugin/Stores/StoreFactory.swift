@@ -3,15 +3,18 @@ import Backupstore
 import ConvoyCore
 import Foundation
 
-/// Opens the object store behind a destination URL. S3 credentials come from the daemon's environment
-/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) or `~/.aws/credentials`, read when a store
-/// is opened so rotated keys are picked up; they are never logged.
+/// Opens the object store behind a destination URL: the one way to a backup store, so every use of one passes
+/// `BackupDestinations` (which stores this daemon may read and write). S3 credentials come from the daemon's
+/// environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) or `~/.aws/credentials`, read
+/// when a store is opened so rotated keys are picked up; they are never logged.
 public struct StoreFactory: Sendable {
     /// For S3-compatible servers (path-style addressing); nil for AWS itself.
     public let s3Endpoint: URL?
+    public let destinations: BackupDestinations
 
-    public init(s3Endpoint: URL? = nil) {
+    public init(s3Endpoint: URL? = nil, destinations: BackupDestinations) {
         self.s3Endpoint = s3Endpoint
+        self.destinations = destinations
     }
 
     /// `--s3-endpoint`, else `AWS_ENDPOINT_URL`, else AWS.
@@ -22,8 +25,14 @@ public struct StoreFactory: Sendable {
         return try Redaction.endpoint(text, option: "--s3-endpoint")
     }
 
-    public func open(_ location: StoreLocation) throws(ConvoyError) -> any ObjectStore {
-        switch location {
+    /// The store at `location`, once `destinations` allows it for `use` (a vfs path opened with its links
+    /// resolved, as it was checked).
+    public func open(_ location: StoreLocation,
+                     for use: DestinationUse = .existingBackups) throws(ConvoyError) -> any ObjectStore {
+        let admitted = try destinations.admit(location, for: use)
+        // Recorded before anything is written: a backup that fails half way has still written there.
+        if use == .newBackup { try destinations.recordWritten(admitted) }
+        switch admitted {
         case .directory(let path):
             return try FileObjectStore(root: path)
         case .s3(let bucket, let region, let prefix):

@@ -55,7 +55,7 @@ class MountTestCase: XCTestCase {
         let repository = BackupRepository(store: try FileObjectStore(root: storeRoot))
         let manifest = try await FileBackupWriter(repository: repository).backup(.init(
             source: source, volume: "vol-\(label)", backupID: "backup-\(label)", snapshot: nil, parent: nil,
-            volumeSize: 0))
+            volumeSize: 0)).manifest
         return BackedUpTree(scratch: scratch, source: source, storeRoot: storeRoot, repository: repository,
                             manifest: manifest)
     }

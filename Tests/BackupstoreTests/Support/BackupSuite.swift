@@ -19,7 +19,7 @@ struct BackupSuite {
 
     func backup(_ source: String, volume: String, id: String, parent: Manifest? = nil) async throws -> Manifest {
         try await FileBackupWriter(repository: repository).backup(.init(
-            source: source, volume: volume, backupID: id, snapshot: nil, parent: parent, volumeSize: 0))
+            source: source, volume: volume, backupID: id, snapshot: nil, parent: parent, volumeSize: 0)).manifest
     }
 
     func restore(volume: String, id: String, label: String) async throws -> String {
@@ -179,7 +179,7 @@ struct BackupSuite {
             _ = try await GarbageCollector(repository: repository).collect()
             collections += 1
         }
-        let manifest = try await newBackup
+        let manifest = try await newBackup.manifest
         _ = try await GarbageCollector(repository: repository).collect()
         let value7 = try await BackupVerifier(repository: repository).verify(manifest)
         XCTAssertEqual(value7, [], "after \(collections) collections")
