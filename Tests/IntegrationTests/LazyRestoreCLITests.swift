@@ -126,6 +126,43 @@ final class LazyRestoreCLITests: XCTestCase {
         XCTAssertEqual(try TreeDescription.describe(plain), expected)
     }
 
+    /// kill -9 in the middle of a finish (its whiteouts removed, its record still lazy): the restart completes
+    /// the finish instead of mounting the overlay again, so a file deleted during hydration stays deleted.
+    func testAFinishInterruptedByACrashIsCompletedAtStart() throws {
+        XCTAssertEqual(daemon.stop(), 0)
+        daemon.environment = ["CONVOY_FAILPOINT": "lazy-finish-cleaned"]
+        try daemon.start()
+        let (url, source) = try backedUpSource()
+        XCTAssertEqual(try daemon.cli(["create", "lazy", "--backup", url, "--lazy"]).status, 0)
+        let mountpoint = try daemon.cli(["mount", "lazy"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let expected = daemon.directory + "/expected"
+        try Command.check("/bin/cp", ["-a", source, expected])
+        for tree in [mountpoint, expected] {
+            try Command.check("/bin/sh", ["-c", "set -e; cd '\(tree)'; rm data/f10.bin; echo new > new.txt; "
+                                        + "touch -d '2021-05-06 07:08:09' new.txt"])
+        }
+        XCTAssertEqual(try daemon.cli(["hydrate", "lazy", "--wait"]).status, 0)
+        // The last unmount finishes the volume; the daemon dies half way through.
+        _ = try daemon.cli(["umount", "lazy"])
+        for _ in 0..<100 where daemon.isRunning { usleep(100_000) }
+        XCTAssertFalse(daemon.isRunning, "the failpoint was not reached")
+        daemon.crash()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: daemon.root + "/lazy/lazy/finishing"))
+
+        daemon.environment = [:]
+        daemon.extraArguments = []
+        try daemon.start()
+        XCTAssertTrue(daemon.log_().contains("completed its finish"), daemon.log_())
+        let plain = daemon.root + "/vfs/lazy"
+        XCTAssertFalse(FileManager.default.fileExists(atPath: plain + "/data/f10.bin"), "a deleted file came back")
+        XCTAssertEqual(try overlayTraces(plain), "")
+        XCTAssertEqual(try TreeDescription.describe(plain, directoryTimes: false),
+                       try TreeDescription.describe(expected, directoryTimes: false))
+        XCTAssertEqual(try daemon.cli(["mount", "lazy"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines), plain)
+        XCTAssertEqual(try hydration("lazy")["State"] as? String, "local")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.root + "/lazy/lazy"), "the lazy directory stays")
+    }
+
     func testDeletingAVolumeThatHydratesLeavesNothingMounted() throws {
         let (url, _) = try backedUpSource()
         XCTAssertEqual(try daemon.cli(["create", "lazy", "--backup", url, "--lazy"]).status, 0)

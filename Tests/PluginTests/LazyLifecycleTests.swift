@@ -20,6 +20,28 @@ final class LazyLifecycleTests: XCTestCase {
         XCTAssertFalse(life.hydrationCompleted(), "a finished volume does not go back to hydrated")
     }
 
+    /// Once its overlay is gone a volume is finishing: never read through the overlay again, and a failed
+    /// attempt to make its directory plain is tried again (and shown), never dropped back to hydrated.
+    func testFinishingIsOneWayAndRetriedAfterAFailure() {
+        var life = LazyLifecycle()
+        life.finishing()
+        XCTAssertFalse(life.isFinishing, "a hydrating volume's overlay must not go")
+        life.hydrationCompleted()
+        life.finishing()
+        XCTAssertTrue(life.isFinishing)
+        XCTAssertEqual(life.state, .complete)
+        life.finishing(failure: "disk full")
+        XCTAssertTrue(life.error?.contains("disk full") ?? false, "\(life.error ?? "")")
+        XCTAssertTrue(life.mayFinish, "a failed finish is tried again")
+        XCTAssertFalse(life.hydrationCompleted())
+        life.hydrationFailed("late")
+        XCTAssertTrue(life.isFinishing)
+        XCTAssertTrue(life.finished())
+        XCTAssertNil(life.error)
+        life.finishing()
+        XCTAssertTrue(life.isFinished, "a finished volume does not go back to finishing")
+    }
+
     func testAFailureKeepsTheVolumeLazyWithItsError() {
         var life = LazyLifecycle()
         life.hydrationFailed("store unreachable")

@@ -2,16 +2,20 @@ import ConvoyCore
 
 /// Where a lazily restored volume is in its life, and what follows from it:
 ///
-///     hydrating ──done──▶ hydrated ──finish──▶ finished (an ordinary volume)
+///     hydrating ──done──▶ hydrated ──finish──▶ finishing ──▶ finished (an ordinary volume)
 ///         └──error──▶ failed (hydration is retried at the next daemon start)
 ///
 /// A volume is finished only once hydrated and unused: when hydration ends on an idle volume, or at its last
-/// unmount. Pure, so each rule is tested alone; LazyVolumes keeps one per attached volume.
+/// unmount. From `finishing` on, its overlay is gone and its directory is being made plain (a step that is
+/// recorded on disk and resumed at start): it is never mounted through the overlay again, and a finish that
+/// failed there is tried again. Pure, so each rule is tested alone; LazyVolumes keeps one per attached volume.
 struct LazyLifecycle: Sendable, Equatable {
     enum Phase: Sendable, Equatable {
         case hydrating
         case failed(String)
         case hydrated
+        /// The overlay is gone; the directory is being made plain (the error of an attempt that failed).
+        case finishing(String?)
         case finished
     }
 
@@ -41,9 +45,24 @@ struct LazyLifecycle: Sendable, Equatable {
         if case .hydrating = phase { phase = .failed(message) }
     }
 
-    var mayFinish: Bool { phase == .hydrated }
+    var mayFinish: Bool {
+        switch phase {
+        case .hydrated, .finishing: true
+        case .hydrating, .failed, .finished: false
+        }
+    }
 
-    /// The volume is ordinary now. Only a hydrated volume finishes; false otherwise.
+    /// The overlay is gone for good: the volume is no longer read through it. Only from `mayFinish`.
+    mutating func finishing(failure: String? = nil) {
+        if mayFinish { phase = .finishing(failure) }
+    }
+
+    var isFinishing: Bool {
+        if case .finishing = phase { return true }
+        return false
+    }
+
+    /// The volume is ordinary now. Only a hydrated (or finishing) volume finishes; false otherwise.
     @discardableResult
     mutating func finished() -> Bool {
         guard mayFinish else { return false }
@@ -65,12 +84,16 @@ struct LazyLifecycle: Sendable, Equatable {
         switch phase {
         case .hydrating: .hydrating
         case .failed: .failed
-        case .hydrated, .finished: .complete
+        case .hydrated, .finishing, .finished: .complete
         }
     }
 
     var error: String? {
-        if case .failed(let message) = phase { return message }
-        return nil
+        switch phase {
+        case .failed(let message): message
+        case .finishing(let message):
+            message.map { "finishing failed (tried again at the next unmount or start): \($0)" }
+        case .hydrating, .hydrated, .finished: nil
+        }
     }
 }

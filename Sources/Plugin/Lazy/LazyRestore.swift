@@ -81,6 +81,9 @@ public struct LazyRestore: Sendable {
                     }
                     if await attached.hydrationCompleted(name) {
                         _ = await volumes.whenIdle(name) { record in await attached.finish(record) }
+                        if let record = try? volumes.get(name), !LazyVolumes.isLazy(record) {
+                            await attached.forgetFinished(name)
+                        }
                     }
                     return ["Volume": name]
                 }
@@ -100,6 +103,10 @@ public struct LazyRestore: Sendable {
         for record in lazy {
             let name = record.name
             guard let url = record.driverInfo[LazyVolumes.backupKey], let driver = volumes.drivers[record.driver] else {
+                continue
+            }
+            if !(driver is any BlockImageDriver), attached.finishWasInterrupted(name) {
+                repairs.append(await resumeFinish(record, driver: driver, url: url))
                 continue
             }
             do {
@@ -129,6 +136,27 @@ public struct LazyRestore: Sendable {
             repairs.append("lazy volume \(name): no longer exists; removed its leftover mounts")
         }
         return repairs
+    }
+
+    /// A file volume whose finish a crash interrupted is finished, not attached again: its overlay would show
+    /// again what the finish had begun to remove. Its backup's manifest (for hard links) if the store answers.
+    private func resumeFinish(_ record: VolumeRecord, driver: any VolumeDriver, url: String) async -> String {
+        let name = record.name
+        var found: Manifest?
+        if let backup = try? BackupURL.parse(url),
+           let store = try? stores.open(backup.destination, for: .attachedVolume) {
+            found = try? await BackupRepository(store: store).manifest(volume: backup.volume, backup: backup.backupID)
+        }
+        let (attached, manifest) = (self.attached, found)
+        _ = await volumes.whenIdle(name) { record in
+            await attached.resumeFinish(record, driver: driver, manifest: manifest)
+        }
+        guard let now = try? volumes.get(name), !LazyVolumes.isLazy(now) else {
+            return "lazy volume \(name): its finish was interrupted and cannot be completed now (see the log); "
+                + "tried again at the next start"
+        }
+        await attached.forgetFinished(name)
+        return "lazy volume \(name): completed its finish, which a stop had interrupted; it is a plain directory"
     }
 
     /// How far the volume's hydration is; nil for a volume that is not (or no longer) lazy.

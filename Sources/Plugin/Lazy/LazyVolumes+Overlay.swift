@@ -18,14 +18,10 @@ extension LazyVolumes {
     /// the backup root's owner, mode and times.
     func attachOverlay(name: String, volume: DriverVolume, driver: any VolumeDriver, manifest: Manifest,
                        repository: BackupRepository, url: String, fresh: Bool) async throws(ConvoyError) {
-        let directory = try driver.directory(of: volume, refusal: "driver \(driver.name) cannot restore a file backup")
-        // overlayfs cannot write into some filesystems (gluster's FUSE client): the volume's writes then land in
-        // `<root>/lazy/<name>/upper` until its tree is complete, and are copied into its directory at the end.
-        let apart = (driver as? any DirectoryBackedDriver)?.holdsOverlayUpperLayer == false
-        let upper = apart ? try PathGuard.child(of: root, named: name) + "/upper" : directory
+        let (directory, upper, work, apart) = try overlayPaths(name: name, volume: volume, driver: driver)
         if apart { try Filesystem.makeDirectory(upper, mode: 0o755) }
-        let upperParent = String(upper[..<(upper.lastIndex(of: "/") ?? upper.endIndex)])
-        let work = try PathGuard.child(of: upperParent + "/.convoy-work", named: name)
+        // A new volume of an old name must not inherit the record of an earlier one's finish.
+        if fresh { LazyFinishMarker.remove(lazyRoot: root, volume: name) }
         if fresh, let top = manifest.entries.first(where: { $0.path.isEmpty }) {
             try FileRestorer.applyMetadata(top, at: upper)
         }
@@ -45,34 +41,127 @@ extension LazyVolumes {
                                 progress: HydrationProgress(manifest: manifest), url: url)
     }
 
-    /// Drops the overlay and the backup's mount and cleans the directory; nil (and nothing changed) when the
-    /// overlay is still busy.
+    /// Where a lazy file volume's layers are: its directory; the overlay's upper layer, which is that directory,
+    /// or `<root>/lazy/<name>/upper` where overlayfs cannot write into it (gluster's FUSE client: the volume's
+    /// writes land there until its tree is complete, and are copied into the directory at the end); the
+    /// overlay's work directory, beside the upper layer (same filesystem).
+    func overlayPaths(name: String, volume: DriverVolume, driver: any VolumeDriver) throws(ConvoyError)
+        -> (directory: String, upper: String, work: String, apart: Bool) {
+        let directory = try driver.directory(of: volume, refusal: "driver \(driver.name) cannot restore a file backup")
+        let apart = (driver as? any DirectoryBackedDriver)?.holdsOverlayUpperLayer == false
+        let upper = apart ? try PathGuard.child(of: root, named: name) + "/upper" : directory
+        let upperParent = String(upper[..<(upper.lastIndex(of: "/") ?? upper.endIndex)])
+        let work = try PathGuard.child(of: upperParent + "/.convoy-work", named: name)
+        return (directory, upper, work, apart)
+    }
+
+    /// Drops the overlay and the backup's mount and makes the directory plain; nil (and nothing changed) when
+    /// the overlay is still busy, or when making it plain failed (then it is tried again: `LazyLifecycle`).
+    /// The finish is recorded on disk before the overlay goes (`LazyFinishMarker`), so a crash part way is
+    /// resumed at start instead of mounting the overlay again over a half-cleaned layer (deleted files would
+    /// come back).
     func finishOverlay(_ record: VolumeRecord, _ attached: Attached) async -> [String: String]? {
         let name = record.name
         guard case .overlay(let merged, let upper, let work, let copyTo) = attached.layout else { return nil }
-        let code = Overlay.unmount(merged, detach: false)
-        guard code == 0 || code == EINVAL else {
-            let reason = String(cString: strerror(code))
-            let message = "lazy volume \(name) is hydrated but its overlay is busy (\(reason)); "
-                + "finishing at its next unmount"
-            logger.warning("\(message)")
-            return nil
+        if !attached.lifecycle.isFinishing {
+            do throws(ConvoyError) {
+                try LazyFinishMarker.write(lazyRoot: root, volume: name)
+            } catch {
+                logger.error("cannot finish lazy volume \(name): \(error.message)")
+                return nil
+            }
+            let code = Overlay.unmount(merged, detach: false)
+            guard code == 0 || code == EINVAL else {
+                LazyFinishMarker.remove(lazyRoot: root, volume: name)
+                let reason = String(cString: strerror(code))
+                let message = "lazy volume \(name) is hydrated but its overlay is busy (\(reason)); "
+                    + "finishing at its next unmount"
+                logger.warning("\(message)")
+                return nil
+            }
+            active[name]?.lifecycle.finishing()
+            try? attached.mount.unmount()
         }
-        do {
-            try attached.mount.unmount()
-            let cleaned = try Overlay.cleanUpper(upper)
-            let relinked = Self.relinkHardLinks(attached.manifest, in: upper)
-            if let copyTo { try await Self.copyTree(upper, into: copyTo) }
-            try? Filesystem.removeTree(work)
-            try? Filesystem.removeTree(try PathGuard.child(of: root, named: name))
+        do throws(ConvoyError) {
+            let done = try await Self.makePlain(upper: upper, work: work, copyTo: copyTo, manifest: attached.manifest)
             logger.info("lazy volume \(name) is now a plain directory", metadata: [
-                "whiteouts": "\(cleaned.whiteouts)", "overlayAttributes": "\(cleaned.attributes)",
-                "hardLinks": "\(relinked)"])
+                "whiteouts": "\(done.whiteouts)", "overlayAttributes": "\(done.attributes)",
+                "hardLinks": "\(done.relinked)"])
         } catch {
-            logger.error("cannot finish lazy volume \(name): \(error.message)")
+            active[name]?.lifecycle.finishing(failure: error.message)
+            let message = "cannot finish lazy volume \(name) (tried again at its next unmount or start): "
+                + error.message
+            logger.error("\(message)")
             return nil
         }
         return record.driverInfo
+    }
+
+    /// Makes a volume's directory plain once its overlay is gone: overlayfs's traces removed, hard links made
+    /// again, the upper layer copied in when it was kept apart, the work directory removed. Every step can run
+    /// again after a crash part way: a kept-apart layer is renamed aside only once it is wholly copied, so a
+    /// layer still in its place is copied again (`copyTree` replaces what a first attempt copied).
+    static func makePlain(upper: String, work: String, copyTo: String?,
+                          manifest: Manifest?) async throws(ConvoyError) -> (whiteouts: Int, attributes: Int,
+                                                                             relinked: Int) {
+        let copied = upper + ".copied"
+        var done = (whiteouts: 0, attributes: 0, relinked: 0)
+        var info = stat()
+        if copyTo == nil || lstat(upper, &info) == 0 {
+            let cleaned = try Overlay.cleanUpper(upper)
+            Failpoint.reach("lazy-finish-cleaned")
+            done = (cleaned.whiteouts, cleaned.attributes, manifest.map { relinkHardLinks($0, in: upper) } ?? 0)
+            if let copyTo {
+                try await copyTree(upper, into: copyTo)
+                Failpoint.reach("lazy-finish-copied")
+                try? Filesystem.removeTree(copied)
+                guard rename(upper, copied) == 0 else {
+                    throw PosixFile.failure("set aside the copied upper layer", upper)
+                }
+            }
+        }
+        if copyTo != nil { try? Filesystem.removeTree(copied) }
+        try? Filesystem.removeTree(work)
+        return done
+    }
+
+    /// Whether the volume's finish was begun (and not committed) before the daemon stopped.
+    nonisolated func finishWasInterrupted(_ name: String) -> Bool {
+        LazyFinishMarker.exists(lazyRoot: root, volume: name)
+    }
+
+    /// At start, for a volume whose finish was interrupted: what the crash left mounted goes, the directory is
+    /// made plain (again), and the volume's new driver info is returned for its record; nil when it failed
+    /// (logged; tried again at the next start). `manifest` nil (its store unreachable): hard links stay apart.
+    func resumeFinish(_ record: VolumeRecord, driver: any VolumeDriver, manifest: Manifest?) async
+        -> [String: String]? {
+        let name = record.name
+        do throws(ConvoyError) {
+            let base = try PathGuard.child(of: root, named: name)
+            if MountInfo.isMountPoint(base + "/merged") { Overlay.unmount(base + "/merged", detach: true) }
+            if MountInfo.isMountPoint(base + "/backup") { BackupMount.detach(base + "/backup") }
+            let (directory, upper, work, apart) = try overlayPaths(name: name, volume: record.driverVolume,
+                                                                   driver: driver)
+            _ = try await Self.makePlain(upper: upper, work: work, copyTo: apart ? directory : nil,
+                                         manifest: manifest)
+        } catch {
+            let message = "cannot complete the interrupted finish of lazy volume \(name) (tried again at the "
+                + "next start): \(error.message)"
+            logger.error("\(message)")
+            return nil
+        }
+        var info = record.driverInfo
+        info[Self.backupKey] = nil
+        return info
+    }
+
+    /// Once a finished volume's record says it is plain: its lazy directory (the finish record with it) goes.
+    func forgetFinished(_ name: String) {
+        if let attached = active[name], !attached.lifecycle.isFinished { return }
+        active[name] = nil
+        guard let base = try? PathGuard.child(of: root, named: name),
+              !MountInfo.isMountPoint(base + "/merged"), !MountInfo.isMountPoint(base + "/backup") else { return }
+        try? Filesystem.removeTree(base)
     }
 
     /// overlayfs (without `index`) copies each name of a hard link up as its own file; links whose files are

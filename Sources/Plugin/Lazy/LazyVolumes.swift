@@ -151,6 +151,11 @@ public actor LazyVolumes: VolumeLifecycleHooks {
         if let driver = drivers[record.driver] as? any BlockImageDriver, driver.hasExternalOrigin(record.driverVolume) {
             return nil
         }
+        if let attached = active[record.name], attached.lifecycle.isFinishing {
+            throw ConvoyError(.unavailable, "lazy volume \(record.name) is being made a plain directory "
+                + "(\(attached.lifecycle.error ?? "in progress")); mount it again in a moment, or after the daemon "
+                + "restarts")
+        }
         guard let merged = readableDirectory(of: record.name) else {
             throw ConvoyError(.unavailable, "lazy volume \(record.name) is not attached to its backup "
                 + "\(record.driverInfo[Self.backupKey] ?? ""); see the daemon's log, fix the store, and restart "
@@ -235,7 +240,7 @@ public actor LazyVolumes: VolumeLifecycleHooks {
 
     /// The directory to read a volume's current content from: the overlay while it is lazy.
     public func readableDirectory(of name: String) -> String? {
-        guard let attached = active[name], !attached.lifecycle.isFinished,
+        guard let attached = active[name], !attached.lifecycle.isFinished, !attached.lifecycle.isFinishing,
               case .overlay(let merged, _, _, _) = attached.layout else { return nil }
         return merged
     }
@@ -245,7 +250,7 @@ public actor LazyVolumes: VolumeLifecycleHooks {
     func hydration(of name: String, record: VolumeRecord?) -> ClientAPI.Hydration? {
         guard let attached = active[name] else { return nil }
         if attached.lifecycle.isFinished, let record, !Self.isLazy(record) {
-            active[name] = nil
+            forgetFinished(name)
             return nil
         }
         let now = attached.progress.current

@@ -14,6 +14,8 @@ final class DaemonHarness {
     let logPath: String
     private(set) var process: Process?
     var extraArguments: [String] = []
+    /// Added to the daemon's environment (e.g. `CONVOY_FAILPOINT`).
+    var environment: [String: String] = [:]
 
     /// The convoy binary built beside this test bundle (or CONVOY_BINARY).
     static var binary: String {
@@ -72,6 +74,9 @@ final class DaemonHarness {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         if !FileManager.default.fileExists(atPath: logPath) {
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         }
