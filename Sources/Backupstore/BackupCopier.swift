@@ -14,8 +14,7 @@ public struct BackupCopier: Sendable {
     public func copy(_ manifest: Manifest, as backupID: String,
                      progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) -> Manifest {
         try await destination.prepare()
-        let lease = try await StoreLease.write(.backup, in: destination)
-        do {
+        return try await StoreLease.holding(.backup, in: destination) { lease throws(ConvoyError) in
             try await lease.waitForCollectors()
             try await destination.packs.refresh(from: destination.store)
             var sizes: [String: UInt64] = [:]
@@ -86,11 +85,7 @@ public struct BackupCopier: Sendable {
             try await destination.putManifest(copied, blocks: blocks)
             try await destination.putVolumeRecord(VolumeRecordInStore(
                 name: copied.volume, size: copied.volumeSize, lastBackup: backupID, updatedAt: copied.createdAt))
-            await lease.release()
             return copied
-        } catch {
-            await lease.release()
-            throw error
         }
     }
 }

@@ -24,15 +24,10 @@ extension FileObjectStore {
         return removed
     }
 
-    static let writerTag: String = {
-        var buffer = [CChar](repeating: 0, count: 256)
-        gethostname(&buffer, buffer.count - 1)
-        let host = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            .filter { $0.isLetter || $0.isNumber || $0 == "." }
-        return "\(host)_\(getpid())"
-    }()
+    /// The writer in every temporary name: a tag of its `WriterIdentity`, so a collector can tell a dead writer's
+    /// leftovers without taking another machine's (or container's) for them.
+    static let writerTag = WriterIdentity.current.tag
 
-    /// The writer's host and pid are in the name, so a collector can tell a dead writer's leftovers.
     static func temporaryName(for target: String) -> String {
         var random = SystemRandomNumberGenerator()
         return "\(target).tmp-\(writerTag)-\(String(random.next() as UInt64, radix: 16))"
@@ -42,26 +37,26 @@ extension FileObjectStore {
         name.utf8.firstRange(of: ".tmp-".utf8) != nil
     }
 
-    /// Exactly `temporaryName`'s form: `<target>.tmp-<host>_<pid>-<hex>`.
+    /// Exactly `temporaryName`'s form, `<target>.tmp-<writer tag>-<hex>`, or an older convoy's
+    /// (`<target>.tmp-<host>_<pid>-<hex>`).
     static func isOwnTemporary(_ name: String) -> Bool {
         guard let range = name.ranges(of: ".tmp-").last, range.lowerBound != name.startIndex else {
             return false
         }
         let parts = name[range.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[1].isEmpty, parts[1].allSatisfy(\.isHexDigit) else { return false }
+        if WriterIdentity.parse(tag: String(parts[0])) != nil { return true }
         let writer = parts[0].split(separator: "_", omittingEmptySubsequences: false)
         return writer.count == 2 && writer[0].allSatisfy { $0.isLetter || $0.isNumber || $0 == "." }
             && !writer[1].isEmpty && writer[1].allSatisfy(\.isNumber)
     }
 
-    /// Whether the writer named in a temporary file's name is a dead process of this host.
+    /// Whether the writer named in a temporary file's name certainly no longer runs (older convoy's names: never
+    /// said; their age decides).
     static func writerIsDead(_ name: String) -> Bool {
-        guard let range = name.range(of: ".tmp-") else { return false }
+        guard let range = name.ranges(of: ".tmp-").last else { return false }
         let tag = name[range.upperBound...].split(separator: "-").first ?? ""
-        let parts = tag.split(separator: "_")
-        guard parts.count == 2, let pid = Int32(parts[1]) else { return false }
-        let host = writerTag.split(separator: "_").first ?? ""
-        return parts[0] == host && kill(pid, 0) != 0 && errno == ESRCH
+        return WriterIdentity.tagIsCertainlyDead(String(tag))
     }
 
     private func sweepTemporaries(_ directory: String, device: dev_t, now: Int, age: Double,

@@ -26,10 +26,8 @@ public struct GarbageCollector: Sendable {
     }
 
     public func collect() async throws(ConvoyError) -> Result {
-        let lease = try await StoreLease.write(.gc, in: repository)
-        do {
+        try await StoreLease.holding(.gc, in: repository) { lease throws(ConvoyError) in
             if let other = try await lease.others().first {
-                await lease.release()
                 return Result(deferredBecause: "\(other.kind.rawValue) \(other.id) (on \(other.host)) holds the store",
                               blocksDeleted: 0, blocksKept: 0)
             }
@@ -48,9 +46,10 @@ public struct GarbageCollector: Sendable {
             try await collectPacks(contents, referenced: referenced, lease: lease, into: &result)
             let garbage = loose.subtracting(referenced).sorted()
             for batch in stride(from: 0, to: garbage.count, by: 1000) {
+                try await lease.confirmSole()
                 try await repository.deleteBlocks(Array(garbage[batch..<min(batch + 1000, garbage.count)]))
-                try await lease.renewIfDue()
             }
+            try await lease.confirmSole()
             result.abandonedWritesRemoved =
                 try await repository.store.removeAbandonedWrites(under: BackupRepository.root,
                                                                     olderThan: StoreLease.timeToLive)
@@ -59,11 +58,7 @@ public struct GarbageCollector: Sendable {
             }
             result.blocksDeleted = before.subtracting(referenced).count
             result.blocksKept = before.count - result.blocksDeleted
-            await lease.release()
             return result
-        } catch {
-            await lease.release()
-            throw error
         }
     }
 
@@ -71,6 +66,7 @@ public struct GarbageCollector: Sendable {
                               into result: inout Result) async throws(ConvoyError) {
         result.packsWithDamagedIndex = contents.damagedIndexes.map { "\($0.key): \($0.value)" }.sorted()
         var dead: [String] = contents.packsWithoutIndex
+        try await lease.confirmSole()
         try await repository.store.delete(contents.indexesWithoutPack.map(BackupRepository.packIndexKey))
         let rewriter = repository.blockWriter()
         var rewritten: [String] = []
@@ -91,10 +87,11 @@ public struct GarbageCollector: Sendable {
                 try await rewriter.put(entry.hash, Array(pack[entry.offset..<(entry.offset + entry.length)]))
             }
             rewritten.append(id)
-            try await lease.renewIfDue()
+            try lease.checkRenewals()
         }
         // The live blocks are durable in their new packs before any old pack goes.
         try await repository.commit(rewriter)
+        try await lease.confirmSole()
         try await repository.deletePacks(rewritten + dead)
         result.packsRewritten = rewritten.count
         result.packsDeleted = dead.count

@@ -8,7 +8,10 @@ import Glibc
 /// Leases coordinate writers of one store (Longhorn-style lease files with an expiry). A backup holds a `backup`
 /// lease while it uploads; garbage collection needs a `gc` lease and no other live lease. Each side writes its
 /// lease before looking at the others', so whichever order they race in, GC never sweeps while a backup that may
-/// reference a block is in flight.
+/// reference a block is in flight. A held lease is renewed on a timer (`holding`), not only between steps, so a
+/// long listing or mark phase never lets it expire; a collector reads the leases again just before each deletion
+/// (`confirmSole`). A lease is taken for a dead writer's only by its expiry, or when its writer certainly no
+/// longer runs (`WriterIdentity`), never by hostname and pid.
 public struct StoreLease: Sendable {
     public enum Kind: String, Codable, Sendable {
         case backup
@@ -18,9 +21,12 @@ public struct StoreLease: Sendable {
     struct Record: Codable {
         var id: String
         var kind: Kind
+        /// For older convoy, which judges by these; this one reads `writer`.
         var host: String
         var pid: Int32
         var expiresAt: Double
+        /// Absent in leases older convoy wrote: those end by expiry only.
+        var writer: WriterIdentity?
     }
 
     public static let timeToLive: TimeInterval = 600
@@ -29,15 +35,10 @@ public struct StoreLease: Sendable {
     public let kind: Kind
     let repository: BackupRepository
     private let renewed = RenewalClock()
+    let failures = LeaseFailures()
 
     var key: String { Self.key(id) }
     static func key(_ id: String) -> String { "\(BackupRepository.root)leases/\(id).json" }
-
-    static var hostName: String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        gethostname(&buffer, buffer.count - 1)
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
 
     /// Writes (or renews) the lease.
     public static func write(_ kind: Kind, in repository: BackupRepository,
@@ -48,8 +49,9 @@ public struct StoreLease: Sendable {
     }
 
     public func renew() async throws(ConvoyError) {
-        let record = Record(id: id, kind: kind, host: Self.hostName, pid: getpid(),
-                            expiresAt: Date().timeIntervalSince1970 + Self.timeToLive)
+        let me = WriterIdentity.current
+        let record = Record(id: id, kind: kind, host: me.host, pid: me.pid,
+                            expiresAt: Date().timeIntervalSince1970 + Self.timeToLive, writer: me)
         let data = (try? JSONEncoder().encode(record)) ?? Data()
         try await repository.store.put(key, Array(data))
         renewed.mark()
@@ -64,18 +66,16 @@ public struct StoreLease: Sendable {
         try? await repository.store.delete([key])
     }
 
-    /// Live leases other than this one. Expired leases, and leases of dead processes on this host (a crashed
-    /// daemon), do not count, and are removed.
+    /// Live leases other than this one. Expired leases, and leases of writers that certainly no longer run (a
+    /// crashed daemon of this machine), do not count, and are removed.
     func others() async throws(ConvoyError) -> [Record] {
         var live: [Record] = []
         let now = Date().timeIntervalSince1970
-        let host = Self.hostName
         for object in try await repository.store.list(prefix: "\(BackupRepository.root)leases/")
             where object.key != key {
             guard let bytes = try? await repository.store.get(object.key),
                   let record = try? JSONDecoder().decode(Record.self, from: Data(bytes)) else { continue }
-            let deadHere = record.host == host && kill(record.pid, 0) != 0 && errno == ESRCH
-            if record.expiresAt < now || deadHere {
+            if record.expiresAt < now || record.writer?.isCertainlyDead == true {
                 try? await repository.store.delete([object.key])
                 continue
             }
@@ -116,16 +116,10 @@ extension StoreLease {
         try ObjectName.validate(volume)
         try ObjectName.validate(backupID, kind: "backup")
         try await repository.prepare()
-        let lease = try await StoreLease.write(.backup, in: repository)
-        do {
+        return try await holding(.backup, in: repository) { lease throws(ConvoyError) in
             try await lease.waitForCollectors()
             try await repository.packs.refresh(from: repository.store)
-            let result = try await body(lease)
-            await lease.release()
-            return result
-        } catch {
-            await lease.release()
-            throw error
+            return try await body(lease)
         }
     }
 }

@@ -1,0 +1,64 @@
+import ConvoyCore
+import Foundation
+import Synchronization
+
+extension StoreLease {
+    /// Writes a lease of `kind`, runs `body` while a timer renews it every `renewEvery` (a quarter of its life),
+    /// then stops the timer and releases the lease however `body` ends. A renewal that fails is kept, and thrown
+    /// by `confirmSole` / `checkRenewals` so the holder stops before acting on a lease others may think expired.
+    static func holding<T>(_ kind: Kind, in repository: BackupRepository, renewEvery: TimeInterval = timeToLive / 4,
+                           _ body: (StoreLease) async throws(ConvoyError) -> T) async throws(ConvoyError) -> T {
+        let lease = try await write(kind, in: repository)
+        let timer = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(renewEvery))
+                if Task.isCancelled { break }
+                do throws(ConvoyError) { try await lease.renew() } catch { lease.failures.record(error) }
+            }
+        }
+        do {
+            let result = try await body(lease)
+            timer.cancel()
+            await lease.release()
+            return result
+        } catch {
+            timer.cancel()
+            await lease.release()
+            throw error
+        }
+    }
+
+    /// Throws the first renewal that failed, if any.
+    func checkRenewals() throws(ConvoyError) {
+        if let failure = failures.first {
+            throw ConvoyError(.unavailable, "the lease on \(repository.store.location) could not be renewed "
+                + "(\(failure.message)); stopped before acting on it")
+        }
+    }
+
+    /// For a collector, just before it deletes anything: its own lease is still in the store as it wrote it, and
+    /// no other live lease has appeared (a backup that started since waits for this collector, and may already
+    /// be looking for blocks). Throws otherwise, so nothing is deleted under a lease that was taken over.
+    func confirmSole() async throws(ConvoyError) {
+        try checkRenewals()
+        let own = try? await repository.store.get(key)
+        guard let own, let record = try? JSONDecoder().decode(Record.self, from: Data(own)), record.id == id,
+              record.writer == WriterIdentity.current, record.expiresAt > Date().timeIntervalSince1970 else {
+            throw ConvoyError(.unavailable, "the \(kind.rawValue) lease \(id) on \(repository.store.location) is "
+                + "gone or expired (taken over as a dead writer's); stopped before deleting anything")
+        }
+        if let other = try await others().first {
+            throw ConvoyError(.unavailable, "\(other.kind.rawValue) \(other.id) (on \(other.host)) took a lease on "
+                + "\(repository.store.location); the collection stops here and goes on next time")
+        }
+    }
+}
+
+/// Renewals that failed on a lease's timer (shared by copies of the lease value).
+final class LeaseFailures: Sendable {
+    private let errors = Mutex<[ConvoyError]>([])
+
+    func record(_ error: ConvoyError) { errors.withLock { $0.append(error) } }
+
+    var first: ConvoyError? { errors.withLock { $0.first } }
+}
