@@ -81,6 +81,30 @@ final class SnapshotBackupRestoreTests: XCTestCase {
         XCTAssertEqual(snapshot.files, 1, "the readable file is in the snapshot")
     }
 
+    /// What a crash leaves between two writes is swept at start: snapshot rows of a volume whose row went, and
+    /// a snapshot in the local store without a row (written, or being deleted, when the daemon stopped).
+    func testSnapshotsACrashLeftHalfRecordedAreSweptAtStart() async throws {
+        let fixture = try ServiceFixture(self)
+        for volume in ["gone", "kept"] {
+            _ = try await fixture.volumes.create(name: volume, options: [:])
+            try TreeFixture.write(try fixture.directory(of: volume) + "/f", TreeFixture.randomBytes(1 << 16, seed: 5))
+        }
+        for (volume, snapshot) in [("gone", "g1"), ("gone", "g2"), ("kept", "k1"), ("kept", "k2")] {
+            _ = try await fixture.ended(try await fixture.snapshots.createSnapshot(volume: volume, snapshot: snapshot))
+        }
+        try fixture.store.delete("gone")  // the volume's row went; the crash came before its snapshots'
+        try fixture.store.deleteSnapshot("k2")  // a snapshot whose row went before its manifest
+
+        let repairs = await fixture.catalog.sweepOrphans(existingVolumes: ["kept"])
+        XCTAssertTrue(repairs.contains { $0.hasPrefix("snapshots of volume gone") }, "\(repairs)")
+        XCTAssertTrue(repairs.contains { $0.hasPrefix("snapshot k2 of volume kept") }, "\(repairs)")
+        XCTAssertEqual(try fixture.catalog.snapshots(volume: nil).map(\.name), ["k1"])
+        let left = try await fixture.catalog.local.backups().map(\.id)
+        XCTAssertEqual(left, ["k1"])
+        let again = await fixture.catalog.sweepOrphans(existingVolumes: ["kept"])
+        XCTAssertEqual(again, [], "a second start finds nothing")
+    }
+
     func testARestoreWithoutWaitAnswersAtOnceAndEndsWithTheVolume() async throws {
         let fixture = try ServiceFixture(self)
         _ = try await fixture.volumes.create(name: "src", options: [:])

@@ -73,6 +73,7 @@ public enum Daemon {
         var repairs = await volumes.reconcile()
         repairs += await browser.cleanUpAfterPreviousRun()
         repairs += await lazy.resumeAll()
+        repairs += await catalog.sweepOrphans(existingVolumes: Set(((try? volumes.list()) ?? []).map(\.name)))
         for repair in repairs { logger.warning("reconcile: \(repair)") }
         logger.info("state reconciled", metadata: ["repairs": "\(repairs.count)",
                                                    "volumes": "\((try? volumes.list().count) ?? 0)"])

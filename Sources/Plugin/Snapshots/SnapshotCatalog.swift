@@ -49,8 +49,10 @@ public struct SnapshotCatalog: VolumeLifecycleHooks {
             try await deleteDriverSnapshot(snapshot, driver: driver)
             return
         }
-        try await local.deleteManifest(volume: snapshot.volumeName, backup: name)
+        // The row goes first: a crash between leaves a manifest without a row, which the next start removes
+        // (`sweepOrphans`), never a row naming a snapshot that is gone.
         try store.deleteSnapshot(name)
+        try await local.deleteManifest(volume: snapshot.volumeName, backup: name)
         let result = try await GarbageCollector(repository: local).collect()
         logger.info("deleted snapshot", metadata: ["snapshot": "\(name)", "blocksFreed": "\(result.blocksDeleted)",
                                                    "packsRewritten": "\(result.packsRewritten)"])
@@ -82,10 +84,39 @@ public struct SnapshotCatalog: VolumeLifecycleHooks {
         // Most volumes have none: no collection (a walk of every manifest and block) for them.
         guard !fileSnapshots.isEmpty else { return }
         for snapshot in fileSnapshots {
-            try await local.deleteManifest(volume: volume, backup: snapshot.name)
             try store.deleteSnapshot(snapshot.name)
+            try await local.deleteManifest(volume: volume, backup: snapshot.name)
         }
         _ = try await GarbageCollector(repository: local).collect()
+    }
+
+    /// At start: what a crash left between two writes. Rows of snapshots whose volume is gone (the volume's row
+    /// went, its snapshots' did not) are deleted with their snapshots; file snapshots in the local store without
+    /// a row (written, or being deleted, when the daemon stopped) are deleted; their blocks are collected.
+    /// Returns one line per repair.
+    public func sweepOrphans(existingVolumes: Set<String>) async -> [String] {
+        var repairs: [String] = []
+        let rows = (try? store.snapshots(volume: nil)) ?? []
+        for volume in Set(rows.map(\.volumeName)).subtracting(existingVolumes).sorted() {
+            do throws(ConvoyError) {
+                try await deleteAll(ofVolume: volume)
+                repairs.append("snapshots of volume \(volume), which no longer exists: deleted")
+            } catch {
+                repairs.append("snapshots of volume \(volume), which no longer exists: cannot delete them: "
+                    + error.message)
+            }
+        }
+        let recorded = Set(((try? store.snapshots(volume: nil)) ?? []).map(\.name))
+        var removed = 0
+        for (volume, id) in (try? await local.backups()) ?? [] where !recorded.contains(id) {
+            guard (try? await local.deleteManifest(volume: volume, backup: id)) != nil else { continue }
+            repairs.append("snapshot \(id) of volume \(volume) in the local store had no record: deleted")
+            removed += 1
+        }
+        if removed > 0, let result = try? await GarbageCollector(repository: local).collect() {
+            repairs.append("local snapshot store: \(result.blocksDeleted) blocks of those snapshots collected")
+        }
+        return repairs
     }
 
     // MARK: VolumeLifecycleHooks
