@@ -108,9 +108,13 @@ extension LazyVolumes {
         var done = (whiteouts: 0, attributes: 0, relinked: 0)
         var info = stat()
         if copyTo == nil || lstat(upper, &info) == 0 {
-            let cleaned = try Overlay.cleanUpper(upper)
-            Failpoint.reach("lazy-finish-cleaned")
-            done = (cleaned.whiteouts, cleaned.attributes, manifest.map { relinkHardLinks($0, in: upper) } ?? 0)
+            // Walks of the whole tree: on the blocking pool, never on one of the few cooperative threads that
+            // every other volume's requests need.
+            done = try await BlockingIOPool.shared.run { () throws(ConvoyError) in
+                let cleaned = try Overlay.cleanUpper(upper)
+                Failpoint.reach("lazy-finish-cleaned")
+                return (cleaned.whiteouts, cleaned.attributes, manifest.map { relinkHardLinks($0, in: upper) } ?? 0)
+            }
             if let copyTo {
                 try await copyTree(upper, into: copyTo)
                 Failpoint.reach("lazy-finish-copied")
