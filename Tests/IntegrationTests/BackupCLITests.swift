@@ -11,11 +11,16 @@ final class BackupCLITests: XCTestCase {
 
     override func setUpWithError() throws {
         daemon = try DaemonHarness()
-        // The Convoy 0.5 store another program wrote (testRestoreFromAConvoy05SingleFileBackup), listed as an
-        // operator would list it; `destination` becomes readable by the backups written to it.
-        daemon.extraArguments = ["--backup-destinations", "vfs://\(daemon.directory)/old-store"]
         try daemon.start()
         destination = "vfs://" + daemon.directory + "/backups"
+    }
+
+    /// The daemon again, with the Convoy 0.5 store another program wrote listed as an operator would list it
+    /// (and `destination`, where its backups go).
+    private func restartListingTheOldStore() throws {
+        XCTAssertEqual(daemon.stop(), 0)
+        daemon.extraArguments = ["--backup-destinations", "vfs://\(daemon.directory)/old-store,\(destination)"]
+        try daemon.start()
     }
 
     override func tearDown() {
@@ -174,6 +179,10 @@ final class BackupCLITests: XCTestCase {
     }
 
     func testBadBackupRequestsAreRefusedClearly() throws {
+        // Listed: the old store (read below) and the destination of backups; a store never written is refused.
+        XCTAssertEqual(daemon.stop(), 0)
+        daemon.extraArguments = ["--backup-destinations", "vfs://\(daemon.directory)/old-store"]
+        try daemon.start()
         let cases: [([String], String)] = [
             (["backup", "create", "nosnap", "--dest", destination], "no snapshot named 'nosnap'"),
             (["backup", "list", "ftp://x"], "not a backup destination"),
@@ -200,6 +209,7 @@ final class BackupCLITests: XCTestCase {
     }
 
     func testRestoreFromAConvoy05SingleFileBackup() throws {
+        try restartListingTheOldStore()
         // A store laid out as Convoy 0.5 wrote it for a vfs volume: the volume's tar.gz and its backup_<id>.cfg.
         let store = daemon.directory + "/old-store"
         let volumeDirectory = store + "/convoy-objectstore/volumes/le/ga/legacy1"

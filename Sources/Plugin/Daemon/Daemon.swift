@@ -87,10 +87,12 @@ public enum Daemon {
             version: ConvoyVersion.current, fuse: LibFuse.summary)
 
         let clientRouter = Router()
+        clientRouter.add(middleware: JSONErrorMiddleware(form: .client))
         let clientRoutes = ClientAPIRoutes(services: services, general: general, logger: logger)
         clientRoutes.register(on: clientRouter)
         BackupRoutes(services: services, routes: clientRoutes).register(on: clientRouter)
         let pluginRouter = Router()
+        pluginRouter.add(middleware: JSONErrorMiddleware(form: .plugin))
         DockerVolumeAPI(services: services, logger: logger).register(on: pluginRouter)
 
         let clientSocket = configuration.socket
