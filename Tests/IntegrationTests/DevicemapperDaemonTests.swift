@@ -23,9 +23,11 @@ final class DevicemapperDaemonTests: XCTestCase {
         daemon.extraArguments = ["--drivers", "devicemapper", "--driver-opts", "dm.thinpoolname=\(pool)",
                                  "--driver-opts", "dm.defaultvolumesize=64M",
                                  "--driver-opts", "dm.thinpoolblocksize=64K",
-                                 // Browse targets under /tmp; the Convoy 0.5 store another program wrote.
+                                 // Browse targets under /tmp; the Convoy 0.5 store another program wrote, and
+                                 // the destination of the tests' own backups (with a list, only those listed).
                                  "--browse-root", daemon.directory,
-                                 "--backup-destinations", "vfs://\(daemon.directory)/legacy"]
+                                 "--backup-destinations",
+                                 "vfs://\(daemon.directory)/legacy,vfs://\(daemon.directory)/b"]
         try daemon.start()
     }
 
