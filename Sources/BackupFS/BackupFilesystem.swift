@@ -22,7 +22,8 @@ final class BackupFilesystem: Sendable {
         let source = try BlockSource(repository: repository, diskCacheDirectory: options.diskCacheDirectory,
                                      fetchDelay: options.fetchDelay, log: log)
         let readAheadBlocks = max(0, options.readAheadBlocks)
-        cache = BlockCache(capacity: options.cacheBytes, source: source, prefetchLimit: max(1, 2 * readAheadBlocks))
+        cache = BlockCache(memory: options.memory ?? BlockMemory(capacity: options.cacheBytes), source: source,
+                           prefetchLimit: max(1, 2 * readAheadBlocks))
         reader = FileReader(tree: tree, cache: cache, readAheadBlocks: readAheadBlocks,
                             readAheadBytes: max(0, options.cacheBytes / 4))
         label = "backup \(manifest.id) of volume \(manifest.volume)"

@@ -7,8 +7,10 @@ import Glibc
 #endif
 
 public struct BackupMountOptions: Sendable {
-    /// Bound of the LRU of decompressed blocks, in bytes.
+    /// Bound of the LRU of decompressed blocks, in bytes: of `memory` when given, else of the mount's own.
     public var cacheBytes: Int
+    /// The daemon's memory for decompressed blocks, shared by all its mounts; nil: one of the mount's own.
+    public var memory: BlockMemory?
     /// Blocks prefetched ahead of a file that is read sequentially.
     public var readAheadBlocks: Int
     /// 8: with blocks checked by their XXH3 checksum, a cold sequential read waits on the store's reads, and 8
@@ -22,9 +24,10 @@ public struct BackupMountOptions: Sendable {
     /// `nosuid,nodev`: a setuid binary or a device node a container wrote into its volume gives no one anything.
     public var allowsExecution: Bool
 
-    public init(cacheBytes: Int = 256 << 20, readAheadBlocks: Int = defaultReadAheadBlocks,
+    public init(cacheBytes: Int = 256 << 20, memory: BlockMemory? = nil, readAheadBlocks: Int = defaultReadAheadBlocks,
                 diskCacheDirectory: String? = nil, fetchDelay: Double = 0, allowsExecution: Bool = true) {
-        self.cacheBytes = cacheBytes
+        self.cacheBytes = memory?.capacity ?? cacheBytes
+        self.memory = memory
         self.readAheadBlocks = readAheadBlocks
         self.diskCacheDirectory = diskCacheDirectory
         self.fetchDelay = fetchDelay

@@ -2,8 +2,9 @@ import Backupstore
 import ConvoyCore
 import Synchronization
 
-/// Decompressed, verified blocks for the FUSE threads: an LRU bounded in bytes, one fetch per block however many
-/// reads want it at once, and bounded background prefetching for read-ahead.
+/// Decompressed, verified blocks for the FUSE threads of one mount: kept in the daemon's `BlockMemory` (one LRU
+/// bounded in bytes for every mount), one fetch per block however many reads want it at once, and bounded
+/// background prefetching for read-ahead.
 ///
 /// Fetches run as tasks (the store's API is async) on the I/O pool's threads, not Swift's cooperative pool: a
 /// process that reads its own backup mount from async code blocks cooperative threads in read(2) until a fetch
@@ -14,25 +15,28 @@ final class BlockCache: Sendable {
     typealias Outcome = Result<PlainBlock, ConvoyError>
 
     private struct State {
-        var lru: BlockLRU
         var inFlight: [String: Delivery<Outcome>] = [:]
         var prefetching = 0
     }
 
-    private let state: Mutex<State>
+    private let state = Mutex(State())
+    let memory: BlockMemory
+    /// This mount's blocks in `memory`: its store's, by hash.
+    private let keyPrefix: String
     let source: BlockSource
     private let executor = BlockingIOPool.shared
     /// Prefetches in flight at most, over all files.
     let prefetchLimit: Int
 
-    init(capacity: Int, source: BlockSource, prefetchLimit: Int) {
-        state = Mutex(State(lru: BlockLRU(capacity: capacity)))
+    init(memory: BlockMemory, source: BlockSource, prefetchLimit: Int) {
+        self.memory = memory
+        keyPrefix = source.repository.store.location + "#"
         self.source = source
         self.prefetchLimit = prefetchLimit
     }
 
-    /// The most bytes the LRU ever held (never above its capacity).
-    var peakCachedBytes: Int { state.withLock { $0.lru.peakBytes } }
+    /// The most bytes the memory ever held (never above its capacity), this mount's and others'.
+    var peakCachedBytes: Int { memory.peakBytes }
 
     /// The blocks one read needs, fetched concurrently. Blocks the calling thread until all have arrived, so it
     /// must be one of libfuse's threads, never a cooperative one.
@@ -52,7 +56,7 @@ final class BlockCache: Sendable {
     func prefetch(_ chunks: [Chunk]) {
         let started = state.withLock { state -> [(Chunk, Delivery<Outcome>)] in
             var started: [(Chunk, Delivery<Outcome>)] = []
-            for chunk in chunks where !state.lru.contains(chunk.hash) && state.inFlight[chunk.hash] == nil {
+            for chunk in chunks where !memory.contains(keyPrefix + chunk.hash) && state.inFlight[chunk.hash] == nil {
                 guard state.prefetching < prefetchLimit else { break }
                 state.prefetching += 1
                 let delivery = Delivery<Outcome>()
@@ -73,7 +77,7 @@ final class BlockCache: Sendable {
     private func request(_ chunk: Chunk) -> Request {
         let hash = chunk.hash
         let (request, started) = state.withLock { state -> (Request, Delivery<Outcome>?) in
-            if let block = state.lru.get(hash) { return (.ready(block), nil) }
+            if let block = memory.get(keyPrefix + hash) { return (.ready(block), nil) }
             if let delivery = state.inFlight[hash] { return (.waiting(delivery), nil) }
             let delivery = Delivery<Outcome>()
             state.inFlight[hash] = delivery
@@ -89,7 +93,7 @@ final class BlockCache: Sendable {
             self.state.withLock { state in
                 state.inFlight[chunk.hash] = nil
                 if prefetch { state.prefetching -= 1 }
-                if case .success(let block) = outcome { state.lru.insert(chunk.hash, block) }
+                if case .success(let block) = outcome { self.memory.insert(self.keyPrefix + chunk.hash, block) }
             }
             delivery.deliver(outcome)
         }

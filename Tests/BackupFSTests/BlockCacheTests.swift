@@ -56,6 +56,29 @@ final class BlockCacheTests: MountTestCase {
         XCTAssertLessThan(with, without * 0.6, "read-ahead should overlap the fetches")
     }
 
+    /// The daemon's mounts share one memory for blocks: two mounts read through it never hold more than its
+    /// capacity together, and a second mount of the same store reads what the first fetched without fetching.
+    func testMountsShareOneBoundedMemory() async throws {
+        let contents = (0..<3).map { TreeFixture.randomBytes(4 << 20, seed: UInt64(70 + $0)) }
+        let tree = try await backUp("shared") { source in
+            for (index, bytes) in contents.enumerated() { try TreeFixture.write(source + "/f\(index)", bytes) }
+        }
+        let memory = BlockMemory(capacity: 6 << 20)
+        let first = try mount(tree, at: "mnt-a", options: .init(memory: memory, readAheadBlocks: 0))
+        let second = try mount(tree, at: "mnt-b", options: .init(memory: memory, readAheadBlocks: 0))
+        XCTAssertEqual(try Self.readAll(first.mountpoint + "/f2").get(), contents[2])
+        XCTAssertEqual(try Self.readAll(second.mountpoint + "/f2").get(), contents[2])
+        XCTAssertEqual(second.bytesFetched, 0, "the second mount found the first one's blocks in the shared memory")
+        for index in 0..<2 {
+            XCTAssertEqual(try Self.readAll(first.mountpoint + "/f\(index)").get(), contents[index])
+            XCTAssertEqual(try Self.readAll(second.mountpoint + "/f\(index)").get(), contents[index])
+        }
+        XCTAssertGreaterThan(memory.peakBytes, 3 << 20)
+        XCTAssertLessThanOrEqual(memory.peakBytes, 6 << 20, "two mounts together stay within the one ceiling")
+        try unmount(first)
+        try unmount(second)
+    }
+
     func testConcurrentReadersOfManyFilesThroughASmallCache() async throws {
         let contents = (0..<4).map { TreeFixture.randomBytes(6 << 20, seed: UInt64(90 + $0)) }
         let tree = try await backUp("churn") { source in

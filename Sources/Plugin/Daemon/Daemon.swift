@@ -43,8 +43,10 @@ public enum Daemon {
             roots: configuration.browseRoots ?? BrowseTargets.defaultRoots(daemonRoot: root),
             allowsAny: configuration.allowAnyBrowseTarget)
         logChecks(destinations, browseTargets, store: store, logger: logger)
+        // One ceiling for the blocks of every mount (lazy volumes and browse mounts alike).
+        let blockMemory = BlockMemory(capacity: Int(clamping: configuration.fuseCacheBytes))
         let mountOptions = BackupMountOptions(
-            cacheBytes: Int(clamping: configuration.fuseCacheBytes), readAheadBlocks: configuration.fuseReadAheadBlocks,
+            memory: blockMemory, readAheadBlocks: configuration.fuseReadAheadBlocks,
             diskCacheDirectory: configuration.fuseDiskCache ? root + "/cache/blocks" : nil)
         let catalog = try SnapshotCatalog(store: store, root: root, drivers: drivers, logger: logger)
         let lazyVolumes = LazyVolumes(root: root, drivers: drivers, logger: logger, mountOptions: mountOptions,
