@@ -1,5 +1,8 @@
 import ConvoyCore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Read support for Rancher Convoy 0.5 object stores, so its backups can be restored (see the Convoy 0.5 item of
 /// "The backup store (format version 2)" in docs/design.md):
@@ -52,9 +55,42 @@ public struct LegacyConvoyStore: Sendable {
         }
     }
 
-    /// The tar.gz of a single-file (vfs) backup. The path recorded in the configuration must lie in the volume's
-    /// own BackupFiles directory.
-    public func singleFileArchive(volume: String, config: BackupConfig) async throws(ConvoyError) -> [UInt8] {
+    /// Copies the tar.gz of a single-file (vfs) backup to the file `path`, a piece at a time (an archive is as
+    /// large as its volume: it never sits in memory whole). Returns its size.
+    public func downloadSingleFileArchive(volume: String, config: BackupConfig,
+                                          to path: String) async throws(ConvoyError) -> UInt64 {
+        let key = try singleFileArchiveKey(volume: volume, config: config)
+        let directory = String(key[...(key.lastIndex(of: "/") ?? key.startIndex)])
+        let listed = try await store.list(prefix: directory).first { $0.key == key }
+        guard let listed else { throw .notFound("the Convoy backup file \(key) is not in \(store.location)") }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw PosixFile.failure("create", path) }
+        defer { close(fd) }
+        // Small pieces: each is read on one of the I/O pool's threads, whose malloc arenas keep what they freed.
+        let piece = 2 << 20
+        var offset = 0
+        while listed.size.map({ offset < $0 }) ?? true {
+            let want = listed.size.map { min(piece, $0 - offset) } ?? piece
+            let bytes = try await store.getRange(key, offset: offset, length: want)
+            var failure: ConvoyError?
+            bytes.withUnsafeBytes { raw in
+                do throws(ConvoyError) { try PosixFile.writeAll(fd, raw, at: UInt64(offset), path: path) } catch {
+                    failure = error
+                }
+            }
+            if let failure { throw failure }
+            offset += bytes.count
+            if bytes.count < want { break }
+        }
+        if let size = listed.size, offset != size {
+            throw ConvoyError(.driverFailure, "the Convoy backup file \(key) ended at \(offset) of \(size) bytes")
+        }
+        return UInt64(offset)
+    }
+
+    /// The key of a single-file (vfs) backup's tar.gz. The path recorded in the configuration must lie in the
+    /// volume's own BackupFiles directory.
+    func singleFileArchiveKey(volume: String, config: BackupConfig) throws(ConvoyError) -> String {
         guard let path = config.SingleFile?.FilePath, !path.isEmpty else {
             if !(config.Blocks ?? []).isEmpty {
                 throw .invalid("this Convoy backup of \(volume) is a block (devicemapper) backup; "
@@ -69,6 +105,6 @@ public struct LegacyConvoyStore: Sendable {
             throw ConvoyError(.driverFailure,
                               "the Convoy backup of \(volume) points outside its volume (\(path)); refusing it")
         }
-        return try await store.get(relative)
+        return relative
     }
 }

@@ -30,8 +30,7 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "Endpoint of an S3-compatible server for s3:// destinations (default: AWS_ENDPOINT_URL, else AWS).")
     var s3Endpoint: String?
 
-    @Option(help: "Memory for decompressed blocks of all mounted backups together (lazy volumes, browse mounts), "
-        + "e.g. 256M.")
+    @Option(help: "Memory for decompressed blocks of all backup mounts together (lazy, browse), e.g. 256M.")
     var fuseCacheSize: String = "256M"
 
     @Option(help: "Blocks fetched ahead when a file of a mounted backup is read sequentially (0-64).")

@@ -216,7 +216,7 @@ final class BackupCLITests: XCTestCase {
         let original = daemon.directory + "/original"
         try Command.check("/bin/sh", ["-c", """
             set -e; mkdir -p '\(volumeDirectory)/backups' '\(volumeDirectory)/BackupFiles' '\(original)/docs'
-            echo 'from convoy 0.5' > '\(original)/docs/readme'; head -c 100000 /dev/urandom > '\(original)/data.bin'
+            echo 'from convoy 0.5' > '\(original)/docs/readme'; head -c 96M /dev/urandom > '\(original)/data.bin'
             ln -s docs/readme '\(original)/link'; chown 77:88 '\(original)/data.bin'; chmod 640 '\(original)/data.bin'
             tar -czf '\(volumeDirectory)/BackupFiles/backup-0a1b2c3d4e5f6789.bak' -C '\(original)' .
             echo '{"Name":"legacy1","Driver":"vfs","Size":0,"CreatedTime":"Mon Jan 1 00:00:00 +0000 2018"}' \
@@ -232,8 +232,11 @@ final class BackupCLITests: XCTestCase {
             to: URL(fileURLWithPath: volumeDirectory + "/backups/backup_backup-0a1b2c3d4e5f6789.cfg"))
 
         let url = "vfs://\(store)?backup=backup-0a1b2c3d4e5f6789&volume=legacy1"
+        let peakBefore = daemon.peakResidentBytes
         let restored = try daemon.cli(["create", "migrated", "--backup", url])
         XCTAssertEqual(restored.status, 0, restored.stderr)
+        // The 96 MB archive is copied to disk in pieces, never held whole.
+        XCTAssertLessThan(daemon.peakResidentBytes - peakBefore, 48 << 20, "the daemon read the archive into memory")
         let target = daemon.root + "/vfs/migrated"
         // tar keeps whole seconds of mtime; compare at that precision.
         func seconds(_ text: String) -> [String] {

@@ -1,5 +1,6 @@
 import Backupstore
 import ConvoyCore
+import Drivers
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -26,15 +27,13 @@ struct LegacyRestore {
     private func restoreArchive(_ config: LegacyConvoyStore.BackupConfig, name: String, options: [String: String],
                                 progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String] {
         progress(WorkProgress(phase: "downloading Convoy backup"))
-        let archive = try await legacy.singleFileArchive(volume: backup.volume, config: config)
-        let scratchStore = try FileObjectStore(root: scratch)
-        let key = "legacy-\(backup.backupID).tar.gz"
-        let path = scratch + "/" + key
-        try scratchStore.putSync(key, archive)
+        try Filesystem.makeDirectory(scratch, mode: 0o700)
+        let path = scratch + "/legacy-\(backup.backupID).tar.gz"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        progress(WorkProgress(phase: "unpacking", bytesTotal: UInt64(archive.count)))
+        let size = try await legacy.downloadSingleFileArchive(volume: backup.volume, config: config, to: path)
+        progress(WorkProgress(phase: "unpacking", bytesTotal: size))
         // Generous: unpacking runs at tens of MB/s even on slow disks.
-        let timeout = Duration.seconds(120 + archive.count / 5_000_000)
+        let timeout = Duration.seconds(120 + Int(size / 5_000_000))
         let record = try await planner.createForFiles(name: name, options: options, recordedSize: 0) {
             directory, _, _ throws(ConvoyError) in
             _ = try await ExternalCommand.run("/bin/tar", [
@@ -43,7 +42,7 @@ struct LegacyRestore {
             ], timeout: timeout)
             return [:]
         }
-        progress(WorkProgress(phase: "restored", bytesDone: UInt64(archive.count), bytesTotal: UInt64(archive.count)))
+        progress(WorkProgress(phase: "restored", bytesDone: size, bytesTotal: size))
         return ["Volume": record.name]
     }
 

@@ -118,6 +118,14 @@ final class DaemonHarness {
 
     var isRunning: Bool { process?.isRunning ?? false }
 
+    /// The daemon's peak resident memory so far (VmHWM), in bytes; 0 when it does not run.
+    var peakResidentBytes: Int {
+        guard let pid = process?.processIdentifier,
+              let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+        return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+    }
+
     func log_() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// One Docker plugin call with a raw body; returns the status and the decoded JSON object.
