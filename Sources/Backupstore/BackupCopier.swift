@@ -82,7 +82,9 @@ public struct BackupCopier: Sendable {
             }
             copied.stats.newBytesStored = try outcome.get()
             try await lease.renewIfDue()
+            Failpoint.reach("backup-blocks-copied")
             try await destination.putManifest(copied, blocks: blocks)
+            Failpoint.reach("backup-manifest-written")
             try await destination.putVolumeRecord(VolumeRecordInStore(
                 name: copied.volume, size: copied.volumeSize, lastBackup: backupID, updatedAt: copied.createdAt))
             return copied

@@ -48,6 +48,7 @@ public struct GarbageCollector: Sendable {
             for batch in stride(from: 0, to: garbage.count, by: 1000) {
                 try await lease.confirmSole()
                 try await repository.deleteBlocks(Array(garbage[batch..<min(batch + 1000, garbage.count)]))
+                Failpoint.reach("gc-blocks-deleted")
             }
             try await lease.confirmSole()
             result.abandonedWritesRemoved =
@@ -91,6 +92,7 @@ public struct GarbageCollector: Sendable {
         }
         // The live blocks are durable in their new packs before any old pack goes.
         try await repository.commit(rewriter)
+        Failpoint.reach("gc-packs-rewritten")
         try await lease.confirmSole()
         try await repository.deletePacks(rewritten + dead)
         result.packsRewritten = rewritten.count

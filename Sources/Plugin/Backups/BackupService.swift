@@ -78,6 +78,7 @@ public struct BackupService: Sendable {
         let repository = BackupRepository(store: try stores.open(backup.destination, for: .existingBackups))
         _ = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
         try await repository.deleteManifest(volume: backup.volume, backup: backup.backupID)
+        Failpoint.reach("backup-manifest-deleted")
         let result = try await GarbageCollector(repository: repository).collect()
         var answer = ["Deleted": backup.url, "BlocksFreed": "\(result.blocksDeleted)",
                       "PacksDeleted": "\(result.packsDeleted)", "PacksRewritten": "\(result.packsRewritten)"]

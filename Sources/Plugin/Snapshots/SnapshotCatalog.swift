@@ -52,6 +52,7 @@ public struct SnapshotCatalog: VolumeLifecycleHooks {
         // The row goes first: a crash between leaves a manifest without a row, which the next start removes
         // (`sweepOrphans`), never a row naming a snapshot that is gone.
         try store.deleteSnapshot(name)
+        Failpoint.reach("snapshot-row-deleted")
         try await local.deleteManifest(volume: snapshot.volumeName, backup: name)
         let result = try await GarbageCollector(repository: local).collect()
         logger.info("deleted snapshot", metadata: ["snapshot": "\(name)", "blocksFreed": "\(result.blocksDeleted)",

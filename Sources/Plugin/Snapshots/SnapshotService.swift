@@ -84,6 +84,7 @@ public struct SnapshotService: Sendable {
                 source: directory, volume: name, backupID: snapshotName, snapshot: snapshotName, parent: parent,
                 volumeSize: record.size), progress: progress)
             let manifest = outcome.manifest
+            Failpoint.reach("snapshot-manifest-written")
             let skipped = SkippedReport(outcome, snapshot: snapshotName)
             try store.insertSnapshot(ClientAPI.Snapshot(
                 name: snapshotName, volumeName: name, createdTime: manifest.createdAt, size: manifest.stats.bytes,

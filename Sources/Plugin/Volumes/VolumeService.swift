@@ -114,6 +114,7 @@ public actor VolumeService {
                 state: .creating, options: options.driverOptions, driverInfo: [:])
             // Recorded before the driver acts, so a crash in between is found and undone at the next start.
             try store.insert(record)
+            Failpoint.reach("create-recorded")
             do {
                 var blank = record.driverVolume
                 blank.receivesImage = receivesImage
@@ -127,8 +128,10 @@ public actor VolumeService {
             do {
                 // Record the driver's info before populating, so a crash mid-restore is undone at the next start.
                 try store.update(name, state: .creating, driverInfo: record.driverInfo)
+                Failpoint.reach("create-driver-done")
                 if let populate {
                     record.driverInfo.merge(try await populate(driver, record.driverVolume)) { $1 }
+                    Failpoint.reach("create-populated")
                 }
                 record.state = .ready
                 try store.update(name, state: .ready, driverInfo: record.driverInfo)
@@ -166,13 +169,16 @@ public actor VolumeService {
             let driver = try self.driver(for: record)
             for hook in hooks { try await hook.willDelete(record) }
             try store.update(name, state: .deleting)
+            Failpoint.reach("delete-marked")
             do {
                 try await driver.deleteVolume(record.driverVolume)
             } catch {
                 try? store.update(name, state: .ready)
                 throw ConvoyError.wrap(error, context: "cannot delete volume \(name)", as: .driverFailure)
             }
+            Failpoint.reach("delete-driver-done")
             try store.delete(name)
+            Failpoint.reach("delete-recorded")
             for hook in hooks { await hook.didDelete(name) }
             logger.info("deleted volume", metadata: ["volume": "\(name)"])
         }
@@ -198,6 +204,7 @@ public actor VolumeService {
                     throw ConvoyError.wrap(error, context: "cannot mount volume \(name)", as: .driverFailure)
                 }
             }
+            Failpoint.reach("mount-driver-done")
             let count = try store.addReference(referenceID, to: name, mountpoint: mountpoint)
             logger.debug("mount", metadata: ["volume": "\(name)", "id": "\(referenceID)", "references": "\(count)"])
             return mountpoint
@@ -216,6 +223,7 @@ public actor VolumeService {
                 return
             }
             guard remaining == 0 else { return }
+            Failpoint.reach("unmount-reference-removed")
             let driver = try self.driver(for: record)
             do {
                 try await driver.unmountVolume(record.driverVolume)
