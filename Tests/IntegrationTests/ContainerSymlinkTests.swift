@@ -87,4 +87,69 @@ final class ContainerSymlinkTests: XCTestCase {
                        "../../../relative-target")
         XCTAssertEqual(try String(contentsOfFile: volume + "/a/f21", encoding: .utf8), "21\n")
     }
+
+    /// For `CONVOY_RACE_SECONDS` (3 by default; 60 for bench/RELIABILITY.md), lazy volumes hydrate while their
+    /// container keeps replacing `zz` (a directory in the backup, owned by 4242) with a symlink to a host
+    /// directory and back: no host file ever changes owner, mode, time or bytes.
+    func testADirectoryReplacedByAHostLinkDuringHydrationChangesNoHostFile() throws {
+        let seconds = Double(ProcessInfo.processInfo.environment["CONVOY_RACE_SECONDS"] ?? "") ?? 3
+        XCTAssertEqual(daemon.stop(), 0)
+        daemon.extraArguments = ["--hydration-pause", "0.05"]
+        try daemon.start()
+        XCTAssertEqual(try daemon.cli(["create", "source"]).status, 0)
+        let source = daemon.root + "/vfs/source"
+        try Command.check("/bin/sh", ["-c", "cd '\(source)' && mkdir a zz && "
+            + "for i in $(seq 10 40); do echo $i > a/f$i; done && "
+            + "for i in 1 2 3; do echo backup-$i > zz/f$i; done && chown -R 4242:4242 zz && chmod 666 zz/*"])
+        XCTAssertEqual(try daemon.cli(["snapshot", "create", "source", "--name", "s1"]).status, 0)
+        let backup = try daemon.cli(["backup", "create", "s1", "--dest", "vfs://\(daemon.directory)/backups"])
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let url = backup.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let host = daemon.directory + "/host"
+        let before = try hostFiles(host)
+
+        let deadline = Date().addingTimeInterval(seconds)
+        var rounds = 0
+        var swaps = 0
+        repeat {
+            let name = "lazy\(rounds)"
+            XCTAssertEqual(try daemon.cli(["create", name, "--backup", url, "--lazy"]).status, 0)
+            let merged = try daemon.cli(["mount", name]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let stop = RaceFlag()
+            let swapper = Thread {
+                while !stop.isSet {
+                    try? FileManager.default.removeItem(atPath: merged + "/zz")
+                    if symlink(host, merged + "/zz") == 0 { stop.count() }
+                    usleep(200)
+                    unlink(merged + "/zz")
+                    mkdir(merged + "/zz", 0o755)
+                }
+            }
+            swapper.start()
+            let waited = try daemon.cli(["hydrate", name, "--wait"])
+            stop.set()
+            while swapper.isExecuting { usleep(1000) }
+            swaps += stop.swaps
+            XCTAssertEqual(waited.status, 0, waited.stderr)
+            for (file, facts) in before {
+                XCTAssertEqual(try self.facts(host + "/" + file), facts, "round \(rounds): host file \(file) changed")
+            }
+            XCTAssertEqual(try daemon.cli(["umount", name]).status, 0)
+            XCTAssertEqual(try daemon.cli(["delete", name]).status, 0)
+            rounds += 1
+        } while Date() < deadline && testRun?.failureCount == 0
+        print("symlink swap during hydration: \(rounds) lazy volumes hydrated in \(Int(seconds)) s, \(swaps) "
+              + "directories replaced by a host link, 0 host files changed")
+    }
+}
+
+/// The racing thread's stop flag and its count of swaps.
+private final class RaceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    private var made = 0
+    var isSet: Bool { lock.withLock { stopped } }
+    var swaps: Int { lock.withLock { made } }
+    func set() { lock.withLock { stopped = true } }
+    func count() { lock.withLock { made += 1 } }
 }
