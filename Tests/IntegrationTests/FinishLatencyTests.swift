@@ -1,0 +1,104 @@
+import ConvoyClient
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// While a lazy volume with many files is finished (its whole tree walked to remove overlayfs's traces), Docker's
+/// Get and Mount / Unmount of other volumes must not wait behind it. `CONVOY_FINISH_FILES` files (3,000 by
+/// default; the figure in bench/RELIABILITY.md uses more); p99 of the calls made during the finish ≤ 50 ms.
+final class FinishLatencyTests: XCTestCase {
+    var daemon: DaemonHarness!
+
+    override func setUpWithError() throws {
+        daemon = try DaemonHarness()
+        try daemon.start()
+    }
+
+    override func tearDown() {
+        daemon.cleanUp()
+    }
+
+    func testOtherVolumesAnswerQuicklyWhileALargeLazyVolumeFinishes() throws {
+        let files = Int(ProcessInfo.processInfo.environment["CONVOY_FINISH_FILES"] ?? "") ?? 3000
+        XCTAssertEqual(try daemon.cli(["create", "source"]).status, 0)
+        try Command.check("/usr/bin/python3", ["-c", """
+            import os, sys
+            root, count = sys.argv[1], int(sys.argv[2])
+            for i in range(count):
+                d = os.path.join(root, "d%04d" % (i // 500))
+                if i % 500 == 0: os.makedirs(d, exist_ok=True)
+                with open(os.path.join(d, "f%07d" % i), "w") as f: f.write(str(i))
+            """, daemon.root + "/vfs/source", String(files)], timeout: 3600)
+        XCTAssertEqual(try daemon.cli(["snapshot", "create", "source", "--name", "s1"]).status, 0)
+        let backup = try daemon.cli(["backup", "create", "s1", "--dest", "vfs://\(daemon.directory)/backups"])
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let url = backup.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(try daemon.cli(["create", "other"]).status, 0)
+        XCTAssertEqual(try daemon.cli(["create", "lazy", "--backup", url, "--lazy"]).status, 0)
+        // Held mounted until hydrated, so the finish happens at the unmount below, while the calls are timed.
+        let merged = try daemon.cli(["mount", "lazy"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Command.check("/bin/sh", ["-c", "cd '\(merged)' && rm d0000/f0000000"])  // a whiteout to remove
+        let hydrated = try daemon.cli(["hydrate", "lazy", "--wait"])
+        XCTAssertEqual(hydrated.status, 0, hydrated.stderr)
+
+        let finished = Flag()
+        let samples = Samples()
+        let socket = daemon.pluginSocket
+        let sampler = Thread {
+            let plugin = UnixHTTPClient(socketPath: socket, timeoutSeconds: 30)
+            var index = 0
+            while !finished.isSet {
+                let id = "probe-\(index)"
+                index += 1
+                for (method, body) in [("VolumeDriver.Get", #"{"Name":"other"}"#),
+                                       ("VolumeDriver.Mount", #"{"Name":"other","ID":"\#(id)"}"#),
+                                       ("VolumeDriver.Unmount", #"{"Name":"other","ID":"\#(id)"}"#)] {
+                    let started = Date()
+                    let reply = try? plugin.request("POST", "/" + method, body: Array(body.utf8))
+                    samples.add(Date().timeIntervalSince(started), ok: reply?.status == 200)
+                }
+            }
+        }
+        sampler.start()
+        usleep(200_000)
+        samples.reset()  // only calls made while the finish runs
+        let started = Date()
+        let unmounted = try daemon.cli(["umount", "lazy"])
+        let deadline = Date().addingTimeInterval(3600)
+        while Date() < deadline, (try? daemon.cli(["hydrate", "lazy"]).stdout.contains("\"local\"")) != true {
+            usleep(50_000)
+        }
+        let finishSeconds = Date().timeIntervalSince(started)
+        finished.set()
+        while sampler.isExecuting { usleep(1000) }
+        XCTAssertEqual(unmounted.status, 0, unmounted.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.root + "/vfs/lazy/d0000/f0000000"))
+        let (all, failures) = samples.snapshot
+        let sorted = all.sorted()
+        guard !sorted.isEmpty else { return XCTFail("no call was made during the finish") }
+        let p99 = sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
+        XCTAssertEqual(failures, 0, "calls on another volume failed during the finish")
+        XCTAssertLessThanOrEqual(p99, 0.050, "p99 of Get / Mount / Unmount on another volume during the finish")
+        print(String(format: "finish of a lazy volume of %d files: %.1f s; %d calls on another volume meanwhile, "
+                     + "p50 %.1f ms, p99 %.1f ms, max %.1f ms", files, finishSeconds, sorted.count,
+                     sorted[sorted.count / 2] * 1000, p99 * 1000, (sorted.last ?? 0) * 1000))
+    }
+}
+
+private final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+private final class Samples: @unchecked Sendable {
+    private let lock = NSLock()
+    private var seconds: [Double] = []
+    private var failures = 0
+    func add(_ value: Double, ok: Bool) { lock.withLock { seconds.append(value); if !ok { failures += 1 } } }
+    func reset() { lock.withLock { seconds = []; failures = 0 } }
+    var snapshot: ([Double], Int) { lock.withLock { (seconds, failures) } }
+}
