@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "convoy", targets: ["convoy"]),
         .executable(name: "convoy-bench", targets: ["ConvoyBench"]),
+        .executable(name: "convoy-fuzz", targets: ["ConvoyFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -79,6 +80,9 @@ let package = Package(
             "ConvoyClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "bench/Sources/ConvoyBench"),
+        // libFuzzer targets for the decoders of store objects (scripts/fuzz builds it with -DFUZZING); built
+        // without it, a runner that replays inputs through the same targets.
+        .executableTarget(name: "ConvoyFuzz", dependencies: ["Backupstore", "BackupFS", "ConvoyCore"]),
 
         .testTarget(name: "ConvoyCoreTests", dependencies: ["ConvoyCore"]),
         // Test trees shared by the test targets.
@@ -92,7 +96,7 @@ let package = Package(
         .testTarget(name: "BackupstoreTests", dependencies: [
             "Backupstore", "ConvoyCore", "CLinux", "AWS", "ConvoyTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        ], exclude: ["FuzzRegressions"]),
         .testTarget(name: "PluginTests", dependencies: [
             "Plugin", "Drivers", "ConvoyCore", "Backupstore", "ConvoyTestSupport",
         ]),

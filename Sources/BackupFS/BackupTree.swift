@@ -33,7 +33,7 @@ struct BackupTree: Sendable {
         indexByPath.reserveCapacity(entries.count)
         for (index, entry) in entries.enumerated() {
             guard indexByPath.updateValue(index, forKey: entry.path) == nil else {
-                throw Self.inconsistent(what, "lists '\(entry.path)' twice")
+                throw Self.inconsistent(what, "lists \(ManifestRules.quoted(entry.path)) twice")
             }
         }
         guard let root = indexByPath[""], entries[root].type == .directory else {
@@ -46,10 +46,10 @@ struct BackupTree: Sendable {
         var attributes: [Int: [(name: String, value: [UInt8])]] = [:]
         var dataBytes: UInt64 = 0
         for (index, entry) in entries.enumerated() where index != root {
-            let (parentPath, name) = Self.split(entry.path)
-            guard !name.isEmpty, name != ".", name != "..", let parent = indexByPath[parentPath],
+            if let problem = ManifestRules.pathProblem(entry.path) { throw Self.inconsistent(what, "has \(problem)") }
+            guard let parent = indexByPath[ManifestRules.split(entry.path).parent],
                   entries[parent].type == .directory else {
-                throw Self.inconsistent(what, "places '\(entry.path)' outside its directories")
+                throw Self.inconsistent(what, "places \(ManifestRules.quoted(entry.path)) outside its directories")
             }
             children[parent, default: []].append(index)
             switch entry.type {
@@ -57,13 +57,19 @@ struct BackupTree: Sendable {
                 linkCounts[parent] += 1
             case .hardlink:
                 guard let first = entry.target.flatMap({ indexByPath[$0] }), entries[first].type == .file else {
-                    throw Self.inconsistent(what, "links '\(entry.path)' to '\(entry.target ?? "")', "
-                        + "which is not a file in it")
+                    throw Self.inconsistent(what, "links \(ManifestRules.quoted(entry.path)) to "
+                        + "\(ManifestRules.quoted(entry.target ?? "")), which is not a file in it")
                 }
                 resolved[index] = first
                 linkCounts[first] += 1
             case .file:
-                dataBytes += try Self.checkChunks(of: entry, in: what)
+                if let problem = ManifestRules.chunkProblem(entry) { throw Self.inconsistent(what, "has \(problem)") }
+                // Chunks inside the file add up to at most its size; the files' sizes add up without overflow in a
+                // decoded manifest, but not necessarily in one built in memory.
+                let stored = (entry.chunks ?? []).reduce(UInt64(0)) { $0 + UInt64($1.length) }
+                let (sum, overflow) = dataBytes.addingReportingOverflow(stored)
+                guard !overflow else { throw Self.inconsistent(what, "holds more than 2^64 bytes of data") }
+                dataBytes = sum
             default:
                 break
             }
@@ -114,7 +120,7 @@ struct BackupTree: Sendable {
     }
 
     func name(of index: Int) -> Substring {
-        Self.split(entries[index].path).name
+        ManifestRules.split(entries[index].path).name
     }
 
     func entry(_ index: Int) -> Entry {
@@ -139,6 +145,7 @@ struct BackupTree: Sendable {
         switch entry.type {
         case .file:
             info.st_size = off_t(clamping: entry.size)
+            // At most the size (checked at init), so no overflow.
             let stored = (entry.chunks ?? []).reduce(UInt64(0)) { $0 + UInt64($1.length) }
             info.st_blocks = blkcnt_t(clamping: (stored + 511) / 512)
         case .symlink:
@@ -167,27 +174,6 @@ struct BackupTree: Sendable {
         }
     }
 
-    private static func split(_ path: String) -> (parent: String, name: Substring) {
-        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return ("", path[...]) }
-        return (String(path[..<slash]), path[path.index(after: slash)...])
-    }
-
-    /// Chunks must be in order, apart, and inside the file, so that a read can bisect them and never serve one
-    /// chunk's bytes at another's place. Returns the bytes they hold.
-    private static func checkChunks(of entry: Entry, in what: String) throws(ConvoyError) -> UInt64 {
-        var end: UInt64 = 0
-        var stored: UInt64 = 0
-        for chunk in entry.chunks ?? [] {
-            guard chunk.offset >= end, chunk.length > 0 else {
-                throw inconsistent(what, "has overlapping chunks in '\(entry.path)'")
-            }
-            end = chunk.offset + UInt64(chunk.length)
-            stored += UInt64(chunk.length)
-        }
-        guard end <= entry.size else { throw inconsistent(what, "has chunks past the end of '\(entry.path)'") }
-        return stored
-    }
-
     private static func decode(_ encoded: [String: String], of path: String, in what: String) throws(ConvoyError)
         -> [(name: String, value: [UInt8])] {
         var decoded: [(name: String, value: [UInt8])] = []
@@ -202,5 +188,29 @@ struct BackupTree: Sendable {
 
     private static func inconsistent(_ what: String, _ problem: String) -> ConvoyError {
         ConvoyError(.driverFailure, "the manifest of \(what) \(problem); it cannot be mounted (verify the backup)")
+    }
+}
+
+extension FuzzEntryPoints {
+    /// A manifest's payload decoded, checked as a file restore checks it, and indexed as a mount indexes it, with
+    /// every entry's lookups and a few seeks in each file: what a crafted manifest reaches before any block is read.
+    public static func tree(_ bytes: [UInt8]) throws(ConvoyError) {
+        let manifest = try manifest(bytes)
+        var refused: ConvoyError?
+        do throws(ConvoyError) { try restorePlan(manifest) } catch { refused = error }
+        let tree = try BackupTree(manifest)
+        for index in tree.entries.indices {
+            _ = tree.index(ofNode: tree.nodeID(of: index))
+            _ = tree.attributes(of: index)
+            _ = tree.extendedAttributes(of: index)
+            for child in tree.children(of: index) { _ = tree.child(named: String(tree.name(of: child)), of: index) }
+            let entry = tree.entry(index)
+            guard entry.type == .file else { continue }
+            for offset in [0, entry.size / 2, entry.size &- 1] {
+                _ = FileReader.seek(in: entry, from: offset, data: true)
+                _ = FileReader.seek(in: entry, from: offset, data: false)
+            }
+        }
+        if let refused { throw refused }
     }
 }

@@ -21,32 +21,19 @@ public struct FileRestorer: Sendable {
 
     public func restore(_ manifest: Manifest, into target: String,
                         progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) {
-        let total = manifest.entries.reduce(UInt64(0)) {
-            $0 + (($1.chunks ?? []).reduce(UInt64(0)) { $0 + UInt64($1.length) })
-        }
+        let plan = try Self.plan(manifest)
+        let total = plan.dataBytes
         let counter = ProgressCounter(WorkProgress(phase: "restoring", bytesTotal: total,
                                                    itemsTotal: manifest.entries.count),
                                       sink: progress)
-        // 1. The skeleton, in manifest order (parents first): directories, symlinks, special files. Every path is
-        //    checked against the directories created so far.
-        var directories: Set<String> = [""]
-        var files: [Entry] = []
-        var links: [Entry] = []
-        for entry in manifest.entries {
-            try Self.checkPath(entry.path, directories: directories)
+        // 1. The skeleton, in manifest order (parents first): directories, symlinks, special files.
+        for entry in plan.skeleton {
             let path = Self.path(entry, in: target)
             switch entry.type {
             case .directory:
                 if !entry.path.isEmpty {
                     guard mkdir(path, 0o700) == 0 else { throw PosixFile.failure("create directory", path) }
                 }
-                directories.insert(entry.path)
-            case .file:
-                files.append(entry)
-                continue
-            case .hardlink:
-                links.append(entry)
-                continue
             case .symlink:
                 guard symlink(entry.target ?? "", path) == 0 else { throw PosixFile.failure("create symlink", path) }
             case .fifo:
@@ -56,6 +43,8 @@ public struct FileRestorer: Sendable {
                 guard mknod(path, type | 0o600, dev_t(entry.rdev ?? 0)) == 0 else {
                     throw PosixFile.failure("create node", path)
                 }
+            case .file, .hardlink:
+                continue
             }
             try Self.applyMetadata(entry, at: path)
             counter.add(bytes: 0, items: 1)
@@ -75,8 +64,8 @@ public struct FileRestorer: Sendable {
                     }
                 }
             }
-            while next < min(Self.width, files.count) {
-                launch(files[next])
+            while next < min(Self.width, plan.files.count) {
+                launch(plan.files[next])
                 next += 1
             }
             for await result in group {
@@ -84,8 +73,8 @@ public struct FileRestorer: Sendable {
                     group.cancelAll()
                     return result
                 }
-                if next < files.count {
-                    launch(files[next])
+                if next < plan.files.count {
+                    launch(plan.files[next])
                     next += 1
                 }
             }
@@ -93,9 +82,8 @@ public struct FileRestorer: Sendable {
         }
         if let failure { throw failure }
         // 3. Hard links, now that their targets exist.
-        for entry in links {
+        for entry in plan.links {
             let first = entry.target ?? ""
-            try Self.checkPath(first, directories: directories)
             let path = Self.path(entry, in: target)
             guard link(target + "/" + first, path) == 0 else { throw PosixFile.failure("create hard link", path) }
             counter.add(bytes: 0, items: 1)
@@ -188,22 +176,82 @@ public struct FileRestorer: Sendable {
             return nil
         }
         if let failure { throw failure }
-        guard ftruncate(fd, off_t(entry.size)) == 0 else { throw PosixFile.failure("size", path) }
+        // The plan checked the size against what an off_t holds; checked again rather than trusted to trap.
+        guard let size = off_t(exactly: entry.size) else {
+            throw ConvoyError(.driverFailure, "the manifest gives \(path) an impossible size \(entry.size)")
+        }
+        guard ftruncate(fd, size) == 0 else { throw PosixFile.failure("size", path) }
         try applyMetadata(entry, at: path)
         counter.add(bytes: 0, items: 1)
     }
 
+    /// What a restore creates, in the order it creates it.
+    struct Plan {
+        /// Directories, symlinks and special files, in manifest order (so parents come first).
+        var skeleton: [Entry] = []
+        var files: [Entry] = []
+        var links: [Entry] = []
+        /// Bytes of file data to write.
+        var dataBytes: UInt64 = 0
+    }
+
+    /// Checks every entry before anything is written (ManifestRules, as a mount does), so that a manifest that would
+    /// escape the target, or whose writes could not all land in their files, leaves the target as it was.
+    static func plan(_ manifest: Manifest) throws(ConvoyError) -> Plan {
+        var plan = Plan()
+        var directories: Set<String> = [""]
+        var files: Set<String> = []
+        var seen: Set<String> = []
+        for entry in manifest.entries {
+            try checkPath(entry.path, directories: directories)
+            // A second entry at a path would fail (or replace the first) half way through the restore.
+            guard seen.insert(entry.path).inserted else {
+                throw refusal("two entries at \(ManifestRules.quoted(entry.path))")
+            }
+            guard !entry.path.isEmpty || entry.type == .directory else { throw refusal("a root that is no directory") }
+            switch entry.type {
+            case .directory:
+                directories.insert(entry.path)
+                plan.skeleton.append(entry)
+            case .file:
+                if let problem = ManifestRules.chunkProblem(entry) { throw refusal(problem) }
+                // At most the file's size (checked just above); sizes add up without overflow, as the decoder
+                // checked, but a manifest built in memory was not decoded.
+                let stored = (entry.chunks ?? []).reduce(UInt64(0)) { $0 + UInt64($1.length) }
+                let (total, overflow) = plan.dataBytes.addingReportingOverflow(stored)
+                guard !overflow else { throw refusal("more than 2^64 bytes of data") }
+                plan.dataBytes = total
+                files.insert(entry.path)
+                plan.files.append(entry)
+            case .hardlink:
+                plan.links.append(entry)
+            case .symlink, .fifo, .socket, .charDevice, .blockDevice:
+                plan.skeleton.append(entry)
+            }
+        }
+        for entry in plan.links {
+            let first = entry.target ?? ""
+            try checkPath(first, directories: directories)
+            guard files.contains(first) else {
+                throw refusal("a hard link \(ManifestRules.quoted(entry.path)) to \(ManifestRules.quoted(first)), "
+                    + "which is not a file in it")
+            }
+        }
+        return plan
+    }
+
     static func checkPath(_ path: String, directories: Set<String>) throws(ConvoyError) {
+        if let problem = ManifestRules.pathProblem(path) { throw refusal(problem) }
         if path.isEmpty { return }
-        let components = path.split(separator: "/", omittingEmptySubsequences: false)
-        guard !path.hasPrefix("/"), !components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
-            throw ConvoyError(.driverFailure, "the manifest holds an unsafe path '\(path)'; refusing to restore it")
-        }
-        let parent = components.dropLast().joined(separator: "/")
+        let parent = ManifestRules.split(path).parent
         guard directories.contains(parent) else {
-            throw ConvoyError(.driverFailure, "the manifest places '\(path)' under '\(parent)', "
-                + "which is not a directory it restored")
+            throw ConvoyError(.driverFailure, "the manifest places \(ManifestRules.quoted(path)) under "
+                + "\(ManifestRules.quoted(parent)), which is not a directory it restored")
         }
+    }
+
+    private static func refusal(_ problem: String) -> ConvoyError {
+        ConvoyError(.driverFailure, "the manifest has \(problem); refusing to restore it")
     }
 
     /// Owner, mode (not for symlinks) and xattrs of `entry`, applied to `path`.

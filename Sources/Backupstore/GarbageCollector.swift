@@ -43,14 +43,26 @@ public struct GarbageCollector: Sendable {
             }
             let contents = try await repository.packs.current(from: repository.store)
             var result = Result(deferredBecause: nil, blocksDeleted: 0, blocksKept: 0)
-            try await collectPacks(contents, referenced: referenced, lease: lease, into: &result)
+            // A stop part way (a backup arrived, the lease was lost) defers the rest to the next collection.
+            if let reason = try await collectPacks(contents, referenced: referenced, lease: lease, into: &result) {
+                result.deferredBecause = reason
+                return result
+            }
             let garbage = loose.subtracting(referenced).sorted()
             for batch in stride(from: 0, to: garbage.count, by: 1000) {
-                try await lease.confirmSole()
+                if let reason = try await lease.reasonToStop() {
+                    result.deferredBecause = reason
+                    result.blocksDeleted = batch
+                    return result
+                }
                 try await repository.deleteBlocks(Array(garbage[batch..<min(batch + 1000, garbage.count)]))
                 Failpoint.reach("gc-blocks-deleted")
             }
-            try await lease.confirmSole()
+            if let reason = try await lease.reasonToStop() {
+                result.deferredBecause = reason
+                result.blocksDeleted = garbage.count
+                return result
+            }
             result.abandonedWritesRemoved =
                 try await repository.store.removeAbandonedWrites(under: BackupRepository.root,
                                                                     olderThan: StoreLease.timeToLive)
@@ -63,11 +75,12 @@ public struct GarbageCollector: Sendable {
         }
     }
 
+    /// Rewrites packs holding dead blocks and deletes those with none; returns why it stopped early, if it did.
     private func collectPacks(_ contents: PackDirectory.Contents, referenced: Set<String>, lease: StoreLease,
-                              into result: inout Result) async throws(ConvoyError) {
+                              into result: inout Result) async throws(ConvoyError) -> String? {
         result.packsWithDamagedIndex = contents.damagedIndexes.map { "\($0.key): \($0.value)" }.sorted()
         var dead: [String] = contents.packsWithoutIndex
-        try await lease.confirmSole()
+        if let reason = try await lease.reasonToStop() { return reason }
         try await repository.store.delete(contents.indexesWithoutPack.map(BackupRepository.packIndexKey))
         let rewriter = repository.blockWriter()
         var rewritten: [String] = []
@@ -88,14 +101,16 @@ public struct GarbageCollector: Sendable {
                 try await rewriter.put(entry.hash, Array(pack[entry.offset..<(entry.offset + entry.length)]))
             }
             rewritten.append(id)
-            try lease.checkRenewals()
+            if let failure = lease.renewalFailure() { return failure }
         }
         // The live blocks are durable in their new packs before any old pack goes.
         try await repository.commit(rewriter)
         Failpoint.reach("gc-packs-rewritten")
-        try await lease.confirmSole()
+        // The rewritten blocks are in new packs already: stopping here leaves them twice, never missing.
+        if let reason = try await lease.reasonToStop() { return reason }
         try await repository.deletePacks(rewritten + dead)
         result.packsRewritten = rewritten.count
         result.packsDeleted = dead.count
+        return nil
     }
 }

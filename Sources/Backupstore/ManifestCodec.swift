@@ -75,65 +75,96 @@ enum ManifestCodec {
         if let inode = entry.inode { out.varint(inode) }
     }
 
+    /// Total on any input: a manifest comes from a store that anyone able to write the bucket can craft. Counts are
+    /// bounded by the bytes left, integers by the fields they go into, sizes and chunk ends by what an off_t holds
+    /// (and sizes must add up without overflow); anything else is a thrown ConvoyError naming what is malformed.
+    /// Layout rules (paths, chunk order) are ManifestRules', checked where a restore or a mount needs them.
     static func decode(_ bytes: [UInt8]) throws(ConvoyError) -> Manifest {
         var input = ByteReader(bytes: bytes)
-        let format = Int(try input.varint())
-        guard format <= Manifest.currentFormat else {
+        let format = try input.varint()
+        guard format <= UInt64(Manifest.currentFormat) else {
             throw ConvoyError(.conflict, "manifest format \(format) is newer than this convoy reads; upgrade convoy")
         }
         let id = try input.string()
         let volume = try input.string()
-        guard let kind = Manifest.Kind(rawValue: try input.string()) else { throw ByteReader.malformed("kind") }
+        guard let kind = Manifest.Kind(rawValue: try input.string()) else { throw input.malformed("kind") }
         let createdAt = try input.string()
         let snapshot = try input.optionalString()
         let parent = try input.optionalString()
         let volumeSize = try input.varint()
+        // Statistics are only shown: an absurd count is clamped, not refused.
         var stats = Manifest.Stats()
-        stats.files = Int(try input.varint())
-        stats.directories = Int(try input.varint())
+        stats.files = Int(clamping: try input.varint())
+        stats.directories = Int(clamping: try input.varint())
         stats.bytes = try input.varint()
         stats.bytesRead = try input.varint()
-        stats.newBlocks = Int(try input.varint())
+        stats.newBlocks = Int(clamping: try input.varint())
         stats.newBytesStored = try input.varint()
-        let count = Int(try input.varint())
-        guard count <= bytes.count else { throw ByteReader.malformed("entry count") }
+        // An entry takes at least 9 bytes: path length, type, mode, uid, gid, two times, size and flags.
+        let count = try input.count(of: "entry count", minimumBytesEach: 9)
         var entries: [Entry] = []
         entries.reserveCapacity(count)
-        for _ in 0..<count { entries.append(try decodeEntry(&input)) }
-        guard input.atEnd else { throw ByteReader.malformed("trailing bytes") }
+        // Readers add sizes up (progress, statfs): their sum must fit as every writer's did.
+        var totalSize: UInt64 = 0
+        for _ in 0..<count {
+            let entry = try decodeEntry(&input)
+            let (sum, overflow) = totalSize.addingReportingOverflow(entry.size)
+            guard !overflow else { throw input.malformed("sizes that add up to more than 2^64 bytes") }
+            totalSize = sum
+            entries.append(entry)
+        }
+        guard input.atEnd else { throw input.malformed("trailing bytes") }
         var manifest = Manifest(id: id, volume: volume, kind: kind, createdAt: createdAt, snapshot: snapshot,
                                 parent: parent, volumeSize: volumeSize, entries: entries, stats: stats)
-        manifest.format = format
+        manifest.format = Int(format)
         return manifest
     }
 
+    /// Flags an entry may have (1 target, 2 rdev, 4 xattrs, 8 chunks, 16 inode, 32 chunk checksums).
+    static let knownFlags: UInt8 = 63
+
     private static func decodeEntry(_ input: inout ByteReader) throws(ConvoyError) -> Entry {
         let path = try input.string()
+        let name = ManifestRules.quoted(path)
         let kindIndex = Int(try input.byte())
-        guard kindIndex < kinds.count else { throw ByteReader.malformed("entry type") }
-        var entry = Entry(path: path, type: kinds[kindIndex], mode: UInt32(truncatingIfNeeded: try input.varint()),
-                          uid: UInt32(truncatingIfNeeded: try input.varint()),
-                          gid: UInt32(truncatingIfNeeded: try input.varint()),
+        guard kindIndex < kinds.count else { throw input.malformed("type of \(name)") }
+        var entry = Entry(path: path, type: kinds[kindIndex], mode: try input.uint32("mode of \(name)"),
+                          uid: try input.uint32("owner of \(name)"), gid: try input.uint32("group of \(name)"),
                           mtimeSeconds: try input.signed(), mtimeNanoseconds: try input.signed(),
                           size: try input.varint())
+        guard (0..<1_000_000_000).contains(entry.mtimeNanoseconds) else {
+            throw input.malformed("modification time of \(name)")
+        }
+        guard entry.size <= ManifestRules.maximumSize else { throw input.malformed("size of \(name)") }
         let flags = try input.byte()
+        guard flags & ~knownFlags == 0 else { throw input.malformed("flags of \(name)") }
         if flags & 1 != 0 { entry.target = try input.string() }
         if flags & 2 != 0 { entry.rdev = try input.varint() }
         if flags & 4 != 0 {
-            let count = Int(try input.varint())
+            let count = try input.count(of: "xattr count of \(name)", minimumBytesEach: 2)
             var xattrs: [String: String] = [:]
-            for _ in 0..<min(count, 1 << 16) { xattrs[try input.string()] = try input.string() }
+            for _ in 0..<count {
+                let key = try input.string()
+                guard xattrs.updateValue(try input.string(), forKey: key) == nil else {
+                    throw input.malformed("xattr \(ManifestRules.quoted(key)) of \(name), listed twice")
+                }
+            }
             entry.xattrs = xattrs
         }
         if flags & 8 != 0 {
-            let count = Int(try input.varint())
-            guard count <= input.remaining else { throw ByteReader.malformed("chunk count") }
+            let withChecksums = flags & 32 != 0
+            let count = try input.count(of: "chunk count of \(name)", minimumBytesEach: withChecksums ? 35 : 34)
             var chunks: [Chunk] = []
             chunks.reserveCapacity(count)
             for _ in 0..<count {
                 var chunk = Chunk(hash: try input.hash(), offset: try input.varint(),
-                                  length: UInt32(truncatingIfNeeded: try input.varint()))
-                if flags & 32 != 0, try input.byte() != 0 { chunk.checksum = try input.checksum() }
+                                  length: try input.uint32("chunk length in \(name)"))
+                // Writes and reads go to offset + length: it must not overflow, nor leave what an off_t holds.
+                let (end, overflow) = chunk.offset.addingReportingOverflow(UInt64(chunk.length))
+                guard !overflow, end <= ManifestRules.maximumSize else {
+                    throw input.malformed("chunk offset \(chunk.offset) in \(name)")
+                }
+                if withChecksums, try input.byte() != 0 { chunk.checksum = try input.checksum() }
                 chunks.append(chunk)
             }
             entry.chunks = chunks
@@ -202,10 +233,6 @@ struct ByteReader {
     var atEnd: Bool { position == bytes.count }
     var remaining: Int { bytes.count - position }
 
-    static func malformed(_ what: String) -> ConvoyError {
-        ConvoyError(.driverFailure, "the manifest is malformed (\(what))")
-    }
-
     func malformed(_ what: String) -> ConvoyError {
         ConvoyError(.driverFailure, "\(subject) is malformed (\(what))")
     }
@@ -221,11 +248,27 @@ struct ByteReader {
         var shift: UInt64 = 0
         while true {
             let byte = try byte()
-            guard shift < 64 else { throw malformed("varint") }
-            value |= UInt64(byte & 0x7f) << shift
+            let bits = UInt64(byte & 0x7f)
+            // The tenth byte holds only the 64th bit: more would be dropped silently (or need an 11th byte).
+            guard shift < 63 || (shift == 63 && bits <= 1) else { throw malformed("varint") }
+            value |= bits << shift
             if byte & 0x80 == 0 { return value }
             shift += 7
         }
+    }
+
+    /// A count of items that take at least `minimumBytesEach` bytes each: one the remaining input cannot hold is
+    /// damage, never a reason to allocate or to loop.
+    mutating func count(of what: String, minimumBytesEach: Int) throws(ConvoyError) -> Int {
+        let value = try varint()
+        guard value <= UInt64(remaining / max(1, minimumBytesEach)) else { throw malformed(what) }
+        return Int(value)
+    }
+
+    /// A varint that must fit 32 bits (modes, owners, lengths).
+    mutating func uint32(_ what: String) throws(ConvoyError) -> UInt32 {
+        guard let value = UInt32(exactly: try varint()) else { throw malformed(what) }
+        return value
     }
 
     mutating func signed() throws(ConvoyError) -> Int64 {
@@ -234,10 +277,9 @@ struct ByteReader {
     }
 
     mutating func string() throws(ConvoyError) -> String {
-        let count = Int(try varint())
-        guard count <= remaining else { throw malformed("string") }
-        defer { position += count }
-        return String(decoding: bytes[position..<(position + count)], as: UTF8.self)
+        let length = try count(of: "string length", minimumBytesEach: 1)
+        defer { position += length }
+        return String(decoding: bytes[position..<(position + length)], as: UTF8.self)
     }
 
     mutating func optionalString() throws(ConvoyError) -> String? {

@@ -21,6 +21,10 @@ enum PackIndexCodec {
     static let magic: [UInt8] = Array("CVX1".utf8)
 
     static func encode(_ entries: [PackEntry]) -> [UInt8] {
+        SealedObject.wrap(encodePayload(entries), magic: magic)
+    }
+
+    static func encodePayload(_ entries: [PackEntry]) -> [UInt8] {
         var out = ByteWriter()
         out.varint(UInt64(entries.count))
         for entry in entries {
@@ -28,17 +32,21 @@ enum PackIndexCodec {
             out.varint(UInt64(entry.offset))
             out.varint(UInt64(entry.length))
         }
-        return SealedObject.wrap(out.bytes, magic: magic)
+        return out.bytes
     }
 
     static func decode(_ bytes: [UInt8], pack: String) throws(ConvoyError) -> [PackEntry] {
         let what = "index of pack \(pack)"
-        var input = ByteReader(bytes: try SealedObject.unwrap(bytes, magic: magic, what: what), subject: what)
-        let count = try input.varint()
-        // Each entry takes at least 34 bytes: a count beyond that is damage, not a reason to allocate.
-        guard count <= UInt64(input.remaining / 34) else { throw input.malformed("entry count") }
+        return try decodePayload(try SealedObject.unwrap(bytes, magic: magic, what: what), what: what)
+    }
+
+    /// The entries of an unsealed index; `what` names it in errors.
+    static func decodePayload(_ payload: [UInt8], what: String) throws(ConvoyError) -> [PackEntry] {
+        var input = ByteReader(bytes: payload, subject: what)
+        // Each entry takes at least 34 bytes: hash, offset, length.
+        let count = try input.count(of: "entry count", minimumBytesEach: 34)
         var entries: [PackEntry] = []
-        entries.reserveCapacity(Int(count))
+        entries.reserveCapacity(count)
         for _ in 0..<count {
             let hash = try input.hash()
             let offset = try input.varint(), length = try input.varint()

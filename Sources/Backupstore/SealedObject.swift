@@ -41,13 +41,21 @@ enum SealedObject {
         }
         let digest = Array(bytes[4..<36])
         let payload: [UInt8]
-        do { payload = try Zstd.decompress(bytes[36...], limit: 1 << 30) } catch {
+        do { payload = try Zstd.decompress(bytes[36...], limit: payloadLimit(compressed: bytes.count - 36)) } catch {
             throw ConvoyError(.driverFailure, "\(what) is damaged (\(error.message))")
         }
         guard Array(SHA256.hash(data: payload)) == digest else {
             throw ConvoyError(.driverFailure, "\(what) is damaged (checksum mismatch)")
         }
         return payload
+    }
+
+    /// The most a payload may claim, which the frame's header states before anything is decompressed: 1 GiB, and
+    /// never more than `compressed` bytes of zstd can hold (a block of at most 128 KiB takes at least 4 bytes, so
+    /// 32768 times as much), so a few crafted bytes cannot make every reader allocate a gigabyte.
+    static func payloadLimit(compressed: Int) -> Int {
+        let ceiling = 1 << 30, ratio = 32768
+        return compressed >= ceiling / ratio ? ceiling : compressed * ratio
     }
 
     static func open<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws(ConvoyError) -> T {

@@ -4,8 +4,8 @@ import Synchronization
 
 extension StoreLease {
     /// Writes a lease of `kind`, runs `body` while a timer renews it every `renewEvery` (a quarter of its life),
-    /// then stops the timer and releases the lease however `body` ends. A renewal that fails is kept, and thrown
-    /// by `confirmSole` / `checkRenewals` so the holder stops before acting on a lease others may think expired.
+    /// then stops the timer and releases the lease however `body` ends. A renewal that fails is kept, and given
+    /// by `reasonToStop` / `renewalFailure`, so the holder stops before acting on a lease others may think expired.
     static func holding<T>(_ kind: Kind, in repository: BackupRepository, renewEvery: TimeInterval = timeToLive / 4,
                            _ body: (StoreLease) async throws(ConvoyError) -> T) async throws(ConvoyError) -> T {
         let lease = try await write(kind, in: repository)
@@ -28,29 +28,27 @@ extension StoreLease {
         }
     }
 
-    /// Throws the first renewal that failed, if any.
-    func checkRenewals() throws(ConvoyError) {
-        if let failure = failures.first {
-            throw ConvoyError(.unavailable, "the lease on \(repository.store.location) could not be renewed "
-                + "(\(failure.message)); stopped before acting on it")
-        }
+    /// Why the holder must stop now: a renewal of its lease failed (others may think it expired). Nil otherwise.
+    func renewalFailure() -> String? {
+        failures.first.map { "the lease on \(repository.store.location) could not be renewed (\($0.message))" }
     }
 
-    /// For a collector, just before it deletes anything: its own lease is still in the store as it wrote it, and
-    /// no other live lease has appeared (a backup that started since waits for this collector, and may already
-    /// be looking for blocks). Throws otherwise, so nothing is deleted under a lease that was taken over.
-    func confirmSole() async throws(ConvoyError) {
-        try checkRenewals()
+    /// For a collector, just before it deletes anything: nil when its own lease is still in the store as it
+    /// wrote it and no other live lease has appeared; else why it must stop here (its lease was taken over as a
+    /// dead writer's, or a backup that started since is waiting for it and may already be looking for blocks).
+    /// A stop is no failure: what is left is collected next time.
+    func reasonToStop() async throws(ConvoyError) -> String? {
+        if let failure = renewalFailure() { return failure }
         let own = try? await repository.store.get(key)
         guard let own, let record = try? JSONDecoder().decode(Record.self, from: Data(own)), record.id == id,
               record.writer == WriterIdentity.current, record.expiresAt > Date().timeIntervalSince1970 else {
-            throw ConvoyError(.unavailable, "the \(kind.rawValue) lease \(id) on \(repository.store.location) is "
-                + "gone or expired (taken over as a dead writer's); stopped before deleting anything")
+            return "the \(kind.rawValue) lease \(id) on \(repository.store.location) is gone or expired (taken over "
+                + "as a dead writer's)"
         }
         if let other = try await others().first {
-            throw ConvoyError(.unavailable, "\(other.kind.rawValue) \(other.id) (on \(other.host)) took a lease on "
-                + "\(repository.store.location); the collection stops here and goes on next time")
+            return "\(other.kind.rawValue) \(other.id) (on \(other.host)) took a lease on \(repository.store.location)"
         }
+        return nil
     }
 }
 

@@ -10,7 +10,7 @@ import Glibc
 /// lease before looking at the others', so whichever order they race in, GC never sweeps while a backup that may
 /// reference a block is in flight. A held lease is renewed on a timer (`holding`), not only between steps, so a
 /// long listing or mark phase never lets it expire; a collector reads the leases again just before each deletion
-/// (`confirmSole`). A lease is taken for a dead writer's only by its expiry, or when its writer certainly no
+/// (`reasonToStop`). A lease is taken for a dead writer's only by its expiry, or when its writer certainly no
 /// longer runs (`WriterIdentity`), never by hostname and pid.
 public struct StoreLease: Sendable {
     public enum Kind: String, Codable, Sendable {
