@@ -166,6 +166,10 @@ public struct BlockRestorer: Sendable {
               let image = manifest.entries.first(where: { $0.path == Manifest.imageName }) else {
             throw ConvoyError(.invalidArgument, "backup \(manifest.id) is not a block backup")
         }
+        // A crafted manifest must not make one block overwrite another, or write past the image.
+        if let problem = ManifestRules.chunkProblem(image) {
+            throw ConvoyError(.driverFailure, "backup \(manifest.id) is inconsistent: the manifest has \(problem)")
+        }
         let chunks = image.chunks ?? []
         let fd = open(device, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw PosixFile.failure("open", device) }

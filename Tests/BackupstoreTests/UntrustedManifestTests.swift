@@ -1,5 +1,7 @@
 @testable import Backupstore
 import ConvoyCore
+import ConvoyTestSupport
+import Foundation
 import XCTest
 
 /// Manifests and indexes come from a store anyone able to write the bucket can craft (issue 18): each input below
@@ -155,6 +157,28 @@ final class UntrustedManifestTests: XCTestCase {
         XCTAssertThrowsError(try FileRestorer.plan(manifest)) { error in
             XCTAssertTrue("\(error)".contains("chunks past the end of 'f'"), "\(error)")
         }
+    }
+
+    /// A block backup's chunks overlapping (or past the image) would overwrite one another on the device.
+    func testABlockRestoreRefusesOverlappingChunksBeforeWriting() async throws {
+        let directory = try TreeFixture.temporaryDirectory("overlap")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let device = directory + "/device"
+        XCTAssertTrue(FileManager.default.createFile(atPath: device, contents: Data(repeating: 7, count: 8192)))
+        var image = Entry(path: Manifest.imageName, type: .file, mode: 0o600, uid: 0, gid: 0, mtimeSeconds: 0,
+                          mtimeNanoseconds: 0, size: 8192)
+        let hash = String(repeating: "ab", count: 32)
+        image.chunks = [Chunk(hash: hash, offset: 0, length: 4096), Chunk(hash: hash, offset: 2048, length: 4096)]
+        let manifest = Manifest(id: "backup-0000000000000001", volume: "vol", kind: .blocks, createdAt: "",
+                                snapshot: nil, parent: nil, volumeSize: 8192, entries: [image], stats: .init())
+        let restorer = BlockRestorer(repository: BackupRepository(store: try FileObjectStore(root: directory)))
+        do throws(ConvoyError) {
+            try await restorer.restore(manifest, onto: device)
+            XCTFail("overlapping chunks were restored")
+        } catch {
+            XCTAssertTrue(error.message.contains("overlapping chunks"), error.message)
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: device), Data(repeating: 7, count: 8192), "written to")
     }
 
     func testPackIndexCountsAndPlacesAreBounded() {

@@ -115,11 +115,11 @@ final class ContainerSymlinkTests: XCTestCase {
             let name = "lazy\(rounds)"
             XCTAssertEqual(try daemon.cli(["create", name, "--backup", url, "--lazy"]).status, 0)
             let merged = try daemon.cli(["mount", name]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            let stop = RaceFlag()
+            let stop = StopFlag()
             let swapper = Thread {
                 while !stop.isSet {
                     try? FileManager.default.removeItem(atPath: merged + "/zz")
-                    if symlink(host, merged + "/zz") == 0 { stop.count() }
+                    if symlink(host, merged + "/zz") == 0 { stop.increment() }
                     usleep(200)
                     unlink(merged + "/zz")
                     mkdir(merged + "/zz", 0o755)
@@ -129,7 +129,7 @@ final class ContainerSymlinkTests: XCTestCase {
             let waited = try daemon.cli(["hydrate", name, "--wait"])
             stop.set()
             while swapper.isExecuting { usleep(1000) }
-            swaps += stop.swaps
+            swaps += stop.count
             XCTAssertEqual(waited.status, 0, waited.stderr)
             for (file, facts) in before {
                 XCTAssertEqual(try self.facts(host + "/" + file), facts, "round \(rounds): host file \(file) changed")
@@ -141,15 +141,4 @@ final class ContainerSymlinkTests: XCTestCase {
         print("symlink swap during hydration: \(rounds) lazy volumes hydrated in \(Int(seconds)) s, \(swaps) "
               + "directories replaced by a host link, 0 host files changed")
     }
-}
-
-/// The racing thread's stop flag and its count of swaps.
-private final class RaceFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stopped = false
-    private var made = 0
-    var isSet: Bool { lock.withLock { stopped } }
-    var swaps: Int { lock.withLock { made } }
-    func set() { lock.withLock { stopped = true } }
-    func count() { lock.withLock { made += 1 } }
 }

@@ -6,8 +6,10 @@ import Glibc
 #endif
 
 /// While a lazy volume with many files is finished (its whole tree walked to remove overlayfs's traces), Docker's
-/// Get and Mount / Unmount of other volumes must not wait behind it. `CONVOY_FINISH_FILES` files (3,000 by
-/// default; the figure in bench/RELIABILITY.md uses more); p99 of the calls made during the finish ≤ 50 ms.
+/// Get and Mount / Unmount of other volumes must not wait behind it. `CONVOY_FINISH_FILES` files (10,000 by
+/// default; the figure in bench/RELIABILITY.md uses more). The calls made during the finish: p95 ≤ 50 ms and none
+/// over a second (a stall behind the finish would hold most of them); p99 is printed for the figure, where the
+/// long run gives it enough calls to mean something.
 final class FinishLatencyTests: XCTestCase {
     var daemon: DaemonHarness!
 
@@ -21,7 +23,7 @@ final class FinishLatencyTests: XCTestCase {
     }
 
     func testOtherVolumesAnswerQuicklyWhileALargeLazyVolumeFinishes() throws {
-        let files = Int(ProcessInfo.processInfo.environment["CONVOY_FINISH_FILES"] ?? "") ?? 3000
+        let files = Int(ProcessInfo.processInfo.environment["CONVOY_FINISH_FILES"] ?? "") ?? 10000
         XCTAssertEqual(try daemon.cli(["create", "source"]).status, 0)
         try Command.check("/usr/bin/python3", ["-c", """
             import os, sys
@@ -43,7 +45,7 @@ final class FinishLatencyTests: XCTestCase {
         let hydrated = try daemon.cli(["hydrate", "lazy", "--wait"])
         XCTAssertEqual(hydrated.status, 0, hydrated.stderr)
 
-        let finished = Flag()
+        let finished = StopFlag()
         let samples = Samples()
         let socket = daemon.pluginSocket
         let sampler = Thread {
@@ -78,20 +80,16 @@ final class FinishLatencyTests: XCTestCase {
         let (all, failures) = samples.snapshot
         let sorted = all.sorted()
         guard !sorted.isEmpty else { return XCTFail("no call was made during the finish") }
+        let p95 = sorted[min(sorted.count - 1, sorted.count * 95 / 100)]
         let p99 = sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
         XCTAssertEqual(failures, 0, "calls on another volume failed during the finish")
-        XCTAssertLessThanOrEqual(p99, 0.050, "p99 of Get / Mount / Unmount on another volume during the finish")
+        XCTAssertGreaterThanOrEqual(sorted.count, 20, "too few calls during the finish to judge")
+        XCTAssertLessThanOrEqual(p95, 0.050, "p95 of Get / Mount / Unmount on another volume during the finish")
+        XCTAssertLessThan(sorted.last ?? 0, 1.0, "a call on another volume waited behind the finish")
         print(String(format: "finish of a lazy volume of %d files: %.1f s; %d calls on another volume meanwhile, "
-                     + "p50 %.1f ms, p99 %.1f ms, max %.1f ms", files, finishSeconds, sorted.count,
-                     sorted[sorted.count / 2] * 1000, p99 * 1000, (sorted.last ?? 0) * 1000))
+                     + "p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms", files, finishSeconds, sorted.count,
+                     sorted[sorted.count / 2] * 1000, p95 * 1000, p99 * 1000, (sorted.last ?? 0) * 1000))
     }
-}
-
-private final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
 }
 
 private final class Samples: @unchecked Sendable {
