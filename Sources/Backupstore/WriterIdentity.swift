@@ -6,9 +6,11 @@ import Glibc
 
 /// Who writes to a store, told apart well enough that one writer never takes another's lease or temporary file
 /// for a dead one's. A hostname and a pid are not enough: cloned VMs and containers share hostnames, containers
-/// reuse pids in their own namespaces, and a pid is reused after its process ends. So a writer is this machine
-/// (`/etc/machine-id`), this boot of it (`boot_id`), this pid namespace, and a pid with its process's start time.
-/// A writer is judged dead here only when all of those say so; any other writer's lease ends by its expiry.
+/// reuse pids in their own namespaces, and a pid is reused after its process ends. So a writer is this boot of a
+/// kernel (`boot_id`, random at each boot: two machines never share one), this pid namespace, and a pid with its
+/// process's start time; the machine id (`/etc/machine-id`, empty where there is none) is kept for messages and as
+/// one more check. A writer is judged dead here only when all of those say so; any other writer's lease ends by
+/// its expiry.
 public struct WriterIdentity: Codable, Equatable, Sendable {
     public var machine: String
     public var boot: String
@@ -28,17 +30,23 @@ public struct WriterIdentity: Codable, Equatable, Sendable {
     /// and its pid is gone or belongs to a process started since.
     public var isCertainlyDead: Bool {
         let me = Self.current
-        guard !machine.isEmpty, !boot.isEmpty, machine == me.machine, boot == me.boot,
-              pidNamespace == me.pidNamespace else { return false }
+        guard !boot.isEmpty, boot == me.boot, machine == me.machine, pidNamespace == me.pidNamespace else {
+            return false
+        }
         guard let now = Self.startTime(of: pid) else { return true }
         return now != started
     }
 
-    /// A form for file names (letters, digits, `_` and `.` only): machine and boot (12 hex digits each), pid
-    /// namespace, pid and start time, `_`-separated.
+    /// A form for file names (letters, digits, `_` and `.` only): machine and boot (12 hex digits each, zeros
+    /// for none), pid namespace, pid and start time, `_`-separated.
     public var tag: String {
-        let hex = { (text: String) in String(text.filter(\.isHexDigit).prefix(12)) }
-        return "\(hex(machine))\(hex(boot))_\(pidNamespace)_\(pid)_\(started)"
+        "\(Self.short(machine))\(Self.short(boot))_\(pidNamespace)_\(pid)_\(started)"
+    }
+
+    /// An id's first 12 hex digits, padded with zeros.
+    static func short(_ id: String) -> String {
+        let digits = String(id.filter(\.isHexDigit).prefix(12)).lowercased()
+        return digits + String(repeating: "0", count: 12 - digits.count)
     }
 
     /// The identity a `tag` names, as far as it does (host unknown); nil for any other form.
@@ -57,8 +65,9 @@ public struct WriterIdentity: Codable, Equatable, Sendable {
         guard var writer = parse(tag: tag) else { return false }
         let me = current
         // The tag holds 12 digits of each id: compare those.
-        let hex = { (text: String) in String(text.filter(\.isHexDigit).prefix(12)) }
-        guard writer.machine == hex(me.machine), writer.boot == hex(me.boot) else { return false }
+        guard !me.boot.isEmpty, writer.machine == short(me.machine), writer.boot == short(me.boot) else {
+            return false
+        }
         (writer.machine, writer.boot) = (me.machine, me.boot)
         return writer.isCertainlyDead
     }

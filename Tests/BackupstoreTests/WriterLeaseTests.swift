@@ -58,6 +58,14 @@ final class WriterLeaseTests: XCTestCase {
         XCTAssertTrue(WriterIdentity.tagIsCertainlyDead(gone.tag))
         XCTAssertFalse(WriterIdentity.tagIsCertainlyDead(me.tag))
         XCTAssertFalse(WriterIdentity.tagIsCertainlyDead("somehost_\(freePid)"), "an older form: age decides")
+        // Without /etc/machine-id (minimal VMs, containers) the boot id still tells this kernel's writers apart.
+        var bare = gone
+        bare.machine = ""
+        XCTAssertEqual(WriterIdentity.parse(tag: bare.tag)?.pid, bare.pid)
+        XCTAssertFalse(bare.isCertainlyDead, "the machine id differs from this one's")
+        var noBoot = gone
+        noBoot.boot = ""
+        XCTAssertFalse(noBoot.isCertainlyDead, "without a boot id nothing tells")
     }
 
     /// The old rule (same hostname, pid not running here) took these two for dead and deleted live leases.

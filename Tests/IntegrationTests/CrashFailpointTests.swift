@@ -134,16 +134,21 @@ final class CrashFailpointTests: XCTestCase {
         if trials > 0 { plan = (0..<trials).map { _ in Self.failpoints.randomElement() ?? "create-recorded" } }
         var reached: [String: Int] = [:]
         let started = Date()
+        var done = 0
         for (index, failpoint) in plan.enumerated() {
             if try trial(failpoint, tag: "t\(index)") { reached[failpoint, default: 0] += 1 }
-            if testRun?.failureCount ?? 0 > 0 { break }
+            done += 1
+            if testRun?.failureCount ?? 0 > 0 {
+                print("failpoints: trial \(index) (\(failpoint)) failed; daemon log:\n\(daemon.log_().suffix(4000))")
+                break
+            }
         }
         let missed = Set(Self.failpoints).subtracting(reached.keys).sorted()
         if trials == 0 {
             // Collection rewrites packs only when one holds both live and dead blocks: the one that may be missed.
             XCTAssertTrue(missed.allSatisfy { $0 == "gc-packs-rewritten" }, "never reached: \(missed)")
         }
-        print("failpoints: \(plan.count) trials in \(Int(Date().timeIntervalSince(started))) s, "
+        print("failpoints: \(done) of \(plan.count) trials in \(Int(Date().timeIntervalSince(started))) s, "
               + "\(reached.values.reduce(0, +)) crashes at \(reached.count) failpoints, "
               + "\(testRun?.failureCount ?? 0) violations; "
               + "not reached: \(missed)")
