@@ -73,6 +73,9 @@ final class CrashFailpointTests: XCTestCase {
         ]
         for (index, step) in steps.enumerated() {
             let done = try step()
+            // The CLI sees the connection drop before this process is told its child died: give it a moment.
+            let told = Date().addingTimeInterval(5)
+            while !done, daemon.isRunning, Date() < told { usleep(20_000) }
             if !daemon.isRunning { return false }
             XCTAssertTrue(done, "\(tag): step \(index) failed with the daemon running: \(daemon.log_().suffix(2000))")
         }
