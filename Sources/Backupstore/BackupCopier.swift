@@ -72,7 +72,7 @@ public struct BackupCopier: Sendable {
                         group.cancelAll()
                         return .failure(error)
                     }
-                    do throws(ConvoyError) { try await lease.renewIfDue() } catch { return .failure(error) }
+                    do throws(ConvoyError) { try lease.throwIfRenewalFailed() } catch { return .failure(error) }
                     if next < missing.count {
                         launch(missing[next])
                         next += 1
@@ -81,7 +81,7 @@ public struct BackupCopier: Sendable {
                 return .success(stored)
             }
             copied.stats.newBytesStored = try outcome.get()
-            try await lease.renewIfDue()
+            try lease.throwIfRenewalFailed()
             Failpoint.reach("backup-blocks-copied")
             try await destination.putManifest(copied, blocks: blocks)
             Failpoint.reach("backup-manifest-written")

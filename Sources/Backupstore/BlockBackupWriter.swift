@@ -117,7 +117,7 @@ public struct BlockBackupWriter: Sendable {
                     group.cancelAll()
                     return .failure(error)
                 }
-                do throws(ConvoyError) { try await lease.renewIfDue() } catch { return .failure(error) }
+                do throws(ConvoyError) { try lease.throwIfRenewalFailed() } catch { return .failure(error) }
                 if next < reads.count { launch() }
             }
             return .success(done)
@@ -142,7 +142,7 @@ public struct BlockBackupWriter: Sendable {
                                 createdAt: Date().formatted(.iso8601), snapshot: request.snapshot,
                                 parent: request.parent, volumeSize: request.volumeSize, entries: [root, image],
                                 stats: stats)
-        try await lease.renewIfDue()
+        try lease.throwIfRenewalFailed()
         try await repository.putManifest(manifest, blocks: blocks)
         try await repository.putVolumeRecord(VolumeRecordInStore(
             name: request.volume, size: request.volumeSize, lastBackup: request.backupID,

@@ -161,7 +161,7 @@ public struct FileBackupWriter: Sendable {
                         }
                         defer { file.close() }
                         try await forEachChunk(file, size: entry.size) { offset, bytes throws(ConvoyError) in
-                            try await lease.renewIfDue()
+                            try lease.throwIfRenewalFailed()
                             while inFlight >= Self.pipelineWidth {
                                 inFlight -= 1
                                 if let error = absorb(await group.next()) { throw error }
@@ -174,7 +174,7 @@ public struct FileBackupWriter: Sendable {
                             }
                             inFlight += 1
                         }
-                        try await lease.renewIfDue()
+                        try lease.throwIfRenewalFailed()
                     } catch {
                         group.cancelAll()
                         return error

@@ -28,6 +28,12 @@ extension StoreLease {
         }
     }
 
+    /// For a writer between steps: throws when the timer could not renew the lease (others may think it
+    /// expired, and collect blocks this writer counts on), so the writer stops before relying on it.
+    func throwIfRenewalFailed() throws(ConvoyError) {
+        if let failure = renewalFailure() { throw ConvoyError(.unavailable, failure + "; stopped") }
+    }
+
     /// Why the holder must stop now: a renewal of its lease failed (others may think it expired). Nil otherwise.
     func renewalFailure() -> String? {
         failures.first.map { "the lease on \(repository.store.location) could not be renewed (\($0.message))" }

@@ -1,6 +1,5 @@
 import ConvoyCore
 import Foundation
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,7 +7,7 @@ import Glibc
 /// Leases coordinate writers of one store (Longhorn-style lease files with an expiry). A backup holds a `backup`
 /// lease while it uploads; garbage collection needs a `gc` lease and no other live lease. Each side writes its
 /// lease before looking at the others', so whichever order they race in, GC never sweeps while a backup that may
-/// reference a block is in flight. A held lease is renewed on a timer (`holding`), not only between steps, so a
+/// reference a block is in flight. A held lease is renewed on a timer (`holding`), whatever its holder is doing, so a
 /// long listing or mark phase never lets it expire; a collector reads the leases again just before each deletion
 /// (`reasonToStop`). A lease is taken for a dead writer's only by its expiry, or when its writer certainly no
 /// longer runs (`WriterIdentity`), never by hostname and pid.
@@ -34,7 +33,6 @@ public struct StoreLease: Sendable {
     public let id: String
     public let kind: Kind
     let repository: BackupRepository
-    private let renewed = RenewalClock()
     let failures = LeaseFailures()
 
     var key: String { Self.key(id) }
@@ -54,12 +52,6 @@ public struct StoreLease: Sendable {
                             expiresAt: Date().timeIntervalSince1970 + Self.timeToLive, writer: me)
         let data = (try? JSONEncoder().encode(record)) ?? Data()
         try await repository.store.put(key, Array(data))
-        renewed.mark()
-    }
-
-    /// Renews when a quarter of the lease's life has passed since the last renewal.
-    public func renewIfDue() async throws(ConvoyError) {
-        if renewed.due(after: Self.timeToLive / 4) { try await renew() }
     }
 
     public func release() async {
@@ -94,17 +86,6 @@ public struct StoreLease: Sendable {
             }
             try? await Task.sleep(for: .seconds(1))
         }
-    }
-}
-
-/// When a lease was last renewed (shared by copies of the lease value).
-final class RenewalClock: Sendable {
-    private let last = Mutex(Date())
-
-    func mark() { last.withLock { $0 = Date() } }
-
-    func due(after interval: TimeInterval) -> Bool {
-        last.withLock { Date().timeIntervalSince($0) > interval }
     }
 }
 
