@@ -92,7 +92,9 @@ let package = Package(
         .testTarget(name: "BackupFSTests", dependencies: [
             "BackupFS", "Backupstore", "ConvoyCore", "CLinux", "ConvoyTestSupport",
         ]),
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "ConvoyCore", "AWS", "CLinux"]),
+        .testTarget(name: "DriversTests", dependencies: [
+            "Drivers", "ConvoyCore", "AWS", "CLinux", "ConvoyTestSupport",
+        ]),
         .testTarget(name: "BackupstoreTests", dependencies: [
             "Backupstore", "ConvoyCore", "CLinux", "AWS", "ConvoyTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -100,7 +102,9 @@ let package = Package(
         .testTarget(name: "PluginTests", dependencies: [
             "Plugin", "Drivers", "ConvoyCore", "Backupstore", "ConvoyTestSupport",
         ]),
-        .testTarget(name: "IntegrationTests", dependencies: ["ConvoyClient", "ConvoyCore", "AWS", "convoy"]),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "ConvoyClient", "ConvoyCore", "AWS", "convoy", "ConvoyTestSupport",
+        ]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "ConvoyCore"]),
     ]
 )

@@ -14,7 +14,7 @@ struct BackupTree: Sendable {
     /// The root directory's entry.
     let root: Int
     /// Relative path ("" for the root) → index of its entry.
-    private let indexByPath: [String: Int]
+    private let indexByPath: [ByteString: Int]
     /// For each entry, the entry whose attributes and data it shows: itself, or for a hard link the first link.
     private let resolved: [Int]
     /// Directory entry → its children's entries, in manifest order.
@@ -22,14 +22,14 @@ struct BackupTree: Sendable {
     /// Per entry shown (see `resolved`): st_nlink.
     private let linkCounts: [Int]
     /// Decoded extended attributes, by name, of the entries that have any.
-    private let attributes: [Int: [(name: String, value: [UInt8])]]
+    private let attributes: [Int: [(name: ByteString, value: [UInt8])]]
     /// Bytes of file data (holes excluded), for statfs.
     let dataBytes: UInt64
 
     init(_ manifest: Manifest) throws(ConvoyError) {
         let entries = manifest.entries
         let what = "backup \(manifest.id) of volume \(manifest.volume)"
-        var indexByPath: [String: Int] = [:]
+        var indexByPath: [ByteString: Int] = [:]
         indexByPath.reserveCapacity(entries.count)
         for (index, entry) in entries.enumerated() {
             guard indexByPath.updateValue(index, forKey: entry.path) == nil else {
@@ -43,7 +43,7 @@ struct BackupTree: Sendable {
         var resolved = Array(entries.indices)
         var children: [Int: [Int]] = [root: []]
         var linkCounts = entries.map { $0.type == .directory ? 2 : 1 }
-        var attributes: [Int: [(name: String, value: [UInt8])]] = [:]
+        var attributes: [Int: [(name: ByteString, value: [UInt8])]] = [:]
         var dataBytes: UInt64 = 0
         for (index, entry) in entries.enumerated() where index != root {
             if let problem = ManifestRules.pathProblem(entry.path) { throw Self.inconsistent(what, "has \(problem)") }
@@ -94,9 +94,8 @@ struct BackupTree: Sendable {
 
     /// The entry named `name` in directory `directory` (its own index: `entry(_:)` and `attributes(of:)`
     /// resolve hard links), if there is one.
-    func child(named name: String, of directory: Int) -> Int? {
-        let parent = entries[directory].path
-        return indexByPath[parent.isEmpty ? name : parent + "/" + name]
+    func child(named name: ByteString, of directory: Int) -> Int? {
+        indexByPath[entries[directory].path.appending(name)]
     }
 
     /// The FUSE node id of an entry: 1 (FUSE_ROOT_ID) for the root, position + 2 for the others; a hard link
@@ -119,7 +118,7 @@ struct BackupTree: Sendable {
         childrenByDirectory[directory] ?? []
     }
 
-    func name(of index: Int) -> Substring {
+    func name(of index: Int) -> ByteString {
         ManifestRules.split(entries[index].path).name
     }
 
@@ -127,7 +126,7 @@ struct BackupTree: Sendable {
         entries[resolved[index]]
     }
 
-    func extendedAttributes(of index: Int) -> [(name: String, value: [UInt8])] {
+    func extendedAttributes(of index: Int) -> [(name: ByteString, value: [UInt8])] {
         attributes[resolved[index]] ?? []
     }
 
@@ -149,7 +148,7 @@ struct BackupTree: Sendable {
             let stored = (entry.chunks ?? []).reduce(UInt64(0)) { $0 + UInt64($1.length) }
             info.st_blocks = blkcnt_t(clamping: (stored + 511) / 512)
         case .symlink:
-            info.st_size = off_t(entry.target?.utf8.count ?? 0)
+            info.st_size = off_t(entry.target?.count ?? 0)
         default:
             info.st_size = 0
         }
@@ -174,12 +173,12 @@ struct BackupTree: Sendable {
         }
     }
 
-    private static func decode(_ encoded: [String: String], of path: String, in what: String) throws(ConvoyError)
-        -> [(name: String, value: [UInt8])] {
-        var decoded: [(name: String, value: [UInt8])] = []
+    private static func decode(_ encoded: [ByteString: String], of path: ByteString,
+                               in what: String) throws(ConvoyError) -> [(name: ByteString, value: [UInt8])] {
+        var decoded: [(name: ByteString, value: [UInt8])] = []
         for (name, value) in encoded {
             guard let bytes = Data(base64Encoded: value) else {
-                throw inconsistent(what, "holds an undecodable value of xattr \(name) of '\(path)'")
+                throw inconsistent(what, "holds an undecodable value of xattr \(name) of \(ManifestRules.quoted(path))")
             }
             decoded.append((name, Array(bytes)))
         }
@@ -203,7 +202,7 @@ extension FuzzEntryPoints {
             _ = tree.index(ofNode: tree.nodeID(of: index))
             _ = tree.attributes(of: index)
             _ = tree.extendedAttributes(of: index)
-            for child in tree.children(of: index) { _ = tree.child(named: String(tree.name(of: child)), of: index) }
+            for child in tree.children(of: index) { _ = tree.child(named: tree.name(of: child), of: index) }
             let entry = tree.entry(index)
             guard entry.type == .file else { continue }
             for offset in [0, entry.size / 2, entry.size &- 1] {

@@ -1,5 +1,6 @@
 import Backupstore
 import CFuse
+import ConvoyCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,7 +32,7 @@ enum FuseOperations {
                 // Node id 0 with a timeout: the kernel remembers that the name does not exist.
                 var parameters = fuse_entry_param()
                 parameters.entry_timeout = FuseOperations.cacheTimeout
-                if let child = filesystem.tree.child(named: String(cString: name), of: directory) {
+                if let child = filesystem.tree.child(named: FuseOperations.bytes(name), of: directory) {
                     parameters = FuseOperations.entry(filesystem.tree, child)
                 }
                 _ = fuse_reply_entry(request, &parameters)
@@ -56,7 +57,8 @@ enum FuseOperations {
                 guard info.pointee.flags & O_ACCMODE == O_RDONLY else { throw Errno(EROFS) }
                 guard filesystem.tree.entry(index).type == .file else { throw Errno(EISDIR) }
                 // Released by `release`; the handle carries the read-ahead state of this open.
-                let file = Unmanaged.passRetained(OpenFile(node: index, path: filesystem.tree.entry(index).path))
+                let path = filesystem.tree.entry(index).path.description
+                let file = Unmanaged.passRetained(OpenFile(node: index, path: path))
                 info.pointee.fh = UInt64(UInt(bitPattern: file.toOpaque()))
                 info.pointee.keep_cache = 1
                 // An interrupted open(2) gets no release: the handle is dropped here instead.
@@ -120,7 +122,7 @@ enum FuseOperations {
         operations.getxattr = { request, node, name, size in
             FuseOperations.serve(request, node) { filesystem, index throws(Errno) in
                 guard let name else { throw Errno(EIO) }
-                let wanted = String(cString: name)
+                let wanted = FuseOperations.bytes(name)
                 guard let attribute = filesystem.tree.extendedAttributes(of: index)
                         .first(where: { $0.name == wanted }) else {
                     throw Errno(ENODATA)
@@ -130,7 +132,7 @@ enum FuseOperations {
         }
         operations.listxattr = { request, node, size in
             FuseOperations.serve(request, node) { filesystem, index throws(Errno) in
-                let names = filesystem.tree.extendedAttributes(of: index).flatMap { Array($0.name.utf8) + [UInt8(0)] }
+                let names = filesystem.tree.extendedAttributes(of: index).flatMap { $0.name.bytes + [UInt8(0)] }
                 FuseReplies.xattr(request, names, size: size)
             }
         }
@@ -185,6 +187,11 @@ enum FuseOperations {
         return parameters
     }
 
+    /// A name the kernel passed, as its bytes (names need not be UTF-8).
+    static func bytes(_ name: UnsafePointer<CChar>) -> ByteString {
+        ByteString(bytes: UnsafeRawBufferPointer(start: name, count: strlen(name)))
+    }
+
     /// Replies to a readdir(plus) with as many entries from `start` as fit in `size` bytes.
     private static func listing(_ request: fuse_req_t?, _ tree: BackupTree, directory: Int, size: Int,
                                 from start: off_t, plus: Bool) throws(Errno) {
@@ -225,14 +232,14 @@ enum FuseOperations {
     /// buffer is full. Each entry carries the offset of the next, so a directory of any size is listed in as many
     /// calls as the buffers need.
     private static func list(_ tree: BackupTree, directory: Int, from start: Int,
-                     add: (_ name: String, _ child: Int?, _ next: Int) -> Bool) {
+                     add: (_ name: ByteString, _ child: Int?, _ next: Int) -> Bool) {
         let children = tree.children(of: directory)
         var position = start
         while position < children.count + 2 {
             let full = if position < 2 {
                 add(position == 0 ? "." : "..", nil, position + 1)
             } else {
-                add(String(tree.name(of: children[position - 2])), children[position - 2], position + 1)
+                add(tree.name(of: children[position - 2]), children[position - 2], position + 1)
             }
             if full { return }
             position += 1

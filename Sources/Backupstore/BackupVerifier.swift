@@ -30,10 +30,10 @@ public struct BackupVerifier: Sendable {
             for chunk in entry.chunks ?? [] {
                 if let checksum = chunk.checksum,
                    checksums[chunk.hash]?.contains(where: { $0.checksum == checksum }) != true {
-                    checksums[chunk.hash, default: []].append((checksum, entry.path))
+                    checksums[chunk.hash, default: []].append((checksum, entry.path.description))
                 }
                 guard users[chunk.hash] == nil else { continue }
-                users[chunk.hash] = entry.path
+                users[chunk.hash] = entry.path.description
                 sizes[chunk.hash] = UInt64(chunk.length)
                 order.append(chunk.hash)
             }

@@ -124,7 +124,7 @@ public struct BlockBackupWriter: Sendable {
         }
         let read = try results.get()
         let chunks = (request.kept + read.map(\.0)).sorted { $0.offset < $1.offset }
-        var image = Entry(path: Manifest.imageName, type: .file, mode: 0o600, uid: 0, gid: 0,
+        var image = Entry(path: Manifest.imagePath, type: .file, mode: 0o600, uid: 0, gid: 0,
                           mtimeSeconds: Int64(Date().timeIntervalSince1970), mtimeNanoseconds: 0,
                           size: request.volumeSize)
         image.chunks = chunks
@@ -163,7 +163,7 @@ public struct BlockRestorer: Sendable {
     public func restore(_ manifest: Manifest, onto device: String,
                         progress: @escaping ProgressSink = { _ in }) async throws(ConvoyError) {
         guard manifest.kind == .blocks,
-              let image = manifest.entries.first(where: { $0.path == Manifest.imageName }) else {
+              let image = manifest.entries.first(where: { $0.path == Manifest.imagePath }) else {
             throw ConvoyError(.invalidArgument, "backup \(manifest.id) is not a block backup")
         }
         // A crafted manifest must not make one block overwrite another, or write past the image.

@@ -1,3 +1,5 @@
+import ConvoyCore
+
 extension FileBackupWriter {
     /// Entries left out of a backup: the first `skippedListed` kept to show, all counted.
     struct SkippedList {
@@ -14,7 +16,7 @@ extension FileBackupWriter {
     /// hard links naming those files, which would have nothing to link to; each left-out link is recorded.
     static func leavingOut(_ vanished: Set<Int>, of entries: [Entry], stats: inout Manifest.Stats,
                            skipped: inout SkippedList) -> [Entry] {
-        var gonePaths: Set<String> = []
+        var gonePaths: Set<ByteString> = []
         for index in vanished {
             gonePaths.insert(entries[index].path)
             stats.files -= 1

@@ -78,7 +78,7 @@ public struct FileBackupWriter: Sendable {
         let known = KnownBlocks(try await repository.knownBlocksForDeduplication())
         let askPerBlock = repository.store.existenceChecksAreCheap
         let blocks = repository.blockWriter()
-        var previous: [String: Entry] = [:]
+        var previous: [ByteString: Entry] = [:]
         for entry in request.parent?.entries ?? [] where entry.type == .file { previous[entry.path] = entry }
 
         var entries: [Entry] = []

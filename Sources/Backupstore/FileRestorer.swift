@@ -32,16 +32,21 @@ public struct FileRestorer: Sendable {
             switch entry.type {
             case .directory:
                 if !entry.path.isEmpty {
-                    guard mkdir(path, 0o700) == 0 else { throw PosixFile.failure("create directory", path) }
+                    guard path.withCString({ mkdir($0, 0o700) }) == 0 else {
+                        throw PosixFile.failure("create directory", path.description)
+                    }
                 }
             case .symlink:
-                guard symlink(entry.target ?? "", path) == 0 else { throw PosixFile.failure("create symlink", path) }
+                let made = (entry.target ?? "").withCString { target in path.withCString { symlink(target, $0) } }
+                guard made == 0 else { throw PosixFile.failure("create symlink", path.description) }
             case .fifo:
-                guard mkfifo(path, 0o600) == 0 else { throw PosixFile.failure("create fifo", path) }
+                guard path.withCString({ mkfifo($0, 0o600) }) == 0 else {
+                    throw PosixFile.failure("create fifo", path.description)
+                }
             case .socket, .charDevice, .blockDevice:
                 let type: mode_t = entry.type == .socket ? S_IFSOCK : entry.type == .charDevice ? S_IFCHR : S_IFBLK
-                guard mknod(path, type | 0o600, dev_t(entry.rdev ?? 0)) == 0 else {
-                    throw PosixFile.failure("create node", path)
+                guard path.withCString({ mknod($0, type | 0o600, dev_t(entry.rdev ?? 0)) }) == 0 else {
+                    throw PosixFile.failure("create node", path.description)
                 }
             case .file, .hardlink:
                 continue
@@ -83,9 +88,11 @@ public struct FileRestorer: Sendable {
         if let failure { throw failure }
         // 3. Hard links, now that their targets exist.
         for entry in plan.links {
-            let first = entry.target ?? ""
+            let first = ByteString(target) + "/" + (entry.target ?? "")
             let path = Self.path(entry, in: target)
-            guard link(target + "/" + first, path) == 0 else { throw PosixFile.failure("create hard link", path) }
+            guard first.withCString({ first in path.withCString { link(first, $0) } }) == 0 else {
+                throw PosixFile.failure("create hard link", path.description)
+            }
             counter.add(bytes: 0, items: 1)
         }
         // 4. One sync for everything written, then times, deepest first (creating children changes a directory's
@@ -99,16 +106,16 @@ public struct FileRestorer: Sendable {
             let path = Self.path(entry, in: target)
             var times = [timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds)),
                          timespec(tv_sec: Int(entry.mtimeSeconds), tv_nsec: Int(entry.mtimeNanoseconds))]
-            guard utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) == 0 else {
-                throw PosixFile.failure("set times of", path)
+            guard path.withCString({ utimensat(AT_FDCWD, $0, &times, AT_SYMLINK_NOFOLLOW) }) == 0 else {
+                throw PosixFile.failure("set times of", path.description)
             }
         }
         progress(WorkProgress(phase: "restored", bytesDone: total, bytesTotal: total,
                               itemsDone: manifest.entries.count, itemsTotal: manifest.entries.count))
     }
 
-    static func path(_ entry: Entry, in target: String) -> String {
-        entry.path.isEmpty ? target : target + "/" + entry.path
+    static func path(_ entry: Entry, in target: String) -> ByteString {
+        entry.path.isEmpty ? ByteString(target) : ByteString(target) + "/" + entry.path
     }
 
     /// Blocks of one file fetched ahead of the one being written.
@@ -116,9 +123,10 @@ public struct FileRestorer: Sendable {
 
     /// Writes one file's chunks at their offsets, in order, while the next few blocks are fetched and verified;
     /// what no chunk covers stays a hole.
-    static func restoreFile(_ entry: Entry, at path: String, repository: BackupRepository,
+    static func restoreFile(_ entry: Entry, at bytePath: ByteString, repository: BackupRepository,
                             counter: ProgressCounter) async throws(ConvoyError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let fd = bytePath.withCString { open($0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        let path = bytePath.description
         guard fd >= 0 else { throw PosixFile.failure("create", path) }
         defer { close(fd) }
         let chunks = entry.chunks ?? []
@@ -181,7 +189,7 @@ public struct FileRestorer: Sendable {
             throw ConvoyError(.driverFailure, "the manifest gives \(path) an impossible size \(entry.size)")
         }
         guard ftruncate(fd, size) == 0 else { throw PosixFile.failure("size", path) }
-        try applyMetadata(entry, at: path)
+        try applyMetadata(entry, at: bytePath)
         counter.add(bytes: 0, items: 1)
     }
 
@@ -199,9 +207,9 @@ public struct FileRestorer: Sendable {
     /// escape the target, or whose writes could not all land in their files, leaves the target as it was.
     static func plan(_ manifest: Manifest) throws(ConvoyError) -> Plan {
         var plan = Plan()
-        var directories: Set<String> = [""]
-        var files: Set<String> = []
-        var seen: Set<String> = []
+        var directories: Set<ByteString> = [""]
+        var files: Set<ByteString> = []
+        var seen: Set<ByteString> = []
         for entry in manifest.entries {
             try checkPath(entry.path, directories: directories)
             // A second entry at a path would fail (or replace the first) half way through the restore.
@@ -240,7 +248,7 @@ public struct FileRestorer: Sendable {
         return plan
     }
 
-    static func checkPath(_ path: String, directories: Set<String>) throws(ConvoyError) {
+    static func checkPath(_ path: ByteString, directories: Set<ByteString>) throws(ConvoyError) {
         if let problem = ManifestRules.pathProblem(path) { throw refusal(problem) }
         if path.isEmpty { return }
         let parent = ManifestRules.split(path).parent
@@ -255,15 +263,20 @@ public struct FileRestorer: Sendable {
     }
 
     /// Owner, mode (not for symlinks) and xattrs of `entry`, applied to `path`.
-    public static func applyMetadata(_ entry: Entry, at path: String) throws(ConvoyError) {
-        guard lchown(path, entry.uid, entry.gid) == 0 else { throw PosixFile.failure("set owner of", path) }
-        if entry.type != .symlink {
-            guard chmod(path, mode_t(entry.mode)) == 0 else { throw PosixFile.failure("set mode of", path) }
-        }
-        for (name, encoded) in entry.xattrs ?? [:] {
-            guard let value = Data(base64Encoded: encoded) else { continue }
-            let result = value.withUnsafeBytes { convoy_lsetxattr(path, name, $0.baseAddress, $0.count) }
-            guard result == 0 else { throw PosixFile.failure("set xattr \(name) on", path) }
+    public static func applyMetadata(_ entry: Entry, at path: ByteString) throws(ConvoyError) {
+        try path.withCString { path throws(ConvoyError) in
+            let shown = String(cString: path)
+            guard lchown(path, entry.uid, entry.gid) == 0 else { throw PosixFile.failure("set owner of", shown) }
+            if entry.type != .symlink {
+                guard chmod(path, mode_t(entry.mode)) == 0 else { throw PosixFile.failure("set mode of", shown) }
+            }
+            for (name, encoded) in entry.xattrs ?? [:] {
+                guard let value = Data(base64Encoded: encoded) else { continue }
+                let result = name.withCString { name in
+                    value.withUnsafeBytes { convoy_lsetxattr(path, name, $0.baseAddress, $0.count) }
+                }
+                guard result == 0 else { throw PosixFile.failure("set xattr \(name) on", shown) }
+            }
         }
     }
 }

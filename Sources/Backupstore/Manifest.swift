@@ -1,6 +1,8 @@
+import ConvoyCore
+
 /// A backup: what was backed up and the complete map from its content to blocks, so restoring one backup never
 /// needs another.
-public struct Manifest: Codable, Sendable, Equatable {
+public struct Manifest: Sendable, Equatable {
     /// 2: chunks may carry a checksum (entry flag 32 in the binary form). Older convoy refuses format 2 manifests
     /// with "upgrade convoy" rather than misreading them.
     public static let currentFormat = 2
@@ -13,8 +15,9 @@ public struct Manifest: Codable, Sendable, Equatable {
         case blocks
     }
 
-    /// The image entry of a block backup.
+    /// The image entry of a block backup: its file name, and its path in the manifest.
     public static let imageName = "volume.img"
+    public static let imagePath = ByteString(imageName)
 
     public var format: Int
     public var id: String
@@ -66,12 +69,13 @@ public struct Manifest: Codable, Sendable, Equatable {
 }
 
 /// One entry of a file tree. Paths are relative to the volume's root, `/`-separated, never `.`, `..` or absolute.
-public struct Entry: Codable, Sendable, Equatable {
+/// Paths, link targets and xattr names are the bytes the filesystem holds (ByteString), not text.
+public struct Entry: Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
         case directory, file, symlink, hardlink, fifo, socket, charDevice, blockDevice
     }
 
-    public var path: String
+    public var path: ByteString
     public var type: Kind
     public var mode: UInt32
     public var uid: UInt32
@@ -80,16 +84,16 @@ public struct Entry: Codable, Sendable, Equatable {
     public var mtimeNanoseconds: Int64
     public var size: UInt64
     /// Symlink target, or for a hard link the path of the entry it links to.
-    public var target: String?
+    public var target: ByteString?
     public var rdev: UInt64?
     /// Extended attributes, values base64-encoded.
-    public var xattrs: [String: String]?
+    public var xattrs: [ByteString: String]?
     /// File data; gaps between chunks (and after the last, up to `size`) are holes.
     public var chunks: [Chunk]?
     /// Source inode, to recognise an unchanged file in the next backup.
     public var inode: UInt64?
 
-    public init(path: String, type: Kind, mode: UInt32, uid: UInt32, gid: UInt32, mtimeSeconds: Int64,
+    public init(path: ByteString, type: Kind, mode: UInt32, uid: UInt32, gid: UInt32, mtimeSeconds: Int64,
                 mtimeNanoseconds: Int64, size: UInt64) {
         self.path = path
         self.type = type

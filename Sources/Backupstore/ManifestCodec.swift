@@ -2,8 +2,9 @@ import ConvoyCore
 
 /// The binary form of a manifest (JSON through Codable cost more than reading the changed data of a small
 /// incremental backup). Integers are LEB128 varints (signed ones zigzag-encoded), strings are a length and UTF-8
-/// bytes, block hashes are 32 raw bytes, chunk checksums 16 (format 2). Sealed like every record (SealedObject) under
-/// the magic "CVM1".
+/// bytes (names, paths, link targets and xattr names: a length and the bytes the filesystem held, UTF-8 or not),
+/// block hashes are 32 raw bytes, chunk checksums 16 (format 2). Sealed like every record (SealedObject) under the
+/// magic "CVM1".
 enum ManifestCodec {
     static func encode(_ manifest: Manifest) -> [UInt8] {
         var out = ByteWriter()
@@ -28,7 +29,7 @@ enum ManifestCodec {
     static let kinds: [Entry.Kind] = [.directory, .file, .symlink, .hardlink, .fifo, .socket, .charDevice, .blockDevice]
 
     private static func encode(_ entry: Entry, into out: inout ByteWriter) {
-        out.string(entry.path)
+        out.byteString(entry.path)
         out.bytes.append(UInt8(kinds.firstIndex(of: entry.type) ?? 0))
         out.varint(UInt64(entry.mode))
         out.varint(UInt64(entry.uid))
@@ -47,12 +48,12 @@ enum ManifestCodec {
         let withChecksums = entry.chunks?.contains { $0.checksum != nil } ?? false
         if withChecksums { flags |= 32 }
         out.bytes.append(flags)
-        if let target = entry.target { out.string(target) }
+        if let target = entry.target { out.byteString(target) }
         if let rdev = entry.rdev { out.varint(rdev) }
         if let xattrs = entry.xattrs {
             out.varint(UInt64(xattrs.count))
             for (name, value) in xattrs.sorted(by: { $0.key < $1.key }) {
-                out.string(name)
+                out.byteString(name)
                 out.string(value)
             }
         }
@@ -124,7 +125,7 @@ enum ManifestCodec {
     static let knownFlags: UInt8 = 63
 
     private static func decodeEntry(_ input: inout ByteReader) throws(ConvoyError) -> Entry {
-        let path = try input.string()
+        let path = try input.byteString()
         let name = ManifestRules.quoted(path)
         let kindIndex = Int(try input.byte())
         guard kindIndex < kinds.count else { throw input.malformed("type of \(name)") }
@@ -138,13 +139,13 @@ enum ManifestCodec {
         guard entry.size <= ManifestRules.maximumSize else { throw input.malformed("size of \(name)") }
         let flags = try input.byte()
         guard flags & ~knownFlags == 0 else { throw input.malformed("flags of \(name)") }
-        if flags & 1 != 0 { entry.target = try input.string() }
+        if flags & 1 != 0 { entry.target = try input.byteString() }
         if flags & 2 != 0 { entry.rdev = try input.varint() }
         if flags & 4 != 0 {
             let count = try input.count(of: "xattr count of \(name)", minimumBytesEach: 2)
-            var xattrs: [String: String] = [:]
+            var xattrs: [ByteString: String] = [:]
             for _ in 0..<count {
-                let key = try input.string()
+                let key = try input.byteString()
                 guard xattrs.updateValue(try input.string(), forKey: key) == nil else {
                     throw input.malformed("xattr \(ManifestRules.quoted(key)) of \(name), listed twice")
                 }
@@ -192,6 +193,12 @@ struct ByteWriter {
         let utf8 = value.utf8
         varint(UInt64(utf8.count))
         bytes.append(contentsOf: utf8)
+    }
+
+    /// A name or path: its bytes as they are (a string is the same bytes when they are UTF-8).
+    mutating func byteString(_ value: ByteString) {
+        varint(UInt64(value.count))
+        value.withBytes { bytes.append(contentsOf: $0) }
     }
 
     mutating func optionalString(_ value: String?) {
@@ -280,6 +287,12 @@ struct ByteReader {
         let length = try count(of: "string length", minimumBytesEach: 1)
         defer { position += length }
         return String(decoding: bytes[position..<(position + length)], as: UTF8.self)
+    }
+
+    mutating func byteString() throws(ConvoyError) -> ByteString {
+        let length = try count(of: "string length", minimumBytesEach: 1)
+        defer { position += length }
+        return ByteString(bytes: bytes[position..<(position + length)])
     }
 
     mutating func optionalString() throws(ConvoyError) -> String? {

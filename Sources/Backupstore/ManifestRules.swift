@@ -13,18 +13,19 @@ public enum ManifestRules {
 
     /// "" is the root; any other path is relative and `/`-separated, with no empty, `.` or `..` component, and no
     /// NUL (C calls would cut the path there).
-    public static func pathProblem(_ path: String) -> String? {
+    public static func pathProblem(_ path: ByteString) -> String? {
         if path.isEmpty { return nil }
         let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
-        let safe = !path.utf8.contains(0) && path.utf8.split(separator: slash, omittingEmptySubsequences: false)
-            .allSatisfy { !$0.isEmpty && !$0.elementsEqual([dot]) && !$0.elementsEqual([dot, dot]) }
+        let safe = path.withBytes { bytes in
+            !bytes.contains(0) && bytes.split(separator: slash, omittingEmptySubsequences: false)
+                .allSatisfy { !$0.isEmpty && !$0.elementsEqual([dot]) && !$0.elementsEqual([dot, dot]) }
+        }
         return safe ? nil : "an unsafe path \(quoted(path))"
     }
 
     /// The directory holding a safe path's entry, and its name.
-    public static func split(_ path: String) -> (parent: String, name: Substring) {
-        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return ("", path[...]) }
-        return (String(path[..<slash]), path[path.index(after: slash)...])
+    public static func split(_ path: ByteString) -> (parent: ByteString, name: ByteString) {
+        path.parentAndName
     }
 
     /// A file's chunks must be non-empty, in order, apart and inside the file, whose size an off_t must hold: a
@@ -43,8 +44,9 @@ public enum ManifestRules {
         return nil
     }
 
-    /// A path for a message: quoted, and cut short when a crafted one is long.
-    public static func quoted(_ path: String) -> String {
-        path.utf8.count <= 200 ? "'\(path)'" : "'\(path.prefix(100))…'"
+    /// A path for a message: quoted (bytes that are not UTF-8 as `\xNN`), and cut short when a crafted one is long.
+    public static func quoted(_ path: ByteString) -> String {
+        let text = path.description
+        return text.utf8.count <= 200 ? "'\(text)'" : "'\(text.prefix(100))…'"
     }
 }

@@ -28,26 +28,28 @@ public enum PosixFile {
 
     /// Extended attributes of a path (not following symlinks), values as raw bytes. Callers walking a tree a
     /// container writes pass `DirectoryDescriptor.procPath(of:)`, so that no component on the way is followed.
-    static func xattrs(_ path: String) throws(PosixError) -> [String: [UInt8]] {
-        let size = convoy_llistxattr(path, nil, 0)
-        if size < 0 {
-            if errno == ENOTSUP || errno == ENODATA { return [:] }
-            throw PosixError(errno, "list xattrs of", path)
+    static func xattrs(_ path: ByteString) throws(PosixError) -> [ByteString: [UInt8]] {
+        try path.withCString { path throws(PosixError) in
+            let size = convoy_llistxattr(path, nil, 0)
+            if size < 0 {
+                if errno == ENOTSUP || errno == ENODATA { return [:] }
+                throw PosixError(errno, "list xattrs of", String(cString: path))
+            }
+            if size == 0 { return [:] }
+            var names = [CChar](repeating: 0, count: size)
+            let got = convoy_llistxattr(path, &names, size)
+            guard got >= 0 else { throw PosixError(errno, "list xattrs of", String(cString: path)) }
+            var result: [ByteString: [UInt8]] = [:]
+            for raw in names[0..<got].split(separator: 0) {
+                let name = ByteString(bytes: raw.map { UInt8(bitPattern: $0) })
+                let length = name.withCString { convoy_lgetxattr(path, $0, nil, 0) }
+                guard length >= 0 else { continue }
+                var value = [UInt8](repeating: 0, count: length)
+                let read = name.withCString { convoy_lgetxattr(path, $0, &value, length) }
+                if read >= 0 { result[name] = Array(value[0..<read]) }
+            }
+            return result
         }
-        if size == 0 { return [:] }
-        var names = [CChar](repeating: 0, count: size)
-        let got = convoy_llistxattr(path, &names, size)
-        guard got >= 0 else { throw PosixError(errno, "list xattrs of", path) }
-        var result: [String: [UInt8]] = [:]
-        for raw in names[0..<got].split(separator: 0) {
-            let name = String(decoding: raw.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let length = convoy_lgetxattr(path, name, nil, 0)
-            guard length >= 0 else { continue }
-            var value = [UInt8](repeating: 0, count: length)
-            let read = convoy_lgetxattr(path, name, &value, length)
-            if read >= 0 { result[name] = Array(value[0..<read]) }
-        }
-        return result
     }
 
     /// Writes all of `bytes` at `offset`.

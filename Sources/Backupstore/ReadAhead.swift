@@ -13,7 +13,7 @@ struct ReadAhead {
 
     /// The tree being backed up: files are opened beneath it as `SourceFile` opens them (no symlink followed).
     let root: DirectoryDescriptor
-    private var files: [(path: String, size: UInt64)] = []
+    private var files: [(path: ByteString, size: UInt64)] = []
     private var hinted = 0
 
     init(root: DirectoryDescriptor) {
@@ -22,7 +22,7 @@ struct ReadAhead {
 
     /// Files that will be read (paths relative to `root`), in the order they will be read (added while the tree
     /// is still being scanned).
-    mutating func add(_ path: String, size: UInt64) {
+    mutating func add(_ path: ByteString, size: UInt64) {
         files.append((path, size))
     }
 

@@ -29,9 +29,9 @@ struct SourceFile {
 
     /// Opens the regular file a scan found at `relative` beneath `root` (its size and inode as scanned), following
     /// no symlink on the way, and checks that it is still that file.
-    static func open(_ relative: String, in root: DirectoryDescriptor, size: UInt64,
+    static func open(_ relative: ByteString, in root: DirectoryDescriptor, size: UInt64,
                      inode: UInt64?) throws(ConvoyError) -> Opened {
-        let path = root.path + "/" + relative
+        let path = root.path + "/" + relative.description
         let wantsDirect = size >= Self.directThreshold
         var direct = wantsDirect
         var fd: Int32

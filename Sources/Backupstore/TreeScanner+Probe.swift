@@ -9,8 +9,8 @@ extension TreeScanner {
     /// and, for a symlink, its target.
     struct Probe {
         var info: stat
-        var xattrs: [String: [UInt8]]
-        var target: String?
+        var xattrs: [ByteString: [UInt8]]
+        var target: ByteString?
     }
 
     enum ProbeOutcome {
@@ -20,10 +20,10 @@ extension TreeScanner {
         case failed(PosixError)
     }
 
-    static func probe(_ name: String, in directory: DirectoryDescriptor) -> ProbeOutcome {
+    static func probe(_ name: ByteString, in directory: DirectoryDescriptor) -> ProbeOutcome {
         var info = stat()
-        guard fstatat(directory.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-            let error = PosixError(errno, "inspect", directory.path + "/" + name)
+        guard name.withCString({ fstatat(directory.fd, $0, &info, AT_SYMLINK_NOFOLLOW) }) == 0 else {
+            let error = PosixError(errno, "inspect", directory.path + "/" + name.description)
             return error.pathIsGone ? .gone : .failed(error)
         }
         let isLink = info.st_mode & S_IFMT == S_IFLNK
@@ -35,14 +35,14 @@ extension TreeScanner {
         } catch {
             // EINVAL from readlink: the symlink was replaced by something else.
             if error.pathIsGone || (isLink && error.code == EINVAL) { return .gone }
-            return .failed(PosixError(error.code, error.operation, directory.path + "/" + name))
+            return .failed(PosixError(error.code, error.operation, directory.path + "/" + name.description))
         }
     }
 
     /// Probes of a directory's children, in their order. Many are probed on several threads: after a cold start
     /// each lookup reads directory and inode blocks, and one thread doing them all was a fifth of an
     /// incremental backup.
-    static func probeAll(_ names: [String], in directory: DirectoryDescriptor) -> [ProbeOutcome] {
+    static func probeAll(_ names: [ByteString], in directory: DirectoryDescriptor) -> [ProbeOutcome] {
         let stripes = min(4, names.count / 64)
         guard stripes > 1 else { return names.map { probe($0, in: directory) } }
         let results = ProbeResults<ProbeOutcome>(count: names.count)
@@ -54,7 +54,7 @@ extension TreeScanner {
             }
         }
         return zip(names, results.all()).map { name, result in
-            result ?? .failed(PosixError(EIO, "examine", directory.path + "/" + name))
+            result ?? .failed(PosixError(EIO, "examine", directory.path + "/" + name.description))
         }
     }
 }

@@ -49,7 +49,7 @@ struct TreeScanner {
     /// reading it while the rest of the tree is examined. `deliver` returns false to stop the scan.
     func scan(batchSize: Int = 256, deliver: (Batch) -> Bool) throws(ConvoyError) {
         var batch = Batch()
-        var firstPaths: [InodeKey: String] = [:]
+        var firstPaths: [InodeKey: ByteString] = [:]
         let flush = { (batch: inout Batch) throws(ConvoyError) in
             guard let last = batch.entries.last else { return }
             guard batch.entries.count >= batchSize
@@ -60,7 +60,7 @@ struct TreeScanner {
         }
         let rootProbe: Probe
         do throws(PosixError) {
-            rootProbe = Probe(info: try root.status(), xattrs: try PosixFile.xattrs(root.path), target: nil)
+            rootProbe = Probe(info: try root.status(), xattrs: try PosixFile.xattrs(ByteString(root.path)), target: nil)
         } catch {
             throw error.convoyError()
         }
@@ -77,25 +77,16 @@ struct TreeScanner {
     private typealias Flush = (inout Batch) throws(ConvoyError) -> Void
 
     /// Appends the entries below `directory` (each directory's own subtree right after it).
-    private func visitChildren(of directory: DirectoryDescriptor, relative: String, batch: inout Batch,
-                               firstPaths: inout [InodeKey: String], flush: Flush) throws(ConvoyError) {
-        let raw: [[UInt8]]
+    private func visitChildren(of directory: DirectoryDescriptor, relative: ByteString, batch: inout Batch,
+                               firstPaths: inout [InodeKey: ByteString], flush: Flush) throws(ConvoyError) {
+        let names: [ByteString]
         do {
-            raw = try directory.rawNames()
+            names = try directory.names()
         } catch {
             throw error.convoyError()
         }
-        var names: [String] = []
-        for bytes in raw {
-            guard let name = String(validating: bytes, as: UTF8.self) else {
-                batch.skipped.append(SkippedEntry(path: Self.join(relative, String(decoding: bytes, as: UTF8.self)),
-                                                  reason: "its name is not UTF-8, which this convoy cannot record"))
-                continue
-            }
-            names.append(name)
-        }
         for (name, outcome) in zip(names, Self.probeAll(names, in: directory)) {
-            let path = Self.join(relative, name)
+            let path = relative.appending(name)
             let probe: Probe
             switch outcome {
             case .found(let found): probe = found
@@ -130,13 +121,9 @@ struct TreeScanner {
         }
     }
 
-    private static func join(_ relative: String, _ name: String) -> String {
-        relative.isEmpty ? name : relative + "/" + name
-    }
-
     /// The entry for one examined path; a regular file seen before under another name becomes a hard link to it.
-    private func entry(_ relative: String, _ probe: Probe,
-                       firstPaths: inout [InodeKey: String]) throws(ConvoyError) -> Entry {
+    private func entry(_ relative: ByteString, _ probe: Probe,
+                       firstPaths: inout [InodeKey: ByteString]) throws(ConvoyError) -> Entry {
         let info = probe.info
         var entry = Entry(
             path: relative, type: .file, mode: UInt32(info.st_mode & 0o7777), uid: info.st_uid, gid: info.st_gid,
@@ -177,10 +164,10 @@ struct TreeScanner {
 /// An entry a scan left out, and why.
 public struct SkippedEntry: Sendable, Equatable, CustomStringConvertible {
     /// Relative to the scanned root.
-    public var path: String
+    public var path: ByteString
     public var reason: String
 
-    public init(path: String, reason: String) {
+    public init(path: ByteString, reason: String) {
         self.path = path
         self.reason = reason
     }

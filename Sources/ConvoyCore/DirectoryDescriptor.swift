@@ -27,37 +27,35 @@ public final class DirectoryDescriptor: Sendable {
 
     /// The directory at `relative` beneath this one (itself for ""), never following a symlink: ELOOP or ENOTDIR
     /// when a component is a symlink or not a directory.
-    public func directory(_ relative: some StringProtocol) throws(PosixError) -> DirectoryDescriptor {
+    public func directory(_ relative: ByteString) throws(PosixError) -> DirectoryDescriptor {
         var current = self
-        for component in relative.split(separator: "/", omittingEmptySubsequences: false) where !relative.isEmpty {
-            let name = String(component)
+        guard !relative.isEmpty else { return self }
+        for name in relative.components {
             guard !name.isEmpty, name != ".", name != ".." else {
-                throw PosixError(EINVAL, "open directory", path + "/" + relative)
+                throw PosixError(EINVAL, "open directory", path + "/" + relative.description)
             }
-            let fd = openat(current.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else { throw PosixError(errno, "open directory", current.path + "/" + name) }
-            current = DirectoryDescriptor(fd: fd, path: current.path + "/" + name)
+            let fd = name.withCString { openat(current.fd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+            guard fd >= 0 else { throw PosixError(errno, "open directory", current.path + "/" + name.description) }
+            current = DirectoryDescriptor(fd: fd, path: current.path + "/" + name.description)
         }
         return current
     }
 
     /// The directory holding `relative` (opened as `directory` does) and the last component's name.
-    public func parent(of relative: String) throws(PosixError) -> (directory: DirectoryDescriptor, name: String) {
-        guard let slash = relative.lastIndex(of: "/") else {
-            guard !relative.isEmpty, relative != ".", relative != ".." else {
-                throw PosixError(EINVAL, "open", path + "/" + relative)
-            }
-            return (self, relative)
+    public func parent(of relative: ByteString)
+        throws(PosixError) -> (directory: DirectoryDescriptor, name: ByteString) {
+        let (parent, name) = relative.parentAndName
+        // A parent "" with a "/" before the name ("/x") is an empty component, refused as `directory` refuses it.
+        guard !name.isEmpty, name != ".", name != "..", !parent.isEmpty || relative.count == name.count else {
+            throw PosixError(EINVAL, "open", path + "/" + relative.description)
         }
-        let name = String(relative[relative.index(after: slash)...])
-        guard !name.isEmpty, name != ".", name != ".." else { throw PosixError(EINVAL, "open", path + "/" + relative) }
-        return (try directory(relative[..<slash]), name)
+        return (parent.isEmpty ? self : try directory(parent), name)
     }
 
     /// The status of `name` in this directory, not following it; nil when there is none (or it cannot be read).
-    public func status(of name: String) -> stat? {
+    public func status(of name: ByteString) -> stat? {
         var info = stat()
-        return fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 ? info : nil
+        return name.withCString { fstatat(fd, $0, &info, AT_SYMLINK_NOFOLLOW) } == 0 ? info : nil
     }
 
     /// The status of the directory itself.
@@ -67,15 +65,9 @@ public final class DirectoryDescriptor: Sendable {
         return info
     }
 
-    /// The names in this directory, "." and ".." left out, in byte order (a name that is not UTF-8 is decoded
-    /// lossily: `rawNames` has the bytes).
-    public func names() throws(PosixError) -> [String] {
-        try rawNames().map { String(decoding: $0, as: UTF8.self) }
-    }
-
     /// A path naming `name` in this directory through the descriptor (`/proc/self/fd/N/name`): for calls that
     /// have no `*at` form (xattrs), used with their `l*` variants so that `name` itself is not followed either.
-    public func procPath(of name: String) -> String { "/proc/self/fd/\(fd)/\(name)" }
+    public func procPath(of name: ByteString) -> ByteString { ByteString("/proc/self/fd/\(fd)/") + name }
 }
 
 /// A failed system call: its errno, what was done, and on what.

@@ -46,11 +46,11 @@ enum Seeds {
         return String(repeating: digits.count == 1 ? "0" + digits : digits, count: 32)
     }
 
-    static func entry(_ path: String, _ type: Entry.Kind, size: UInt64 = 0, target: String? = nil) -> Entry {
+    static func entry(_ path: ByteString, _ type: Entry.Kind, size: UInt64 = 0, target: ByteString? = nil) -> Entry {
         var entry = Entry(path: path, type: type, mode: type == .directory ? 0o755 : 0o644, uid: 1000, gid: 100,
                           mtimeSeconds: 1_700_000_000, mtimeNanoseconds: 123_456_789, size: size)
         entry.target = target
-        entry.inode = UInt64(path.utf8.count + 2)
+        entry.inode = UInt64(path.count + 2)
         return entry
     }
 
@@ -68,10 +68,17 @@ enum Seeds {
         empty.chunks = []
         var device = entry("dev", .charDevice)
         device.rdev = 0x0103
+        // Names are bytes: one that is not UTF-8 (with an xattr whose name is not either, and a link to it), and
+        // é composed and decomposed, two names.
+        let latin1 = ByteString(bytes: Array("caf".utf8) + [0xE9])
+        var notText = entry(latin1, .file)
+        notText.chunks = []
+        notText.xattrs = [ByteString(bytes: Array("user.".utf8) + [0xFF]): "AA=="]
         let entries = [entry("", .directory), entry("dir", .directory), file, entry("dir/sub", .directory), sparse,
                        empty, entry("link", .symlink, target: "dir/a.txt"),
                        entry("hard", .hardlink, target: "dir/a.txt"), entry("pipe", .fifo), entry("sock", .socket),
-                       device, entry("disk", .blockDevice)]
+                       device, entry("disk", .blockDevice), notText, entry("to-latin1", .symlink, target: latin1),
+                       entry("\u{E9}", .directory), entry("e\u{301}", .directory)]
         var stats = Manifest.Stats()
         stats.files = 3
         stats.directories = 3
@@ -83,7 +90,7 @@ enum Seeds {
 
     /// A block backup: the image entry and its blocks, one missing (a hole).
     static func image() -> Manifest {
-        var image = entry(Manifest.imageName, .file, size: 16 << 20)
+        var image = entry(Manifest.imagePath, .file, size: 16 << 20)
         image.chunks = [0, 1, 3].map { index in
             Chunk(hash: hash(UInt8(10 + index)), offset: UInt64(index) << 22, length: 4 << 20,
                   checksum: BlockChecksum(high: UInt64(index), low: 7))

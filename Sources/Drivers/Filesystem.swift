@@ -99,7 +99,7 @@ public enum Filesystem {
     }
 
     private static func removeContents(_ directory: DirectoryDescriptor, device: dev_t) throws(RemovalFailure) {
-        let names: [String]
+        let names: [ByteString]
         do throws(PosixError) { names = try directory.names() } catch { throw .posix(error) }
         for name in names {
             guard let info = directory.status(of: name) else { continue }
@@ -107,7 +107,7 @@ public enum Filesystem {
                 try removeEntry(name, in: directory, flags: 0)
                 continue
             }
-            guard info.st_dev == device else { throw .mountPoint(directory.path + "/" + name) }
+            guard info.st_dev == device else { throw .mountPoint(directory.path + "/" + name.description) }
             let child: DirectoryDescriptor
             do throws(PosixError) {
                 child = try directory.directory(name)
@@ -128,10 +128,10 @@ public enum Filesystem {
         }
     }
 
-    private static func removeEntry(_ name: String, in directory: DirectoryDescriptor,
+    private static func removeEntry(_ name: ByteString, in directory: DirectoryDescriptor,
                                     flags: Int32) throws(RemovalFailure) {
-        guard unlinkat(directory.fd, name, flags) == 0 || errno == ENOENT else {
-            throw .posix(PosixError(errno, "remove", directory.path + "/" + name))
+        guard name.withCString({ unlinkat(directory.fd, $0, flags) }) == 0 || errno == ENOENT else {
+            throw .posix(PosixError(errno, "remove", directory.path + "/" + name.description))
         }
     }
 

@@ -28,7 +28,8 @@ final class BlockFailureTests: MountTestCase {
         try TreeFixture.write(tree.blockFile(corrupt), TreeFixture.randomBytes(1000, seed: 34))
         try FileManager.default.removeItem(atPath: tree.blockFile(missing))
         func users(_ hash: String) -> Set<String> {
-            Set(tree.manifest.entries.filter { $0.chunks?.contains { $0.hash == hash } ?? false }.map(\.path))
+            Set(tree.manifest.entries.filter { $0.chunks?.contains { $0.hash == hash } ?? false }
+                .map(\.path.description))
         }
         XCTAssertEqual(users(corrupt), ["a.bin", "copy/a-again.bin"])
         XCTAssertEqual(users(missing), ["b.bin"])

@@ -1,6 +1,7 @@
 @testable import BackupFS
 import Backupstore
 import CLinux
+import ConvoyCore
 import ConvoyTestSupport
 import Foundation
 import XCTest
@@ -140,7 +141,9 @@ final class MountedTreeTests: MountTestCase {
 
             // Straight into the reader, at unaligned offsets the page cache never asks for.
             let tree = mount.filesystem.tree
-            guard let node = tree.child(named: name, of: tree.root) else { return XCTFail("no node for \(name)") }
+            guard let node = tree.child(named: ByteString(name), of: tree.root) else {
+                return XCTFail("no node for \(name)")
+            }
             let file = OpenFile(node: node, path: name)
             for probe in probes {
                 let pieces = try mount.filesystem.reader.read(file, count: probe.length, at: UInt64(probe.offset))

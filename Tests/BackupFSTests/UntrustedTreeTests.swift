@@ -15,8 +15,8 @@ final class UntrustedTreeTests: XCTestCase {
     }
 
     func file(_ path: String, size: UInt64, chunks: [(UInt64, UInt32)]) -> Entry {
-        var entry = Entry(path: path, type: .file, mode: 0o644, uid: 0, gid: 0, mtimeSeconds: 0, mtimeNanoseconds: 0,
-                          size: size)
+        var entry = Entry(path: ByteString(path), type: .file, mode: 0o644, uid: 0, gid: 0, mtimeSeconds: 0,
+                          mtimeNanoseconds: 0, size: size)
         entry.chunks = chunks.map { Chunk(hash: String(repeating: "ab", count: 32), offset: $0.0, length: $0.1) }
         return entry
     }

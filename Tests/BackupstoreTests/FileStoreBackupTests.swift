@@ -108,7 +108,7 @@ final class FileStoreBackupTests: XCTestCase {
 
     func testRestoreRefusesAManifestThatWouldEscape() async throws {
         let repository = BackupRepository(store: try FileObjectStore(root: scratch + "/evil"))
-        func entry(_ path: String, _ type: Entry.Kind, target: String? = nil) -> Entry {
+        func entry(_ path: ByteString, _ type: Entry.Kind, target: ByteString? = nil) -> Entry {
             var entry = Entry(path: path, type: type, mode: 0o755, uid: 0, gid: 0, mtimeSeconds: 0,
                               mtimeNanoseconds: 0, size: 0)
             entry.target = target

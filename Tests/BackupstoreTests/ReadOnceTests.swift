@@ -120,7 +120,7 @@ final class ReadOnceTests: XCTestCase {
                 source: source, volume: "large", backupID: "backup-large1", snapshot: nil, parent: nil, volumeSize: 0)
             ).manifest
             for (name, bytes) in [("random.bin", random), ("text.txt", text)] {
-                let chunks = try XCTUnwrap(manifest.entries.first { $0.path == name }?.chunks)
+                let chunks = try XCTUnwrap(manifest.entries.first { $0.path == ByteString(name) }?.chunks)
                 var expected: [String] = []
                 bytes.withUnsafeBytes { raw in
                     var start = 0

@@ -5,7 +5,7 @@ import XCTest
 /// A file restore checks the whole manifest (ManifestRules, the same rules a mount applies) before it writes
 /// anything; what it refuses here once failed half way, wrote outside a file's size, or trapped.
 final class RestorePlanTests: XCTestCase {
-    func entry(_ path: String, _ type: Entry.Kind, size: UInt64 = 0, target: String? = nil,
+    func entry(_ path: ByteString, _ type: Entry.Kind, size: UInt64 = 0, target: ByteString? = nil,
                chunks: [(UInt64, UInt32)]? = nil) -> Entry {
         var entry = Entry(path: path, type: type, mode: 0o644, uid: 0, gid: 0, mtimeSeconds: 0, mtimeNanoseconds: 0,
                           size: size)
@@ -38,7 +38,7 @@ final class RestorePlanTests: XCTestCase {
     }
 
     func testUnsafePathsAreRefused() {
-        for path in ["/abs", "../up", "a/../b", "a//b", "a/", "./a", "a/.", "nul\0/x", "a\0"] {
+        for path: ByteString in ["/abs", "../up", "a/../b", "a//b", "a/", "./a", "a/.", "nul\0/x", "a\0"] {
             assertRefused([entry("a", .directory), entry(path, .file)], "unsafe path")
         }
         assertRefused([entry("x", .hardlink, target: "/etc/passwd")], "unsafe path '/etc/passwd'")
@@ -77,8 +77,8 @@ final class RestorePlanTests: XCTestCase {
 
     func testRulesQuoteLongPathsShort() {
         let long = String(repeating: "x", count: 5000)
-        XCTAssertEqual(ManifestRules.pathProblem(long), nil)
-        XCTAssertLessThan(ManifestRules.pathProblem("/" + long)?.count ?? 0, 150)
+        XCTAssertEqual(ManifestRules.pathProblem(ByteString(long)), nil)
+        XCTAssertLessThan(ManifestRules.pathProblem(ByteString("/" + long))?.count ?? 0, 150)
         XCTAssertEqual(ManifestRules.split("a/b/c").parent, "a/b")
         XCTAssertEqual(ManifestRules.split("a/b/c").name, "c")
         XCTAssertEqual(ManifestRules.split("c").parent, "")

@@ -36,7 +36,7 @@ final class ScanOverlapTests: XCTestCase {
         XCTAssertEqual(manifest.stats.directories, 8)
         XCTAssertEqual(manifest.stats.bytes, scanned.reduce(0) { $0 + $1.size })
         for entry in manifest.entries where entry.type == .file {
-            XCTAssertEqual(entry.chunks?.reduce(0) { $0 + UInt64($1.length) }, entry.size, entry.path)
+            XCTAssertEqual(entry.chunks?.reduce(0) { $0 + UInt64($1.length) }, entry.size, entry.path.description)
         }
     }
 

@@ -23,11 +23,11 @@ final class TreeScanTests: XCTestCase {
         let paths = entries.map(\.path)
         XCTAssertEqual(paths.count, Set(paths).count, "an entry listed twice")
         XCTAssertEqual(paths.count, 1 + 1 + 1 + 700 + 20 + 20)  // root, big, big/sub, files, links, hard links
-        let children = paths.filter { $0.hasPrefix("big/") && !$0.dropFirst(4).contains("/") }
-        XCTAssertEqual(children, children.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
+        let children = paths.filter { $0.hasPrefix("big/") && !$0.description.dropFirst(4).contains("/") }
+        XCTAssertEqual(children, children.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) })
         for index in 0..<20 {
             let hard = try XCTUnwrap(entries.first { $0.path == "big/hard\(index)" })
-            let first = try XCTUnwrap(entries.first { $0.path == String(format: "big/f%04d", index) })
+            let first = try XCTUnwrap(entries.first { $0.path == ByteString(String(format: "big/f%04d", index)) })
             // "f…" sorts before "hard…": the file is the first path, the later name its hard link.
             XCTAssertEqual(first.type, .file)
             XCTAssertEqual(hard.type, .hardlink)

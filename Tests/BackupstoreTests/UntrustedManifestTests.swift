@@ -165,7 +165,7 @@ final class UntrustedManifestTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let device = directory + "/device"
         XCTAssertTrue(FileManager.default.createFile(atPath: device, contents: Data(repeating: 7, count: 8192)))
-        var image = Entry(path: Manifest.imageName, type: .file, mode: 0o600, uid: 0, gid: 0, mtimeSeconds: 0,
+        var image = Entry(path: Manifest.imagePath, type: .file, mode: 0o600, uid: 0, gid: 0, mtimeSeconds: 0,
                           mtimeNanoseconds: 0, size: 8192)
         let hash = String(repeating: "ab", count: 32)
         image.chunks = [Chunk(hash: hash, offset: 0, length: 4096), Chunk(hash: hash, offset: 2048, length: 4096)]

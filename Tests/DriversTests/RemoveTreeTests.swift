@@ -1,5 +1,6 @@
 import CLinux
 import ConvoyCore
+import ConvoyTestSupport
 @testable import Drivers
 import Foundation
 import XCTest
@@ -37,9 +38,19 @@ final class RemoveTreeTests: XCTestCase {
         XCTAssertEqual(hostFiles, 20)
     }
 
+    /// Names that are not UTF-8, and é composed and decomposed, are removed by their bytes (before, a lossy name
+    /// was unlinked, nothing went, and the volume could not be deleted).
+    func testNamesThatAreNotTextAreRemoved() throws {
+        let tree = root + "/tree"
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
+        try ByteNameTree.populate(tree)
+        XCTAssertEqual(try ByteNameTree.names(in: tree).count, 8)
+        try Filesystem.removeTree(tree)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tree))
+    }
+
     /// A directory swapped for a symlink to the host (atomically, over and over) while the tree is removed.
     func testADirectorySwappedForALinkDuringTheRemovalLeavesTheHostAlone() throws {
-        let stop = Atomic(false)
         for round in 0..<150 {
             let tree = root + "/tree\(round)"
             try FileManager.default.createDirectory(atPath: tree + "/d", withIntermediateDirectories: true)
@@ -47,26 +58,17 @@ final class RemoveTreeTests: XCTestCase {
                 FileManager.default.createFile(atPath: tree + "/d/f\(index)", contents: Data("volume".utf8))
             }
             try FileManager.default.createSymbolicLink(atPath: tree + "/swap", withDestinationPath: root + "/host")
-            stop.store(false)
+            let stop = StopFlag()
             let swapper = Thread {
-                while !stop.load() { _ = convoy_exchange(tree + "/d", tree + "/swap") }
+                while !stop.isSet { _ = convoy_exchange(tree + "/d", tree + "/swap") }
             }
             swapper.start()
             _ = try? Filesystem.removeTree(tree)
-            stop.store(true)
+            stop.set()
             while swapper.isExecuting { usleep(1000) }
             try? Filesystem.removeTree(tree)
             XCTAssertEqual(hostFiles, 20, "round \(round): the removal followed the swapped-in link")
             if hostFiles != 20 { break }
         }
     }
-}
-
-/// A flag shared with the swapping thread.
-private final class Atomic: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Bool
-    init(_ value: Bool) { self.value = value }
-    func load() -> Bool { lock.withLock { value } }
-    func store(_ new: Bool) { lock.withLock { value = new } }
 }

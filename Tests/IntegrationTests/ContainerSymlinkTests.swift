@@ -1,3 +1,4 @@
+import ConvoyTestSupport
 import Foundation
 import XCTest
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import ConvoyClient
+import ConvoyTestSupport
 import Foundation
 import XCTest
 #if canImport(Glibc)

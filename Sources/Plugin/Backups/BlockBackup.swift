@@ -20,7 +20,7 @@ extension BackupService {
             progress(WorkProgress(phase: "finding changed blocks"))
             let plan = try await driver.changedBlocks(of: info, since: base?.info)
             let changed = Set(plan.read)
-            let baseChunks = base?.manifest.entries.first { $0.path == Manifest.imageName }?.chunks ?? []
+            let baseChunks = base?.manifest.entries.first { $0.path == Manifest.imagePath }?.chunks ?? []
             let kept = baseChunks.filter { chunk in
                 let index = chunk.offset / driver.blockSize
                 return !changed.contains(index) && !plan.unmapped.contains(index)
@@ -52,7 +52,7 @@ extension BackupService {
               let manifest = try? await target.manifest(volume: snapshot.volumeName, backup: last),
               manifest.kind == .blocks, let baseName = manifest.snapshot, baseName != snapshot.name,
               let baseInfo = (try? store.snapshot(named: baseName))??.driverInfo else { return nil }
-        let firstChunk = manifest.entries.first { $0.path == Manifest.imageName }?.chunks?.first
+        let firstChunk = manifest.entries.first { $0.path == Manifest.imagePath }?.chunks?.first
         guard firstChunk.map({ UInt64($0.length) == blockSize }) ?? true else { return nil }
         return (manifest, baseInfo)
     }

@@ -112,8 +112,9 @@ struct Hydrator: Sendable {
         do throws(PosixError) {
             let (directory, name) = try merged.parent(of: entry.path)
             // The change of owner to the owner the backup gives makes overlayfs copy the entry up.
-            guard fchownat(directory.fd, name, entry.uid, entry.gid, AT_SYMLINK_NOFOLLOW) == 0 || errno == ENOENT else {
-                throw PosixError(errno, "copy up", directory.path + "/" + name)
+            let changed = name.withCString { fchownat(directory.fd, $0, entry.uid, entry.gid, AT_SYMLINK_NOFOLLOW) }
+            guard changed == 0 || errno == ENOENT else {
+                throw PosixError(errno, "copy up", directory.path + "/" + name.description)
             }
         } catch where error.pathIsGone {
             return

@@ -26,7 +26,7 @@ struct ImageHydrator: Sendable {
     }
 
     private static func chunks(of manifest: Manifest) -> [Chunk] {
-        manifest.entries.first { $0.path == Manifest.imageName }?.chunks ?? []
+        manifest.entries.first { $0.path == Manifest.imagePath }?.chunks ?? []
     }
 
     func run(progress: HydrationProgress) async throws(ConvoyError) {

@@ -23,7 +23,7 @@ extension LazyVolumes {
         // A new volume of an old name must not inherit the record of an earlier one's finish.
         if fresh { LazyFinishMarker.remove(lazyRoot: root, volume: name) }
         if fresh, let top = manifest.entries.first(where: { $0.path.isEmpty }) {
-            try FileRestorer.applyMetadata(top, at: upper)
+            try FileRestorer.applyMetadata(top, at: ByteString(upper))
         }
         let (mount, base) = try mountBackup(name: name, manifest: manifest, repository: repository,
                                             options: mountOptions)
@@ -173,7 +173,7 @@ extension LazyVolumes {
     /// directory descriptor, never through a symlink.
     static func relinkHardLinks(_ manifest: Manifest, in upper: String) -> Int {
         guard let root = try? DirectoryDescriptor.open(upper) else { return 0 }
-        var byPath: [String: Entry] = [:]
+        var byPath: [ByteString: Entry] = [:]
         for entry in manifest.entries where entry.type == .file { byPath[entry.path] = entry }
         var relinked = 0
         for entry in manifest.entries where entry.type == .hardlink {
@@ -186,11 +186,15 @@ extension LazyVolumes {
             else { continue }
             // Relinking changes the directory's times; it keeps the ones it had (the backup's, or the user's).
             let temporary = name + ".convoy-relink"
-            guard linkat(targetDirectory.fd, targetName, directory.fd, temporary, 0) == 0 else { continue }
-            if renameat(directory.fd, temporary, directory.fd, name) == 0 {
+            let linked = targetName.withCString { from in
+                temporary.withCString { linkat(targetDirectory.fd, from, directory.fd, $0, 0) }
+            }
+            guard linked == 0 else { continue }
+            if temporary.withCString({ from in name.withCString { renameat(directory.fd, from, directory.fd, $0) } })
+                == 0 {
                 relinked += 1
             } else {
-                unlinkat(directory.fd, temporary, 0)
+                temporary.withCString { _ = unlinkat(directory.fd, $0, 0) }
             }
             var times = [before.st_atim, before.st_mtim]
             futimens(directory.fd, &times)

@@ -37,7 +37,7 @@ enum Overlay {
         do throws(PosixError) {
             let top = try DirectoryDescriptor.open(root)
             // Relative paths, not open descriptors: a wide tree would otherwise hold one per pending directory.
-            var pending = [""]
+            var pending: [ByteString] = [""]
             while let relative = pending.popLast() {
                 let directory: DirectoryDescriptor
                 do { directory = try top.directory(relative) } catch where error.pathIsGone { continue }
@@ -46,12 +46,12 @@ enum Overlay {
                     guard let info = directory.status(of: name) else { continue }
                     let type = info.st_mode & S_IFMT
                     if type == S_IFCHR && info.st_rdev == 0 {
-                        guard unlinkat(directory.fd, name, 0) == 0 || errno == ENOENT else {
-                            throw PosixError(errno, "remove the whiteout", directory.path + "/" + name)
+                        guard name.withCString({ unlinkat(directory.fd, $0, 0) }) == 0 || errno == ENOENT else {
+                            throw PosixError(errno, "remove the whiteout", directory.path + "/" + name.description)
                         }
                         whiteouts += 1
                     } else if type == S_IFDIR {
-                        pending.append(relative.isEmpty ? name : relative + "/" + name)
+                        pending.append(relative.appending(name))
                     } else {
                         attributes += try removeOverlayAttributes(directory.procPath(of: name))
                     }
@@ -65,7 +65,11 @@ enum Overlay {
 
     /// An entry's attributes, by a path through its directory's descriptor (`l*` calls: the entry is not
     /// followed; a directory's own are reached as `.` in it).
-    private static func removeOverlayAttributes(_ path: String) throws(PosixError) -> Int {
+    private static func removeOverlayAttributes(_ path: ByteString) throws(PosixError) -> Int {
+        try path.withCString { path throws(PosixError) in try removeOverlayAttributes(path) }
+    }
+
+    private static func removeOverlayAttributes(_ path: UnsafePointer<CChar>) throws(PosixError) -> Int {
         let size = convoy_llistxattr(path, nil, 0)
         guard size > 0 else { return 0 }
         var buffer = [CChar](repeating: 0, count: size)
@@ -73,15 +77,18 @@ enum Overlay {
         guard got > 0 else { return 0 }
         var removed = 0
         for name in overlayAttributes(buffer[..<got]) {
-            guard convoy_lremovexattr(path, name) == 0 else { throw PosixError(errno, "remove \(name) from", path) }
+            guard name.withCString({ convoy_lremovexattr(path, $0) }) == 0 else {
+                throw PosixError(errno, "remove \(name) from", String(cString: path))
+            }
             removed += 1
         }
         return removed
     }
 
-    private static func overlayAttributes(_ list: ArraySlice<CChar>) -> [String] {
-        list.split(separator: 0).map { name in
-            String(decoding: name.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }.filter { $0.hasPrefix("trusted.overlay.") }
+    private static func overlayAttributes(_ list: ArraySlice<CChar>) -> [ByteString] {
+        let prefix = Array("trusted.overlay.".utf8)
+        return list.split(separator: 0).map { $0.map { UInt8(bitPattern: $0) } }
+            .filter { $0.starts(with: prefix) }
+            .map { ByteString(bytes: $0) }
     }
 }

@@ -16,7 +16,7 @@ struct SkippedReport {
         let unlisted = outcome.skippedCount - outcome.skipped.count
         if unlisted > 0 { lines.append("… and \(unlisted) more") }
         self.lines = lines
-        let named = outcome.skipped.prefix(Self.namedInSummary).map(\.path).joined(separator: ", ")
+        let named = outcome.skipped.prefix(Self.namedInSummary).map(\.path.description).joined(separator: ", ")
         let more = outcome.skippedCount > Self.namedInSummary ? ", …" : ""
         summary = "\(outcome.skippedCount) entries changed while the snapshot ran and were left out (\(named)\(more));"
             + " convoy snapshot inspect \(snapshot) lists them"

@@ -32,7 +32,7 @@ struct BackedUpTree {
     }
 
     func entry(_ path: String) throws -> Entry {
-        guard let entry = manifest.entries.first(where: { $0.path == path }) else {
+        guard let entry = manifest.entries.first(where: { $0.path == ByteString(path) }) else {
             throw FixtureError("no entry \(path)")
         }
         return entry

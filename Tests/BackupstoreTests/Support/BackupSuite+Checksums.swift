@@ -17,7 +17,7 @@ extension BackupSuite {
         try TreeFixture.write(source + "/random.bin", random)
         try TreeFixture.write(source + "/text.txt", text)
         let manifest = try await backup(source, volume: "sums", id: "backup-sums1")
-        for (name, content) in [("random.bin", random), ("text.txt", text)] {
+        for (name, content) in [("random.bin" as ByteString, random), ("text.txt", text)] {
             let chunks = try XCTUnwrap(manifest.entries.first { $0.path == name }?.chunks)
             XCTAssertFalse(chunks.isEmpty)
             for chunk in chunks {

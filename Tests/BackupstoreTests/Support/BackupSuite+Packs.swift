@@ -84,7 +84,7 @@ extension BackupSuite {
         XCTAssertEqual(problems.map(\.block), [victim.hash], "\(problems)")
         XCTAssertEqual(problems.first?.kind, .corrupt)
         let victimPath = manifest.entries.first { $0.chunks?.contains { $0.hash == victim.hash } == true }?.path
-        XCTAssertEqual(problems.first?.path, victimPath)
+        XCTAssertEqual(problems.first?.path, victimPath?.description)
         do {
             _ = try await restore(volume: "pv", id: "backup-pv", label: "pv-restored")
             XCTFail("restore of a damaged backup succeeded")
