@@ -20,13 +20,17 @@ public struct BackupRepository: Sendable {
     static let root = "convoy-backupstore/"
 
     public let store: any ObjectStore
+    /// The host writing through this repository (the daemon's host id), recorded in the volume records and leases
+    /// it writes; nil where no daemon writes (tests, a mount's disk cache).
+    public let hostID: String?
     /// Shared by copies of this value: which blocks are in packs.
     let packs: PackDirectory
 
     /// `packsSmallBlocks` false: the store never holds packs (a backup mount's disk cache), so no pack index is
     /// ever listed.
-    public init(store: any ObjectStore, packsSmallBlocks: Bool = true) {
+    public init(store: any ObjectStore, packsSmallBlocks: Bool = true, hostID: String? = nil) {
         self.store = store
+        self.hostID = hostID
         packs = PackDirectory(enabled: packsSmallBlocks)
     }
 
@@ -257,7 +261,10 @@ public struct BackupRepository: Sendable {
         return result
     }
 
+    /// Writes the per-volume record, stamped with this repository's host.
     public func putVolumeRecord(_ record: VolumeRecordInStore) async throws(ConvoyError) {
+        var record = record
+        record.host = hostID ?? record.host
         try await store.put(Self.volumePrefix(record.name) + "volume.json", try SealedObject.seal(record))
     }
 

@@ -128,4 +128,6 @@ public struct VolumeRecordInStore: Codable, Sendable, Equatable {
     public var size: UInt64
     public var lastBackup: String?
     public var updatedAt: String
+    /// The host id of the daemon that wrote the record (absent in records of older convoy).
+    public var host: String?
 }

@@ -26,6 +26,8 @@ public struct StoreLease: Sendable {
         var expiresAt: Double
         /// Absent in leases older convoy wrote: those end by expiry only.
         var writer: WriterIdentity?
+        /// The daemon's host id (issue 19), for messages and for other hosts; absent in older leases.
+        var hostID: String?
     }
 
     public static let timeToLive: TimeInterval = 600
@@ -49,7 +51,8 @@ public struct StoreLease: Sendable {
     public func renew() async throws(ConvoyError) {
         let me = WriterIdentity.current
         let record = Record(id: id, kind: kind, host: me.host, pid: me.pid,
-                            expiresAt: Date().timeIntervalSince1970 + Self.timeToLive, writer: me)
+                            expiresAt: Date().timeIntervalSince1970 + Self.timeToLive, writer: me,
+                            hostID: repository.hostID)
         let data = (try? JSONEncoder().encode(record)) ?? Data()
         try await repository.store.put(key, Array(data))
     }

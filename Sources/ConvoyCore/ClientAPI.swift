@@ -83,9 +83,11 @@ public enum ClientAPI {
             public var pluginSocket: String
             public var version: String
             public var fuse: String
+            /// Who the daemon is to hosts sharing its storage (nil from a daemon older than host ids).
+            public var hostID: String?
 
             public init(root: String, driverList: [String], defaultDriver: String, ignoreDockerDelete: Bool,
-                        pluginSocket: String, version: String, fuse: String) {
+                        pluginSocket: String, version: String, fuse: String, hostID: String? = nil) {
                 self.root = root
                 self.driverList = driverList
                 self.defaultDriver = defaultDriver
@@ -93,12 +95,13 @@ public enum ClientAPI {
                 self.pluginSocket = pluginSocket
                 self.version = version
                 self.fuse = fuse
+                self.hostID = hostID
             }
 
             enum CodingKeys: String, CodingKey {
                 case root = "Root", driverList = "DriverList", defaultDriver = "DefaultDriver"
                 case ignoreDockerDelete = "IgnoreDockerDelete", pluginSocket = "PluginSocket"
-                case version = "Version", fuse = "Fuse"
+                case version = "Version", fuse = "Fuse", hostID = "HostID"
             }
         }
 

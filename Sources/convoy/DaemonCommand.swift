@@ -64,6 +64,12 @@ struct DaemonCommand: AsyncParsableCommand {
     @Flag(help: "Let `backup mount` mount a backup on any directory: no browse-root check.")
     var allowAnyBrowseTarget = false
 
+    @Option(name: .customLong("host-id"), help: ArgumentHelp(
+        "Who this daemon is to other hosts sharing its storage, recorded in what it writes there. "
+            + "Default: as recorded by an earlier start, else <hostname>-<12 hex digits of /etc/machine-id>.",
+        valueName: "id"))
+    var hostID: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -99,6 +105,7 @@ struct DaemonCommand: AsyncParsableCommand {
             configuration.allowAnyBackupDestination = allowAnyBackupDestination
             configuration.browseRoots = browseRoot.isEmpty ? nil : browseRoot
             configuration.allowAnyBrowseTarget = allowAnyBrowseTarget
+            configuration.hostID = hostID
             try await Daemon.run(configuration, logger: logger)
         } catch {
             Output.error(error.message)

@@ -44,6 +44,7 @@ enum Output {
         case .table:
             let general = info.general
             table(header: ["KEY", "VALUE"], rows: [
+                ["HostID", general.hostID ?? "-"],
                 ["Root", general.root], ["Drivers", general.driverList.joined(separator: ",")],
                 ["DefaultDriver", general.defaultDriver], ["PluginSocket", general.pluginSocket],
                 ["IgnoreDockerDelete", "\(general.ignoreDockerDelete)"], ["Version", general.version],

@@ -25,6 +25,19 @@ final class WriterLeaseTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
+    /// What a daemon writes to a store names its host (issue 19): its leases, and the volume records.
+    func testLeasesAndVolumeRecordsCarryTheHostId() async throws {
+        let asHost = BackupRepository(store: repository.store, hostID: "node-a")
+        let lease = try await StoreLease.write(.backup, in: asHost)
+        let raw = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + StoreLease.key(lease.id)))
+        let fields = try XCTUnwrap(try JSONSerialization.jsonObject(with: raw) as? [String: Any])
+        XCTAssertEqual(fields["hostID"] as? String, "node-a", "\(fields)")
+        await lease.release()
+        try await asHost.putVolumeRecord(VolumeRecordInStore(name: "vol", size: 0, lastBackup: nil, updatedAt: "now"))
+        let record = try await repository.volumeRecord("vol")
+        XCTAssertEqual(record?.host, "node-a")
+    }
+
     /// A pid free in this namespace, as a dead writer's would be.
     private var freePid: Int32 {
         var pid: Int32 = 4_000_000

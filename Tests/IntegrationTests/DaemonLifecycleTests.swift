@@ -94,6 +94,7 @@ final class DaemonLifecycleTests: XCTestCase {
             (["--driver-opts", "vfs.path=relative"], "vfs.path"),
             (["--log-level", "loud"], "--log-level"),
             (["--socket-group", "no-such-group"], "--socket-group: no group named 'no-such-group'"),
+            (["--host-id", "a/b"], "--host-id: 'a/b' is not a host id"),
         ]
         for (extra, expected) in cases {
             let result = try Command.run(DaemonHarness.binary, daemon.arguments + extra, timeout: 30)
@@ -137,6 +138,34 @@ final class DaemonLifecycleTests: XCTestCase {
         let info = try daemon.cli(["info"])
         XCTAssertTrue(info.stdout.contains(elsewhere), info.stdout)
         XCTAssertEqual(try daemon.references(of: "placed"), 0)
+    }
+
+    /// The host id (issue 19): by default this machine's hostname and machine id, the same at every start; a
+    /// `--host-id` replaces it, and is kept by the starts after it.
+    func testTheHostIdIsShownAndKeptAcrossStarts() throws {
+        let machine = try String(contentsOfFile: "/etc/machine-id", encoding: .utf8)
+        let suffix = "-" + machine.trimmingCharacters(in: .whitespacesAndNewlines).prefix(12).lowercased()
+        func shown() throws -> String {
+            let info = try daemon.cli(["info", "--format", "json"])
+            let general = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
+            return (general?["General"] as? [String: Any])?["HostID"] as? String ?? "none in \(info.stdout)"
+        }
+        try daemon.start()
+        let derived = try shown()
+        XCTAssertTrue(derived.hasSuffix(suffix), "\(derived) does not end with \(suffix)")
+        XCTAssertTrue(try daemon.cli(["info", "--format", "table"]).stdout.contains("HostID"))
+        daemon.stop()
+        try daemon.start()
+        XCTAssertEqual(try shown(), derived)
+        daemon.stop()
+        daemon.extraArguments = ["--host-id", "node-b"]
+        try daemon.start()
+        XCTAssertEqual(try shown(), "node-b")
+        XCTAssertTrue(daemon.log_().contains("host id changes from \(derived) to node-b"), daemon.log_())
+        daemon.stop()
+        daemon.extraArguments = []
+        try daemon.start()
+        XCTAssertEqual(try shown(), "node-b")
     }
 
     func testSocketsThroughASymlinkedDirectory() throws {

@@ -23,7 +23,7 @@ struct ServiceFixture {
     /// `backupDestinations` and `allowAnyBackupDestination` as the daemon's flags: without them, the services
     /// read only the destinations they have written a backup to, as a daemon started without flags does.
     init(_ test: XCTestCase, drivers extra: [any VolumeDriver] = [], backupDestinations: [String] = [],
-         allowAnyBackupDestination: Bool = false) throws {
+         allowAnyBackupDestination: Bool = false, hostID: String? = nil) throws {
         root = NSTemporaryDirectory() + "convoy-services-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let root = self.root
@@ -38,7 +38,7 @@ struct ServiceFixture {
         planner = RestorePlanner(volumes: volumes)
         snapshots = SnapshotService(volumes: volumes, catalog: catalog, jobs: jobs, lazy: nil)
         stores = StoreFactory(destinations: try BackupDestinations(
-            listed: backupDestinations, allowsAny: allowAnyBackupDestination, store: store))
+            listed: backupDestinations, allowsAny: allowAnyBackupDestination, store: store), hostID: hostID)
         backups = BackupService(catalog: catalog, jobs: jobs, stores: stores)
         restores = RestoreService(planner: planner, jobs: jobs, stores: stores, root: root)
     }

@@ -25,7 +25,7 @@ public struct BackupService: Sendable {
     func repository(at destination: String, for use: DestinationUse = .existingBackups)
         throws(ConvoyError) -> (location: StoreLocation, BackupRepository) {
         let location = try StoreLocation.parse(destination)
-        return (location, BackupRepository(store: try stores.open(location, for: use)))
+        return (location, try stores.repository(location, for: use))
     }
 
     public func createBackup(snapshot name: String, destination: String) async throws(ConvoyError) -> ClientAPI.Job {
@@ -65,7 +65,7 @@ public struct BackupService: Sendable {
     public func inspectBackup(_ url: String) async throws(ConvoyError) -> ClientAPI.Backup {
         if let native = try nativeDriver(for: url) { return try await native.inspectBackup(url) }
         let backup = try BackupURL.parse(url)
-        let repository = BackupRepository(store: try stores.open(backup.destination, for: .existingBackups))
+        let repository = try stores.repository(backup.destination, for: .existingBackups)
         return Self.describe(try await repository.manifest(volume: backup.volume, backup: backup.backupID),
                              location: backup.destination)
     }
@@ -75,7 +75,7 @@ public struct BackupService: Sendable {
     public func deleteBackup(_ url: String) async throws(ConvoyError) -> [String: String] {
         if let native = try nativeDriver(for: url) { return try await native.deleteBackup(url) }
         let backup = try BackupURL.parse(url)
-        let repository = BackupRepository(store: try stores.open(backup.destination, for: .existingBackups))
+        let repository = try stores.repository(backup.destination, for: .existingBackups)
         _ = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
         try await repository.deleteManifest(volume: backup.volume, backup: backup.backupID)
         Failpoint.reach("backup-manifest-deleted")
@@ -96,7 +96,7 @@ public struct BackupService: Sendable {
                 + "backup-store backups are verified")
         }
         let backup = try BackupURL.parse(url)
-        let repository = BackupRepository(store: try stores.open(backup.destination, for: .existingBackups))
+        let repository = try stores.repository(backup.destination, for: .existingBackups)
         return try await jobs.start(kind: "backup verify", target: backup.url) { progress throws(ConvoyError) in
             let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
             let problems = try await BackupVerifier(repository: repository).verify(manifest, progress: progress)

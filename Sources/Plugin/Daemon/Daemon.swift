@@ -25,6 +25,15 @@ public enum Daemon {
         try Filesystem.makeDirectory(root, mode: 0o700)
         let lock = try DaemonLock(root: root)
         let store = try StateStore(path: root + "/convoy.db")
+        let host = try HostIdentity.resolve(flag: configuration.hostID, recorded: store.config(HostIdentity.configKey),
+                                            machineID: HostIdentity.machineID(), hostname: HostIdentity.hostname())
+        if let old = host.replaced {
+            logger.warning("""
+                host id changes from \(old) to \(host.id) (--host-id): what this host recorded in shared storage \
+                as \(old) is no running host's now
+                """)
+        }
+        try store.setConfig(HostIdentity.configKey, host.id)
 
         let saved = SavedDriverConfiguration.decode(try store.config(SavedDriverConfiguration.key))
         let driverConfiguration = SavedDriverConfiguration.resolve(configuration, saved: saved)
@@ -38,7 +47,7 @@ public enum Daemon {
         let destinations = try BackupDestinations(listed: configuration.backupDestinations,
                                                   allowsAny: configuration.allowAnyBackupDestination, store: store)
         let stores = StoreFactory(s3Endpoint: try StoreFactory.endpoint(option: configuration.s3Endpoint),
-                                  destinations: destinations)
+                                  destinations: destinations, hostID: host.id)
         let browseTargets = try BrowseTargets(
             roots: configuration.browseRoots ?? BrowseTargets.defaultRoots(daemonRoot: root),
             allowsAny: configuration.allowAnyBrowseTarget)
@@ -86,7 +95,7 @@ public enum Daemon {
         let general = ClientAPI.Info.General(
             root: root, driverList: driverConfiguration.drivers, defaultDriver: volumes.defaultDriver,
             ignoreDockerDelete: configuration.ignoreDockerDelete, pluginSocket: configuration.pluginSocket,
-            version: ConvoyVersion.current, fuse: LibFuse.summary)
+            version: ConvoyVersion.current, fuse: LibFuse.summary, hostID: host.id)
 
         let clientRouter = Router()
         clientRouter.add(middleware: JSONErrorMiddleware(form: .client))
@@ -110,7 +119,7 @@ public enum Daemon {
             onServerRunning: { _ in
                 restrictOrStop(pluginSocket, mode: 0o600, logger: logger)
                 logger.info("serving", metadata: ["client": "\(clientSocket)", "plugin": "\(pluginSocket)",
-                                                  "root": "\(root)"])
+                                                  "root": "\(root)", "host": "\(host.id)"])
             },
             logger: logger)
 

@@ -32,6 +32,8 @@ public struct DaemonConfiguration: Sendable {
     public var browseRoots: [String]?
     /// `--allow-any-browse-target`: no check of browse mount targets.
     public var allowAnyBrowseTarget = false
+    /// `--host-id`: who this daemon is to hosts sharing its storage; nil: as recorded, else derived (HostIdentity).
+    public var hostID: String?
 
     public init(root: String = ClientAPI.defaultRoot, socket: String = ClientAPI.defaultSocket,
                 pluginSocket: String = ClientAPI.defaultPluginSocket, drivers: [String]? = nil,

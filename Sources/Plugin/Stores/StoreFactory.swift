@@ -11,10 +11,19 @@ public struct StoreFactory: Sendable {
     /// For S3-compatible servers (path-style addressing); nil for AWS itself.
     public let s3Endpoint: URL?
     public let destinations: BackupDestinations
+    /// This daemon's host id, stamped on what its repositories write (HostIdentity).
+    public let hostID: String?
 
-    public init(s3Endpoint: URL? = nil, destinations: BackupDestinations) {
+    public init(s3Endpoint: URL? = nil, destinations: BackupDestinations, hostID: String? = nil) {
         self.s3Endpoint = s3Endpoint
         self.destinations = destinations
+        self.hostID = hostID
+    }
+
+    /// The backup repository at `location`, opened as `open` does, writing as this daemon's host.
+    public func repository(_ location: StoreLocation,
+                           for use: DestinationUse = .existingBackups) throws(ConvoyError) -> BackupRepository {
+        BackupRepository(store: try open(location, for: use), hostID: hostID)
     }
 
     /// `--s3-endpoint`, else `AWS_ENDPOINT_URL`, else AWS.
