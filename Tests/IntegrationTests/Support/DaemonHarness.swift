@@ -156,8 +156,9 @@ final class DaemonHarness {
         return err
     }
 
-    func cli(_ arguments: [String]) throws -> CommandResult {
-        try Command.run(Self.binary, arguments + ["--socket", socket], timeout: 60)
+    /// `timeout`: a minute for the CLI calls of most tests; long runs (bench/RELIABILITY.md) give more.
+    func cli(_ arguments: [String], timeout: TimeInterval = 60) throws -> CommandResult {
+        try Command.run(Self.binary, arguments + ["--socket", socket], timeout: timeout)
     }
 
     func references(of volume: String) throws -> Int {
