@@ -65,12 +65,17 @@ public protocol VolumeDriver: Sendable {
     /// What users should know about the volume's storage right now (a shared mount's health), shown in the
     /// Status of Docker's Get and in `convoy inspect`.
     func status(of volume: DriverVolume) async -> [String: String]
+
+    /// Where, in storage that several hosts mount, the daemon keeps the catalog of this driver's volumes shared
+    /// by those hosts (issue 19); nil for a driver whose volumes are this host's alone.
+    var sharedCatalogDirectory: String? { get }
 }
 
 extension VolumeDriver {
     public func start() async throws(ConvoyError) {}
     public var defaultVolumeSize: UInt64? { nil }
     public func status(of volume: DriverVolume) async -> [String: String] { [:] }
+    public var sharedCatalogDirectory: String? { nil }
 }
 
 /// Drivers that take point-in-time snapshots themselves (devicemapper's thin snapshots): Convoy's second operation

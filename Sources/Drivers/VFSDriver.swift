@@ -1,13 +1,16 @@
 import ConvoyCore
 
 /// `vfs`: each volume is a directory `<vfs.path>/<name>` (a local disk or an NFS mount); its mountpoint is that
-/// directory. `size` is recorded and shown, not enforced: a plain directory has no quota.
+/// directory. `size` is recorded and shown, not enforced: a plain directory has no quota. With `vfs.shared=true`
+/// the directory is one that several hosts mount (NFS, a gluster FUSE mount): the volumes are every host's
+/// (`global`), catalogued in `<vfs.path>/.convoy` (SharedCatalog), which no volume name can reach (names never
+/// start with a dot).
 public struct VFSDriver: DirectoryBackedDriver {
     public static let driverName = "vfs"
-    public static let optionKeys: Set<String> = ["vfs.path"]
+    public static let optionKeys: Set<String> = ["vfs.path", "vfs.shared"]
 
     public let name = Self.driverName
-    public let scope = VolumeScope.local
+    public let scope: VolumeScope
     public let volumeOptionKeys: Set<String> = []
     public let mountsVolumes = false
     public let path: String
@@ -15,12 +18,20 @@ public struct VFSDriver: DirectoryBackedDriver {
     public init(context: DriverContext) throws(ConvoyError) {
         let configured = context.options["vfs.path"] ?? context.root + "/vfs"
         path = try PathGuard.absoluteDirectory(configured, option: "vfs.path")
-        try Filesystem.makeDirectory(path, mode: 0o700)
+        switch context.options["vfs.shared"] ?? "false" {
+        case "true": scope = .global
+        case "false": scope = .local
+        case let other: throw .invalid("vfs.shared: '\(other)' is neither true nor false")
+        }
+        // A shared directory is every host's: other hosts' daemons must be able to enter it.
+        try Filesystem.makeDirectory(path, mode: scope == .global ? 0o755 : 0o700)
     }
 
     public func info() -> [String: String] {
         ["Path": path, "Scope": scope.rawValue, "SizeEnforced": "false"]
     }
+
+    public var sharedCatalogDirectory: String? { scope == .global ? path + "/.convoy" : nil }
 
     private func directory(of volume: DriverVolume) throws(ConvoyError) -> String {
         try PathGuard.child(of: path, named: volume.name)

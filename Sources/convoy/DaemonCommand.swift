@@ -70,6 +70,11 @@ struct DaemonCommand: AsyncParsableCommand {
         valueName: "id"))
     var hostID: String?
 
+    @Option(name: .customLong("host-lease-ttl"), help: ArgumentHelp(
+        "Seconds this host's lease on shared storage (vfs.shared) lasts unrenewed: after a crash, how long other "
+            + "hosts still count its mounts.", valueName: "seconds"))
+    var hostLeaseTTL: Double = 30
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -106,6 +111,10 @@ struct DaemonCommand: AsyncParsableCommand {
             configuration.browseRoots = browseRoot.isEmpty ? nil : browseRoot
             configuration.allowAnyBrowseTarget = allowAnyBrowseTarget
             configuration.hostID = hostID
+            guard hostLeaseTTL >= 3, hostLeaseTTL <= 3600 else {
+                throw ConvoyError.invalid("--host-lease-ttl: \(hostLeaseTTL) is not between 3 and 3600 seconds")
+            }
+            configuration.hostLeaseSeconds = hostLeaseTTL
             try await Daemon.run(configuration, logger: logger)
         } catch {
             Output.error(error.message)

@@ -60,9 +60,19 @@ public enum Daemon {
         let catalog = try SnapshotCatalog(store: store, root: root, drivers: drivers, logger: logger)
         let lazyVolumes = LazyVolumes(root: root, drivers: drivers, logger: logger, mountOptions: mountOptions,
                                       hydrationPause: configuration.hydrationPause)
+        var sharedCatalogs: [String: SharedCatalog] = [:]
+        for driver in drivers {
+            if let directory = driver.sharedCatalogDirectory {
+                sharedCatalogs[driver.name] = try SharedCatalog(directory: directory)
+            }
+        }
+        let sharedHosts = SharedHosts(host: host.id, catalogs: Array(sharedCatalogs.values),
+                                      timeToLive: configuration.hostLeaseSeconds, logger: logger)
+        try await sharedHosts.start()
         let volumes = VolumeService(store: store, drivers: drivers,
                                     ignoreDockerDelete: configuration.ignoreDockerDelete,
-                                    hooks: [lazyVolumes, catalog], logger: logger)
+                                    hooks: [lazyVolumes, catalog], shared: sharedCatalogs, hostID: host.id,
+                                    logger: logger)
         let jobs = JobManager(store: store, logger: logger)
         let planner = RestorePlanner(volumes: volumes)
         let services = Services(
@@ -135,10 +145,13 @@ public enum Daemon {
         do {
             try await group.run()
         } catch {
+            await sharedHosts.stop()
             await browser.unmountAll()
             await lazyVolumes.stopAll()
             throw ConvoyError(.unavailable, "the daemon stopped: \(error)")
         }
+        // The host lease is left to expire: until then other hosts count this host's mounts (its containers run on).
+        await sharedHosts.stop()
         // FUSE mounts are served by this process: they go with it (a restart attaches lazy volumes again).
         await browser.unmountAll()
         await lazyVolumes.stopAll()

@@ -34,6 +34,8 @@ public struct DaemonConfiguration: Sendable {
     public var allowAnyBrowseTarget = false
     /// `--host-id`: who this daemon is to hosts sharing its storage; nil: as recorded, else derived (HostIdentity).
     public var hostID: String?
+    /// `--host-lease-ttl`: how long this host's lease in shared catalogs lasts without renewal (SharedHosts).
+    public var hostLeaseSeconds: TimeInterval = SharedHosts.defaultTimeToLive
 
     public init(root: String = ClientAPI.defaultRoot, socket: String = ClientAPI.defaultSocket,
                 pluginSocket: String = ClientAPI.defaultPluginSocket, drivers: [String]? = nil,

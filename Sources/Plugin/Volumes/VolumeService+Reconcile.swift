@@ -27,6 +27,12 @@ extension VolumeService {
                         ? "volume \(name): its creation was interrupted; removed what it had made"
                         : "volume \(name): its deletion was interrupted; finished it")
                 case .ready:
+                    if record.references.isEmpty && deletedElsewhere(record) {
+                        try store.delete(name)
+                        repairs.append("volume \(name): deleted on another host meanwhile; forgot it")
+                        continue
+                    }
+                    try publishReferences(of: name, driver: record.driver)
                     if !driver.dataExists(record.driverVolume) {
                         try store.delete(name)
                         let path = record.driverInfo["Path"] ?? "driver storage gone"

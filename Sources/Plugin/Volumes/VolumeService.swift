@@ -16,9 +16,16 @@ public actor VolumeService {
     private var busy: [String: Int] = [:]
     /// What other parts of the daemon add to mounting, unmounting and deleting (lazy volumes, snapshots).
     private let hooks: [any VolumeLifecycleHooks]
+    /// By driver name: the catalogs of drivers whose storage several hosts share (VolumeService+Shared).
+    let shared: [String: SharedCatalog]
+    /// This host, as it records its references in shared catalogs.
+    let hostID: String
 
     public init(store: StateStore, drivers: [any VolumeDriver], ignoreDockerDelete: Bool,
-                hooks: [any VolumeLifecycleHooks] = [], logger: Logger) {
+                hooks: [any VolumeLifecycleHooks] = [], shared: [String: SharedCatalog] = [:],
+                hostID: String = "local", logger: Logger) {
+        self.shared = shared
+        self.hostID = hostID
         self.store = store
         var byName: [String: any VolumeDriver] = [:]
         for driver in drivers { byName[driver.name] = driver }
@@ -66,10 +73,11 @@ public actor VolumeService {
 
     public nonisolated func get(_ name: String) throws(ConvoyError) -> VolumeRecord {
         try ObjectName.validate(name)
-        guard let record = try store.volume(named: name) else {
-            throw .notFound("no volume named '\(name)'; `convoy list` shows the volumes there are")
+        if let record = try store.volume(named: name), !deletedElsewhere(record) || !record.references.isEmpty {
+            return record
         }
-        return record
+        if let (_, volume) = try sharedEntry(name) { return record(of: volume) }
+        throw .notFound("no volume named '\(name)'; `convoy list` shows the volumes there are")
     }
 
     /// The driver's word on the volume's storage (empty when its driver is not running).
@@ -77,8 +85,18 @@ public actor VolumeService {
         await drivers[record.driver]?.status(of: record.driverVolume) ?? [:]
     }
 
+    /// This host's volumes and those of the shared catalogs (less those another host deleted).
     public nonisolated func list() throws(ConvoyError) -> [VolumeRecord] {
-        try store.volumes().filter { $0.state == .ready }
+        let all = try store.volumes()
+        let local = all.filter { $0.state == .ready && (!deletedElsewhere($0) || !$0.references.isEmpty) }
+        let known = Set(all.map(\.name))
+        var elsewhere: [VolumeRecord] = []
+        for driver in driverOrder {
+            for volume in try shared[driver]?.volumes() ?? [] where !known.contains(volume.name) {
+                elsewhere.append(record(of: volume))
+            }
+        }
+        return (local + elsewhere).sorted { $0.name < $1.name }
     }
 
     // MARK: Operations
@@ -100,12 +118,17 @@ public actor VolumeService {
         }
         let options = try CreateOptions(raw, drivers: drivers, defaultDriver: defaultDriver)
         return try await withVolumeLock(name) { () async throws(ConvoyError) -> VolumeRecord in
-            if let existing = try store.volume(named: name) {
+            if let existing = try store.volume(named: name), !deletedElsewhere(existing) {
                 if mustBeNew {
                     throw .conflict("a volume named \(name) exists already; choose another name or delete it first")
                 }
                 if existing.state == .ready { return existing }
                 throw .conflict("volume \(name) is being \(existing.state.participle); try again")
+            } else if let stale = try store.volume(named: name), stale.references.isEmpty {
+                try store.delete(name)
+            }
+            if let (_, volume) = try sharedEntry(name) {
+                return try adoptCreated(volume, asked: options, mustBeNew: mustBeNew)
             }
             guard let driver = drivers[options.driver] else { throw .invalid("unknown driver '\(options.driver)'") }
             var record = VolumeRecord(
@@ -115,6 +138,22 @@ public actor VolumeService {
             // Recorded before the driver acts, so a crash in between is found and undone at the next start.
             try store.insert(record)
             Failpoint.reach("create-recorded")
+            // In shared storage the catalog decides who creates a name: of two hosts at once, one wins.
+            if let catalog = shared[options.driver] {
+                let claim: SharedCatalog.Claim
+                do throws(ConvoyError) {
+                    claim = try catalog.claim(SharedCatalog.Volume(
+                        name: name, driver: options.driver, size: record.size, createdAt: record.createdAt,
+                        options: record.options, driverInfo: [:], host: hostID))
+                } catch {
+                    try? store.delete(name)
+                    throw error
+                }
+                if case .exists(let volume) = claim {
+                    try store.delete(name)
+                    return try adoptCreated(volume, asked: options, mustBeNew: mustBeNew)
+                }
+            }
             do {
                 var blank = record.driverVolume
                 blank.receivesImage = receivesImage
@@ -122,6 +161,7 @@ public actor VolumeService {
             } catch {
                 // The driver left nothing behind, and what stands in the way (a directory of that name, another
                 // host's volume in a shared pool) is not ours to delete.
+                try? shared[options.driver]?.forget(name)
                 try? store.delete(name)
                 throw ConvoyError.wrap(error, context: "cannot create volume \(name)", as: .driverFailure)
             }
@@ -137,6 +177,7 @@ public actor VolumeService {
                 try store.update(name, state: .ready, driverInfo: record.driverInfo)
             } catch {
                 for hook in hooks { try? await hook.willDelete(record) }
+                try? shared[options.driver]?.forget(name)
                 try? await driver.deleteVolume(record.driverVolume)
                 try? store.delete(name)
                 throw ConvoyError.wrap(error, context: "cannot create volume \(name)", as: .driverFailure)
@@ -151,8 +192,12 @@ public actor VolumeService {
     public func remove(_ name: String, fromDocker: Bool) async throws(ConvoyError) {
         try ObjectName.validate(name)
         try await withVolumeLock(name) { () async throws(ConvoyError) in
-            guard let record = try store.volume(named: name) else {
+            guard let record = try localOrAdopted(name) else {
                 throw .notFound("no volume named '\(name)'")
+            }
+            guard !deletedElsewhere(record) else {
+                try store.delete(name)
+                throw .notFound("volume \(name) was deleted on another host")
             }
             guard record.references.isEmpty else {
                 throw ConvoyError(.inUse, "volume \(name) is in use by \(record.references.count) mount(s); stop "
@@ -166,10 +211,13 @@ public actor VolumeService {
                 logger.info("kept volume on Docker's remove (--ignore-docker-delete)", metadata: ["volume": "\(name)"])
                 return
             }
+            try refuseIfMountedElsewhere(record)
             let driver = try self.driver(for: record)
             for hook in hooks { try await hook.willDelete(record) }
             try store.update(name, state: .deleting)
             Failpoint.reach("delete-marked")
+            // Out of the shared catalog first: no other host starts using what is about to go.
+            try shared[record.driver]?.forget(name)
             do {
                 try await driver.deleteVolume(record.driverVolume)
             } catch {
@@ -206,6 +254,7 @@ public actor VolumeService {
             }
             Failpoint.reach("mount-driver-done")
             let count = try store.addReference(referenceID, to: name, mountpoint: mountpoint)
+            try publishReferences(of: name, driver: record.driver)
             logger.debug("mount", metadata: ["volume": "\(name)", "id": "\(referenceID)", "references": "\(count)"])
             return mountpoint
         }
@@ -222,6 +271,7 @@ public actor VolumeService {
                              metadata: ["volume": "\(name)", "id": "\(referenceID)"])
                 return
             }
+            try publishReferences(of: name, driver: record.driver)
             guard remaining == 0 else { return }
             Failpoint.reach("unmount-reference-removed")
             let driver = try self.driver(for: record)
@@ -257,8 +307,12 @@ public actor VolumeService {
     // MARK: Helpers
 
     func readyVolume(_ name: String) throws(ConvoyError) -> VolumeRecord {
-        guard let record = try store.volume(named: name) else {
+        guard let record = try localOrAdopted(name) else {
             throw .notFound("no volume named '\(name)'; create it first")
+        }
+        if record.references.isEmpty && deletedElsewhere(record) {
+            try store.delete(name)
+            throw .notFound("volume \(name) was deleted on another host")
         }
         guard record.state == .ready else { throw .conflict("volume \(name) is being \(record.state.participle)") }
         return record

@@ -1,0 +1,71 @@
+import ConvoyCore
+import Foundation
+
+/// Volumes of drivers whose storage several hosts share (issue 19): the shared catalog says which exist; this
+/// host's state holds those it has used, with its own references, which it publishes to the catalog.
+extension VolumeService {
+    /// The shared catalog holding `name`, and its entry there, if any driver's catalog has it.
+    nonisolated func sharedEntry(_ name: String) throws(ConvoyError) -> (SharedCatalog, SharedCatalog.Volume)? {
+        for driver in driverOrder {
+            guard let catalog = shared[driver] else { continue }
+            if let volume = try catalog.volume(name) { return (catalog, volume) }
+        }
+        return nil
+    }
+
+    /// A shared volume as this host would record it (ready, without references here).
+    nonisolated func record(of volume: SharedCatalog.Volume) -> VolumeRecord {
+        VolumeRecord(name: volume.name, driver: volume.driver, size: volume.size, createdAt: volume.createdAt,
+                     state: .ready, options: volume.options, driverInfo: volume.driverInfo)
+    }
+
+    /// Whether a local record is of a shared volume that another host has since deleted.
+    nonisolated func deletedElsewhere(_ record: VolumeRecord) -> Bool {
+        guard let catalog = shared[record.driver], record.state == .ready else { return false }
+        return (try? catalog.volume(record.name)) == nil
+    }
+
+    /// The shared volume `name` in this host's state (its first use here); nil when no catalog has it.
+    func adopt(_ name: String) throws(ConvoyError) -> VolumeRecord? {
+        guard let (_, volume) = try sharedEntry(name) else { return nil }
+        let record = record(of: volume)
+        try store.insert(record)
+        logger.info("volume of another host used here", metadata: ["volume": "\(name)", "created by": "\(volume.host)"])
+        return record
+    }
+
+    /// This host's record of `name`, else the shared volume `name` adopted (nil: neither exists).
+    func localOrAdopted(_ name: String) throws(ConvoyError) -> VolumeRecord? {
+        if let record = try store.volume(named: name) { return record }
+        return try adopt(name)
+    }
+
+    /// This host's references to a shared volume, as the state now has them, written to its catalog.
+    func publishReferences(of name: String, driver: String) throws(ConvoyError) {
+        guard let catalog = shared[driver] else { return }
+        try catalog.setReferences(try store.volume(named: name)?.references ?? [], to: name, host: hostID)
+    }
+
+    /// Refuses to delete a shared volume that a live host other than this one still mounts.
+    nonisolated func refuseIfMountedElsewhere(_ record: VolumeRecord) throws(ConvoyError) {
+        guard let catalog = shared[record.driver] else { return }
+        let others = try catalog.liveReferences(to: record.name, besides: hostID)
+        guard !others.isEmpty else { return }
+        let named = others.map { "\($0.host) (\($0.count) mount(s))" }.joined(separator: ", ")
+        throw ConvoyError(.inUse, "volume \(record.name) is in use on host \(named); stop the containers using it "
+            + "there first (a host that died stops counting when its lease expires)")
+    }
+
+    /// A Create of a name that another host (or this one) created in a shared catalog: the volume, as Docker's
+    /// repeated Creates expect, when it is what was asked for; else an error naming who created it.
+    func adoptCreated(_ volume: SharedCatalog.Volume, asked options: CreateOptions,
+                      mustBeNew: Bool) throws(ConvoyError) -> VolumeRecord {
+        let sameSize = options.size == 0 || options.size == volume.size
+        guard !mustBeNew, options.driver == volume.driver, sameSize, options.driverOptions == volume.options else {
+            let other = mustBeNew ? "" : ", with other options"
+            throw .conflict("a volume named \(volume.name) exists already (created on host \(volume.host) at "
+                + "\(volume.createdAt)\(other)); choose another name or delete it first")
+        }
+        return try adopt(volume.name) ?? record(of: volume)
+    }
+}
