@@ -9,7 +9,8 @@ import ConvoyCore
 /// the volume shows the size too); otherwise the volume's record says that its size is not enforced.
 ///
 /// Pools stay mounted while the daemon runs and after it stops (containers keep using them); a volume's last
-/// unmount leaves its pool alone, since other volumes share it.
+/// unmount leaves its pool alone, since other volumes share it. The hosts' daemons share one catalog of the
+/// volumes, in the default pool (`.convoy`, SharedCatalog).
 public struct GlusterfsDriver: DirectoryBackedDriver {
     public static let driverName = "glusterfs"
     public static var optionKeys: Set<String> { GlusterConfiguration.optionKeys }
@@ -52,6 +53,12 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
         ["Servers": configuration.servers.joined(separator: ","), "DefaultVolumePool": configuration.defaultPool,
          "DefaultVolumeSize": "\(configuration.defaultVolumeSize)", "MountsDirectory": pools.mountsDirectory,
          "CheckIntervalSeconds": "\(configuration.checkInterval.components.seconds)", "Scope": scope.rawValue]
+    }
+
+    /// The catalog every host's daemon shares (issue 19), in the default pool: one name space for the volumes
+    /// of all pools, as the pools are one driver's.
+    public var sharedCatalogDirectory: String? {
+        (try? pools.mountpoint(of: configuration.defaultPool)).map { $0 + "/.convoy" }
     }
 
     // MARK: Paths

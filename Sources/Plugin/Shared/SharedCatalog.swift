@@ -75,6 +75,11 @@ public struct SharedCatalog: Sendable {
         try read(Volume.self, at: volumePath(name))
     }
 
+    /// Rewrites a claimed volume's entry (its driver info, once the driver has made it).
+    public func update(_ volume: Volume) throws(ConvoyError) {
+        try replace(volume, at: volumePath(volume.name))
+    }
+
     public func volumes() throws(ConvoyError) -> [Volume] {
         var result: [Volume] = []
         for name in jsonNames(in: directory + "/volumes") {
@@ -154,10 +159,22 @@ public struct SharedCatalog: Sendable {
             .map { String($0.dropLast(5)) }
     }
 
+    /// The record at `path`; nil only when the catalog answers that there is none. A catalog that cannot be
+    /// reached (the shared storage unmounted, a dead FUSE or NFS mount) is an error, never an absence: a host
+    /// must not forget a volume because its storage is away.
     private func read<T: Decodable>(_ type: T.Type, at path: String) throws(ConvoyError) -> T? {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            guard access(path, F_OK) != 0 else {
-                throw ConvoyError(.driverFailure, "cannot read \(path): \(Filesystem.errnoText())")
+        // A file another host replaced since this host looked it up answers ESTALE (NFS, gluster): looked up again.
+        var attempts = 0
+        var (data, code) = Self.contents(of: path)
+        while data == nil, code == ESTALE, attempts < 3 {
+            attempts += 1
+            (data, code) = Self.contents(of: path)
+        }
+        guard let data else {
+            var info = stat()
+            guard code == ENOENT, stat(directory + "/volumes", &info) == 0 else {
+                throw ConvoyError(.unavailable, "the shared catalog \(directory) cannot be read "
+                    + "(\(Filesystem.errnoText(code))); is the shared storage mounted?")
             }
             return nil
         }
@@ -166,6 +183,24 @@ public struct SharedCatalog: Sendable {
         } catch {
             throw ConvoyError(.driverFailure, "the shared catalog's \(path) is damaged (\(error)); "
                 + "remove it if no host uses what it describes")
+        }
+    }
+
+    /// A small file's bytes, or the errno that stopped reading them.
+    private static func contents(of path: String) -> (Data?, Int32) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return (nil, errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let count = Glibc.read(fd, &buffer, buffer.count)
+            if count < 0 {
+                if errno == EINTR { continue }
+                return (nil, errno)
+            }
+            if count == 0 { return (Data(bytes), 0) }
+            bytes += buffer[0..<count]
         }
     }
 

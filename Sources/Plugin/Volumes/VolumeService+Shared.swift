@@ -19,10 +19,32 @@ extension VolumeService {
                      state: .ready, options: volume.options, driverInfo: volume.driverInfo)
     }
 
-    /// Whether a local record is of a shared volume that another host has since deleted.
+    /// Whether a local record is of a shared volume that another host has since deleted (false while the
+    /// catalog cannot be read: an outage of the shared storage deletes nothing).
     nonisolated func deletedElsewhere(_ record: VolumeRecord) -> Bool {
         guard let catalog = shared[record.driver], record.state == .ready else { return false }
-        return (try? catalog.volume(record.name)) == nil
+        do {
+            return try catalog.volume(record.name) == nil
+        } catch {
+            return false
+        }
+    }
+
+    /// The shared volumes this host has no record of, from every catalog that answers (one that does not is
+    /// logged, and List goes on with what it has).
+    nonisolated func sharedVolumes(besides known: Set<String>) -> [VolumeRecord] {
+        var result: [VolumeRecord] = []
+        for driver in driverOrder {
+            guard let catalog = shared[driver] else { continue }
+            do {
+                for volume in try catalog.volumes() where !known.contains(volume.name) {
+                    result.append(record(of: volume))
+                }
+            } catch {
+                logger.warning("volumes of other hosts left out of the list", metadata: ["error": "\(error.message)"])
+            }
+        }
+        return result
     }
 
     /// The shared volume `name` in this host's state (its first use here); nil when no catalog has it.

@@ -89,14 +89,7 @@ public actor VolumeService {
     public nonisolated func list() throws(ConvoyError) -> [VolumeRecord] {
         let all = try store.volumes()
         let local = all.filter { $0.state == .ready && (!deletedElsewhere($0) || !$0.references.isEmpty) }
-        let known = Set(all.map(\.name))
-        var elsewhere: [VolumeRecord] = []
-        for driver in driverOrder {
-            for volume in try shared[driver]?.volumes() ?? [] where !known.contains(volume.name) {
-                elsewhere.append(record(of: volume))
-            }
-        }
-        return (local + elsewhere).sorted { $0.name < $1.name }
+        return (local + sharedVolumes(besides: Set(all.map(\.name)))).sorted { $0.name < $1.name }
     }
 
     // MARK: Operations
@@ -168,6 +161,11 @@ public actor VolumeService {
             do {
                 // Record the driver's info before populating, so a crash mid-restore is undone at the next start.
                 try store.update(name, state: .creating, driverInfo: record.driverInfo)
+                if let catalog = shared[options.driver] {
+                    try catalog.update(SharedCatalog.Volume(
+                        name: name, driver: options.driver, size: record.size, createdAt: record.createdAt,
+                        options: record.options, driverInfo: record.driverInfo, host: hostID))
+                }
                 Failpoint.reach("create-driver-done")
                 if let populate {
                     record.driverInfo.merge(try await populate(driver, record.driverVolume)) { $1 }
