@@ -76,6 +76,13 @@ final class DockerEngine {
 
     /// `tiny:latest`: busybox-static and its applet links, imported from a tarball.
     private func importBusybox() throws {
+        let tarball = try Self.busyboxTarball(in: directory)
+        try dockerOK(["import", "-c", "ENV PATH=/bin", "-c", "CMD [\"/bin/sh\"]", tarball, "tiny:latest"])
+    }
+
+    /// A root filesystem of busybox-static and its applet links as a tarball under `directory`, for `docker
+    /// import` (no registry needed); returns its path.
+    static func busyboxTarball(in directory: String) throws -> String {
         let image = directory + "/image"
         try FileManager.default.createDirectory(atPath: image + "/bin", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: image + "/tmp", withIntermediateDirectories: true)
@@ -86,8 +93,7 @@ final class DockerEngine {
                                                         withDestinationPath: "busybox")
         }
         try Command.check("/bin/tar", ["-C", image, "-cf", directory + "/image.tar", "."])
-        try dockerOK(["import", "-c", "ENV PATH=/bin", "-c", "CMD [\"/bin/sh\"]", directory + "/image.tar",
-                      "tiny:latest"])
+        return directory + "/image.tar"
     }
 
     func stop() {
