@@ -33,8 +33,14 @@ public actor SharedHosts {
                     + "\(catalog.directory) (a process on \(held.writer.host), pid \(held.writer.pid); its lease runs "
                     + "until \(until)); give each daemon its own --host-id")
             }
+            let previous = try catalog.hostLease(host)
             try renew(catalog)
-            logger.info("took the host lease", metadata: ["host": "\(host)", "catalog": "\(catalog.directory)"])
+            var metadata: Logger.Metadata = ["host": "\(host)", "catalog": "\(catalog.directory)"]
+            if let previous, previous.writer != WriterIdentity.current {
+                // This host's earlier daemon: expired, or certainly dead on this machine.
+                metadata["previous holder"] = "\(previous.writer.host) pid \(previous.writer.pid)"
+            }
+            logger.info("took the host lease", metadata: metadata)
         }
         guard !catalogs.isEmpty, renewal == nil else { return }
         let period = timeToLive / 3

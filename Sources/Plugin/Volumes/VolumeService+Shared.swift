@@ -74,6 +74,8 @@ extension VolumeService {
         let others = try catalog.liveReferences(to: record.name, besides: hostID)
         guard !others.isEmpty else { return }
         let named = others.map { "\($0.host) (\($0.count) mount(s))" }.joined(separator: ", ")
+        logger.info("delete refused: another live host mounts the volume",
+                    metadata: ["volume": "\(record.name)", "host": "\(hostID)", "mounted on": "\(named)"])
         throw ConvoyError(.inUse, "volume \(record.name) is in use on host \(named); stop the containers using it "
             + "there first (a host that died stops counting when its lease expires)")
     }

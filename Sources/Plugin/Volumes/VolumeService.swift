@@ -310,6 +310,7 @@ public actor VolumeService {
         }
         if record.references.isEmpty && deletedElsewhere(record) {
             try store.delete(name)
+            logger.info("forgot a volume deleted on another host", metadata: ["volume": "\(name)", "host": "\(hostID)"])
             throw .notFound("volume \(name) was deleted on another host")
         }
         guard record.state == .ready else { throw .conflict("volume \(name) is being \(record.state.participle)") }
