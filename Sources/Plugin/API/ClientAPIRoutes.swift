@@ -33,12 +33,12 @@ struct ClientAPIRoutes {
                 let record = try await lazy.create(name: name, backup: backup, options: options)
                 return Self.volume(record, hydration: await lazy.hydration(of: name))
             }
-            return Self.volume(try await volumes.create(name: body.name, options: options))
+            return Self.volume(try await services.createVolume(name: body.name, options: options))
         }
         handle(router, .get, "/v1/volumes/{name}") { _, name throws(ConvoyError) in
             let record = try volumes.get(name)
             return Self.volume(record, hydration: await lazy.hydration(of: name),
-                               status: await volumes.driverStatus(of: record))
+                               status: await services.status(of: record))
         }
         handle(router, .get, "/v1/volumes/{name}/hydration") { _, name throws(ConvoyError) in
             let hydration = await lazy.hydration(of: name)

@@ -77,7 +77,7 @@ struct DockerVolumeAPI {
                 throw .invalid("option lazy needs backup=URL: "
                     + "it makes a restored volume usable before its data is local")
             } else {
-                _ = try await volumes.create(name: name, options: options)
+                _ = try await services.createVolume(name: name, options: options)
             }
             return Reply()
         }
@@ -101,7 +101,7 @@ struct DockerVolumeAPI {
             let record = try volumes.get(try requireName(request))
             return Reply(volume: Self.info(record, detailed: true,
                                            hydration: await lazy.hydration(of: record.name),
-                                           driverStatus: await volumes.driverStatus(of: record)))
+                                           driverStatus: await services.status(of: record)))
         }
         route(router, "VolumeDriver.List") { _ throws(ConvoyError) in
             Reply(volumes: try volumes.list().map { Self.info($0, detailed: false) })

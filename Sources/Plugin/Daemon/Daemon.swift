@@ -60,19 +60,13 @@ public enum Daemon {
         let catalog = try SnapshotCatalog(store: store, root: root, drivers: drivers, logger: logger)
         let lazyVolumes = LazyVolumes(root: root, drivers: drivers, logger: logger, mountOptions: mountOptions,
                                       hydrationPause: configuration.hydrationPause)
-        var sharedCatalogs: [String: SharedCatalog] = [:]
-        for driver in drivers {
-            if let directory = driver.sharedCatalogDirectory {
-                sharedCatalogs[driver.name] = try SharedCatalog(directory: directory)
-            }
-        }
-        let sharedHosts = SharedHosts(host: host.id, catalogs: Array(sharedCatalogs.values),
-                                      timeToLive: configuration.hostLeaseSeconds, logger: logger)
-        try await sharedHosts.start()
+        let (sharedCatalogs, sharedHosts) = try await sharedStorage(drivers, host: host.id,
+                                                                    configuration: configuration, logger: logger)
+        let replicator = Replicator(hostID: host.id, stores: stores, logger: logger)
         let volumes = VolumeService(store: store, drivers: drivers,
                                     ignoreDockerDelete: configuration.ignoreDockerDelete,
-                                    hooks: [lazyVolumes, catalog], shared: sharedCatalogs, hostID: host.id,
-                                    logger: logger)
+                                    hooks: [lazyVolumes, catalog, replicator], shared: sharedCatalogs,
+                                    hostID: host.id, logger: logger)
         let jobs = JobManager(store: store, logger: logger)
         let planner = RestorePlanner(volumes: volumes)
         let services = Services(
@@ -84,7 +78,9 @@ public enum Daemon {
             lazy: LazyRestore(volumes: volumes, attached: lazyVolumes, planner: planner, jobs: jobs, stores: stores),
             browser: BackupBrowser(root: root, store: store, stores: stores, logger: logger, options: mountOptions,
                                    targets: browseTargets),
-            jobs: jobs)
+            jobs: jobs, replicator: replicator)
+        await replicator.connect(.init(snapshots: services.snapshots, backups: services.backups, catalog: catalog,
+                                       jobs: jobs))
         let (lazy, browser) = (services.lazy, services.browser)
         for id in try store.interruptRunningJobs(at: JobManager.now()) {
             let message = "reconcile: job \(id) was running when the daemon stopped; "
@@ -94,6 +90,7 @@ public enum Daemon {
         var repairs = await volumes.reconcile()
         repairs += await browser.cleanUpAfterPreviousRun()
         repairs += await lazy.resumeAll()
+        repairs += await replicator.resumeAll((try? volumes.list()) ?? [])
         repairs += await catalog.sweepOrphans(existingVolumes: Set(((try? volumes.list()) ?? []).map(\.name)))
         for repair in repairs { logger.warning("reconcile: \(repair)") }
         logger.info("state reconciled", metadata: ["repairs": "\(repairs.count)",
@@ -175,6 +172,22 @@ public enum Daemon {
         } else {
             logger.info("backups are mounted for browsing only under \(targets.roots.joined(separator: ", "))")
         }
+    }
+
+    /// The catalogs of drivers whose storage several hosts share, and this host's leases in them (taken now).
+    private static func sharedStorage(
+        _ drivers: [any VolumeDriver], host: String, configuration: DaemonConfiguration,
+        logger: Logger) async throws(ConvoyError) -> ([String: SharedCatalog], SharedHosts) {
+        var catalogs: [String: SharedCatalog] = [:]
+        for driver in drivers {
+            if let directory = driver.sharedCatalogDirectory {
+                catalogs[driver.name] = try SharedCatalog(directory: directory)
+            }
+        }
+        let hosts = SharedHosts(host: host, catalogs: Array(catalogs.values),
+                                timeToLive: configuration.hostLeaseSeconds, logger: logger)
+        try await hosts.start()
+        return (catalogs, hosts)
     }
 
     /// A socket that cannot be restricted to root must not stay open to others: stop at once.

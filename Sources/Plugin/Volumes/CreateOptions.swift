@@ -23,11 +23,13 @@ struct CreateOptions: Equatable {
         } else {
             size = 0
         }
+        // Replica options stay with the volume's options (a restart replicates on); the driver ignores them.
+        _ = try ReplicaOptions.parse(raw, driver: driverName)
         var driverOptions: [String: String] = [:]
         for (key, value) in raw where !Self.daemonKeys.contains(key) {
-            guard driver.volumeOptionKeys.contains(key) else {
-                let accepted = Self.daemonKeys.union(Self.restoreKeys).union(driver.volumeOptionKeys).sorted()
-                    .joined(separator: ", ")
+            guard driver.volumeOptionKeys.contains(key) || ReplicaOptions.keys.contains(key) else {
+                let accepted = Self.daemonKeys.union(Self.restoreKeys).union(ReplicaOptions.keys)
+                    .union(driver.volumeOptionKeys).sorted().joined(separator: ", ")
                 throw .invalid("unknown option '\(key)' for driver \(driverName); accepted options: \(accepted)")
             }
             driverOptions[key] = value
