@@ -16,9 +16,11 @@ struct Services: Sendable {
     /// replicated it, restored lazily from its newest replica), then replicated from here.
     func createVolume(name: String?, options: [String: String]) async throws(ConvoyError) -> VolumeRecord {
         let driver = options["driver"] ?? volumes.defaultDriver
-        guard let name, let replica = try ReplicaOptions.parse(options, driver: driver) else {
+        guard let replica = try ReplicaOptions.parse(options, driver: driver) else {
             return try await volumes.create(name: name, options: options)
         }
+        let name = try name.map { name throws(ConvoyError) in try ObjectName.validate(name) }
+            ?? ObjectName.generate(prefix: "volume")
         if let existing = try? volumes.get(name), existing.state == .ready { return existing }
         let record: VolumeRecord
         if let newest = try await replicator.place(name, options: replica) {
