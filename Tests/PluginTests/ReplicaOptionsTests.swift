@@ -10,8 +10,8 @@ final class ReplicaOptionsTests: XCTestCase {
         XCTAssertEqual(plain.interval, .seconds(60))
         XCTAssertFalse(plain.forceTakeover)
         XCTAssertEqual(plain.leaseSeconds, 180)
-        let forced = try XCTUnwrap(try ReplicaOptions.parse(
-            ["replica": "s3://bucket@us-east-1/p", "replicainterval": "5m", "takeover": "force"], driver: "devicemapper"))
+        let options = ["replica": "s3://bucket@us-east-1/p", "replicainterval": "5m", "takeover": "force"]
+        let forced = try XCTUnwrap(try ReplicaOptions.parse(options, driver: "devicemapper"))
         XCTAssertEqual(forced.interval, .seconds(300))
         XCTAssertTrue(forced.forceTakeover)
         for (text, seconds) in [("90", 90), ("90s", 90), ("2m", 120), ("1h", 3600), ("24h", 86_400)] {
