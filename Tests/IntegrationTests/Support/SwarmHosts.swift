@@ -117,7 +117,12 @@ final class SwarmHosts {
     private func processes(of index: Int) -> [Int32] {
         let pidFile = (try? String(contentsOfFile: root(index) + "/docker.pid", encoding: .utf8)) ?? ""
         let dockerd = pidFile.trimmingCharacters(in: .whitespacesAndNewlines)
-        let hostNamespace = dockerd.isEmpty ? nil : Self.link("/proc/\(dockerd)/ns/mnt")
+        // The pid file of a dockerd killed earlier may name a process that reused its pid: the namespace counts
+        // only when that process is this host's dockerd, and never when it is this test's own namespace.
+        let command = (try? String(contentsOfFile: "/proc/\(dockerd)/cmdline", encoding: .utf8)) ?? ""
+        let ours = !dockerd.isEmpty && command.contains(root(index) + "/data")
+        var hostNamespace = ours ? Self.link("/proc/\(dockerd)/ns/mnt") : nil
+        if hostNamespace == Self.link("/proc/self/ns/mnt") { hostNamespace = nil }
         let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return all.compactMap { Int32($0) }.filter { pid in
             if let hostNamespace, Self.link("/proc/\(pid)/ns/mnt") == hostNamespace { return true }
