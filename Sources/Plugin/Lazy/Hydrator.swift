@@ -15,7 +15,15 @@ final class HydrationProgress: Sendable {
     }
 
     private let value: Mutex<Value>
-    private let sink: Mutex<ProgressSink?> = Mutex(nil)
+    /// The sink inside a class: a closure kept directly in a Mutex gained two reabstraction thunks at every
+    /// `withLock` (the inout value is converted to the generic form and back), so each report called through one
+    /// more pair, and hydration crashed with a stack overflow after about 52,000 files.
+    private let sink: Mutex<SinkBox?> = Mutex(nil)
+
+    private final class SinkBox: Sendable {
+        let report: ProgressSink
+        init(_ report: @escaping ProgressSink) { self.report = report }
+    }
 
     /// A file backup hydrates every file's bytes; a block backup only the mapped ranges of its one image.
     init(manifest: Manifest) {
@@ -32,7 +40,10 @@ final class HydrationProgress: Sendable {
     var current: Value { value.withLock { $0 } }
 
     /// Also reports to a job's progress from now on.
-    func follow(_ report: @escaping ProgressSink) { sink.withLock { $0 = report } }
+    func follow(_ report: @escaping ProgressSink) {
+        let box = SinkBox(report)
+        sink.withLock { $0 = box }
+    }
 
     func add(bytes: UInt64, files: Int) {
         let now = value.withLock { value in
@@ -40,8 +51,8 @@ final class HydrationProgress: Sendable {
             value.filesDone += files
             return value
         }
-        let report = sink.withLock { $0 }
-        report?(WorkProgress(phase: "hydrating", bytesDone: now.bytesDone, bytesTotal: now.bytesTotal,
+        let box = sink.withLock { $0 }
+        box?.report(WorkProgress(phase: "hydrating", bytesDone: now.bytesDone, bytesTotal: now.bytesTotal,
                              itemsDone: now.filesDone, itemsTotal: now.filesTotal))
     }
 }
