@@ -117,6 +117,25 @@ class SharedStorageTestCase: XCTestCase {
         }
     }
 
+    /// A host killed in the middle of a create, whose name another host then made: its restart removes its own
+    /// record and leaves the other host's volume and data alone (it used to delete the directory of that name).
+    func checkAnInterruptedCreateLeavesAnotherHostsVolumeAlone() throws {
+        let name = prefix + "contested"
+        hostA.stop()
+        hostA.environment = ["CONVOY_FAILPOINT": "create-recorded"]
+        try hostA.start()
+        _ = try? hostA.cli(["create", name])
+        while hostA.process?.isRunning == true { usleep(50_000) }
+        try hostB.pluginOK("VolumeDriver.Create", ["Name": name])
+        let onB = try hostB.pluginOK("VolumeDriver.Mount", ["Name": name, "ID": "b1"])["Mountpoint"] as? String
+        try TreeFixture.write(try XCTUnwrap(onB) + "/mine", Array("host B's".utf8))
+        hostA.environment = [:]
+        try hostA.start()
+        XCTAssertTrue(hostA.log_().contains("the name is host host-b's now; its data is left alone"), hostA.log_())
+        XCTAssertEqual(FileManager.default.contents(atPath: try XCTUnwrap(onB) + "/mine"), Data("host B's".utf8))
+        XCTAssertEqual(try names(hostA), try names(hostB))
+    }
+
     /// The catalog's record of `name`, read again while the storage answers ESTALE for a file just replaced.
     func creator(of name: String) throws -> String {
         let path = "\(storageDirectory)/.convoy/volumes/\(name).json"
@@ -161,6 +180,9 @@ final class SharedVFSTests: SharedStorageTestCase {
     }
     func testConcurrentCreatesOfOneNameHaveOneWinner() throws { try checkConcurrentCreatesOfOneNameHaveOneWinner() }
     func testASecondDaemonWithTheSameHostIdIsRefused() throws { try checkASecondDaemonWithTheSameHostIdIsRefused() }
+    func testAnInterruptedCreateLeavesAnotherHostsVolumeAlone() throws {
+        try checkAnInterruptedCreateLeavesAnotherHostsVolumeAlone()
+    }
 }
 
 /// The checks on a real gluster pool, which each daemon mounts with the FUSE client (scripts/gluster-server).
@@ -180,4 +202,7 @@ final class SharedGlusterTests: SharedStorageTestCase {
     }
     func testConcurrentCreatesOfOneNameHaveOneWinner() throws { try checkConcurrentCreatesOfOneNameHaveOneWinner() }
     func testASecondDaemonWithTheSameHostIdIsRefused() throws { try checkASecondDaemonWithTheSameHostIdIsRefused() }
+    func testAnInterruptedCreateLeavesAnotherHostsVolumeAlone() throws {
+        try checkAnInterruptedCreateLeavesAnotherHostsVolumeAlone()
+    }
 }

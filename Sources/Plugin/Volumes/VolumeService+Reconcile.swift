@@ -21,6 +21,11 @@ extension VolumeService {
             do {
                 switch record.state {
                 case .creating, .deleting:
+                    if let leftAlone = try settleShared(record) {
+                        try store.delete(name)
+                        repairs.append(leftAlone)
+                        continue
+                    }
                     try await driver.deleteVolume(record.driverVolume)
                     try store.delete(name)
                     repairs.append(record.state == .creating

@@ -80,6 +80,27 @@ extension VolumeService {
             + "there first (a host that died stops counting when its lease expires)")
     }
 
+    /// At start, for a volume whose create or delete was interrupted: in shared storage, what is this host's to
+    /// undo. Returns why its data is left alone (only the local record goes), or nil to delete it as usual (having
+    /// taken this host's entry out of the catalog). A name is another host's when the catalog's entry is not the
+    /// one this record made or was deleting (another host claimed it, or made it again since); a create
+    /// interrupted before its claim made nothing in the storage.
+    func settleShared(_ record: VolumeRecord) throws(ConvoyError) -> String? {
+        guard let catalog = shared[record.driver] else { return nil }
+        guard let entry = try catalog.volume(record.name) else {
+            return record.state == .creating
+                ? "volume \(record.name): its creation was interrupted before it was claimed; nothing to undo"
+                : nil
+        }
+        let same = entry.createdAt == record.createdAt && (record.state == .deleting || entry.host == hostID)
+        guard same else {
+            return "volume \(record.name): interrupted here, and the name is host \(entry.host)'s now; "
+                + "its data is left alone"
+        }
+        try catalog.forget(record.name)
+        return nil
+    }
+
     /// A Create of a name that another host (or this one) created in a shared catalog: the volume, as Docker's
     /// repeated Creates expect, when it is what was asked for; else an error naming who created it.
     func adoptCreated(_ volume: SharedCatalog.Volume, asked options: CreateOptions,

@@ -193,13 +193,13 @@ public actor VolumeService {
             guard let record = try localOrAdopted(name) else {
                 throw .notFound("no volume named '\(name)'")
             }
-            guard !deletedElsewhere(record) else {
-                try store.delete(name)
-                throw .notFound("volume \(name) was deleted on another host")
-            }
             guard record.references.isEmpty else {
                 throw ConvoyError(.inUse, "volume \(name) is in use by \(record.references.count) mount(s); stop "
                     + "the containers using it (or `convoy umount \(name)`) first")
+            }
+            guard !deletedElsewhere(record) else {
+                try store.delete(name)
+                throw .notFound("volume \(name) was deleted on another host")
             }
             guard busy[name] == nil else {
                 throw ConvoyError(.inUse, "volume \(name) is being snapshotted; "
@@ -214,8 +214,14 @@ public actor VolumeService {
             for hook in hooks { try await hook.willDelete(record) }
             try store.update(name, state: .deleting)
             Failpoint.reach("delete-marked")
-            // Out of the shared catalog first: no other host starts using what is about to go.
-            try shared[record.driver]?.forget(name)
+            // Out of the shared catalog first: no other host starts using what is about to go. If the catalog
+            // cannot be changed, nothing is deleted (a `deleting` record would have its data deleted at start).
+            do throws(ConvoyError) {
+                try shared[record.driver]?.forget(name)
+            } catch {
+                try? store.update(name, state: .ready)
+                throw error
+            }
             do {
                 try await driver.deleteVolume(record.driverVolume)
             } catch {
