@@ -1,3 +1,4 @@
+import Backupstore
 import BackupFS
 import CLinux
 import ConvoyCore
@@ -25,8 +26,10 @@ public enum Daemon {
         try Filesystem.makeDirectory(root, mode: 0o700)
         let lock = try DaemonLock(root: root)
         let store = try StateStore(path: root + "/convoy.db")
+        // The machine id and hostname as the store's writer identity read them (an empty machine id: none).
+        let machine = WriterIdentity.current
         let host = try HostIdentity.resolve(flag: configuration.hostID, recorded: store.config(HostIdentity.configKey),
-                                            machineID: HostIdentity.machineID(), hostname: HostIdentity.hostname())
+                                            machineID: machine.machine, hostname: machine.host)
         if let old = host.replaced {
             logger.warning("""
                 host id changes from \(old) to \(host.id) (--host-id): what this host recorded in shared storage \

@@ -1,8 +1,5 @@
 import ConvoyCore
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Who this daemon is to the other hosts that share its storage (issue 19): written into what it records in shared
 /// places (volume records and leases in backup stores), shown by `convoy info`, and named in lease decisions.
@@ -57,18 +54,5 @@ enum HostIdentity {
             .trimmingCharacters(in: CharacterSet(charactersIn: "-"))
         let prefix = String(name.prefix(maximumLength - 13))
         return prefix.isEmpty ? "host-" + suffix : prefix + "-" + suffix
-    }
-
-    /// This machine's `/etc/machine-id`, if it has one.
-    static func machineID() -> String? {
-        guard let text = try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8) else { return nil }
-        let line = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        return line.isEmpty ? nil : line
-    }
-
-    static func hostname() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -26,14 +26,14 @@ public actor SharedHosts {
     /// machine's earlier daemon that certainly died is taken over at once.
     public func start() throws(ConvoyError) {
         for catalog in catalogs {
-            if let held = try catalog.hostLease(host), held.isLive(), held.writer != WriterIdentity.current,
+            let previous = try catalog.hostLease(host)
+            if let held = previous, held.isLive(), held.writer != WriterIdentity.current,
                !held.writer.isCertainlyDead {
                 let until = Date(timeIntervalSince1970: held.expiresAt).formatted(.iso8601)
                 throw ConvoyError(.conflict, "another daemon uses host id \(host) on the shared storage "
                     + "\(catalog.directory) (a process on \(held.writer.host), pid \(held.writer.pid); its lease runs "
                     + "until \(until)); give each daemon its own --host-id")
             }
-            let previous = try catalog.hostLease(host)
             try renew(catalog)
             var metadata: Logger.Metadata = ["host": "\(host)", "catalog": "\(catalog.directory)"]
             if let previous, previous.writer != WriterIdentity.current {
