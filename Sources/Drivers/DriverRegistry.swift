@@ -1,4 +1,5 @@
 import ConvoyCore
+import Logging
 
 /// Builds the drivers the daemon was asked for, validating their `--driver-opts` (Convoy's driver registry).
 /// Option keys are `<driver>.<option>`; every key must belong to an enabled driver and be one it knows.
@@ -34,8 +35,8 @@ public enum DriverRegistry {
         nativeBackupSchemes.first { url.hasPrefix($0.key + "://") }?.value
     }
 
-    public static func makeDrivers(names: [String], root: String,
-                                   options: [String: String]) throws(ConvoyError) -> [any VolumeDriver] {
+    public static func makeDrivers(names: [String], root: String, options: [String: String], hostID: String = "",
+                                   logger: Logger = Logger(label: "convoy")) throws(ConvoyError) -> [any VolumeDriver] {
         guard !names.isEmpty else {
             throw .invalid("--drivers: name at least one driver "
                 + "(available: \(availableNames.joined(separator: ", ")))")
@@ -68,19 +69,25 @@ public enum DriverRegistry {
         for name in names {
             guard let entry = available[name] else { continue }
             let own = options.filter { $0.key.hasPrefix(entry.prefix + ".") }
-            drivers.append(try entry.make(DriverContext(root: root, options: own)))
+            drivers.append(try entry.make(DriverContext(root: root, options: own, hostID: hostID, logger: logger)))
         }
         return drivers
     }
 }
 
-/// What a driver is constructed from: the daemon's root and its own `<driver>.*` options.
+/// What a driver is constructed from: the daemon's root, its own `<driver>.*` options, the host id (for a driver
+/// that holds leases in storage other hosts reach) and the daemon's logger (for what it decides on its own).
 public struct DriverContext: Sendable {
     public var root: String
     public var options: [String: String]
+    public var hostID: String
+    public var logger: Logger
 
-    public init(root: String, options: [String: String]) {
+    public init(root: String, options: [String: String], hostID: String = "",
+                logger: Logger = Logger(label: "convoy")) {
         self.root = root
         self.options = options
+        self.hostID = hostID
+        self.logger = logger
     }
 }

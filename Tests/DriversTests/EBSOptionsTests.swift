@@ -44,6 +44,9 @@ final class EBSOptionsTests: XCTestCase {
         XCTAssertTrue(message { _ = try configuration(["ebs.endpoint": "ftp://x"]) }.contains("is not an http(s) URL"))
         XCTAssertTrue(message { _ = try configuration(["ebs.instanceid": "fake"]) }.contains("not an instance id"))
         XCTAssertTrue(message { _ = try configuration(["ebs.attachtimeout": "0"]) }.contains("between 1 and 3600"))
+        XCTAssertTrue(message { _ = try configuration(["ebs.leasettl": "2"]) }.contains("between 3 and 3600"))
+        XCTAssertEqual(try configuration(["ebs.leasettl": "45s"]).leaseTTL, .seconds(45))
+        XCTAssertEqual(try configuration().leaseTTL, .seconds(30))
     }
 
     func testDefaultEncryptionAndKeyAreApplied() throws {

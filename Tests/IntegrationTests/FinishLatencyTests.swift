@@ -69,7 +69,8 @@ final class FinishLatencyTests: XCTestCase {
                                        ("VolumeDriver.Unmount", #"{"Name":"other","ID":"\#(id)"}"#)] {
                     let started = Date()
                     let reply = try? plugin.request("POST", "/" + method, body: Array(body.utf8))
-                    samples.add(Date().timeIntervalSince(started), ok: reply?.status == 200)
+                    samples.add(Date().timeIntervalSince(started), ok: reply?.status == 200, method: method,
+                                at: started)
                 }
             }
         }
@@ -96,6 +97,14 @@ final class FinishLatencyTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(sorted.count, 20, "too few calls during the finish to judge")
         XCTAssertLessThanOrEqual(p95, 0.050, "p95 of Get / Mount / Unmount on another volume during the finish")
         XCTAssertLessThan(sorted.last ?? 0, 1.0, "a call on another volume waited behind the finish")
+        for slow in samples.slow {
+            print(String(format: "slow call: %@ took %.0f ms, %.1f s into the finish", slow.method,
+                         slow.seconds * 1000, slow.at.timeIntervalSince(started)))
+        }
+        if !samples.slow.isEmpty {
+            print("the daemon's log, as the finish went:\n" + daemon.log_().split(separator: "\n").suffix(60)
+                .joined(separator: "\n"))
+        }
         print(String(format: "finish of a lazy volume of %d files: %.1f s; %d calls on another volume meanwhile, "
                      + "p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms", files, finishSeconds, sorted.count,
                      sorted[sorted.count / 2] * 1000, p95 * 1000, p99 * 1000, (sorted.last ?? 0) * 1000))
@@ -103,10 +112,22 @@ final class FinishLatencyTests: XCTestCase {
 }
 
 private final class Samples: @unchecked Sendable {
+    struct Slow { var method: String; var seconds: Double; var at: Date }
     private let lock = NSLock()
     private var seconds: [Double] = []
     private var failures = 0
-    func add(_ value: Double, ok: Bool) { lock.withLock { seconds.append(value); if !ok { failures += 1 } } }
-    func reset() { lock.withLock { seconds = []; failures = 0 } }
+    private var slowCalls: [Slow] = []
+
+    func add(_ value: Double, ok: Bool, method: String, at started: Date) {
+        lock.withLock {
+            seconds.append(value)
+            if !ok { failures += 1 }
+            if value > 0.25 { slowCalls.append(Slow(method: method, seconds: value, at: started)) }
+        }
+    }
+
+    func reset() { lock.withLock { seconds = []; failures = 0; slowCalls = [] } }
     var snapshot: ([Double], Int) { lock.withLock { (seconds, failures) } }
+    /// Calls over 250 ms, to find what they waited for.
+    var slow: [Slow] { lock.withLock { slowCalls } }
 }

@@ -115,6 +115,14 @@ extension EC2Client {
         _ = try await call("CreateTags", parameters)
     }
 
+    /// Removes the tags named (whatever their values).
+    public func deleteTags(_ resources: [String], keys: [String]) async throws(ConvoyError) {
+        var parameters = EC2Parameters()
+        parameters.list("ResourceId", resources)
+        for (index, key) in keys.sorted().enumerated() { parameters["Tag.\(index + 1).Key"] = key }
+        _ = try await call("DeleteTags", parameters)
+    }
+
     /// Every `<item>` of `set` over all pages (NextToken).
     func paged(_ action: String, _ parameters: EC2Parameters, set: String) async throws(ConvoyError) -> [XMLTree] {
         var parameters = parameters

@@ -12,9 +12,11 @@ struct EBSAttacher: Sendable {
     let reservations: DeviceNameReservations
     let timeout: Duration
 
-    /// The volume's block device, attaching it first unless it is attached here already.
-    func attach(_ volumeID: String) async throws(ConvoyError) -> String {
-        guard let volume = try await ec2.volume(volumeID) else {
+    /// The volume's block device, attaching it first unless it is attached here already. `takingOver`: this
+    /// host holds the volume's lease, so an attachment to another instance is a dead host's, force-detached
+    /// first; without it such an attachment is a conflict.
+    func attach(_ volumeID: String, takingOver: Bool = false) async throws(ConvoyError) -> String {
+        guard var volume = try await ec2.volume(volumeID) else {
             throw .notFound("EBS volume \(volumeID) does not exist (any more)")
         }
         let name: String
@@ -25,6 +27,11 @@ struct EBSAttacher: Sendable {
             name = mine.device
             try await waitUntilAttached(volumeID, as: name)
         } else {
+            if takingOver, let other = volume.attachments.first(where: { $0.state != "detached" }) {
+                // Another (dead) instance's: not waiting for it to let the volume go, as EC2's Force does.
+                try await detach(volumeID, from: other.instanceID, force: true)
+                volume = try await ec2.volume(volumeID) ?? volume
+            }
             if let other = volume.attachments.first(where: { $0.state != "detached" }) {
                 throw .conflict("EBS volume \(volumeID) is \(other.state) on instance \(other.instanceID); "
                     + "detach it there first (or wait until it is detached)")
@@ -61,11 +68,23 @@ struct EBSAttacher: Sendable {
               volume.attachments.contains(where: { $0.instanceID == instanceID && $0.state != "detached" }) else {
             return
         }
-        try await ec2.detachVolume(volumeID, instanceID: instanceID)
-        _ = try await EBSWait.until("EBS volume \(volumeID) detached from \(instanceID)",
+        try await detach(volumeID, from: instanceID, force: false)
+    }
+
+    /// Detaches the volume from every instance that has it: a delete, which no live lease of another host holds
+    /// back (a volume found on another host's instance, attached there since it was made).
+    func detachEverywhere(_ volumeID: String) async throws(ConvoyError) {
+        for attachment in try await ec2.volume(volumeID)?.attachments ?? [] where attachment.state != "detached" {
+            try await detach(volumeID, from: attachment.instanceID, force: false)
+        }
+    }
+
+    private func detach(_ volumeID: String, from instance: String, force: Bool) async throws(ConvoyError) {
+        try await ec2.detachVolume(volumeID, instanceID: instance, force: force)
+        _ = try await EBSWait.until("EBS volume \(volumeID) \(force ? "force-" : "")detached from \(instance)",
                                     timeout: timeout) { () async throws(ConvoyError) -> Bool? in
             let attached = try await ec2.volume(volumeID)?.attachments.contains {
-                $0.instanceID == instanceID && $0.state != "detached"
+                $0.instanceID == instance && $0.state != "detached"
             }
             return attached == true ? nil : true
         }

@@ -7,7 +7,7 @@ struct EBSConfiguration: Sendable {
     static let optionKeys: Set<String> = [
         "ebs.instanceid", "ebs.region", "ebs.az", "ebs.endpoint", "ebs.metadataendpoint", "ebs.defaultvolumesize",
         "ebs.defaultvolumetype", "ebs.defaultkmskeyid", "ebs.defaultencrypted", "ebs.fsfreeze", "ebs.devicedir",
-        "ebs.fs", "ebs.attachtimeout",
+        "ebs.fs", "ebs.attachtimeout", "ebs.leasettl",
     ]
 
     var directory: String
@@ -25,6 +25,9 @@ struct EBSConfiguration: Sendable {
     var defaultFilesystem: String
     /// How long AttachVolume may take until the block device is there.
     var attachTimeout: Duration
+    /// How long a host's lease on a mounted volume lasts unrenewed (renewed every third of it); another host
+    /// takes the volume over only after it has run out.
+    var leaseTTL: Duration
 
     init(root: String, options: [String: String]) throws(ConvoyError) {
         directory = root + "/ebs"
@@ -51,6 +54,12 @@ struct EBSConfiguration: Sendable {
             throw .invalid("ebs.attachtimeout: '\(seconds)' is not a number of seconds between 1 and 3600")
         }
         attachTimeout = .seconds(value)
+        let ttl = options["ebs.leasettl"] ?? "30"
+        guard let leaseSeconds = Int(ttl.hasSuffix("s") ? String(ttl.dropLast()) : ttl),
+              (3...3600).contains(leaseSeconds) else {
+            throw .invalid("ebs.leasettl: '\(ttl)' is not a number of seconds between 3 and 3600")
+        }
+        leaseTTL = .seconds(leaseSeconds)
     }
 
     static func url(_ text: String?, option: String) throws(ConvoyError) -> URL? {

@@ -1,6 +1,7 @@
 import AWS
 import ConvoyCore
 import Foundation
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,14 +25,22 @@ public struct EBSDriver: NativeBackupDriver {
     let configuration: EBSConfiguration
     let session = EBSSession()
     let reservations = DeviceNameReservations()
+    let leases: EBSLeaseKeeper
+    let logger: Logger
 
     public init(context: DriverContext) throws(ConvoyError) {
         configuration = try EBSConfiguration(root: context.root, options: context.options)
+        logger = context.logger
+        leases = EBSLeaseKeeper(directory: configuration.directory + "/leases",
+                                host: context.hostID.isEmpty ? ProcessInfo.processInfo.hostName : context.hostID,
+                                ttl: configuration.leaseTTL, logger: context.logger)
     }
 
     public func start() async throws(ConvoyError) {
         try await session.start(configuration)
         try Filesystem.makeDirectory(mountsDirectory, mode: 0o700)
+        try leases.load()
+        Task { await keepLeases() }
     }
 
     public func info() -> [String: String] {
@@ -41,7 +50,8 @@ public struct EBSDriver: NativeBackupDriver {
                 "DefaultVolumeSize": "\(configuration.defaultVolumeSize)",
                 "DefaultVolumeType": configuration.defaultVolumeType,
                 "DefaultEncrypted": "\(configuration.defaultEncrypted)", "FSFreeze": "\(configuration.fsFreeze)",
-                "DeviceDirectory": configuration.deviceDirectory, "Scope": scope.rawValue]
+                "DeviceDirectory": configuration.deviceDirectory, "Scope": scope.rawValue,
+                "LeaseTTL": "\(configuration.leaseTTL.components.seconds)s", "HostID": leases.host]
     }
 
     var mountsDirectory: String { configuration.directory + "/mounts" }
@@ -73,6 +83,9 @@ public struct EBSDriver: NativeBackupDriver {
         let current = try session.get()
         let (ec2, zone) = (current.ec2, current.identity.availabilityZone)
         let attacher = try attacher()
+        if options.adoptVolumeID == nil, let existing = try await volumeNamed(volume.name, zone: zone, ec2: ec2) {
+            return try useExisting(existing, for: volume, options: options)
+        }
         let ebsVolume: EC2Volume
         if let id = options.adoptVolumeID {
             guard let existing = try await ec2.volume(id) else {
@@ -87,8 +100,7 @@ public struct EBSDriver: NativeBackupDriver {
                 availabilityZone: zone, sizeGiB: options.sizeGiB, volumeType: options.volumeType, iops: options.iops,
                 throughput: options.throughput, encrypted: options.encrypted, kmsKeyID: options.kmsKeyID,
                 snapshotID: options.snapshotID,
-                tags: ["Name": volume.name, "convoy-volume": volume.name,
-                       Self.instanceTag: current.identity.instanceID]))
+                tags: ["Name": volume.name, Self.nameTag: volume.name, Self.instanceTag: current.identity.instanceID]))
         }
         let created = options.adoptVolumeID == nil
         do throws(ConvoyError) {
@@ -109,6 +121,7 @@ public struct EBSDriver: NativeBackupDriver {
             } else {
                 try await BlockFilesystem.make(filesystem, on: device)
             }
+            if created { try await ec2.createTags([ebsVolume.id], [Self.filesystemTag: filesystem]) }
             return ["VolumeID": ebsVolume.id, "FS": filesystem, "Size": "\(available.sizeGiB << 30)",
                     "Adopted": created ? "false" : "true", "AvailabilityZone": zone]
         } catch {
@@ -137,25 +150,65 @@ public struct EBSDriver: NativeBackupDriver {
     }
 
     /// Tags a volume with the instance whose convoy created it, so that a create interrupted before its volume id
-    /// was recorded can find what it made (another host's convoy may use the same volume name).
+    /// was recorded can find what it made (and only that).
     static let instanceTag = "convoy-instance"
+    /// The convoy volume name: one EBS volume per name in an availability zone, whichever host made it.
+    static let nameTag = "convoy-volume"
+    /// The filesystem convoy made on it, for a host that finds the volume without having made it.
+    static let filesystemTag = "convoy-fs"
+
+    /// The EBS volume that carries convoy volume `name` in this zone, made by any host (nil: none yet). A Create
+    /// of that name on another host (a swarm service's volume spec is created on every node) uses it.
+    private func volumeNamed(_ name: String, zone: String, ec2: EC2Client) async throws(ConvoyError) -> EC2Volume? {
+        let found = try await ec2.describeVolumes(filters: [("tag:" + Self.nameTag): [name]]).filter {
+            $0.availabilityZone == zone && !["deleting", "deleted", "error"].contains($0.state)
+        }
+        guard found.count <= 1 else {
+            throw .conflict("volume \(name): EBS volumes \(found.map(\.id).sorted().joined(separator: ", ")) all "
+                + "carry this name (tag \(Self.nameTag)); delete all but one, or adopt one with -o id=vol-...")
+        }
+        return found.first
+    }
+
+    /// A volume of this name another host made: recorded here as it is, attached here only when mounted (under the
+    /// lease). Options that contradict it are refused rather than ignored.
+    private func useExisting(_ existing: EC2Volume, for volume: DriverVolume,
+                             options: EBSVolumeOptions) throws(ConvoyError) -> [String: String] {
+        let maker = existing.tags[Self.instanceTag].map { " (made by instance \($0))" } ?? ""
+        if options.snapshotID != nil {
+            throw .conflict("volume \(volume.name): EBS volume \(existing.id)\(maker) already carries this name; "
+                + "a volume made from a snapshot needs a name of its own")
+        }
+        if volume.size != nil, let size = options.sizeGiB, size != existing.sizeGiB {
+            throw .conflict("volume \(volume.name) exists as EBS volume \(existing.id)\(maker) of "
+                + "\(existing.sizeGiB) GiB, not \(size) GiB")
+        }
+        if volume.options["type"] != nil, existing.volumeType != options.volumeType {
+            throw .conflict("volume \(volume.name) exists as EBS volume \(existing.id)\(maker) of type "
+                + "\(existing.volumeType ?? "?"), not \(options.volumeType)")
+        }
+        logger.info("ebs: volume \(volume.name) is EBS volume \(existing.id)\(maker); attached here when mounted")
+        return ["VolumeID": existing.id, "FS": existing.tags[Self.filesystemTag] ?? "",
+                "Size": "\(existing.sizeGiB << 30)", "Adopted": "false", "AvailabilityZone": existing.availabilityZone]
+    }
 
     /// Unmounts, detaches, and deletes the EBS volume (an adopted one is only detached: it was not ours to
     /// delete). A volume EC2 no longer knows counts as deleted. Without a volume id in the record (a create
     /// interrupted by a crash), the volumes this instance's convoy created under that name are removed.
     public func deleteVolume(_ volume: DriverVolume) async throws(ConvoyError) {
+        try await checkNotLeasedElsewhere(volume)
         try await unmountVolume(volume)
         if volume.driverInfo["VolumeID"] == nil {
             let current = try session.get()
             let leftovers = try await current.ec2.describeVolumes(filters: [
-                "tag:convoy-volume": [volume.name], "tag:\(Self.instanceTag)": [current.identity.instanceID]])
+                "tag:\(Self.nameTag)": [volume.name], "tag:\(Self.instanceTag)": [current.identity.instanceID]])
             for leftover in leftovers {
                 try await attacher().detach(leftover.id)
                 try await current.ec2.deleteVolume(leftover.id)
             }
         }
         if let id = volume.driverInfo["VolumeID"] {
-            try await attacher().detach(id)
+            try await attacher().detachEverywhere(id)
             if volume.driverInfo["Adopted"] != "true" {
                 do {
                     try await session.get().ec2.deleteVolume(id)
@@ -165,20 +218,7 @@ public struct EBSDriver: NativeBackupDriver {
             }
         }
         if let path = try? mountpoint(volume) { rmdir(path) }
-    }
-
-    /// Mounts the volume, attaching it again first when it is not attached here (after a reboot).
-    public func mountVolume(_ volume: DriverVolume) async throws(ConvoyError) -> String {
-        let path = try mountpoint(volume)
-        if isMounted(volume) { return path }
-        let device = try await attacher().attach(try Self.volumeID(volume))
-        try await BlockFilesystem.mount(device, filesystem: volume.driverInfo["FS"] ?? configuration.defaultFilesystem,
-                                        at: path)
-        return path
-    }
-
-    public func unmountVolume(_ volume: DriverVolume) async throws(ConvoyError) {
-        try await BlockFilesystem.unmount(try mountpoint(volume))
+        try leases.forget(volume.name)
     }
 
     /// The record is trusted (no EC2 call here), so a volume is never forgotten because EC2 was slow to answer.

@@ -41,7 +41,8 @@ public enum Daemon {
         let saved = SavedDriverConfiguration.decode(try store.config(SavedDriverConfiguration.key))
         let driverConfiguration = SavedDriverConfiguration.resolve(configuration, saved: saved)
         let drivers = try DriverRegistry.makeDrivers(
-            names: driverConfiguration.drivers, root: root, options: driverConfiguration.options)
+            names: driverConfiguration.drivers, root: root, options: driverConfiguration.options, hostID: host.id,
+            logger: logger)
         for driver in drivers { try await driver.start() }
         try store.setConfig(SavedDriverConfiguration.key, driverConfiguration.encoded())
 

@@ -12,6 +12,9 @@ struct EBSTestEnvironment {
     let deviceDirectory: String
     let ignoreFile: String
     let ec2: EC2Client
+    /// The emulator's second instance, played by a second daemon (another host), and its device directory.
+    let secondInstanceID: String?
+    let secondDeviceDirectory: String?
 
     init() throws {
         let environment = ProcessInfo.processInfo.environment
@@ -27,13 +30,18 @@ struct EBSTestEnvironment {
         zone = environment["CONVOY_TEST_EBS_AZ"] ?? "us-east-1a"
         deviceDirectory = devices
         ignoreFile = ignore
+        secondInstanceID = environment["CONVOY_TEST_EBS_INSTANCE_2"]
+        secondDeviceDirectory = environment["CONVOY_TEST_EBS_DEVICEDIR_2"]
         ec2 = try EC2Client(.init(region: "us-east-1", endpoint: url, credentials: try AWSCredentials.load()))
     }
 
-    func daemonArguments(_ extra: [String] = []) -> [String] {
+    /// The daemon's arguments as the first instance, or (`onSecondInstance`) as the second.
+    func daemonArguments(_ extra: [String] = [], onSecondInstance: Bool = false) -> [String] {
         var arguments = ["--drivers", "ebs"]
-        for option in ["ebs.endpoint=\(endpoint)", "ebs.instanceid=\(instanceID)", "ebs.region=us-east-1",
-                       "ebs.az=\(zone)", "ebs.devicedir=\(deviceDirectory)", "ebs.defaultvolumesize=1G"] + extra {
+        let instance = onSecondInstance ? secondInstanceID ?? "" : instanceID
+        let devices = onSecondInstance ? secondDeviceDirectory ?? "" : deviceDirectory
+        for option in ["ebs.endpoint=\(endpoint)", "ebs.instanceid=\(instance)", "ebs.region=us-east-1",
+                       "ebs.az=\(zone)", "ebs.devicedir=\(devices)", "ebs.defaultvolumesize=1G"] + extra {
             arguments += ["--driver-opts", option]
         }
         return arguments
@@ -50,7 +58,9 @@ struct EBSTestEnvironment {
             return
         }
         for volume in left {
-            try? await ec2.detachVolume(volume.id, instanceID: instanceID)
+            for attachment in volume.attachments {
+                try? await ec2.detachVolume(volume.id, instanceID: attachment.instanceID)
+            }
             try? await ec2.deleteVolume(volume.id)
         }
     }
