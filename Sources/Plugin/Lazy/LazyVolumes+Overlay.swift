@@ -70,7 +70,9 @@ extension LazyVolumes {
                 logger.error("cannot finish lazy volume \(name): \(error.message)")
                 return nil
             }
-            let code = Overlay.unmount(merged, detach: false)
+            // The kernel takes seconds to unmount a tree of a million cached files: off the actor, which every
+            // other volume's Get and Mount pass through (the volume's own calls wait on its lock meanwhile).
+            let code = (try? await BlockingIOPool.shared.run { Overlay.unmount(merged, detach: false) }) ?? EIO
             guard code == 0 || code == EINVAL else {
                 LazyFinishMarker.remove(lazyRoot: root, volume: name)
                 let reason = String(cString: strerror(code))
@@ -80,7 +82,8 @@ extension LazyVolumes {
                 return nil
             }
             active[name]?.lifecycle.finishing()
-            try? attached.mount.unmount()
+            let lower = attached.mount
+            try? await BlockingIOPool.shared.run { () throws(ConvoyError) in try lower.unmount() }
         }
         do throws(ConvoyError) {
             let done = try await Self.makePlain(upper: upper, work: work, copyTo: copyTo, manifest: attached.manifest)
