@@ -33,6 +33,12 @@ final class DevicemapperDaemonTests: XCTestCase {
 
     override func tearDown() {
         guard let daemon else { return }
+        Self.removeHost(daemon, pool: pool)
+    }
+
+    /// Kills a daemon and removes what it left in the kernel: loop devices over its files, mounts under its
+    /// directory, its pool's devices and the pool.
+    static func removeHost(_ daemon: DaemonHarness, pool: String) {
         daemon.crash()
         _ = try? Command.run("/bin/sh", ["-c", """
             # Loop devices first, while their files' paths still read as they were (a busy one goes when released).

@@ -10,7 +10,7 @@ struct ReplicaLease: Codable, Sendable, Equatable {
     var volume: String
     var host: String
     var expiresAt: Double
-    /// The newest replica (a backup URL) and when it was made.
+    /// The newest replica (a backup URL) and when its snapshot was taken (the age of the data it holds).
     var lastBackup: String?
     var lastBackupAt: Double?
 

@@ -20,6 +20,9 @@ extension Replicator {
                 return false
             }
             let snapshot = ObjectName.generate(prefix: "replica")
+            // The replica holds the data as of its snapshot, not of its backup's end: its age (the RPO a failover
+            // would give) counts from here.
+            let taken = Date()
             let snapshotJob = try await services.snapshots.createSnapshot(volume: name, snapshot: snapshot)
             _ = try await ended(snapshotJob, services.jobs)
             let backupJob = try await services.backups.createBackup(snapshot: snapshot,
@@ -28,11 +31,11 @@ extension Replicator {
             let now = Date()
             try await ReplicaLease(volume: name, host: hostID,
                                    expiresAt: now.timeIntervalSince1970 + options.leaseSeconds,
-                                   lastBackup: url, lastBackupAt: now.timeIntervalSince1970).write(to: repository)
+                                   lastBackup: url, lastBackupAt: taken.timeIntervalSince1970).write(to: repository)
             var (oldSnapshots, oldBackups): ([String], [String]) = ([], [])
             record(name) { tracked in
                 tracked.lastBackup = url
-                tracked.lastBackupAt = now
+                tracked.lastBackupAt = taken
                 tracked.lastError = nil
                 tracked.snapshots.append(snapshot)
                 tracked.backups.append(url)

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The cost and the RPO of a replicated volume (issue 19): a vfs volume of SIZE_GIB GiB (ten files of random data)
+# created with -o replica=vfs://... -o replicainterval=INTERVAL, changing 1 % a minute (1 MiB regions rewritten at
+# random offsets), for ROUNDS minutes. Reports, per interval, the daemon's CPU time (user + system, from
+# /proc/PID/stat) as a share of one core, the bytes the replica store grew by, and at the end the RPO a kill -9
+# would give: the age of the newest replica (status replicaAgeSeconds), sampled every second.
+# Usage: bench/replication-cost.sh [SIZE_GIB=10] [ROUNDS=5] [INTERVAL=60s]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+size_gib=${1:-10}
+rounds=${2:-5}
+interval=${3:-60s}
+scripts/build-release convoy 2>/dev/null | tail -1
+work=$(mktemp -d /var/tmp/convoy-replication.XXXXXX)
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; tail -5 "$work/daemon.log" >&2; rm -rf "$work"' EXIT
+convoy=.build/release/convoy
+$convoy daemon --root "$work/root" --socket "$work/c.sock" --plugin-socket "$work/p.sock" --host-id bench \
+  --log-level error 2>"$work/daemon.log" &
+pid=$!
+for _ in $(seq 300); do [[ -S "$work/c.sock" ]] && break; sleep 0.1; done
+cli() { $convoy --socket "$work/c.sock" "$@"; }
+ticks=$(getconf CLK_TCK)
+cpu() { awk -v t="$ticks" '{printf "%.2f", ($14 + $15) / t}' "/proc/$pid/stat"; }
+store_bytes() { du -sb "$work/store" 2>/dev/null | cut -f1; }
+age() { cli inspect data | python3 -c 'import json,sys; print(json.load(sys.stdin)["Status"].get("replicaAgeSeconds",""))'; }
+
+echo "convoy $(git rev-parse --short HEAD), $(nproc) cores, $(date -u +%Y-%m-%d); ${size_gib} GiB, 1 %/min, interval $interval"
+mkdir -p "$work/store"
+cli create data --opt "replica=vfs://$work/store" --opt "replicainterval=$interval" >/dev/null
+python3 - "$work/root/vfs/data" "$size_gib" <<'EOF'
+import os, sys
+root, gib = sys.argv[1], int(sys.argv[2])
+for i in range(10):
+    with open(f"{root}/f{i}", "wb") as f:
+        for m in range(gib * 1024 // 10):
+            f.write(os.urandom(1 << 20))
+EOF
+sync
+echo "waiting for a replica of all the data..."
+written=$(date +%s)
+until a=$(age) && [[ -n $a ]] && (( $(date +%s) - a > written )); do sleep 1; done
+echo "full replica: $(( $(date +%s) - written )) s after the data was written, store $(( $(store_bytes) >> 20 )) MiB"
+
+# Steady state: 1 % of the volume rewritten once a minute; CPU and store growth measured over whole minutes.
+cpu0=$(cpu); bytes0=$(store_bytes); t0=$(date +%s.%N); max_age=0
+for round in $(seq "$rounds"); do
+  python3 - "$work/root/vfs/data" "$size_gib" <<'EOF'
+import os, random, sys
+root, gib = sys.argv[1], int(sys.argv[2])
+per_file = gib * 1024 // 10
+for _ in range(gib * 1024 // 100):  # 1 % of the volume, in 1 MiB regions
+    with open(f"{root}/f{random.randrange(10)}", "r+b") as f:
+        f.seek(random.randrange(per_file) << 20)
+        f.write(os.urandom(1 << 20))
+EOF
+  end=$(( $(date +%s) + 60 ))
+  while (( $(date +%s) < end )); do
+    a=$(age); [[ -n $a ]] && (( a > max_age )) && max_age=$a
+    sleep 1
+  done
+  echo "minute $round: daemon CPU $(cpu) s in all, store $(( $(store_bytes) >> 20 )) MiB"
+done
+cpu1=$(cpu); bytes1=$(store_bytes); t1=$(date +%s.%N)
+python3 - "$cpu0" "$cpu1" "$bytes0" "$bytes1" "$t0" "$t1" "$rounds" "$size_gib" "$max_age" <<'EOF'
+import sys
+c0, c1, b0, b1, t0, t1 = map(float, sys.argv[1:7])
+rounds, gib, max_age = int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
+changed = gib * 1024 / 100 * rounds
+print(f"steady state over {t1 - t0:.0f} s: daemon CPU {c1 - c0:.1f} s = {100 * (c1 - c0) / (t1 - t0):.1f} % of one core; "
+      f"store +{(b1 - b0) / 2**20:.0f} MiB for {changed:.0f} MiB changed ({(b1 - b0) / 2**20 / rounds:.0f} MiB per minute); "
+      f"newest replica at most {max_age} s old (the RPO of a kill -9 at the worst moment)")
+EOF
