@@ -139,8 +139,13 @@ final class CrashFailpointTests: XCTestCase {
         let started = Date()
         var done = 0
         for (index, failpoint) in plan.enumerated() {
-            if try trial(failpoint, tag: "t\(index)") { reached[failpoint, default: 0] += 1 }
+            let crashed = try trial(failpoint, tag: "t\(index)")
+            if crashed { reached[failpoint, default: 0] += 1 }
             done += 1
+            // A line per trial, flushed: a long run that dies still tells how far it got.
+            print("failpoints: trial \(index) at \(failpoint): \(crashed ? "killed there" : "not reached"), "
+                  + "\(Int(Date().timeIntervalSince(started))) s")
+            fflush(nil)  // every output stream (stdout itself is not concurrency-safe to name)
             if testRun?.failureCount ?? 0 > 0 {
                 print("failpoints: trial \(index) (\(failpoint)) failed; daemon log:\n\(daemon.log_().suffix(4000))")
                 break

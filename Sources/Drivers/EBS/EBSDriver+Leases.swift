@@ -65,8 +65,11 @@ extension EBSDriver {
             status["fenced"] = record.lease.map { "\($0.holder) took this volume over (fenced here since \(since))" }
                 ?? "this host's lease ran out unrenewed at \(since); it no longer writes to the volume"
         }
-        if let id = volume.driverInfo["VolumeID"], let ec2 = try? session.get().ec2,
-           let found = try? await ec2.volume(id) {
+        if let record = leases.record(volume.name), record.state == .held, let lease = record.lease {
+            // Docker asks for Get often: a lease held here is answered from the record, without asking EC2.
+            status["lease"] = "held by this host until \(lease.expiryText)"
+        } else if let id = volume.driverInfo["VolumeID"], let ec2 = try? session.get().ec2,
+                  let found = try? await ec2.volume(id) {
             if let lease = EBSLease(tags: found.tags), lease.isLive(now: EBSLease.now()) {
                 status["lease"] = lease.host == leases.host ? "held by this host until \(lease.expiryText)"
                     : "held by \(lease.holder) until \(lease.expiryText)"

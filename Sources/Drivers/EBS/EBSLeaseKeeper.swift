@@ -65,6 +65,10 @@ final class EBSLeaseKeeper: Sendable {
         let now = EBSLease.now()
         switch EBSLease.decide(current: current, host: host, now: now) {
         case .refuse(let other):
+            logger.info("""
+                ebs lease: host \(host) may not mount volume \(name) (\(volumeID)): \(other.holder) holds it \
+                until \(other.expiryText)
+                """)
             if record(name)?.state == .held { try fence(name, volumeID: volumeID, by: other) }
             if record(name)?.state == .fenced {
                 throw .conflict("volume \(name) is fenced on host \(host): \(other.holder) took EBS volume "
