@@ -185,6 +185,51 @@ final class SharedVFSTests: SharedStorageTestCase {
     }
 }
 
+/// The checks on a real NFS export that the two hosts mount separately, each mount with its own client cache
+/// (attributes, names, ESTALE after another client replaced a file): scripts/vm-nfs serves it in the VM, where the
+/// kernel has NFS, and names the two mounts in `CONVOY_TEST_NFS_MOUNTS`.
+final class SharedNFSTests: SharedStorageTestCase {
+    var directories: [String] = []
+
+    override func setUpWithError() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let mounts = (environment["CONVOY_TEST_NFS_MOUNTS"] ?? "").split(separator: ",").map(String.init)
+        guard mounts.count == 2 else {
+            if environment["CONVOY_REQUIRE_NFS"] == "1" {
+                throw HarnessError("CONVOY_REQUIRE_NFS=1 but CONVOY_TEST_NFS_MOUNTS names no two mounts")
+            }
+            throw XCTSkip("no NFS here: scripts/test runs these tests in the VM (scripts/vm-nfs)")
+        }
+        // One directory of the export per test, made through A's mount, reached by B through its own.
+        let name = "t-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: mounts[0] + "/" + name, withIntermediateDirectories: false)
+        directories = mounts.map { $0 + "/" + name }
+        try super.setUpWithError()
+    }
+
+    override func daemonArguments(host: String) throws -> [String] {
+        ["--drivers", "vfs", "--driver-opts", "vfs.path=\(host == "host-b" ? directories[1] : directories[0])",
+         "--driver-opts", "vfs.shared=true", "--host-id", host]
+    }
+
+    override var storageDirectory: String { directories[0] }
+
+    override func tearDown() {
+        super.tearDown()
+        if let directory = directories.first { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    func testAVolumeMadeOnOneHostIsUsedOnTheOther() throws { try checkAVolumeMadeOnOneHostIsUsedOnTheOther() }
+    func testADeadHostsReferencesStopCountingWhenItsLeaseExpires() throws {
+        try checkADeadHostsReferencesStopCountingWhenItsLeaseExpires()
+    }
+    func testConcurrentCreatesOfOneNameHaveOneWinner() throws { try checkConcurrentCreatesOfOneNameHaveOneWinner() }
+    func testASecondDaemonWithTheSameHostIdIsRefused() throws { try checkASecondDaemonWithTheSameHostIdIsRefused() }
+    func testAnInterruptedCreateLeavesAnotherHostsVolumeAlone() throws {
+        try checkAnInterruptedCreateLeavesAnotherHostsVolumeAlone()
+    }
+}
+
 /// The checks on a real gluster pool, which each daemon mounts with the FUSE client (scripts/gluster-server).
 final class SharedGlusterTests: SharedStorageTestCase {
     var gluster: GlusterServer!

@@ -163,6 +163,10 @@ public struct SharedCatalog: Sendable {
     /// reached (the shared storage unmounted, a dead FUSE or NFS mount) is an error, never an absence: a host
     /// must not forget a volume because its storage is away.
     private func read<T: Decodable>(_ type: T.Type, at path: String) throws(ConvoyError) -> T? {
+        // An NFS client keeps "no such file" answers while it believes the directory unchanged (its attribute cache,
+        // 30 s or more by default): opening the directory revalidates it first (close-to-open), so a record
+        // another host made since is seen. Costs one open on a local directory.
+        Self.revalidate(directory: (path as NSString).deletingLastPathComponent)
         // A file another host replaced since this host looked it up answers ESTALE (NFS, gluster): looked up again.
         var attempts = 0
         var (data, code) = Self.contents(of: path)
@@ -184,6 +188,11 @@ public struct SharedCatalog: Sendable {
             throw ConvoyError(.driverFailure, "the shared catalog's \(path) is damaged (\(error)); "
                 + "remove it if no host uses what it describes")
         }
+    }
+
+    private static func revalidate(directory: String) {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { close(fd) }
     }
 
     /// A small file's bytes, or the errno that stopped reading them.
