@@ -4,10 +4,11 @@ import XCTest
 import Glibc
 #endif
 
-/// The proof of issue 19 for shared storage: a one-replica swarm service appends a counter (with sync) to a convoy
-/// volume on a directory both hosts share (`vfs.shared=true`); the host running it dies (-9: its dockerd,
-/// containerd, container and convoy); swarm starts the task on the other host, whose convoy hands it the same
-/// volume, and the counter goes on from the last value written, none lost or repeated.
+/// The proof of issue 19: a one-replica swarm service appends a counter (with sync) to a convoy volume on shared
+/// storage (a directory both hosts share with `vfs.shared=true`, or a gluster pool) or a replicated local volume;
+/// the host running it dies (-9: its dockerd, containerd, container and convoy); swarm starts the task on the other
+/// host, whose convoy hands it the same volume, and the counter goes on from the last value written (shared: none
+/// lost or repeated) or from the newest replica.
 final class SwarmFailoverTests: XCTestCase {
     /// Each value is appended and synced before the next; a new task continues from the file's last line.
     /// Each start is marked (`start N`: the value it goes on from), so a test can tell restored values from new.
@@ -22,7 +23,7 @@ final class SwarmFailoverTests: XCTestCase {
         let shared = hosts.directory + "/shared"
         try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
         try startCounting(on: hosts, volumeOptions: "", convoyArguments: [
-            "--driver-opts", "vfs.path=\(shared)", "--driver-opts", "vfs.shared=true"])
+            "--drivers", "vfs", "--driver-opts", "vfs.path=\(shared)", "--driver-opts", "vfs.shared=true"])
         let counter = shared + "/counter/counter"
         try waitFor("the service to count on host 2", hosts) { self.values(counter).last ?? 0 >= 20 }
         XCTAssertEqual(try runningNode(hosts), "h2")
@@ -41,6 +42,46 @@ final class SwarmFailoverTests: XCTestCase {
                      + "%.1f s later", lastOnHost2, failover))
     }
 
+    /// The same on a gluster pool, which each host's convoy mounts with the FUSE client from the run's glusterd
+    /// (a pool of this test's own, its brick on this machine's end of the hosts' bridge): the counter goes on from
+    /// the last value written, none lost or repeated.
+    func testAServiceFollowsAGlusterVolumeToTheOtherHost() throws {
+        _ = try GlusterServer.fromEnvironment()
+        if let reason = DockerEngine.skipReason { throw XCTSkip(reason) }
+        let hosts = try SwarmHosts()
+        defer { hosts.cleanUp() }
+        try hosts.connectToMachine()
+        let pool = "cv-swarm-" + hosts.tag
+        let brick = hosts.directory + "/brick"
+        let gluster = ["/usr/sbin/gluster", "--mode=script", "volume"]
+        try Command.check(gluster[0], Array(gluster.dropFirst()) + ["create", pool, "\(hosts.machineAddress):\(brick)",
+                                                                    "force"])
+        defer {
+            _ = try? Command.run(gluster[0], Array(gluster.dropFirst()) + ["stop", pool, "force"])
+            _ = try? Command.run(gluster[0], Array(gluster.dropFirst()) + ["delete", pool])
+        }
+        try Command.check(gluster[0], Array(gluster.dropFirst()) + ["start", pool])
+        try startCounting(on: hosts, volumeOptions: "", convoyArguments: [
+            "--drivers", "glusterfs", "--driver-opts", "glusterfs.servers=\(hosts.machineAddress)",
+            "--driver-opts", "glusterfs.defaultvolumepool=\(pool)"])
+        let counter = brick + "/counter/counter"
+        try waitFor("the service to count on host 2", hosts) { self.values(counter).last ?? 0 >= 20 }
+        XCTAssertEqual(try runningNode(hosts), "h2")
+        try hosts.dockerOK(1, ["node", "update", "--availability", "active", "h1"])
+
+        let killed = Date()
+        hosts.kill(2)
+        let lastOnHost2 = values(counter).last ?? 0
+        try waitFor("the counter to go on on host 1", hosts) { (self.values(counter).last ?? 0) > lastOnHost2 }
+        let failover = Date().timeIntervalSince(killed)
+        try waitFor("a few more values", hosts) { (self.values(counter).last ?? 0) > lastOnHost2 + 10 }
+        XCTAssertEqual(try runningNode(hosts), "h1")
+        let all = values(counter)
+        XCTAssertEqual(all, Array(1...all.count), "every value written once, in order, across the failover")
+        print(String(format: "swarm failover (gluster): host 2 killed at value %d; the counter went on on host 1 "
+                     + "%.1f s later", lastOnHost2, failover))
+    }
+
     /// A replicated local vfs volume: each host's own disk, replicas every second in a store both reach. The new
     /// host's Create is refused until the dead host's lease (3 s) expires (swarm retries the task), then restores
     /// the newest replica lazily; the counter goes on from the last value replicated.
@@ -51,7 +92,7 @@ final class SwarmFailoverTests: XCTestCase {
         let store = hosts.directory + "/replicas"
         try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
         try startCounting(on: hosts, volumeOptions: ",volume-opt=replica=vfs://\(store),volume-opt=replicainterval=1s",
-                          convoyArguments: [])
+                          convoyArguments: ["--drivers", "vfs"])
         let onHost2 = hosts.root(2) + "/convoy/vfs/counter/counter"
         try waitFor("the service to count on host 2", hosts) { self.values(onHost2).last ?? 0 >= 50 }
         XCTAssertEqual(try runningNode(hosts), "h2")
@@ -82,8 +123,8 @@ final class SwarmFailoverTests: XCTestCase {
     /// Starts both hosts, a swarm, and the counting service on host 2 (host 1, the manager, drained).
     private func startCounting(on hosts: SwarmHosts, volumeOptions: String, convoyArguments: [String]) throws {
         for index in [1, 2] {
-            try hosts.start(index, convoyArguments: ["--drivers", "vfs", "--host-id", "h\(index)",
-                                                     "--host-lease-ttl", "3"] + convoyArguments)
+            try hosts.start(index, convoyArguments: ["--host-id", "h\(index)", "--host-lease-ttl", "3"]
+                                + convoyArguments)
         }
         try hosts.formSwarm()
         // A node's description, which the scheduler reads, lists a plugin found by its socket once it was used.

@@ -7,7 +7,8 @@ import Glibc
 /// Two hosts on this machine joined in a Docker swarm (../shared/TESTING.md's recipe): each is a network namespace
 /// with private mount and UTS namespaces, its own `/run` (so its own `/run/docker/plugins`), its own dockerd and
 /// its own convoy daemon, whose plugin socket that dockerd finds. Host 1 is the swarm's manager; host 2 a worker.
-/// The two reach each other on a veth pair with link-local addresses.
+/// The two reach each other on a veth pair with link-local addresses (and, when connected, this machine on a
+/// bridge).
 final class SwarmHosts {
     let directory: String
     /// Unique per run: namespaces, links and cgroups carry it.
@@ -30,6 +31,27 @@ final class SwarmHosts {
             try Command.check("/usr/sbin/ip", ["-n", namespace(index), "link", "set", "cv\(tag)\(index)", "up"])
         }
     }
+
+    /// This machine's address on the link `connectToMachine` makes.
+    let machineAddress = "169.254.78.254"
+
+    /// Links both hosts to this machine's own network namespace (a bridge holding `machineAddress`, a veth from
+    /// each host to it), so that they reach servers that run here, such as the run's glusterd.
+    func connectToMachine() throws {
+        try Command.check("/usr/sbin/ip", ["link", "add", bridge, "type", "bridge"])
+        try Command.check("/usr/sbin/ip", ["addr", "add", machineAddress + "/24", "dev", bridge])
+        try Command.check("/usr/sbin/ip", ["link", "set", bridge, "up"])
+        for index in [1, 2] {
+            try Command.check("/usr/sbin/ip", ["link", "add", "cr\(tag)\(index)", "type", "veth", "peer", "name",
+                                               "cm\(tag)\(index)", "netns", namespace(index)])
+            try Command.check("/usr/sbin/ip", ["link", "set", "cr\(tag)\(index)", "master", bridge, "up"])
+            try Command.check("/usr/sbin/ip", ["-n", namespace(index), "addr", "add", "169.254.78.\(index)/24",
+                                               "dev", "cm\(tag)\(index)"])
+            try Command.check("/usr/sbin/ip", ["-n", namespace(index), "link", "set", "cm\(tag)\(index)", "up"])
+        }
+    }
+
+    private var bridge: String { "cb\(tag)" }
 
     func namespace(_ index: Int) -> String { "cvs-\(tag)-\(index)" }
     func address(_ index: Int) -> String { "169.254.77.\(index)" }
@@ -140,6 +162,7 @@ final class SwarmHosts {
         for index in [1, 2] { kill(index) }
         usleep(500_000)
         for index in [1, 2] { _ = try? Command.run("/usr/sbin/ip", ["netns", "del", namespace(index)]) }
+        _ = try? Command.run("/usr/sbin/ip", ["link", "del", bridge])
         if let mounts = try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8) {
             for line in mounts.split(separator: "\n").reversed() {
                 let fields = line.split(separator: " ")
