@@ -224,6 +224,9 @@ public struct BackupRepository: Sendable {
 
     /// Writes a manifest once the blocks `writer` put (and every deferred put before it) are durable.
     func putManifest(_ manifest: Manifest, blocks writer: BlockWriter?) async throws(ConvoyError) {
+        var manifest = manifest
+        // Stamped with this host, unless it is a copy of another host's backup.
+        if manifest.host == nil { manifest.host = hostID }
         try ObjectName.validate(manifest.id, kind: "backup")
         try ObjectName.validate(manifest.volume)
         if let writer { try await commit(writer) } else { try await store.commitDeferred() }

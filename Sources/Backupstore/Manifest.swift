@@ -3,9 +3,9 @@ import ConvoyCore
 /// A backup: what was backed up and the complete map from its content to blocks, so restoring one backup never
 /// needs another.
 public struct Manifest: Sendable, Equatable {
-    /// 2: chunks may carry a checksum (entry flag 32 in the binary form). Older convoy refuses format 2 manifests
-    /// with "upgrade convoy" rather than misreading them.
-    public static let currentFormat = 2
+    /// 2: chunks may carry a checksum (entry flag 32 in the binary form). 3: the manifest names the host that
+    /// wrote it. Older convoy refuses a newer format with "upgrade convoy" rather than misreading it.
+    public static let currentFormat = 3
 
     public enum Kind: String, Codable, Sendable {
         /// A file tree (vfs, glusterfs).
@@ -32,6 +32,8 @@ public struct Manifest: Sendable, Equatable {
     public var volumeSize: UInt64
     public var entries: [Entry]
     public var stats: Stats
+    /// The id of the host whose daemon wrote the backup (format 3; nil in older manifests).
+    public var host: String?
 
     public init(id: String, volume: String, kind: Kind, createdAt: String, snapshot: String?, parent: String?,
                 volumeSize: UInt64, entries: [Entry], stats: Stats) {

@@ -3,14 +3,18 @@ import ConvoyCore
 /// The binary form of a manifest (JSON through Codable cost more than reading the changed data of a small
 /// incremental backup). Integers are LEB128 varints (signed ones zigzag-encoded), strings are a length and UTF-8
 /// bytes (names, paths, link targets and xattr names: a length and the bytes the filesystem held, UTF-8 or not),
-/// block hashes are 32 raw bytes, chunk checksums 16 (format 2). Sealed like every record (SealedObject) under the
+/// block hashes are 32 raw bytes, chunk checksums 16 (format 2), the writing host's id after the volume size
+/// (format 3). Sealed like every record (SealedObject) under the
 /// magic "CVM1".
 enum ManifestCodec {
     static func encode(_ manifest: Manifest) -> [UInt8] {
         var out = ByteWriter()
-        // Checksums need format 2, even in a manifest first read as format 1, so older convoy never misreads one.
+        // Checksums need format 2 and a host format 3, even in a manifest first read in an older format, so older
+        // convoy never misreads one.
         let hasChecksums = manifest.entries.contains { $0.chunks?.contains { $0.checksum != nil } ?? false }
-        out.varint(UInt64(hasChecksums ? max(manifest.format, 2) : manifest.format))
+        var format = hasChecksums ? max(manifest.format, 2) : manifest.format
+        if manifest.host != nil { format = max(format, 3) }
+        out.varint(UInt64(format))
         out.string(manifest.id)
         out.string(manifest.volume)
         out.string(manifest.kind.rawValue)
@@ -18,6 +22,7 @@ enum ManifestCodec {
         out.optionalString(manifest.snapshot)
         out.optionalString(manifest.parent)
         out.varint(manifest.volumeSize)
+        if format >= 3 { out.optionalString(manifest.host) }
         let stats = manifest.stats
         for value in [UInt64(stats.files), UInt64(stats.directories), stats.bytes, stats.bytesRead,
                       UInt64(stats.newBlocks), stats.newBytesStored] { out.varint(value) }
@@ -93,6 +98,7 @@ enum ManifestCodec {
         let snapshot = try input.optionalString()
         let parent = try input.optionalString()
         let volumeSize = try input.varint()
+        let host = format >= 3 ? try input.optionalString() : nil
         // Statistics are only shown: an absurd count is clamped, not refused.
         var stats = Manifest.Stats()
         stats.files = Int(clamping: try input.varint())
@@ -118,6 +124,7 @@ enum ManifestCodec {
         var manifest = Manifest(id: id, volume: volume, kind: kind, createdAt: createdAt, snapshot: snapshot,
                                 parent: parent, volumeSize: volumeSize, entries: entries, stats: stats)
         manifest.format = Int(format)
+        manifest.host = host
         return manifest
     }
 

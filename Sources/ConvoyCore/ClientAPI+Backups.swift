@@ -75,9 +75,11 @@ extension ClientAPI {
         public var size: UInt64
         public var files: Int
         public var blocks: Int
+        /// The host that wrote the backup (nil: an older backup, or one kept by a driver's own service).
+        public var host: String?
 
         public init(url: String, backupName: String, volumeName: String, snapshotName: String, createdTime: String,
-                    volumeSize: UInt64, size: UInt64, files: Int, blocks: Int) {
+                    volumeSize: UInt64, size: UInt64, files: Int, blocks: Int, host: String? = nil) {
             self.url = url
             self.backupName = backupName
             self.volumeName = volumeName
@@ -87,12 +89,13 @@ extension ClientAPI {
             self.size = size
             self.files = files
             self.blocks = blocks
+            self.host = host
         }
 
         enum CodingKeys: String, CodingKey {
             case url = "BackupURL", backupName = "BackupName", volumeName = "VolumeName", snapshotName = "SnapshotName"
             case createdTime = "CreatedTime", volumeSize = "VolumeSize", size = "Size", files = "Files",
-                 blocks = "Blocks"
+                 blocks = "Blocks", host = "Host"
         }
     }
 

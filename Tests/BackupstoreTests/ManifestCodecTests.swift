@@ -59,6 +59,22 @@ final class ManifestCodecTests: XCTestCase {
         }
     }
 
+    /// The writing host (format 3) round-trips; a manifest read in an older format that gains a host is written
+    /// as format 3, so older convoy refuses it instead of misreading it.
+    func testTheWritingHostIsKeptInFormatThree() throws {
+        var manifest = sample()
+        manifest.host = "host-a"
+        let bytes = ManifestCodec.encode(manifest)
+        XCTAssertEqual(bytes.first, 3)
+        XCTAssertEqual(try ManifestCodec.decode(bytes).host, "host-a")
+        var older = sample()
+        older.format = 2
+        XCTAssertEqual(ManifestCodec.encode(older).first, 2, "no host: the format it was read in")
+        older.host = "host-b"
+        XCTAssertEqual(ManifestCodec.encode(older).first, 3)
+        XCTAssertEqual(try ManifestCodec.decode(ManifestCodec.encode(older)), older.with(format: 3))
+    }
+
     func testChecksumsPrintAsXXH128Does() {
         // xxhsum -H2 of the empty input.
         XCTAssertEqual(BlockChecksum.of([UInt8]()).description, "99aa06d3014798d86001c324468d497f")
@@ -72,5 +88,13 @@ final class ManifestCodecTests: XCTestCase {
         var sealed = SealedObject.sealManifest(sample())
         sealed[sealed.count - 3] ^= 0x40
         XCTAssertThrowsError(try SealedObject.openManifest(sealed, what: "m"))
+    }
+}
+
+private extension Manifest {
+    func with(format: Int) -> Manifest {
+        var copy = self
+        copy.format = format
+        return copy
     }
 }

@@ -52,16 +52,20 @@ final class HostIdentityTests: XCTestCase {
         }
     }
 
-    /// The volume record a backup leaves in the store names the host that wrote it.
+    /// The volume record a backup leaves in the store, and the backup's manifest, name the host that wrote them;
+    /// `backup inspect` shows it.
     func testABackupRecordsItsHostInTheStore() async throws {
         let fixture = try ServiceFixture(self, hostID: "node-a")
         _ = try await fixture.volumes.create(name: "src", options: [:])
         try TreeFixture.write(try fixture.directory(of: "src") + "/f", Array("data".utf8))
         _ = try await fixture.ended(try await fixture.snapshots.createSnapshot(volume: "src", snapshot: "s1"))
         let destination = "vfs://" + fixture.root + "/store"
-        _ = try await fixture.ended(try await fixture.backups.createBackup(snapshot: "s1", destination: destination))
+        let done = try await fixture.ended(try await fixture.backups.createBackup(snapshot: "s1",
+                                                                                  destination: destination))
         let repository = try fixture.stores.repository(try StoreLocation.parse(destination))
         let record = try await repository.volumeRecord("src")
         XCTAssertEqual(record?.host, "node-a")
+        let inspected = try await fixture.backups.inspectBackup(done.result?["URL"] ?? "")
+        XCTAssertEqual(inspected.host, "node-a")
     }
 }

@@ -114,6 +114,6 @@ public struct BackupService: Sendable {
             url: BackupURL(destination: location, backupID: manifest.id, volume: manifest.volume).url,
             backupName: manifest.id, volumeName: manifest.volume, snapshotName: manifest.snapshot ?? "",
             createdTime: manifest.createdAt, volumeSize: manifest.volumeSize, size: manifest.stats.bytes,
-            files: manifest.stats.files, blocks: manifest.blockHashes.count)
+            files: manifest.stats.files, blocks: manifest.blockHashes.count, host: manifest.host)
     }
 }
