@@ -157,6 +157,25 @@ final class EBSFailoverTests: XCTestCase {
         XCTAssertEqual(after?.tags["convoy-lease-expires"], String(expires))
     }
 
+    /// A volume made outside convoy and adopted on host A (`id=`) is found by its name on host B, which, deleting
+    /// it, only gives it back: detached, no longer tagged with the name, not deleted.
+    func testAnAdoptedVolumeIsFoundByNameOnAnotherHostAndGivenBackUntouched() async throws {
+        let outside = try await ebs.ec2.createVolume(.init(availabilityZone: ebs.zone, sizeGiB: 1, volumeType: "gp3",
+                                                           tags: ["Name": volumeName]))
+        let adopted = try hostA.cli(["create", volumeName, "--opt", "id=\(outside.id)"])
+        XCTAssertEqual(adopted.status, 0, adopted.stderr + hostA.log_())
+        let tagged = try await ebs.ec2.volume(outside.id)
+        XCTAssertEqual(tagged?.tags["convoy-volume"], volumeName)
+        try hostB.pluginOK("VolumeDriver.Create", ["Name": volumeName])
+        XCTAssertTrue(try hostB.cli(["inspect", volumeName]).stdout.contains(outside.id), "B uses the same volume")
+        try hostB.pluginOK("VolumeDriver.Remove", ["Name": volumeName])
+        let after = try await ebs.ec2.volume(outside.id)
+        XCTAssertNotNil(after, "an adopted volume is never deleted")
+        XCTAssertEqual(after?.attachments.filter { $0.state != "detached" }, [], "detached")
+        XCTAssertNil(after?.tags["convoy-volume"], "and no longer a convoy volume of that name")
+        try await ebs.ec2.deleteVolume(outside.id)
+    }
+
     /// `record N` lines appended and fsync'd; N+1 written to `acknowledged` after each fsync.
     private func startWriter(log: String, acknowledged: String) throws -> Process {
         let process = Process()

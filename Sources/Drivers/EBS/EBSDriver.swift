@@ -121,7 +121,9 @@ public struct EBSDriver: NativeBackupDriver {
             } else {
                 try await BlockFilesystem.make(filesystem, on: device)
             }
-            if created { try await ec2.createTags([ebsVolume.id], [Self.filesystemTag: filesystem]) }
+            // An adopted volume gains the name tag too, so another host's Create of the name finds it.
+            try await ec2.createTags([ebsVolume.id], created ? [Self.filesystemTag: filesystem]
+                                                             : [Self.nameTag: volume.name, Self.adoptedTag: "true"])
             return ["VolumeID": ebsVolume.id, "FS": filesystem, "Size": "\(available.sizeGiB << 30)",
                     "Adopted": created ? "false" : "true", "AvailabilityZone": zone]
         } catch {
@@ -156,6 +158,8 @@ public struct EBSDriver: NativeBackupDriver {
     static let nameTag = "convoy-volume"
     /// The filesystem convoy made on it, for a host that finds the volume without having made it.
     static let filesystemTag = "convoy-fs"
+    /// On a volume adopted with `id=`: whichever host deletes it only gives it back (detached, untagged).
+    static let adoptedTag = "convoy-adopted"
 
     /// The EBS volume that carries convoy volume `name` in this zone, made by any host (nil: none yet). A Create
     /// of that name on another host (a swarm service's volume spec is created on every node) uses it.
@@ -188,8 +192,10 @@ public struct EBSDriver: NativeBackupDriver {
                 + "\(existing.volumeType ?? "?"), not \(options.volumeType)")
         }
         logger.info("ebs: volume \(volume.name) is EBS volume \(existing.id)\(maker); attached here when mounted")
+        let adopted = existing.tags[Self.adoptedTag] == "true"
         return ["VolumeID": existing.id, "FS": existing.tags[Self.filesystemTag] ?? "",
-                "Size": "\(existing.sizeGiB << 30)", "Adopted": "false", "AvailabilityZone": existing.availabilityZone]
+                "Size": "\(existing.sizeGiB << 30)", "Adopted": adopted ? "true" : "false",
+                "AvailabilityZone": existing.availabilityZone]
     }
 
     /// Unmounts, detaches, and deletes the EBS volume (an adopted one is only detached: it was not ours to
@@ -215,6 +221,9 @@ public struct EBSDriver: NativeBackupDriver {
                 } catch where error.kind == .notFound {
                     // Already deleted (an interrupted delete being finished).
                 }
+            } else {
+                // Given back as it was adopted: no longer a convoy volume of that name.
+                try? await session.get().ec2.deleteTags([id], keys: [Self.nameTag, Self.adoptedTag])
             }
         }
         if let path = try? mountpoint(volume) { rmdir(path) }
