@@ -24,22 +24,7 @@ final class SwarmFailoverTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
         try startCounting(on: hosts, volumeOptions: "", convoyArguments: [
             "--drivers", "vfs", "--driver-opts", "vfs.path=\(shared)", "--driver-opts", "vfs.shared=true"])
-        let counter = shared + "/counter/counter"
-        try waitFor("the service to count on host 2", hosts) { self.values(counter).last ?? 0 >= 20 }
-        XCTAssertEqual(try runningNode(hosts), "h2")
-        try hosts.dockerOK(1, ["node", "update", "--availability", "active", "h1"])
-
-        let killed = Date()
-        hosts.kill(2)
-        let lastOnHost2 = values(counter).last ?? 0
-        try waitFor("the counter to go on on host 1", hosts) { (self.values(counter).last ?? 0) > lastOnHost2 }
-        let failover = Date().timeIntervalSince(killed)
-        try waitFor("a few more values", hosts) { (self.values(counter).last ?? 0) > lastOnHost2 + 10 }
-        XCTAssertEqual(try runningNode(hosts), "h1")
-        let all = values(counter)
-        XCTAssertEqual(all, Array(1...all.count), "every value written once, in order, across the failover")
-        print(String(format: "swarm failover (shared vfs): host 2 killed at value %d; the counter went on on host 1 "
-                     + "%.1f s later", lastOnHost2, failover))
+        try killHost2AndCheckTheCounterGoesOn(hosts, counter: shared + "/counter/counter", storage: "shared vfs")
     }
 
     /// The same on a gluster pool, which each host's convoy mounts with the FUSE client from the run's glusterd
@@ -64,7 +49,12 @@ final class SwarmFailoverTests: XCTestCase {
         try startCounting(on: hosts, volumeOptions: "", convoyArguments: [
             "--drivers", "glusterfs", "--driver-opts", "glusterfs.servers=\(hosts.machineAddress)",
             "--driver-opts", "glusterfs.defaultvolumepool=\(pool)"])
-        let counter = brick + "/counter/counter"
+        try killHost2AndCheckTheCounterGoesOn(hosts, counter: brick + "/counter/counter", storage: "gluster")
+    }
+
+    /// Shared storage: once the service counts on host 2, host 2 dies; the counter (read at `counter`, the file
+    /// as the storage holds it) goes on on host 1 with every value written once, in order.
+    private func killHost2AndCheckTheCounterGoesOn(_ hosts: SwarmHosts, counter: String, storage: String) throws {
         try waitFor("the service to count on host 2", hosts) { self.values(counter).last ?? 0 >= 20 }
         XCTAssertEqual(try runningNode(hosts), "h2")
         try hosts.dockerOK(1, ["node", "update", "--availability", "active", "h1"])
@@ -78,8 +68,8 @@ final class SwarmFailoverTests: XCTestCase {
         XCTAssertEqual(try runningNode(hosts), "h1")
         let all = values(counter)
         XCTAssertEqual(all, Array(1...all.count), "every value written once, in order, across the failover")
-        print(String(format: "swarm failover (gluster): host 2 killed at value %d; the counter went on on host 1 "
-                     + "%.1f s later", lastOnHost2, failover))
+        print("swarm failover (\(storage)): " + String(format: "host 2 killed at value %d; the counter went on on "
+                     + "host 1 %.1f s later", lastOnHost2, failover))
     }
 
     /// A replicated local vfs volume: each host's own disk, replicas every second in a store both reach. The new
