@@ -26,7 +26,7 @@ extension BackupSuite {
             }
         }
         let stored = try await repository.manifest(volume: "sums", backup: "backup-sums1")
-        XCTAssertEqual(stored.format, 2)
+        XCTAssertEqual(stored.format, Manifest.currentFormat)
         XCTAssertEqual(stored, manifest)
 
         // As a format 1 manifest, without checksums: restored, checked by the blocks' names.
