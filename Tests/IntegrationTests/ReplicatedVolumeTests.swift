@@ -42,7 +42,8 @@ final class ReplicatedVolumeTests: XCTestCase {
             if try condition() { return }
             usleep(200_000)
         }
-        XCTFail("waited \(Int(seconds)) s for \(what)\nA: \(hostA.log_().suffix(2000))\nB: \(hostB.log_().suffix(2000))")
+        XCTFail("waited \(Int(seconds)) s for \(what)\nA: \(hostA.log_().suffix(2000))\n"
+            + "B: \(hostB.log_().suffix(2000))")
     }
 
     func testAReplicatedVolumeMovesToAnotherHostAndTheOldOneIsFenced() throws {
