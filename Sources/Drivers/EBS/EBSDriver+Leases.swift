@@ -60,12 +60,13 @@ extension EBSDriver {
 
     public func status(of volume: DriverVolume) async -> [String: String] {
         var status: [String: String] = [:]
-        if let record = leases.record(volume.name), record.state == .fenced {
+        let record = leases.record(volume.name)
+        if let record, record.state == .fenced {
             let since = Date(timeIntervalSince1970: TimeInterval(record.since ?? 0)).formatted(.iso8601)
             status["fenced"] = record.lease.map { "\($0.holder) took this volume over (fenced here since \(since))" }
                 ?? "this host's lease ran out unrenewed at \(since); it no longer writes to the volume"
         }
-        if let record = leases.record(volume.name), record.state == .held, let lease = record.lease {
+        if let record, record.state == .held, let lease = record.lease {
             // Docker asks for Get often: a lease held here is answered from the record, without asking EC2.
             status["lease"] = "held by this host until \(lease.expiryText)"
         } else if let id = volume.driverInfo["VolumeID"], let ec2 = try? session.get().ec2,

@@ -163,13 +163,16 @@ public struct SharedCatalog: Sendable {
     /// reached (the shared storage unmounted, a dead FUSE or NFS mount) is an error, never an absence: a host
     /// must not forget a volume because its storage is away.
     private func read<T: Decodable>(_ type: T.Type, at path: String) throws(ConvoyError) -> T? {
-        // An NFS client keeps "no such file" answers while it believes the directory unchanged (its attribute cache,
-        // 30 s or more by default): opening the directory revalidates it first (close-to-open), so a record
-        // another host made since is seen. Costs one open on a local directory.
-        Self.revalidate(directory: (path as NSString).deletingLastPathComponent)
         // A file another host replaced since this host looked it up answers ESTALE (NFS, gluster): looked up again.
         var attempts = 0
         var (data, code) = Self.contents(of: path)
+        if data == nil, code == ENOENT {
+            // An NFS client keeps "no such file" answers while it believes the directory unchanged (its attribute
+            // cache, 30 s or more by default): opening the directory revalidates it (close-to-open), so a record
+            // another host made since is seen. Only on a miss: a found record was revalidated by its own open.
+            Self.revalidate(directory: (path as NSString).deletingLastPathComponent)
+            (data, code) = Self.contents(of: path)
+        }
         while data == nil, code == ESTALE, attempts < 3 {
             attempts += 1
             (data, code) = Self.contents(of: path)
