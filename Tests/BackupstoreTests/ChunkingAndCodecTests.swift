@@ -60,6 +60,36 @@ final class ChunkingAndCodecTests: XCTestCase {
         }
     }
 
+    /// `endsChunk` says where `cut` ends a chunk with more bytes after it: true at every cut `cut` makes there,
+    /// false at every shorter length of that chunk (a backup keeps a parent's chunk only where it holds).
+    func testEndsChunkHoldsExactlyWhereCutEndsAChunk() {
+        let chunkers = [FastCDC.standard, FastCDC(minimum: 64, average: 256, maximum: 1024),
+                        FastCDC(minimum: 1, average: 2, maximum: 8)]
+        for chunker in chunkers {
+            // Room for about 32 average chunks beyond the maximum (the minimum makes real ones longer).
+            let input = TreeFixture.randomBytes(chunker.maximum + 32 * chunker.average, seed: 21)
+            var checked = 0
+            input.withUnsafeBytes { raw in
+                var start = 0
+                while raw.count - start > chunker.maximum {
+                    let rest = UnsafeRawBufferPointer(rebasing: raw[start...])
+                    let length = chunker.cut(rest)
+                    XCTAssertTrue(chunker.endsChunk(UnsafeRawBufferPointer(rebasing: rest[0..<length])),
+                                  "cut at \(start)+\(length), chunker \(chunker.average)")
+                    // Every shorter length for the small chunkers; a sample for the 1 MiB one.
+                    let step = chunker.maximum > 4096 ? 4099 : 1
+                    for shorter in stride(from: 1, to: length, by: step) {
+                        XCTAssertFalse(chunker.endsChunk(UnsafeRawBufferPointer(rebasing: rest[0..<shorter])),
+                                       "no cut at \(start)+\(shorter), chunker \(chunker.average)")
+                    }
+                    start += length
+                    checked += 1
+                }
+            }
+            XCTAssertGreaterThan(checked, 8)
+        }
+    }
+
     /// FastCDC as defined, one byte at a time: masks on the hash's top bits, two more bits before the average
     /// size and two fewer after it.
     private func referenceCut(_ data: UnsafeRawBufferPointer, _ chunker: FastCDC) -> Int {

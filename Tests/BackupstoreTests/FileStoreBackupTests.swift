@@ -60,6 +60,19 @@ final class FileStoreBackupTests: XCTestCase {
     func testCopyUploadsOnlyMissingBlocks() async throws {
         try await suite.copyUploadsOnlyMissingBlocks(to: try FileObjectStore(root: scratch + "/other-store"))
     }
+    func testCopyRefusesADamagedBlock() async throws {
+        try await suite.copyRefusesADamagedBlock(to: try FileObjectStore(root: scratch + "/other-store"))
+    }
+
+    /// Listings leave out what a writer has not renamed into place yet: any name holding `.tmp-`.
+    func testTemporaryNamesAreLeftOutOfListings() {
+        for name in ["block.tmp-host-1-ab", ".tmp-", "x.tmp-", "é.tmp-é"] {
+            XCTAssertTrue(FileObjectStore.isTemporary(name), name)
+        }
+        for name in ["", ".tmp", "block.tmp", "tmp-block", "block-tmp-", ".TMP-", "a.tm-p"] {
+            XCTAssertFalse(FileObjectStore.isTemporary(name), name)
+        }
+    }
 
     func testStoreWritesAreAtomicAndKeysStayInside() async throws {
         let store = try FileObjectStore(root: scratch + "/plain")

@@ -67,6 +67,10 @@ final class S3StoreBackupTests: XCTestCase {
         try await suite().copyUploadsOnlyMissingBlocks(to: try await S3TestStore.make(prefix: "").store)
     }
 
+    func testCopyRefusesADamagedBlock() async throws {
+        try await suite().copyRefusesADamagedBlock(to: try await S3TestStore.make(prefix: "").store)
+    }
+
     func testMoreThanAThousandBackupsAreListed() async throws {
         let made = try await S3TestStore.make()
         let repository = BackupRepository(store: made.store)

@@ -204,4 +204,24 @@ struct BackupSuite {
         let value8 = try await BackupVerifier(repository: target).verify(copiedAgain)
         XCTAssertEqual(value8, [])
     }
+
+    /// A block damaged in the source store (checked against the manifest's checksum on the way) stops the copy,
+    /// which names it and writes no manifest: a destination never holds a backup it cannot restore.
+    func copyRefusesADamagedBlock(to destination: any ObjectStore) async throws {
+        let source = scratch + "/copy-damaged"
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        try TreeFixture.write(source + "/d", TreeFixture.randomBytes(2 << 20, seed: 60))
+        let snapshot = try await backup(source, volume: "damaged", id: "snapshot-d")
+        let victim = try XCTUnwrap(snapshot.blockHashes.sorted().first)
+        try await damage(BackupRepository.blockKey(victim), false)
+        let target = BackupRepository(store: destination)
+        do {
+            _ = try await BackupCopier(source: repository, destination: target).copy(snapshot, as: "backup-d")
+            XCTFail("a damaged block was copied")
+        } catch {
+            XCTAssertTrue("\(error)".contains(victim), "\(error)")
+        }
+        let written = try await target.backups(volume: "damaged")
+        XCTAssertTrue(written.isEmpty, "\(written)")
+    }
 }
