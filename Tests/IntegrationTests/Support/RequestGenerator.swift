@@ -75,7 +75,13 @@ struct RequestGenerator {
     mutating func body(for method: String, nameRequired: Bool = false) -> (bytes: [UInt8], overLimit: Bool) {
         switch random(12) {
         case 0: return (Array(repeating: UInt8(ascii: " "), count: (1 << 20) + 1 + random(1 << 16)), true)
-        case 1: return ((0..<random(256)).map { _ in UInt8(random(256)) }, false)
+        case 1:
+            // Random bytes, never a JSON object: an empty or blank body means `{}`, which is a valid request (a
+            // create with a generated name), so the first byte is neither blank nor `{`.
+            let blankOrBrace: Set<UInt8> = [0x20, 0x0A, 0x0D, 0x09, UInt8(ascii: "{")]
+            var first = UInt8(random(256))
+            while blankOrBrace.contains(first) { first = UInt8(random(256)) }
+            return ([first] + (0..<random(255)).map { _ in UInt8(random(256)) }, false)
         case 2: return (Array("{\"Name\":".utf8) + Array(repeating: UInt8(ascii: "{"), count: random(200_000)), false)
         case 3:
             // At the limit exactly: a string filling the body.
