@@ -19,6 +19,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // libfuse3 through pkg-config; the shim header fixes FUSE_USE_VERSION.
@@ -39,9 +43,17 @@ let package = Package(
             "ConvoyCore", "AWS",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // The daemon: state store, volume service with mount references, the Docker and client HTTP APIs.
+        // CSI v1.9's messages and gRPC services: csi.proto and the Swift generated from it (scripts/generate-csi).
+        .target(name: "CSIProtocol", dependencies: [
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["csi.proto"]),
+        // The daemon: state store, volume service with mount references, the Docker and client HTTP APIs, CSI.
         .target(name: "Plugin", dependencies: [
-            "ConvoyCore", "Drivers", "BackupFS", "Backupstore", "AWS", "CLinux",
+            "ConvoyCore", "Drivers", "BackupFS", "Backupstore", "AWS", "CLinux", "CSIProtocol",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "GRDB", package: "GRDB.swift"),
@@ -103,7 +115,9 @@ let package = Package(
             "Plugin", "Drivers", "ConvoyCore", "Backupstore", "ConvoyTestSupport",
         ]),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "ConvoyClient", "ConvoyCore", "AWS", "convoy", "ConvoyTestSupport",
+            "ConvoyClient", "ConvoyCore", "AWS", "convoy", "ConvoyTestSupport", "CSIProtocol",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         ]),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "ConvoyCore"]),
     ]

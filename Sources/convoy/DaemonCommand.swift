@@ -75,6 +75,10 @@ struct DaemonCommand: AsyncParsableCommand {
             + "hosts still count its mounts.", valueName: "seconds"))
     var hostLeaseTTL: Double = 30
 
+    @Option(help: ArgumentHelp("Serve the Container Storage Interface (CSI v1, gRPC) on this UNIX socket, root "
+        + "only, for Kubernetes and other CSI orchestrators. Default: no CSI.", valueName: "path"))
+    var csiSocket: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -115,6 +119,7 @@ struct DaemonCommand: AsyncParsableCommand {
                 throw ConvoyError.invalid("--host-lease-ttl: \(hostLeaseTTL) is not between 3 and 3600 seconds")
             }
             configuration.hostLeaseSeconds = hostLeaseTTL
+            configuration.csiSocket = csiSocket
             try await Daemon.run(configuration, logger: logger)
         } catch {
             Output.error(error.message)

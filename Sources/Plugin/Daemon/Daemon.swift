@@ -102,6 +102,7 @@ public enum Daemon {
 
         try SocketFiles.prepare(configuration.socket, option: "--socket")
         try SocketFiles.prepare(configuration.pluginSocket, option: "--plugin-socket")
+        if let csiSocket = configuration.csiSocket { try SocketFiles.prepare(csiSocket, option: "--csi-socket") }
 
         let general = ClientAPI.Info.General(
             root: root, driverList: driverConfiguration.drivers, defaultDriver: volumes.defaultDriver,
@@ -134,13 +135,20 @@ public enum Daemon {
             },
             logger: logger)
 
+        var served: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: clientApp),
+                                                                         .init(service: pluginApp)]
+        if let csiSocket = configuration.csiSocket {
+            let identity = CSIIdentity(hostID: host.id, drivers: driverConfiguration.drivers, servesController: false)
+            served.append(.init(service: CSIServer(socket: csiSocket, services: [identity], logger: logger)))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: clientApp), .init(service: pluginApp)],
+            services: served,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         defer {
             SocketFiles.remove(clientSocket)
             SocketFiles.remove(pluginSocket)
+            if let csiSocket = configuration.csiSocket { SocketFiles.remove(csiSocket) }
             withExtendedLifetime(lock) {}
         }
         do {

@@ -36,6 +36,8 @@ public struct DaemonConfiguration: Sendable {
     public var hostID: String?
     /// `--host-lease-ttl`: how long this host's lease in shared catalogs lasts without renewal (SharedHosts).
     public var hostLeaseSeconds: TimeInterval = SharedHosts.defaultTimeToLive
+    /// `--csi-socket`: where to serve CSI v1 over gRPC; nil: no CSI.
+    public var csiSocket: String?
 
     public init(root: String = ClientAPI.defaultRoot, socket: String = ClientAPI.defaultSocket,
                 pluginSocket: String = ClientAPI.defaultPluginSocket, drivers: [String]? = nil,

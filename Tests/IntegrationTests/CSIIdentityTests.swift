@@ -1,0 +1,92 @@
+import ConvoyCore
+import CSIProtocol
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real daemon started with `--csi-socket` answers CSI's Identity service over gRPC on that socket, as a CO's
+/// sidecar (node-driver-registrar, external-provisioner) first calls it; what it does not serve yet answers
+/// UNIMPLEMENTED (not an unknown method, not a hang); the socket is root-only and goes with the daemon.
+final class CSIIdentityTests: XCTestCase {
+    var daemon: DaemonHarness!
+    var csiSocket = ""
+
+    override func setUpWithError() throws {
+        daemon = try DaemonHarness()
+        csiSocket = daemon.directory + "/csi.sock"
+        daemon.extraArguments = ["--csi-socket", csiSocket, "--host-id", "csi-host-a"]
+        try daemon.start()
+        // The HTTP sockets answer first; the gRPC one is bound by its own service of the group.
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: csiSocket) && Date() < deadline { usleep(20_000) }
+    }
+
+    override func tearDown() {
+        daemon.cleanUp()
+    }
+
+    private func withCSI<Result: Sendable>(
+        _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Result) async throws -> Result {
+        let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: csiSocket),
+                                                       transportSecurity: .plaintext)
+        return try await withGRPCClient(transport: transport) { client in try await body(client) }
+    }
+
+    func testIdentityAnswersWhoAndWhatAndThatItIsReady() async throws {
+        var info = stat()
+        XCTAssertEqual(lstat(csiSocket, &info), 0, "no CSI socket at \(csiSocket)")
+        XCTAssertEqual(info.st_mode & S_IFMT, S_IFSOCK)
+        XCTAssertEqual(info.st_mode & 0o777, 0o600, "the CSI socket must be root-only")
+
+        try await withCSI { client in
+            let identity = Csi_V1_Identity.Client(wrapping: client)
+            let plugin = try await identity.getPluginInfo(Csi_V1_GetPluginInfoRequest())
+            XCTAssertEqual(plugin.name, "dev.convoy.csi")
+            XCTAssertEqual(plugin.vendorVersion, ConvoyVersion.current)
+            XCTAssertEqual(plugin.manifest["host"], "csi-host-a")
+            XCTAssertEqual(plugin.manifest["drivers"], "vfs")
+            let capabilities = try await identity.getPluginCapabilities(Csi_V1_GetPluginCapabilitiesRequest())
+            XCTAssertFalse(capabilities.capabilities.contains { $0.service.type == .controllerService },
+                           "CONTROLLER_SERVICE claimed while no controller is served: \(capabilities)")
+            let probe = try await identity.probe(Csi_V1_ProbeRequest())
+            XCTAssertTrue(probe.hasReady && probe.ready.value)
+        }
+    }
+
+    func testServicesNotServedAnswerUnimplemented() async throws {
+        try await withCSI { client in
+            let controller = Csi_V1_Controller.Client(wrapping: client)
+            var create = Csi_V1_CreateVolumeRequest()
+            create.name = "csi-volume"
+            do {
+                _ = try await controller.createVolume(create)
+                XCTFail("CreateVolume succeeded without a controller service")
+            } catch let error as RPCError {
+                XCTAssertEqual(error.code, .unimplemented, "\(error)")
+            }
+            let node = Csi_V1_Node.Client(wrapping: client)
+            do {
+                _ = try await node.nodeGetInfo(Csi_V1_NodeGetInfoRequest())
+                XCTFail("NodeGetInfo succeeded without a node service")
+            } catch let error as RPCError {
+                XCTAssertEqual(error.code, .unimplemented, "\(error)")
+            }
+        }
+        // Nothing was created by the refused call.
+        XCTAssertEqual(try daemon.cli(["list"]).stdout.contains("csi-volume"), false)
+    }
+
+    func testTheSocketGoesWithTheDaemonAndAnotherDaemonCannotTakeIt() throws {
+        let second = try DaemonHarness()
+        defer { second.cleanUp() }
+        second.extraArguments = ["--csi-socket", csiSocket]
+        XCTAssertThrowsError(try second.start(timeout: 10), "a second daemon served a CSI socket in use")
+        XCTAssertTrue(second.log_().contains("--csi-socket"), second.log_())
+        XCTAssertEqual(daemon.stop(), 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: csiSocket), "the CSI socket outlived the daemon")
+    }
+}
