@@ -138,8 +138,10 @@ public enum Daemon {
         var served: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: clientApp),
                                                                          .init(service: pluginApp)]
         if let csiSocket = configuration.csiSocket {
-            let identity = CSIIdentity(hostID: host.id, drivers: driverConfiguration.drivers, servesController: false)
-            served.append(.init(service: CSIServer(socket: csiSocket, services: [identity], logger: logger)))
+            let identity = CSIIdentity(hostID: host.id, drivers: driverConfiguration.drivers, servesController: true)
+            served.append(.init(service: CSIServer(socket: csiSocket,
+                                                   services: [identity, CSIController(volumes: volumes)],
+                                                   logger: logger)))
         }
         let group = ServiceGroup(configuration: .init(
             services: served,

@@ -1,0 +1,50 @@
+import CSIProtocol
+import GRPCCore
+
+/// The Controller methods convoy does not serve yet: UNIMPLEMENTED, and never claimed in its capabilities.
+extension CSIController {
+    func controllerPublishVolume(request: Csi_V1_ControllerPublishVolumeRequest,
+                                 context: ServerContext) async throws -> Csi_V1_ControllerPublishVolumeResponse {
+        throw CSIErrors.unimplemented("ControllerPublishVolume")
+    }
+
+    func controllerUnpublishVolume(request: Csi_V1_ControllerUnpublishVolumeRequest,
+                                   context: ServerContext) async throws -> Csi_V1_ControllerUnpublishVolumeResponse {
+        throw CSIErrors.unimplemented("ControllerUnpublishVolume")
+    }
+
+    func getCapacity(request: Csi_V1_GetCapacityRequest,
+                     context: ServerContext) async throws -> Csi_V1_GetCapacityResponse {
+        throw CSIErrors.unimplemented("GetCapacity")
+    }
+
+    func createSnapshot(request: Csi_V1_CreateSnapshotRequest,
+                        context: ServerContext) async throws -> Csi_V1_CreateSnapshotResponse {
+        throw CSIErrors.unimplemented("CreateSnapshot")
+    }
+
+    func deleteSnapshot(request: Csi_V1_DeleteSnapshotRequest,
+                        context: ServerContext) async throws -> Csi_V1_DeleteSnapshotResponse {
+        throw CSIErrors.unimplemented("DeleteSnapshot")
+    }
+
+    func listSnapshots(request: Csi_V1_ListSnapshotsRequest,
+                       context: ServerContext) async throws -> Csi_V1_ListSnapshotsResponse {
+        throw CSIErrors.unimplemented("ListSnapshots")
+    }
+
+    func controllerExpandVolume(request: Csi_V1_ControllerExpandVolumeRequest,
+                                context: ServerContext) async throws -> Csi_V1_ControllerExpandVolumeResponse {
+        throw CSIErrors.unimplemented("ControllerExpandVolume")
+    }
+
+    func controllerGetVolume(request: Csi_V1_ControllerGetVolumeRequest,
+                             context: ServerContext) async throws -> Csi_V1_ControllerGetVolumeResponse {
+        throw CSIErrors.unimplemented("ControllerGetVolume")
+    }
+
+    func controllerModifyVolume(request: Csi_V1_ControllerModifyVolumeRequest,
+                                context: ServerContext) async throws -> Csi_V1_ControllerModifyVolumeResponse {
+        throw CSIErrors.unimplemented("ControllerModifyVolume")
+    }
+}

@@ -1,0 +1,132 @@
+import ConvoyCore
+import CSIProtocol
+import GRPCCore
+
+/// CSI's Controller service over the daemon's `VolumeService`: a CSI volume is a convoy volume (its id is its
+/// name), so Docker, the CLI and CSI see one table of volumes and references.
+///
+/// Served: CreateVolume and DeleteVolume (idempotent by name, as the spec requires), ValidateVolumeCapabilities,
+/// ListVolumes with pagination, ControllerGetCapabilities. The rest answers UNIMPLEMENTED and is not claimed.
+struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
+    let volumes: VolumeService
+
+    func createVolume(request: Csi_V1_CreateVolumeRequest,
+                      context: ServerContext) async throws -> Csi_V1_CreateVolumeResponse {
+        guard !request.name.isEmpty else { throw CSIErrors.invalid("CreateVolume needs a name") }
+        try CSICapabilities.check(request.volumeCapabilities, call: "CreateVolume")
+        guard !request.hasVolumeContentSource else {
+            throw CSIErrors.invalid("CreateVolume from a snapshot or a volume is not served by convoy yet")
+        }
+        var options = request.parameters
+        guard options["size"] == nil else {
+            throw CSIErrors.invalid("give the size as the capacity range, not as the parameter 'size'")
+        }
+        let wanted = try Self.size(of: request.capacityRange)
+        if wanted > 0 { options["size"] = String(wanted) }
+        let record = try await CSIErrors.mapping { () throws(ConvoyError) in
+            try await volumes.create(name: request.name, options: options)
+        }
+        // Create returns an existing volume as it is; CSI wants ALREADY_EXISTS when it differs from the request.
+        let asked = try await CSIErrors.mapping { () throws(ConvoyError) in
+            try CreateOptions(options, drivers: volumes.drivers, defaultDriver: volumes.defaultDriver)
+        }
+        if record.driver != asked.driver || record.options != asked.driverOptions
+            || (wanted > 0 && record.size != wanted) {
+            throw RPCError(code: .alreadyExists, message: "volume \(request.name) exists with other parameters "
+                + "(driver \(record.driver), size \(record.size) bytes, options \(record.options))")
+        }
+        var response = Csi_V1_CreateVolumeResponse()
+        response.volume = Self.volume(record)
+        return response
+    }
+
+    func deleteVolume(request: Csi_V1_DeleteVolumeRequest,
+                      context: ServerContext) async throws -> Csi_V1_DeleteVolumeResponse {
+        guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("DeleteVolume needs a volume id") }
+        do {
+            try await volumes.remove(request.volumeID, fromDocker: false)
+        } catch where error.kind == .notFound {
+            // Deleting what is gone succeeds: the CO repeats a delete it is not sure of.
+        } catch {
+            throw CSIErrors.status(error)
+        }
+        return Csi_V1_DeleteVolumeResponse()
+    }
+
+    func validateVolumeCapabilities(
+        request: Csi_V1_ValidateVolumeCapabilitiesRequest,
+        context: ServerContext) async throws -> Csi_V1_ValidateVolumeCapabilitiesResponse {
+        guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("ValidateVolumeCapabilities needs a volume id") }
+        guard !request.volumeCapabilities.isEmpty else {
+            throw CSIErrors.invalid("ValidateVolumeCapabilities needs volume capabilities")
+        }
+        _ = try await CSIErrors.mapping { () throws(ConvoyError) in try volumes.get(request.volumeID) }
+        var response = Csi_V1_ValidateVolumeCapabilitiesResponse()
+        if let refusal = CSICapabilities.refusal(request.volumeCapabilities) {
+            response.message = refusal
+        } else {
+            response.confirmed.volumeCapabilities = request.volumeCapabilities
+            response.confirmed.volumeContext = request.volumeContext
+            response.confirmed.parameters = request.parameters
+        }
+        return response
+    }
+
+    /// Pages of volumes in name order; the token is the index of the next one.
+    func listVolumes(request: Csi_V1_ListVolumesRequest,
+                     context: ServerContext) async throws -> Csi_V1_ListVolumesResponse {
+        guard request.maxEntries >= 0 else { throw CSIErrors.invalid("max_entries must not be negative") }
+        let all = try await CSIErrors.mapping { () throws(ConvoyError) in try volumes.list() }
+            .sorted { $0.name < $1.name }
+        var start = 0
+        if !request.startingToken.isEmpty {
+            guard let index = Int(request.startingToken), (0...all.count).contains(index) else {
+                throw RPCError(code: .aborted, message: "starting_token '\(request.startingToken)' is not one "
+                    + "this plugin gave (the list may have changed); list again from the start")
+            }
+            start = index
+        }
+        let end = request.maxEntries == 0 ? all.count : min(all.count, start + Int(request.maxEntries))
+        var response = Csi_V1_ListVolumesResponse()
+        response.entries = all[start..<end].map { record in
+            var entry = Csi_V1_ListVolumesResponse.Entry()
+            entry.volume = Self.volume(record)
+            return entry
+        }
+        if end < all.count { response.nextToken = String(end) }
+        return response
+    }
+
+    func controllerGetCapabilities(
+        request: Csi_V1_ControllerGetCapabilitiesRequest,
+        context: ServerContext) async throws -> Csi_V1_ControllerGetCapabilitiesResponse {
+        var response = Csi_V1_ControllerGetCapabilitiesResponse()
+        let served: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [.createDeleteVolume, .listVolumes]
+        response.capabilities = served.map { type in
+            var capability = Csi_V1_ControllerServiceCapability()
+            capability.rpc.type = type
+            return capability
+        }
+        return response
+    }
+
+    static func volume(_ record: VolumeRecord) -> Csi_V1_Volume {
+        var volume = Csi_V1_Volume()
+        volume.volumeID = record.name
+        volume.capacityBytes = Int64(clamping: record.size)
+        volume.volumeContext = ["driver": record.driver]
+        return volume
+    }
+
+    /// The size to ask for: the required bytes, else the limit, else 0 (the driver's default).
+    static func size(of range: Csi_V1_CapacityRange) throws(RPCError) -> UInt64 {
+        guard range.requiredBytes >= 0, range.limitBytes >= 0 else {
+            throw RPCError(code: .outOfRange, message: "capacity range bytes must not be negative")
+        }
+        if range.limitBytes > 0 && range.requiredBytes > range.limitBytes {
+            throw RPCError(code: .outOfRange, message: "required_bytes \(range.requiredBytes) exceeds "
+                + "limit_bytes \(range.limitBytes)")
+        }
+        return UInt64(range.requiredBytes > 0 ? range.requiredBytes : range.limitBytes)
+    }
+}

@@ -1,0 +1,117 @@
+import CSIProtocol
+import Foundation
+import GRPCCore
+import XCTest
+
+/// CSI's Controller service on a real daemon: volumes made through CSI are convoy volumes (the CLI lists them, a
+/// CLI mount holds them), creates and deletes are idempotent as the spec requires, and each wrong request gets
+/// the status code the spec names.
+final class CSIControllerTests: XCTestCase {
+    var daemon: DaemonHarness!
+    var socket = ""
+
+    override func setUpWithError() throws {
+        daemon = try DaemonHarness()
+        socket = try daemon.startServingCSI()
+    }
+
+    override func tearDown() {
+        daemon.cleanUp()
+    }
+
+    private func createRequest(_ name: String, bytes: Int64 = 64 << 20,
+                               parameters: [String: String] = [:]) -> Csi_V1_CreateVolumeRequest {
+        var request = Csi_V1_CreateVolumeRequest()
+        request.name = name
+        request.capacityRange.requiredBytes = bytes
+        request.volumeCapabilities = [mountCapability()]
+        request.parameters = parameters
+        return request
+    }
+
+    func testCreateIsIdempotentAndTheCLISeesTheVolume() async throws {
+        try await withCSIClient(socket) { client in
+            let controller = Csi_V1_Controller.Client(wrapping: client)
+            let first = try await controller.createVolume(createRequest("csi-a"))
+            XCTAssertEqual(first.volume.volumeID, "csi-a")
+            XCTAssertEqual(first.volume.capacityBytes, 64 << 20)
+            XCTAssertEqual(first.volume.volumeContext["driver"], "vfs")
+            let again = try await controller.createVolume(createRequest("csi-a"))
+            XCTAssertEqual(again.volume, first.volume, "a repeated create must give the same volume")
+
+            let bigger = createRequest("csi-a", bytes: 1 << 30)
+            let other = await csiStatus { _ = try await controller.createVolume(bigger) }
+            XCTAssertEqual(other, .alreadyExists)
+            let unknown = await csiStatus {
+                _ = try await controller.createVolume(self.createRequest("csi-b", parameters: ["colour": "red"]))
+            }
+            XCTAssertEqual(unknown, .invalidArgument)
+            var block = createRequest("csi-c")
+            block.volumeCapabilities[0].block = Csi_V1_VolumeCapability.BlockVolume()
+            let refusedBlock = await csiStatus { _ = try await controller.createVolume(block) }
+            XCTAssertEqual(refusedBlock, .invalidArgument)
+            let nameless = await csiStatus { _ = try await controller.createVolume(self.createRequest("")) }
+            XCTAssertEqual(nameless, .invalidArgument)
+            var inverted = createRequest("csi-d")
+            inverted.capacityRange.limitBytes = 1 << 20
+            let outOfRange = await csiStatus { _ = try await controller.createVolume(inverted) }
+            XCTAssertEqual(outOfRange, .outOfRange)
+        }
+        let listed = try daemon.cli(["list"]).stdout
+        XCTAssertTrue(listed.contains("csi-a"), listed)
+        for refused in ["csi-b", "csi-c", "csi-d"] { XCTAssertFalse(listed.contains(refused), listed) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: daemon.root + "/vfs/csi-a"))
+    }
+
+    func testDeleteIsIdempotentAndRefusedWhileMounted() async throws {
+        try await withCSIClient(socket) { client in
+            let controller = Csi_V1_Controller.Client(wrapping: client)
+            _ = try await controller.createVolume(createRequest("csi-held"))
+            XCTAssertEqual(try daemon.cli(["mount", "csi-held"]).status, 0)
+            var delete = Csi_V1_DeleteVolumeRequest()
+            delete.volumeID = "csi-held"
+            let held = await csiStatus { _ = try await controller.deleteVolume(delete) }
+            XCTAssertEqual(held, .failedPrecondition)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: daemon.root + "/vfs/csi-held"))
+            XCTAssertEqual(try daemon.cli(["umount", "csi-held"]).status, 0)
+            _ = try await controller.deleteVolume(delete)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.root + "/vfs/csi-held"))
+            _ = try await controller.deleteVolume(delete)  // gone already: still success
+            let nameless = await csiStatus { _ = try await controller.deleteVolume(Csi_V1_DeleteVolumeRequest()) }
+            XCTAssertEqual(nameless, .invalidArgument)
+        }
+        XCTAssertFalse(try daemon.cli(["list"]).stdout.contains("csi-held"))
+    }
+
+    func testListPagesAndValidateAnswersPerCapability() async throws {
+        try await withCSIClient(socket) { client in
+            let controller = Csi_V1_Controller.Client(wrapping: client)
+            for name in ["csi-1", "csi-2", "csi-3"] { _ = try await controller.createVolume(createRequest(name)) }
+            var page = Csi_V1_ListVolumesRequest()
+            page.maxEntries = 2
+            let first = try await controller.listVolumes(page)
+            XCTAssertEqual(first.entries.map(\.volume.volumeID), ["csi-1", "csi-2"])
+            XCTAssertFalse(first.nextToken.isEmpty)
+            page.startingToken = first.nextToken
+            let second = try await controller.listVolumes(page)
+            XCTAssertEqual(second.entries.map(\.volume.volumeID), ["csi-3"])
+            XCTAssertEqual(second.nextToken, "")
+            page.startingToken = "not-a-token"
+            let stale = await csiStatus { _ = try await controller.listVolumes(page) }
+            XCTAssertEqual(stale, .aborted)
+
+            var validate = Csi_V1_ValidateVolumeCapabilitiesRequest()
+            validate.volumeID = "csi-2"
+            validate.volumeCapabilities = [mountCapability(.multiNodeReaderOnly)]
+            let confirmed = try await controller.validateVolumeCapabilities(validate)
+            XCTAssertEqual(confirmed.confirmed.volumeCapabilities, validate.volumeCapabilities)
+            validate.volumeCapabilities[0].block = Csi_V1_VolumeCapability.BlockVolume()
+            let refused = try await controller.validateVolumeCapabilities(validate)
+            XCTAssertFalse(refused.hasConfirmed)
+            XCTAssertFalse(refused.message.isEmpty)
+            validate.volumeID = "csi-none"
+            let missing = await csiStatus { _ = try await controller.validateVolumeCapabilities(validate) }
+            XCTAssertEqual(missing, .notFound)
+        }
+    }
+}
