@@ -140,7 +140,8 @@ public enum Daemon {
         if let csiSocket = configuration.csiSocket {
             let identity = CSIIdentity(hostID: host.id, drivers: driverConfiguration.drivers, servesController: true)
             served.append(.init(service: CSIServer(socket: csiSocket,
-                                                   services: [identity, CSIController(volumes: volumes)],
+                                                   services: [identity, CSIController(volumes: volumes),
+                                                              CSINode(volumes: volumes, hostID: host.id)],
                                                    logger: logger)))
         }
         let group = ServiceGroup(configuration: .init(

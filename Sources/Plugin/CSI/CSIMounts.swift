@@ -1,0 +1,70 @@
+import ConvoyCore
+import Drivers
+import GRPCCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The bind mounts CSI's Node service makes: a volume's mountpoint onto the CO's staging path, the staging path
+/// onto each pod's target path. The CO (kubelet, root) names the paths; they must be absolute and plain, and
+/// what stands there must be a directory, never a symlink (followed, it would mount over another place).
+enum CSIMounts {
+    /// Checks `path` and makes it a directory when it does not exist.
+    static func prepareDirectory(_ path: String, field: String) throws(RPCError) {
+        try checkPath(path, field: field)
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else {
+                throw RPCError(code: .failedPrecondition, message: "\(field) \(path) is not a directory")
+            }
+            return
+        }
+        guard errno == ENOENT else { throw failure("inspect", path) }
+        do {
+            try Filesystem.makeDirectory(path, mode: 0o750)
+        } catch {
+            throw CSIErrors.status(error)
+        }
+    }
+
+    static func checkPath(_ path: String, field: String) throws(RPCError) {
+        guard path.hasPrefix("/"), !path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }),
+              !path.utf8.contains(0) else {
+            throw CSIErrors.invalid("\(field) '\(path)' must be an absolute path without . or ..")
+        }
+    }
+
+    /// Whether `target` is a mount of `source`'s directory (same device and inode, as a bind mount shows it).
+    static func isBound(_ target: String, to source: String) -> Bool {
+        guard MountInfo.isMountPoint(target) else { return false }
+        var a = stat(), b = stat()
+        return stat(target, &a) == 0 && stat(source, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino
+    }
+
+    /// Bind-mounts `source` on `target`, read-only when asked (a bind mount takes that only by a remount).
+    static func bind(_ source: String, on target: String, readOnly: Bool) throws(RPCError) {
+        guard mount(source, target, nil, UInt(MS_BIND), nil) == 0 else {
+            throw failure("bind-mount \(source) on", target)
+        }
+        if readOnly {
+            let flags = UInt(MS_BIND) | UInt(MS_REMOUNT) | UInt(MS_RDONLY)
+            guard mount(nil, target, nil, flags, nil) == 0 else {
+                let error = failure("make read-only", target)
+                _ = umount2(target, 0)
+                throw error
+            }
+        }
+    }
+
+    /// Unmounts `target` if something is mounted there; a path that is not a mount point is fine.
+    static func unmount(_ target: String) throws(RPCError) {
+        guard MountInfo.isMountPoint(target) else { return }
+        guard umount2(target, 0) == 0 || errno == EINVAL || errno == ENOENT else {
+            throw failure("unmount", target)
+        }
+    }
+
+    private static func failure(_ action: String, _ path: String) -> RPCError {
+        RPCError(code: .internalError, message: "cannot \(action) \(path): \(Filesystem.errnoText())")
+    }
+}

@@ -1,0 +1,134 @@
+import CSIProtocol
+import ConvoyCore
+import Foundation
+import GRPCCore
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// CSI's Node service on a real daemon, checked in the kernel's mount table: a staged volume is mounted on the
+/// staging path and holds a reference (CSI's DeleteVolume is refused), published targets show the volume's
+/// bytes (a read-only one refuses writes), every call repeated changes nothing, and unstaging gives everything
+/// back.
+final class CSINodeTests: XCTestCase {
+    var daemon: DaemonHarness!
+    var socket = ""
+
+    override func setUpWithError() throws {
+        daemon = try DaemonHarness()
+        socket = try daemon.startServingCSI(hostID: "csi-node-1")
+    }
+
+    override func tearDown() {
+        daemon.cleanUp()
+    }
+
+    private func create(_ name: String, _ controller: Csi_V1_Controller.Client<some ClientTransport>) async throws {
+        var request = Csi_V1_CreateVolumeRequest()
+        request.name = name
+        request.volumeCapabilities = [mountCapability()]
+        _ = try await controller.createVolume(request)
+    }
+
+    func testStagePublishWriteReadOnlyUnpublishUnstage() async throws {
+        let staging = daemon.directory + "/kubelet/staging"
+        let writable = daemon.directory + "/kubelet/pods/a/volume"
+        let readable = daemon.directory + "/kubelet/pods/b/volume"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        try await withCSIClient(socket) { client in
+            let controller = Csi_V1_Controller.Client(wrapping: client)
+            let node = Csi_V1_Node.Client(wrapping: client)
+            try await create("csi-node-vol", controller)
+            let info = try await node.nodeGetInfo(Csi_V1_NodeGetInfoRequest())
+            XCTAssertEqual(info.nodeID, "csi-node-1")
+
+            var stage = Csi_V1_NodeStageVolumeRequest()
+            stage.volumeID = "csi-node-vol"
+            stage.stagingTargetPath = staging
+            stage.volumeCapability = mountCapability()
+            _ = try await node.nodeStageVolume(stage)
+            _ = try await node.nodeStageVolume(stage)  // repeated: no second mount, no second reference
+            XCTAssertTrue(MountInfo.isMountPoint(staging), "nothing mounted on the staging path")
+            var delete = Csi_V1_DeleteVolumeRequest()
+            delete.volumeID = "csi-node-vol"
+            let held = await csiStatus { _ = try await controller.deleteVolume(delete) }
+            XCTAssertEqual(held, .failedPrecondition, "a staged volume must not be deletable")
+
+            var publish = Csi_V1_NodePublishVolumeRequest()
+            publish.volumeID = "csi-node-vol"
+            publish.stagingTargetPath = staging
+            publish.targetPath = writable
+            publish.volumeCapability = mountCapability()
+            _ = try await node.nodePublishVolume(publish)
+            _ = try await node.nodePublishVolume(publish)
+            publish.targetPath = readable
+            publish.readonly = true
+            _ = try await node.nodePublishVolume(publish)
+
+            let bytes = Array("written through a published target\n".utf8)
+            try Data(bytes).write(to: URL(fileURLWithPath: writable + "/data"))
+            XCTAssertEqual(try Array(Data(contentsOf: URL(fileURLWithPath: daemon.root + "/vfs/csi-node-vol/data"))),
+                           bytes, "the write did not reach the volume")
+            XCTAssertEqual(try Array(Data(contentsOf: URL(fileURLWithPath: readable + "/data"))), bytes)
+            let fd = open(readable + "/other", O_WRONLY | O_CREAT, 0o644)
+            let writeError = errno
+            if fd >= 0 { close(fd) }
+            XCTAssertEqual(fd, -1, "a read-only target took a write")
+            XCTAssertEqual(writeError, EROFS)
+
+            for target in [writable, readable] {
+                var unpublish = Csi_V1_NodeUnpublishVolumeRequest()
+                unpublish.volumeID = "csi-node-vol"
+                unpublish.targetPath = target
+                _ = try await node.nodeUnpublishVolume(unpublish)
+                _ = try await node.nodeUnpublishVolume(unpublish)
+                XCTAssertFalse(FileManager.default.fileExists(atPath: target), "\(target) was left behind")
+            }
+            var unstage = Csi_V1_NodeUnstageVolumeRequest()
+            unstage.volumeID = "csi-node-vol"
+            unstage.stagingTargetPath = staging
+            _ = try await node.nodeUnstageVolume(unstage)
+            _ = try await node.nodeUnstageVolume(unstage)
+            XCTAssertFalse(MountInfo.isMountPoint(staging))
+            _ = try await controller.deleteVolume(delete)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.root + "/vfs/csi-node-vol"))
+    }
+
+    func testWrongOrderMissingVolumesAndSymlinkedPathsAreRefused() async throws {
+        let staging = daemon.directory + "/kubelet/staging"
+        let elsewhere = daemon.directory + "/elsewhere"
+        let link = daemon.directory + "/kubelet/link"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        XCTAssertEqual(symlink(elsewhere, link), 0)
+        try await withCSIClient(socket) { client in
+            let controller = Csi_V1_Controller.Client(wrapping: client)
+            let node = Csi_V1_Node.Client(wrapping: client)
+            try await create("csi-order", controller)
+            var publish = Csi_V1_NodePublishVolumeRequest()
+            publish.volumeID = "csi-order"
+            publish.stagingTargetPath = staging
+            publish.targetPath = daemon.directory + "/kubelet/pods/c/volume"
+            publish.volumeCapability = mountCapability()
+            let unstaged = await csiStatus { _ = try await node.nodePublishVolume(publish) }
+            XCTAssertEqual(unstaged, .failedPrecondition)
+
+            var stage = Csi_V1_NodeStageVolumeRequest()
+            stage.volumeID = "csi-missing"
+            stage.stagingTargetPath = staging
+            stage.volumeCapability = mountCapability()
+            let missing = await csiStatus { _ = try await node.nodeStageVolume(stage) }
+            XCTAssertEqual(missing, .notFound)
+            stage.volumeID = "csi-order"
+            stage.stagingTargetPath = link
+            let linked = await csiStatus { _ = try await node.nodeStageVolume(stage) }
+            XCTAssertEqual(linked, .failedPrecondition)
+            XCTAssertFalse(MountInfo.isMountPoint(elsewhere), "a symlinked staging path was followed")
+            stage.stagingTargetPath = "relative/path"
+            let relative = await csiStatus { _ = try await node.nodeStageVolume(stage) }
+            XCTAssertEqual(relative, .invalidArgument)
+        }
+    }
+}
