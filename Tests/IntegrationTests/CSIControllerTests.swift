@@ -63,6 +63,29 @@ final class CSIControllerTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: daemon.root + "/vfs/csi-a"))
     }
 
+    /// CSI names may be 128 characters of anything; a name convoy cannot use maps to one derived from it.
+    func testNamesConvoyCannotUseMapToTheSameVolumeEachTime() async throws {
+        try await withCSIClient(socket) { client in
+            let controller = Csi_V1_Controller.Client(wrapping: client)
+            for csiName in [String(repeating: "a", count: 128), "sanity test/volume 1"] {
+                let first = try await controller.createVolume(createRequest(csiName))
+                XCTAssertTrue(first.volume.volumeID.hasPrefix("csi-"), first.volume.volumeID)
+                XCTAssertEqual(first.volume.volumeID.count, 36)
+                let again = try await controller.createVolume(createRequest(csiName))
+                XCTAssertEqual(again.volume.volumeID, first.volume.volumeID)
+                XCTAssertTrue(try daemon.cli(["list"]).stdout.contains(first.volume.volumeID))
+                var delete = Csi_V1_DeleteVolumeRequest()
+                delete.volumeID = first.volume.volumeID
+                _ = try await controller.deleteVolume(delete)
+                XCTAssertFalse(try daemon.cli(["list"]).stdout.contains(first.volume.volumeID))
+            }
+            let tooLong = await csiStatus {
+                _ = try await controller.createVolume(self.createRequest(String(repeating: "b", count: 129)))
+            }
+            XCTAssertEqual(tooLong, .invalidArgument)
+        }
+    }
+
     func testDeleteIsIdempotentAndRefusedWhileMounted() async throws {
         try await withCSIClient(socket) { client in
             let controller = Csi_V1_Controller.Client(wrapping: client)

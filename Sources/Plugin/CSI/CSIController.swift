@@ -13,6 +13,9 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
     func createVolume(request: Csi_V1_CreateVolumeRequest,
                       context: ServerContext) async throws -> Csi_V1_CreateVolumeResponse {
         guard !request.name.isEmpty else { throw CSIErrors.invalid("CreateVolume needs a name") }
+        guard request.name.utf8.count <= 128 else {
+            throw CSIErrors.invalid("a CSI volume name has at most 128 characters")
+        }
         try CSICapabilities.check(request.volumeCapabilities, call: "CreateVolume")
         guard !request.hasVolumeContentSource else {
             throw CSIErrors.invalid("CreateVolume from a snapshot or a volume is not served by convoy yet")
@@ -23,8 +26,9 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         }
         let wanted = try Self.size(of: request.capacityRange)
         if wanted > 0 { options["size"] = String(wanted) }
+        let name = CSINames.volumeName(for: request.name)
         let record = try await CSIErrors.mapping { () throws(ConvoyError) in
-            try await volumes.create(name: request.name, options: options)
+            try await volumes.create(name: name, options: options)
         }
         // Create returns an existing volume as it is; CSI wants ALREADY_EXISTS when it differs from the request.
         let asked = try await CSIErrors.mapping { () throws(ConvoyError) in
@@ -32,7 +36,7 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         }
         if record.driver != asked.driver || record.options != asked.driverOptions
             || (wanted > 0 && record.size != wanted) {
-            throw RPCError(code: .alreadyExists, message: "volume \(request.name) exists with other parameters "
+            throw RPCError(code: .alreadyExists, message: "volume \(name) exists with other parameters "
                 + "(driver \(record.driver), size \(record.size) bytes, options \(record.options))")
         }
         var response = Csi_V1_CreateVolumeResponse()
