@@ -132,9 +132,11 @@ final class CSIControllerTests: XCTestCase {
             let refused = try await controller.validateVolumeCapabilities(validate)
             XCTAssertFalse(refused.hasConfirmed)
             XCTAssertFalse(refused.message.isEmpty)
-            validate.volumeID = "csi-none"
-            let missing = await csiStatus { _ = try await controller.validateVolumeCapabilities(validate) }
-            XCTAssertEqual(missing, .notFound)
+            for id in ["csi-none", "not a convoy name"] {
+                validate.volumeID = id
+                let missing = await csiStatus { _ = try await controller.validateVolumeCapabilities(validate) }
+                XCTAssertEqual(missing, .notFound, id)
+            }
         }
     }
 }

@@ -71,6 +71,20 @@ final class CSINodeTests: XCTestCase {
             XCTAssertEqual(try Array(Data(contentsOf: URL(fileURLWithPath: daemon.root + "/vfs/csi-node-vol/data"))),
                            bytes, "the write did not reach the volume")
             XCTAssertEqual(try Array(Data(contentsOf: URL(fileURLWithPath: readable + "/data"))), bytes)
+            var stats = Csi_V1_NodeGetVolumeStatsRequest()
+            stats.volumeID = "csi-node-vol"
+            stats.volumePath = writable
+            let usage = try await node.nodeGetVolumeStats(stats).usage
+            var expected = statvfs()
+            XCTAssertEqual(statvfs(daemon.root, &expected), 0)
+            XCTAssertEqual(usage.map(\.unit), [.bytes, .inodes])
+            XCTAssertEqual(usage.first?.total, Int64(expected.f_blocks) * Int64(expected.f_frsize),
+                           "the byte total is not the volume's filesystem's")
+            XCTAssertGreaterThan(usage.last?.used ?? 0, 0)
+            stats.volumePath = daemon.directory + "/no-such-path"
+            let gone = await csiStatus { _ = try await node.nodeGetVolumeStats(stats) }
+            XCTAssertEqual(gone, .notFound)
+
             let fd = open(readable + "/other", O_WRONLY | O_CREAT, 0o644)
             let writeError = errno
             if fd >= 0 { close(fd) }

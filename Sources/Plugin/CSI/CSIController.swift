@@ -49,8 +49,8 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("DeleteVolume needs a volume id") }
         do {
             try await volumes.remove(request.volumeID, fromDocker: false)
-        } catch where error.kind == .notFound {
-            // Deleting what is gone succeeds: the CO repeats a delete it is not sure of.
+        } catch where error.kind == .notFound || error.kind == .invalidArgument {
+            // Deleting what is gone (or never could exist) succeeds: the CO repeats a delete it is not sure of.
         } catch {
             throw CSIErrors.status(error)
         }
@@ -64,7 +64,7 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         guard !request.volumeCapabilities.isEmpty else {
             throw CSIErrors.invalid("ValidateVolumeCapabilities needs volume capabilities")
         }
-        _ = try await CSIErrors.mapping { () throws(ConvoyError) in try volumes.get(request.volumeID) }
+        _ = try CSIErrors.existing(request.volumeID, in: volumes)
         var response = Csi_V1_ValidateVolumeCapabilitiesResponse()
         if let refusal = CSICapabilities.refusal(request.volumeCapabilities) {
             response.message = refusal

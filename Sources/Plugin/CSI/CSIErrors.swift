@@ -21,6 +21,17 @@ enum CSIErrors {
         RPCError(code: .unimplemented, message: "\(method) is not served by convoy yet (see its CSI capabilities)")
     }
 
+    /// The volume with CSI id `id`; NOT_FOUND for an id that names none, including one that could not be a
+    /// convoy name (CSI ids are opaque: a wrong one is a missing volume, not a bad argument).
+    static func existing(_ id: String, in volumes: VolumeService) throws(RPCError) -> VolumeRecord {
+        do {
+            return try volumes.get(id)
+        } catch {
+            throw error.kind == .invalidArgument ? RPCError(code: .notFound, message: "no volume with id '\(id)'")
+                : status(error)
+        }
+    }
+
     /// Runs `body`, turning a convoy error into its gRPC status.
     static func mapping<T>(_ body: () async throws(ConvoyError) -> T) async throws(RPCError) -> T {
         do {

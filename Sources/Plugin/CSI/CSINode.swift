@@ -26,6 +26,7 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
         try checkCapability(request.hasVolumeCapability, request.volumeCapability, call: "NodeStageVolume")
         let staging = request.stagingTargetPath
         try CSIMounts.prepareDirectory(staging, field: "staging_target_path")
+        try await requireVolume(request.volumeID)
         let reference = Self.stageReference(staging)
         let source = try await CSIErrors.mapping { () throws(ConvoyError) in
             try await volumes.mount(request.volumeID, referenceID: reference)
@@ -69,7 +70,7 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
             throw CSIErrors.invalid("NodePublishVolume needs the staging_target_path (convoy stages volumes)")
         }
         try checkCapability(request.hasVolumeCapability, request.volumeCapability, call: "NodePublishVolume")
-        _ = try await CSIErrors.mapping { () throws(ConvoyError) in try volumes.get(request.volumeID) }
+        try await requireVolume(request.volumeID)
         let (staging, target) = (request.stagingTargetPath, request.targetPath)
         try CSIMounts.checkPath(staging, field: "staging_target_path")
         guard MountInfo.isMountPoint(staging) else {
@@ -110,21 +111,52 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
 
     func nodeGetCapabilities(request: Csi_V1_NodeGetCapabilitiesRequest,
                              context: ServerContext) async throws -> Csi_V1_NodeGetCapabilitiesResponse {
-        var capability = Csi_V1_NodeServiceCapability()
-        capability.rpc.type = .stageUnstageVolume
+        let served: [Csi_V1_NodeServiceCapability.RPC.TypeEnum] = [.stageUnstageVolume, .getVolumeStats]
         var response = Csi_V1_NodeGetCapabilitiesResponse()
-        response.capabilities = [capability]
+        response.capabilities = served.map { type in
+            var capability = Csi_V1_NodeServiceCapability()
+            capability.rpc.type = type
+            return capability
+        }
         return response
     }
 
+    /// Bytes and inodes of the filesystem under a published or staged path (kubelet polls this on every node).
     func nodeGetVolumeStats(request: Csi_V1_NodeGetVolumeStatsRequest,
                             context: ServerContext) async throws -> Csi_V1_NodeGetVolumeStatsResponse {
-        throw CSIErrors.unimplemented("NodeGetVolumeStats")
+        guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("NodeGetVolumeStats needs a volume id") }
+        guard !request.volumePath.isEmpty else { throw CSIErrors.invalid("NodeGetVolumeStats needs a volume_path") }
+        try await requireVolume(request.volumeID)
+        // A path that cannot be one of this volume's (relative, with . or ..) is not found, as one that is gone.
+        var info = statvfs()
+        guard (try? CSIMounts.checkPath(request.volumePath, field: "volume_path")) != nil,
+              statvfs(request.volumePath, &info) == 0 else {
+            throw RPCError(code: .notFound, message: "volume_path \(request.volumePath): \(Filesystem.errnoText())")
+        }
+        func usage(_ unit: Csi_V1_VolumeUsage.Unit, total: UInt64, free: UInt64) -> Csi_V1_VolumeUsage {
+            var usage = Csi_V1_VolumeUsage()
+            usage.unit = unit
+            usage.total = Int64(clamping: total)
+            usage.available = Int64(clamping: free)
+            usage.used = Int64(clamping: total &- min(total, free))
+            return usage
+        }
+        let block = UInt64(info.f_frsize)
+        var response = Csi_V1_NodeGetVolumeStatsResponse()
+        response.usage = [
+            usage(.bytes, total: UInt64(info.f_blocks) * block, free: UInt64(info.f_bavail) * block),
+            usage(.inodes, total: UInt64(info.f_files), free: UInt64(info.f_ffree)),
+        ]
+        return response
     }
 
     func nodeExpandVolume(request: Csi_V1_NodeExpandVolumeRequest,
                           context: ServerContext) async throws -> Csi_V1_NodeExpandVolumeResponse {
         throw CSIErrors.unimplemented("NodeExpandVolume")
+    }
+
+    private func requireVolume(_ id: String) async throws(RPCError) {
+        _ = try CSIErrors.existing(id, in: volumes)
     }
 
     private func checkCapability(_ present: Bool, _ capability: Csi_V1_VolumeCapability,
