@@ -66,12 +66,18 @@ final class CSIIdentityTests: XCTestCase {
             XCTAssertFalse(capabilities.capabilities.contains { $0.rpc.type == .createDeleteSnapshot },
                            "a capability claims what answers UNIMPLEMENTED: \(capabilities)")
             let node = Csi_V1_Node.Client(wrapping: client)
+            var expand = Csi_V1_NodeExpandVolumeRequest()
+            expand.volumeID = "csi-volume"
+            expand.volumePath = "/tmp"
             do {
-                _ = try await node.nodeGetInfo(Csi_V1_NodeGetInfoRequest())
-                XCTFail("NodeGetInfo succeeded without a node service")
+                _ = try await node.nodeExpandVolume(expand)
+                XCTFail("NodeExpandVolume succeeded, but it is not served")
             } catch let error as RPCError {
                 XCTAssertEqual(error.code, .unimplemented, "\(error)")
             }
+            let nodeCapabilities = try await node.nodeGetCapabilities(Csi_V1_NodeGetCapabilitiesRequest())
+            XCTAssertFalse(nodeCapabilities.capabilities.contains { $0.rpc.type == .expandVolume },
+                           "a capability claims what answers UNIMPLEMENTED: \(nodeCapabilities)")
         }
     }
 
