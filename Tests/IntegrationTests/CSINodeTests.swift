@@ -110,6 +110,54 @@ final class CSINodeTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.root + "/vfs/csi-node-vol"))
     }
 
+    /// How many mounts sit on `path` (as the mount table spells it).
+    private func mountCount(_ path: String) -> Int {
+        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return table.split(separator: "\n").filter { $0.split(separator: " ").dropFirst(4).first == Substring(path) }
+            .count
+    }
+
+    /// A kubelet root reached through a symlink (another disk): repeated calls still mount once, and undo.
+    func testRepeatedCallsUnderASymlinkedKubeletRootMountOnce() async throws {
+        let real = daemon.directory + "/disk/kubelet"
+        let kubelet = daemon.directory + "/kubelet"
+        try FileManager.default.createDirectory(atPath: real + "/staging", withIntermediateDirectories: true)
+        XCTAssertEqual(symlink(real, kubelet), 0)
+        try await withCSIClient(socket) { client in
+            let controller = Csi_V1_Controller.Client(wrapping: client)
+            let node = Csi_V1_Node.Client(wrapping: client)
+            try await create("csi-linked", controller)
+            var stage = Csi_V1_NodeStageVolumeRequest()
+            stage.volumeID = "csi-linked"
+            stage.stagingTargetPath = kubelet + "/staging"
+            stage.volumeCapability = mountCapability()
+            var publish = Csi_V1_NodePublishVolumeRequest()
+            publish.volumeID = "csi-linked"
+            publish.stagingTargetPath = kubelet + "/staging"
+            publish.targetPath = kubelet + "/pods/p/volume"
+            publish.volumeCapability = mountCapability()
+            for _ in 0..<3 {
+                _ = try await node.nodeStageVolume(stage)
+                _ = try await node.nodePublishVolume(publish)
+            }
+            XCTAssertEqual(mountCount(real + "/staging"), 1, "a repeated stage stacked mounts")
+            XCTAssertEqual(mountCount(real + "/pods/p/volume"), 1, "a repeated publish stacked mounts")
+            var unpublish = Csi_V1_NodeUnpublishVolumeRequest()
+            unpublish.volumeID = "csi-linked"
+            unpublish.targetPath = publish.targetPath
+            _ = try await node.nodeUnpublishVolume(unpublish)
+            var unstage = Csi_V1_NodeUnstageVolumeRequest()
+            unstage.volumeID = "csi-linked"
+            unstage.stagingTargetPath = stage.stagingTargetPath
+            _ = try await node.nodeUnstageVolume(unstage)
+            XCTAssertEqual(mountCount(real + "/staging"), 0)
+            XCTAssertEqual(mountCount(real + "/pods/p/volume"), 0)
+            var delete = Csi_V1_DeleteVolumeRequest()
+            delete.volumeID = "csi-linked"
+            _ = try await controller.deleteVolume(delete)
+        }
+    }
+
     func testWrongOrderMissingVolumesAndSymlinkedPathsAreRefused() async throws {
         let staging = daemon.directory + "/kubelet/staging"
         let elsewhere = daemon.directory + "/elsewhere"

@@ -34,9 +34,17 @@ enum CSIMounts {
         }
     }
 
+    /// Whether something is mounted on `path`. The mount table spells paths with symlinks resolved, and a
+    /// kubelet root is often reached through one (`/var/lib/kubelet` on another disk).
+    static func isMounted(_ path: String) -> Bool {
+        guard let resolved = realpath(path, nil) else { return false }
+        defer { free(resolved) }
+        return MountInfo.isMountPoint(String(cString: resolved))
+    }
+
     /// Whether `target` is a mount of `source`'s directory (same device and inode, as a bind mount shows it).
     static func isBound(_ target: String, to source: String) -> Bool {
-        guard MountInfo.isMountPoint(target) else { return false }
+        guard isMounted(target) else { return false }
         var a = stat(), b = stat()
         return stat(target, &a) == 0 && stat(source, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino
     }
@@ -58,7 +66,7 @@ enum CSIMounts {
 
     /// Unmounts `target` if something is mounted there; a path that is not a mount point is fine.
     static func unmount(_ target: String) throws(RPCError) {
-        guard MountInfo.isMountPoint(target) else { return }
+        guard isMounted(target) else { return }
         guard umount2(target, 0) == 0 || errno == EINVAL || errno == ENOENT else {
             throw failure("unmount", target)
         }

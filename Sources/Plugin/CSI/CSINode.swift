@@ -25,15 +25,15 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
         }
         try checkCapability(request.hasVolumeCapability, request.volumeCapability, call: "NodeStageVolume")
         let staging = request.stagingTargetPath
-        try CSIMounts.prepareDirectory(staging, field: "staging_target_path")
         try await requireVolume(request.volumeID)
+        try CSIMounts.prepareDirectory(staging, field: "staging_target_path")
         let reference = Self.stageReference(staging)
         let source = try await CSIErrors.mapping { () throws(ConvoyError) in
             try await volumes.mount(request.volumeID, referenceID: reference)
         }
         if CSIMounts.isBound(staging, to: source) { return Csi_V1_NodeStageVolumeResponse() }
         do {
-            guard !MountInfo.isMountPoint(staging) else {
+            guard !CSIMounts.isMounted(staging) else {
                 throw RPCError(code: .alreadyExists, message: "something else is mounted on \(staging)")
             }
             try CSIMounts.bind(source, on: staging, readOnly: false)
@@ -54,8 +54,8 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
         try CSIMounts.unmount(request.stagingTargetPath)
         do {
             try await volumes.unmount(request.volumeID, referenceID: Self.stageReference(request.stagingTargetPath))
-        } catch where error.kind == .notFound {
-            // The volume is gone: nothing is held.
+        } catch where error.kind == .notFound || error.kind == .invalidArgument {
+            // The volume is gone (or never could exist): nothing is held.
         } catch {
             throw CSIErrors.status(error)
         }
@@ -73,13 +73,13 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
         try await requireVolume(request.volumeID)
         let (staging, target) = (request.stagingTargetPath, request.targetPath)
         try CSIMounts.checkPath(staging, field: "staging_target_path")
-        guard MountInfo.isMountPoint(staging) else {
+        guard CSIMounts.isMounted(staging) else {
             throw RPCError(code: .failedPrecondition, message: "volume \(request.volumeID) is not staged at "
                 + "\(staging); call NodeStageVolume first")
         }
         try CSIMounts.prepareDirectory(target, field: "target_path")
         if CSIMounts.isBound(target, to: staging) { return Csi_V1_NodePublishVolumeResponse() }
-        guard !MountInfo.isMountPoint(target) else {
+        guard !CSIMounts.isMounted(target) else {
             throw RPCError(code: .alreadyExists, message: "something else is mounted on \(target)")
         }
         let mode = request.volumeCapability.accessMode.mode
