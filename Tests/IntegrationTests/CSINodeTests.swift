@@ -188,6 +188,20 @@ final class CSINodeTests: XCTestCase {
             let linked = await csiStatus { _ = try await node.nodeStageVolume(stage) }
             XCTAssertEqual(linked, .failedPrecondition)
             XCTAssertFalse(MountInfo.isMountPoint(elsewhere), "a symlinked staging path was followed")
+            // An unpublish of a symlink to a mount point must not unmount what it points at.
+            stage.stagingTargetPath = staging
+            _ = try await node.nodeStageVolume(stage)
+            let pointer = daemon.directory + "/kubelet/pointer"
+            XCTAssertEqual(symlink(staging, pointer), 0)
+            var unpublish = Csi_V1_NodeUnpublishVolumeRequest()
+            unpublish.volumeID = "csi-order"
+            unpublish.targetPath = pointer
+            _ = try await node.nodeUnpublishVolume(unpublish)
+            XCTAssertTrue(MountInfo.isMountPoint(staging), "unpublishing a symlink unmounted its target")
+            var unstage = Csi_V1_NodeUnstageVolumeRequest()
+            unstage.volumeID = "csi-order"
+            unstage.stagingTargetPath = staging
+            _ = try await node.nodeUnstageVolume(unstage)
             stage.stagingTargetPath = "relative/path"
             let relative = await csiStatus { _ = try await node.nodeStageVolume(stage) }
             XCTAssertEqual(relative, .invalidArgument)

@@ -37,7 +37,10 @@ enum CSIMounts {
     /// Whether something is mounted on `path`. The mount table spells paths with symlinks resolved, and a
     /// kubelet root is often reached through one (`/var/lib/kubelet` on another disk).
     static func isMounted(_ path: String) -> Bool {
-        guard let resolved = realpath(path, nil) else { return false }
+        // A symlink in the last place is never taken for what it points at.
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR,
+              let resolved = realpath(path, nil) else { return false }
         defer { free(resolved) }
         return MountInfo.isMountPoint(String(cString: resolved))
     }
@@ -67,7 +70,7 @@ enum CSIMounts {
     /// Unmounts `target` if something is mounted there; a path that is not a mount point is fine.
     static func unmount(_ target: String) throws(RPCError) {
         guard isMounted(target) else { return }
-        guard umount2(target, 0) == 0 || errno == EINVAL || errno == ENOENT else {
+        guard umount2(target, Int32(UMOUNT_NOFOLLOW)) == 0 || errno == EINVAL || errno == ENOENT else {
             throw failure("unmount", target)
         }
     }
