@@ -26,13 +26,14 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         }
         let wanted = try Self.size(of: request.capacityRange)
         if wanted > 0 { options["size"] = String(wanted) }
+        // Parsed here too, to compare with what an existing volume has: Create returns one as it is, and CSI wants
+        // ALREADY_EXISTS when it differs from the request. Bad options are refused before anything is made.
+        let asked = try await CSIErrors.mapping { () throws(ConvoyError) in
+            try CreateOptions(options, drivers: volumes.drivers, defaultDriver: volumes.defaultDriver)
+        }
         let name = CSINames.volumeName(for: request.name)
         let record = try await CSIErrors.mapping { () throws(ConvoyError) in
             try await volumes.create(name: name, options: options)
-        }
-        // Create returns an existing volume as it is; CSI wants ALREADY_EXISTS when it differs from the request.
-        let asked = try await CSIErrors.mapping { () throws(ConvoyError) in
-            try CreateOptions(options, drivers: volumes.drivers, defaultDriver: volumes.defaultDriver)
         }
         if record.driver != asked.driver || record.options != asked.driverOptions
             || (wanted > 0 && record.size != wanted) {

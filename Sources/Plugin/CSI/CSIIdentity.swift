@@ -4,8 +4,8 @@ import GRPCCore
 
 /// CSI's Identity service: who the plugin is, what it serves, whether it is ready.
 ///
-/// Capabilities name only the services this daemon registers: a CO that sees CONTROLLER_SERVICE calls
-/// CreateVolume, and must not get UNIMPLEMENTED for it.
+/// Capabilities name only the services this daemon registers (Controller and Node, always together): a CO that
+/// sees CONTROLLER_SERVICE calls CreateVolume, and must not get UNIMPLEMENTED for it.
 struct CSIIdentity: Csi_V1_Identity.SimpleServiceProtocol {
     /// The plugin's name: domain-name notation (the spec's rule, and Kubernetes' for a CSIDriver object),
     /// reverse-DNS of the project's own, never changed once COs refer to it.
@@ -13,7 +13,6 @@ struct CSIIdentity: Csi_V1_Identity.SimpleServiceProtocol {
 
     let hostID: String
     let drivers: [String]
-    let servesController: Bool
 
     func getPluginInfo(request: Csi_V1_GetPluginInfoRequest,
                        context: ServerContext) async throws -> Csi_V1_GetPluginInfoResponse {
@@ -27,12 +26,10 @@ struct CSIIdentity: Csi_V1_Identity.SimpleServiceProtocol {
 
     func getPluginCapabilities(request: Csi_V1_GetPluginCapabilitiesRequest,
                                context: ServerContext) async throws -> Csi_V1_GetPluginCapabilitiesResponse {
+        var capability = Csi_V1_PluginCapability()
+        capability.service.type = .controllerService
         var response = Csi_V1_GetPluginCapabilitiesResponse()
-        if servesController {
-            var capability = Csi_V1_PluginCapability()
-            capability.service.type = .controllerService
-            response.capabilities.append(capability)
-        }
+        response.capabilities = [capability]
         return response
     }
 

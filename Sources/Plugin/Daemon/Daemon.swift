@@ -138,7 +138,7 @@ public enum Daemon {
         var served: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: clientApp),
                                                                          .init(service: pluginApp)]
         if let csiSocket = configuration.csiSocket {
-            let identity = CSIIdentity(hostID: host.id, drivers: driverConfiguration.drivers, servesController: true)
+            let identity = CSIIdentity(hostID: host.id, drivers: driverConfiguration.drivers)
             served.append(.init(service: CSIServer(socket: csiSocket,
                                                    services: [identity, CSIController(volumes: volumes),
                                                               CSINode(volumes: volumes, hostID: host.id)],
