@@ -79,6 +79,10 @@ struct DaemonCommand: AsyncParsableCommand {
         + "only, for Kubernetes and other CSI orchestrators. Default: no CSI.", valueName: "path"))
     var csiSocket: String?
 
+    @Option(help: ArgumentHelp("Where CSI snapshots are backed up (a backup URL such as s3://bucket@region/path) "
+        + "when their snapshot class has no 'dest' parameter.", valueName: "url"))
+    var csiSnapshotDest: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -120,6 +124,7 @@ struct DaemonCommand: AsyncParsableCommand {
             }
             configuration.hostLeaseSeconds = hostLeaseTTL
             configuration.csiSocket = csiSocket
+            configuration.csiSnapshotDestination = csiSnapshotDest
             try await Daemon.run(configuration, logger: logger)
         } catch {
             Output.error(error.message)

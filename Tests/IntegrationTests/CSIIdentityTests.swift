@@ -52,14 +52,14 @@ final class CSIIdentityTests: XCTestCase {
     func testServicesNotServedAnswerUnimplemented() async throws {
         try await withCSI { client in
             let controller = Csi_V1_Controller.Client(wrapping: client)
-            var snapshot = Csi_V1_CreateSnapshotRequest()
-            snapshot.name = "csi-snapshot"
-            snapshot.sourceVolumeID = "csi-volume"
-            let snapshotStatus = await csiStatus { _ = try await controller.createSnapshot(snapshot) }
-            XCTAssertEqual(snapshotStatus, .unimplemented, "CreateSnapshot is not served")
+            var modify = Csi_V1_ControllerModifyVolumeRequest()
+            modify.volumeID = "csi-volume"
+            modify.mutableParameters = ["iops": "3000"]
+            let modifyStatus = await csiStatus { _ = try await controller.controllerModifyVolume(modify) }
+            XCTAssertEqual(modifyStatus, .unimplemented, "ControllerModifyVolume is not served")
             let capabilities = try await controller.controllerGetCapabilities(
                 Csi_V1_ControllerGetCapabilitiesRequest())
-            XCTAssertFalse(capabilities.capabilities.contains { $0.rpc.type == .createDeleteSnapshot },
+            XCTAssertFalse(capabilities.capabilities.contains { $0.rpc.type == .modifyVolume },
                            "a capability claims what answers UNIMPLEMENTED: \(capabilities)")
             let node = Csi_V1_Node.Client(wrapping: client)
             var expand = Csi_V1_NodeExpandVolumeRequest()

@@ -28,15 +28,19 @@ public struct BackupService: Sendable {
         return (location, try stores.repository(location, for: use))
     }
 
-    public func createBackup(snapshot name: String, destination: String) async throws(ConvoyError) -> ClientAPI.Job {
+    /// `backupID`: the id the backup gets in a backup store (generated when nil), so a caller can name its URL
+    /// before it is written (CSI's snapshot ids); a driver's own service chooses its own.
+    public func createBackup(snapshot name: String, destination: String,
+                             backupID: String? = nil) async throws(ConvoyError) -> ClientAPI.Job {
         let snapshot = try catalog.snapshot(name)
+        let backupID = try backupID.map { id throws(ConvoyError) in try ObjectName.validate(id, kind: "backup") }
+            ?? ObjectName.generate(prefix: "backup")
         if snapshot.keepingDriver != nil {
             if let job = try await createNativeBackup(snapshot, destination: destination) { return job }
-            return try await createBlockBackup(snapshot, destination: destination)
+            return try await createBlockBackup(snapshot, destination: destination, backupID: backupID)
         }
         let (location, target) = try repository(at: destination, for: .newBackup)
         let local = catalog.local
-        let backupID = ObjectName.generate(prefix: "backup")
         return try await jobs.start(kind: "backup create", target: "\(name) → \(location.url)") {
             progress throws(ConvoyError) in
             let manifest = try await local.manifest(volume: snapshot.volumeName, backup: snapshot.name)

@@ -6,14 +6,13 @@ import ConvoyCore
 /// still here; only the blocks the driver reports changed are read.
 extension BackupService {
     func createBlockBackup(_ snapshot: ClientAPI.Snapshot,
-                           destination: String) async throws(ConvoyError) -> ClientAPI.Job {
+                           destination: String, backupID: String) async throws(ConvoyError) -> ClientAPI.Job {
         guard let driver = try catalog.keepingDriver(of: snapshot, as: (any BlockImageDriver).self) else {
             throw ConvoyError(.internalFailure, "snapshot \(snapshot.name) is a file snapshot, not a block one")
         }
         let info = snapshot.driverInfo ?? [:]
         let (location, target) = try repository(at: destination, for: .newBackup)
         let store = catalog.store
-        let backupID = ObjectName.generate(prefix: "backup")
         return try await jobs.start(kind: "backup create", target: "\(snapshot.name) → \(location.url)") {
             progress throws(ConvoyError) in
             let base = await Self.incrementalBase(of: snapshot, in: target, store: store, blockSize: driver.blockSize)

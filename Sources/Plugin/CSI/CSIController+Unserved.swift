@@ -18,21 +18,6 @@ extension CSIController {
         throw CSIErrors.unimplemented("GetCapacity")
     }
 
-    func createSnapshot(request: Csi_V1_CreateSnapshotRequest,
-                        context: ServerContext) async throws -> Csi_V1_CreateSnapshotResponse {
-        throw CSIErrors.unimplemented("CreateSnapshot")
-    }
-
-    func deleteSnapshot(request: Csi_V1_DeleteSnapshotRequest,
-                        context: ServerContext) async throws -> Csi_V1_DeleteSnapshotResponse {
-        throw CSIErrors.unimplemented("DeleteSnapshot")
-    }
-
-    func listSnapshots(request: Csi_V1_ListSnapshotsRequest,
-                       context: ServerContext) async throws -> Csi_V1_ListSnapshotsResponse {
-        throw CSIErrors.unimplemented("ListSnapshots")
-    }
-
     func controllerExpandVolume(request: Csi_V1_ControllerExpandVolumeRequest,
                                 context: ServerContext) async throws -> Csi_V1_ControllerExpandVolumeResponse {
         throw CSIErrors.unimplemented("ControllerExpandVolume")

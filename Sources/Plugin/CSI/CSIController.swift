@@ -5,10 +5,21 @@ import GRPCCore
 /// CSI's Controller service over the daemon's `VolumeService`: a CSI volume is a convoy volume (its id is its
 /// name), so Docker, the CLI and CSI see one table of volumes and references.
 ///
-/// Served: CreateVolume and DeleteVolume (idempotent by name, as the spec requires), ValidateVolumeCapabilities,
-/// ListVolumes with pagination, ControllerGetCapabilities. The rest answers UNIMPLEMENTED and is not claimed.
+/// Served: CreateVolume (from a snapshot too, lazily when asked) and DeleteVolume (idempotent by name, as the
+/// spec requires), ValidateVolumeCapabilities, ListVolumes with pagination, snapshots (`CSISnapshots`),
+/// ControllerGetCapabilities. The rest answers UNIMPLEMENTED and is not claimed.
 struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
-    let volumes: VolumeService
+    let services: Services
+    let snapshots: CSISnapshots
+    /// Volumes whose restore is running, so a CO's repeated CreateVolume waits for it instead of starting another.
+    let restoring = NameReservations()
+
+    init(services: Services, snapshotDestination: String?) {
+        self.services = services
+        self.snapshots = CSISnapshots(services: services, defaultDestination: snapshotDestination)
+    }
+
+    var volumes: VolumeService { services.volumes }
 
     func createVolume(request: Csi_V1_CreateVolumeRequest,
                       context: ServerContext) async throws -> Csi_V1_CreateVolumeResponse {
@@ -17,10 +28,8 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
             throw CSIErrors.invalid("a CSI volume name has at most 128 characters")
         }
         try CSICapabilities.check(request.volumeCapabilities, call: "CreateVolume")
-        guard !request.hasVolumeContentSource else {
-            throw CSIErrors.invalid("CreateVolume from a snapshot or a volume is not served by convoy yet")
-        }
-        var options = request.parameters
+        var options = try CSIParameters.own(request.parameters, call: "CreateVolume")
+        let lazy = try Self.flag(options.removeValue(forKey: "lazy"), name: "lazy")
         guard options["size"] == nil else {
             throw CSIErrors.invalid("give the size as the capacity range, not as the parameter 'size'")
         }
@@ -32,6 +41,14 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
             try CreateOptions(options, drivers: volumes.drivers, defaultDriver: volumes.defaultDriver)
         }
         let name = CSINames.volumeName(for: request.name)
+        if request.hasVolumeContentSource {
+            var response = Csi_V1_CreateVolumeResponse()
+            response.volume = Self.volume(try await restore(name, from: request.volumeContentSource,
+                                                            options: options, lazy: lazy))
+            response.volume.contentSource = request.volumeContentSource
+            return response
+        }
+        guard !lazy else { throw CSIErrors.invalid("the parameter lazy needs a snapshot to restore from") }
         let record = try await CSIErrors.mapping { () throws(ConvoyError) in
             try await volumes.create(name: name, options: options)
         }
@@ -80,25 +97,16 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
     /// Pages of volumes in name order; the token is the index of the next one.
     func listVolumes(request: Csi_V1_ListVolumesRequest,
                      context: ServerContext) async throws -> Csi_V1_ListVolumesResponse {
-        guard request.maxEntries >= 0 else { throw CSIErrors.invalid("max_entries must not be negative") }
         let all = try await CSIErrors.mapping { () throws(ConvoyError) in try volumes.list() }
             .sorted { $0.name < $1.name }
-        var start = 0
-        if !request.startingToken.isEmpty {
-            guard let index = Int(request.startingToken), (0...all.count).contains(index) else {
-                throw RPCError(code: .aborted, message: "starting_token '\(request.startingToken)' is not one "
-                    + "this plugin gave (the list may have changed); list again from the start")
-            }
-            start = index
-        }
-        let end = request.maxEntries == 0 ? all.count : min(all.count, start + Int(request.maxEntries))
+        let page = try CSIPage.of(all, startingToken: request.startingToken, maxEntries: request.maxEntries)
         var response = Csi_V1_ListVolumesResponse()
-        response.entries = all[start..<end].map { record in
+        response.entries = page.entries.map { record in
             var entry = Csi_V1_ListVolumesResponse.Entry()
             entry.volume = Self.volume(record)
             return entry
         }
-        if end < all.count { response.nextToken = String(end) }
+        response.nextToken = page.nextToken
         return response
     }
 
@@ -106,7 +114,8 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         request: Csi_V1_ControllerGetCapabilitiesRequest,
         context: ServerContext) async throws -> Csi_V1_ControllerGetCapabilitiesResponse {
         var response = Csi_V1_ControllerGetCapabilitiesResponse()
-        let served: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [.createDeleteVolume, .listVolumes]
+        let served: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [
+            .createDeleteVolume, .listVolumes, .createDeleteSnapshot, .listSnapshots]
         response.capabilities = served.map { type in
             var capability = Csi_V1_ControllerServiceCapability()
             capability.rpc.type = type

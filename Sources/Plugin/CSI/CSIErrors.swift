@@ -40,4 +40,13 @@ enum CSIErrors {
             throw status(error)
         }
     }
+
+    /// `mapping` for a body that does not wait.
+    static func mapped<T>(_ body: () throws(ConvoyError) -> T) throws(RPCError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw status(error)
+        }
+    }
 }

@@ -140,7 +140,9 @@ public enum Daemon {
         if let csiSocket = configuration.csiSocket {
             let identity = CSIIdentity(hostID: host.id, drivers: driverConfiguration.drivers)
             served.append(.init(service: CSIServer(socket: csiSocket,
-                                                   services: [identity, CSIController(volumes: volumes),
+                                                   services: [identity,
+                                                              CSIController(services: services, snapshotDestination:
+                                                                                configuration.csiSnapshotDestination),
                                                               CSINode(volumes: volumes, hostID: host.id)],
                                                    logger: logger)))
         }

@@ -38,6 +38,8 @@ public struct DaemonConfiguration: Sendable {
     public var hostLeaseSeconds: TimeInterval = SharedHosts.defaultTimeToLive
     /// `--csi-socket`: where to serve CSI v1 over gRPC; nil: no CSI.
     public var csiSocket: String?
+    /// `--csi-snapshot-dest`: where CSI snapshots are backed up when their class names no `dest`.
+    public var csiSnapshotDestination: String?
 
     public init(root: String = ClientAPI.defaultRoot, socket: String = ClientAPI.defaultSocket,
                 pluginSocket: String = ClientAPI.defaultPluginSocket, drivers: [String]? = nil,

@@ -57,15 +57,19 @@ public actor JobManager {
     /// Runs `work` as a job and waits for it (for callers that must answer only when done, like Docker's Create):
     /// the succeeded job, or its error.
     public func run(kind: String, target: String, work: @escaping Work) async throws(ConvoyError) -> ClientAPI.Job {
-        let job = try start(kind: kind, target: target, work: work)
+        try await wait(for: try start(kind: kind, target: target, work: work).id)
+    }
+
+    /// Waits for job `id` to end: the succeeded job, or its error.
+    public func wait(for id: String) async throws(ConvoyError) -> ClientAPI.Job {
         while true {
-            guard let current = await waitForEnd(job.id, upTo: .seconds(5)) else {
-                throw ConvoyError(.internalFailure, "job \(job.id) vanished")
+            guard let current = await waitForEnd(id, upTo: .seconds(5)) else {
+                throw ConvoyError(.internalFailure, "job \(id) vanished")
             }
             switch current.state {
             case .running: continue
             case .succeeded: return current
-            case .failed, .interrupted: throw ConvoyError(.driverFailure, current.error ?? "job \(job.id) failed")
+            case .failed, .interrupted: throw ConvoyError(.driverFailure, current.error ?? "job \(id) failed")
             }
         }
     }

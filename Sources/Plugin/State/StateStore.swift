@@ -89,6 +89,22 @@ public final class StateStore: Sendable {
         migrator.registerMigration("v4: entries a snapshot left out") { db in
             try db.execute(sql: "ALTER TABLE snapshot ADD COLUMN skipped TEXT NOT NULL DEFAULT '[]'")
         }
+        migrator.registerMigration("v5: CSI snapshots") { db in
+            try db.execute(sql: """
+                CREATE TABLE csi_snapshot (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    source_volume TEXT NOT NULL,
+                    destination TEXT NOT NULL,
+                    backup_id TEXT NOT NULL,
+                    local_snapshot TEXT NOT NULL,
+                    job TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    size INTEGER NOT NULL,
+                    url TEXT
+                );
+                CREATE INDEX csi_snapshot_by_url ON csi_snapshot(url);
+                """)
+        }
         return migrator
     }
 

@@ -46,3 +46,91 @@ func mountCapability(_ mode: Csi_V1_VolumeCapability.AccessMode.Mode = .singleNo
     capability.accessMode.mode = mode
     return capability
 }
+
+/// A CO's steps on one volume, as kubelet and the sidecars take them.
+struct CSISteps<Transport: ClientTransport> {
+    let controller: Csi_V1_Controller.Client<Transport>
+    let node: Csi_V1_Node.Client<Transport>
+
+    init(_ client: GRPCClient<Transport>) {
+        controller = Csi_V1_Controller.Client(wrapping: client)
+        node = Csi_V1_Node.Client(wrapping: client)
+    }
+
+    /// CreateVolume, repeated while it answers ABORTED (a restore still running), as external-provisioner does.
+    @discardableResult
+    func create(_ name: String, parameters: [String: String] = [:], fromSnapshot snapshot: String? = nil,
+                within seconds: TimeInterval = 120) async throws -> Csi_V1_Volume {
+        var request = Csi_V1_CreateVolumeRequest()
+        request.name = name
+        request.volumeCapabilities = [mountCapability()]
+        request.parameters = parameters
+        if let snapshot { request.volumeContentSource.snapshot.snapshotID = snapshot }
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            do {
+                return try await controller.createVolume(request).volume
+            } catch let error as RPCError where error.code == .aborted && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    static func snapshotRequest(_ name: String, of volume: String,
+                                parameters: [String: String] = [:]) -> Csi_V1_CreateSnapshotRequest {
+        var request = Csi_V1_CreateSnapshotRequest()
+        request.name = name
+        request.sourceVolumeID = volume
+        request.parameters = parameters
+        return request
+    }
+
+    /// CreateSnapshot repeated until the snapshot is ready to use, as external-snapshotter does.
+    func snapshot(_ name: String, of volume: String, parameters: [String: String] = [:],
+                  within seconds: TimeInterval = 120) async throws -> Csi_V1_Snapshot {
+        let request = Self.snapshotRequest(name, of: volume, parameters: parameters)
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            do {
+                let snapshot = try await controller.createSnapshot(request).snapshot
+                if snapshot.readyToUse || Date() > deadline { return snapshot }
+            } catch let error as RPCError where error.code == .aborted && Date() < deadline {}
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    /// NodeStage then NodePublish of `volume` at `target` (a staging directory beside it).
+    func stageAndPublish(_ volume: String, at target: String, readOnly: Bool = false) async throws {
+        let staging = target + ".staging"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        var stage = Csi_V1_NodeStageVolumeRequest()
+        stage.volumeID = volume
+        stage.stagingTargetPath = staging
+        stage.volumeCapability = mountCapability()
+        _ = try await node.nodeStageVolume(stage)
+        var publish = Csi_V1_NodePublishVolumeRequest()
+        publish.volumeID = volume
+        publish.stagingTargetPath = staging
+        publish.targetPath = target
+        publish.volumeCapability = mountCapability()
+        publish.readonly = readOnly
+        _ = try await node.nodePublishVolume(publish)
+    }
+
+    func unpublishAndUnstage(_ volume: String, at target: String) async throws {
+        var unpublish = Csi_V1_NodeUnpublishVolumeRequest()
+        unpublish.volumeID = volume
+        unpublish.targetPath = target
+        _ = try await node.nodeUnpublishVolume(unpublish)
+        var unstage = Csi_V1_NodeUnstageVolumeRequest()
+        unstage.volumeID = volume
+        unstage.stagingTargetPath = target + ".staging"
+        _ = try await node.nodeUnstageVolume(unstage)
+    }
+
+    func delete(_ volume: String) async throws {
+        var request = Csi_V1_DeleteVolumeRequest()
+        request.volumeID = volume
+        _ = try await controller.deleteVolume(request)
+    }
+}
