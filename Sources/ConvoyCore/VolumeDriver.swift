@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// Where a driver's volumes can be reached from: this host only, or every host (shared storage).
 public enum VolumeScope: String, Sendable, Codable {
     case local
@@ -69,6 +72,10 @@ public protocol VolumeDriver: Sendable {
     /// Where, in storage that several hosts mount, the daemon keeps the catalog of this driver's volumes shared
     /// by those hosts (issue 19); nil for a driver whose volumes are this host's alone.
     var sharedCatalogDirectory: String? { get }
+
+    /// Bytes new volumes can still take from what the driver provisions from (CSI's GetCapacity); nil when the
+    /// driver has no such limit (a cloud service).
+    func availableBytes() async throws(ConvoyError) -> UInt64?
 }
 
 extension VolumeDriver {
@@ -76,6 +83,16 @@ extension VolumeDriver {
     public var defaultVolumeSize: UInt64? { nil }
     public func status(of volume: DriverVolume) async -> [String: String] { [:] }
     public var sharedCatalogDirectory: String? { nil }
+    public func availableBytes() async throws(ConvoyError) -> UInt64? { nil }
+
+    /// What the filesystem holding `path` has free for unprivileged writers.
+    public static func freeBytes(of path: String) throws(ConvoyError) -> UInt64 {
+        var stats = statvfs()
+        guard statvfs(path, &stats) == 0 else {
+            throw ConvoyError(.driverFailure, "cannot read the free space of \(path): \(String(cString: strerror(errno)))")
+        }
+        return UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
+    }
 }
 
 /// Drivers that take point-in-time snapshots themselves (devicemapper's thin snapshots): Convoy's second operation

@@ -33,6 +33,8 @@ public struct VFSDriver: DirectoryBackedDriver {
 
     public var sharedCatalogDirectory: String? { scope == .global ? path + "/.convoy" : nil }
 
+    public func availableBytes() async throws(ConvoyError) -> UInt64? { try Self.freeBytes(of: path) }
+
     private func directory(of volume: DriverVolume) throws(ConvoyError) -> String {
         try PathGuard.child(of: path, named: volume.name)
     }

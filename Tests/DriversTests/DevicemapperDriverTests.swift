@@ -81,7 +81,13 @@ final class DevicemapperDriverTests: XCTestCase {
         let path = try await driver.mountVolume(v1)
         XCTAssertEqual(path, root + "/devicemapper/mounts/v1")
         XCTAssertTrue(driver.isMounted(v1))
-        try shell("head -c 3000000 /dev/urandom > \(path)/data && sha256sum \(path)/data > \(root)/sum")
+        let freeBefore = try await driver.availableBytes() ?? 0
+        try shell("head -c 3000000 /dev/urandom > \(path)/data && sha256sum \(path)/data > \(root)/sum && sync")
+        // The pool's free data space (CSI's GetCapacity) shrinks by at least what was written.
+        let freeAfter = try await driver.availableBytes() ?? 0
+        XCTAssertGreaterThan(freeBefore, 0)
+        XCTAssertGreaterThanOrEqual(freeBefore - min(freeBefore, freeAfter), 3_000_000,
+                                    "free pool space \(freeBefore) → \(freeAfter) after writing 3 MB")
         try await driver.unmountVolume(v1)
         XCTAssertFalse(driver.isMounted(v1))
         _ = try await driver.mountVolume(v1)

@@ -2,6 +2,9 @@ import CSIProtocol
 import Foundation
 import GRPCCore
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// CSI's Controller service on a real daemon: volumes made through CSI are convoy volumes (the CLI lists them, a
 /// CLI mount holds them), creates and deletes are idempotent as the spec requires, and each wrong request gets
@@ -137,6 +140,39 @@ final class CSIControllerTests: XCTestCase {
                 let missing = await csiStatus { _ = try await controller.validateVolumeCapabilities(validate) }
                 XCTAssertEqual(missing, .notFound, id)
             }
+        }
+    }
+
+    /// GetCapacity answers the free space of the vfs driver's filesystem, moving with what is written there.
+    func testCapacityIsTheDriversFreeSpace() async throws {
+        try await withCSIClient(socket) { client in
+            let controller = Csi_V1_Controller.Client(wrapping: client)
+            var request = Csi_V1_GetCapacityRequest()
+            request.parameters = ["driver": "vfs", "csi.storage.k8s.io/pvc/name": "ignored"]
+            let before = try await controller.getCapacity(request).availableCapacity
+            var expected = statvfs()
+            XCTAssertEqual(statvfs(daemon.root, &expected), 0)
+            let free = Int64(expected.f_bavail) * Int64(expected.f_frsize)
+            XCTAssertLessThan(abs(before - free), 64 << 20, "capacity \(before) is not the filesystem's free \(free)")
+            // 256 MiB written on the same filesystem (fsync'd) shows in the next answer.
+            let filler = daemon.root + "/filler"
+            let fd = open(filler, O_WRONLY | O_CREAT, 0o600)
+            XCTAssertGreaterThanOrEqual(fd, 0)
+            let chunk = [UInt8](repeating: 7, count: 1 << 20)
+            for _ in 0..<256 { _ = chunk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
+            fsync(fd)
+            close(fd)
+            defer { unlink(filler) }
+            let after = try await controller.getCapacity(request).availableCapacity
+            XCTAssertGreaterThan(before - after, 200 << 20, "capacity did not move: \(before) → \(after)")
+            request.parameters = ["driver": "no-such-driver"]
+            let unknown = await csiStatus { _ = try await controller.getCapacity(request) }
+            XCTAssertEqual(unknown, .invalidArgument)
+            request.parameters = [:]
+            request.volumeCapabilities = [mountCapability()]
+            request.volumeCapabilities[0].block = Csi_V1_VolumeCapability.BlockVolume()
+            let block = try await controller.getCapacity(request).availableCapacity
+            XCTAssertEqual(block, 0, "capacity offered for block access, which convoy does not serve")
         }
     }
 }

@@ -49,6 +49,8 @@ public struct DevicemapperDriver: BlockImageDriver {
          "Scope": scope.rawValue]
     }
 
+    public func availableBytes() async throws(ConvoyError) -> UInt64? { try await pool.freeDataBytes() }
+
     var mountsDirectory: String { configuration.directory + "/mounts" }
 
     /// Device-mapper names start with the pool's name, so two pools on one host never collide, then `v-` for

@@ -101,6 +101,28 @@ struct ThinPool: Sendable {
     }
 
     /// A pool that needs a check or has failed is refused with the command that repairs it.
+    /// Data blocks the pool has not mapped, in bytes.
+    func freeDataBytes() async throws(ConvoyError) -> UInt64 {
+        let status = try await DMSetup.status(configuration.poolName)
+        guard let free = Self.freeDataBlocks(status: status) else {
+            throw ConvoyError(.driverFailure, "cannot read the free data blocks of thin pool "
+                + "\(configuration.poolName) from its status '\(status)'")
+        }
+        return free * configuration.blockSectors * 512
+    }
+
+    /// From `dmsetup status` of a thin pool: `0 <len> thin-pool <transaction> <used>/<total> metadata blocks,
+    /// then <used>/<total> data blocks, ...`.
+    static func freeDataBlocks(status: String) -> UInt64? {
+        let fields = status.split(separator: " ")
+        guard fields.count > 5, fields[2] == "thin-pool" else { return nil }
+        let data = fields[5].split(separator: "/")
+        guard data.count == 2, let used = UInt64(data[0]), let total = UInt64(data[1]), used <= total else {
+            return nil
+        }
+        return total - used
+    }
+
     func checkHealthy() async throws(ConvoyError) {
         let status = try await DMSetup.status(configuration.poolName)
         if status.contains("needs_check") || status.contains("Fail") || status.contains(" ro ") {

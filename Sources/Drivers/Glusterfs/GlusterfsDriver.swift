@@ -61,6 +61,12 @@ public struct GlusterfsDriver: DirectoryBackedDriver {
         (try? pools.mountpoint(of: configuration.defaultPool)).map { $0 + "/.convoy" }
     }
 
+    /// The default pool's free space, as its FUSE mount reports it (the bricks' sum for a distributed volume).
+    public func availableBytes() async throws(ConvoyError) -> UInt64? {
+        try await pools.ensureMounted(configuration.defaultPool)
+        return try Self.freeBytes(of: try pools.mountpoint(of: configuration.defaultPool))
+    }
+
     // MARK: Paths
 
     func pool(of volume: DriverVolume) throws(ConvoyError) -> String {

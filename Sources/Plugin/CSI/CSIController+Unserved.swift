@@ -13,11 +13,6 @@ extension CSIController {
         throw CSIErrors.unimplemented("ControllerUnpublishVolume")
     }
 
-    func getCapacity(request: Csi_V1_GetCapacityRequest,
-                     context: ServerContext) async throws -> Csi_V1_GetCapacityResponse {
-        throw CSIErrors.unimplemented("GetCapacity")
-    }
-
     func controllerExpandVolume(request: Csi_V1_ControllerExpandVolumeRequest,
                                 context: ServerContext) async throws -> Csi_V1_ControllerExpandVolumeResponse {
         throw CSIErrors.unimplemented("ControllerExpandVolume")

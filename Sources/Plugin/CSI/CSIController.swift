@@ -7,7 +7,8 @@ import GRPCCore
 ///
 /// Served: CreateVolume (from a snapshot too, lazily when asked) and DeleteVolume (idempotent by name, as the
 /// spec requires), ValidateVolumeCapabilities, ListVolumes with pagination, snapshots (`CSISnapshots`),
-/// ControllerGetCapabilities. The rest answers UNIMPLEMENTED and is not claimed.
+/// GetCapacity (`CSIController+Capacity`), ControllerGetCapabilities. The rest answers UNIMPLEMENTED and is not
+/// claimed.
 struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
     let services: Services
     let snapshots: CSISnapshots
@@ -115,7 +116,7 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         context: ServerContext) async throws -> Csi_V1_ControllerGetCapabilitiesResponse {
         var response = Csi_V1_ControllerGetCapabilitiesResponse()
         let served: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [
-            .createDeleteVolume, .listVolumes, .createDeleteSnapshot, .listSnapshots]
+            .createDeleteVolume, .listVolumes, .createDeleteSnapshot, .listSnapshots, .getCapacity]
         response.capabilities = served.map { type in
             var capability = Csi_V1_ControllerServiceCapability()
             capability.rpc.type = type
