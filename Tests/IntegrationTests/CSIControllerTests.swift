@@ -175,4 +175,26 @@ final class CSIControllerTests: XCTestCase {
             XCTAssertEqual(block, 0, "capacity offered for block access, which convoy does not serve")
         }
     }
+
+    /// A local volume is usable on its host only: created where the CO's requisite topology includes this host,
+    /// refused (RESOURCE_EXHAUSTED) where it does not, and reported with its host.
+    func testLocalVolumesCarryTheirHostAsTopology() async throws {
+        try await withCSIClient(socket) { client in
+            let controller = Csi_V1_Controller.Client(wrapping: client)
+            let node = Csi_V1_Node.Client(wrapping: client)
+            let here = try await node.nodeGetInfo(Csi_V1_NodeGetInfoRequest()).accessibleTopology.segments
+            XCTAssertEqual(here, ["topology.convoy.dev/host": "csi-host-a"])
+            var request = createRequest("csi-placed")
+            var elsewhere = Csi_V1_Topology()
+            elsewhere.segments = ["topology.convoy.dev/host": "csi-host-b"]
+            request.accessibilityRequirements.requisite = [elsewhere]
+            let refused = await csiStatus { _ = try await controller.createVolume(request) }
+            XCTAssertEqual(refused, .resourceExhausted)
+            var local = Csi_V1_Topology()
+            local.segments = here
+            request.accessibilityRequirements.requisite = [elsewhere, local]
+            let volume = try await controller.createVolume(request).volume
+            XCTAssertEqual(volume.accessibleTopology.map(\.segments), [here])
+        }
+    }
 }

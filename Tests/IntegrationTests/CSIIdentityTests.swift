@@ -43,7 +43,8 @@ final class CSIIdentityTests: XCTestCase {
             XCTAssertEqual(plugin.manifest["host"], "csi-host-a")
             XCTAssertEqual(plugin.manifest["drivers"], "vfs")
             let capabilities = try await identity.getPluginCapabilities(Csi_V1_GetPluginCapabilitiesRequest())
-            XCTAssertEqual(capabilities.capabilities.map(\.service.type), [.controllerService])
+            XCTAssertEqual(capabilities.capabilities.map(\.service.type),
+                           [.controllerService, .volumeAccessibilityConstraints])
             let probe = try await identity.probe(Csi_V1_ProbeRequest())
             XCTAssertTrue(probe.hasReady && probe.ready.value)
         }

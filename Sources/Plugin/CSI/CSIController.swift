@@ -12,11 +12,13 @@ import GRPCCore
 struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
     let services: Services
     let snapshots: CSISnapshots
+    let topology: CSITopology
     /// Volumes whose restore is running, so a CO's repeated CreateVolume waits for it instead of starting another.
     let restoring = NameReservations()
 
-    init(services: Services, snapshotDestination: String?) {
+    init(services: Services, snapshotDestination: String?, hostID: String) {
         self.services = services
+        self.topology = CSITopology(hostID: hostID, drivers: services.volumes.drivers)
         self.snapshots = CSISnapshots(services: services, defaultDestination: snapshotDestination)
     }
 
@@ -41,10 +43,11 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         let asked = try await CSIErrors.mapping { () throws(ConvoyError) in
             try CreateOptions(options, drivers: volumes.drivers, defaultDriver: volumes.defaultDriver)
         }
+        try topology.check(request.accessibilityRequirements, driver: asked.driver)
         let name = CSINames.volumeName(for: request.name)
         if request.hasVolumeContentSource {
             var response = Csi_V1_CreateVolumeResponse()
-            response.volume = Self.volume(try await restore(name, from: request.volumeContentSource,
+            response.volume = volume(try await restore(name, from: request.volumeContentSource,
                                                             options: options, lazy: lazy))
             response.volume.contentSource = request.volumeContentSource
             return response
@@ -59,7 +62,7 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
                 + "(driver \(record.driver), size \(record.size) bytes, options \(record.options))")
         }
         var response = Csi_V1_CreateVolumeResponse()
-        response.volume = Self.volume(record)
+        response.volume = volume(record)
         return response
     }
 
@@ -104,7 +107,7 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         var response = Csi_V1_ListVolumesResponse()
         response.entries = page.entries.map { record in
             var entry = Csi_V1_ListVolumesResponse.Entry()
-            entry.volume = Self.volume(record)
+            entry.volume = volume(record)
             return entry
         }
         response.nextToken = page.nextToken
@@ -125,11 +128,12 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         return response
     }
 
-    static func volume(_ record: VolumeRecord) -> Csi_V1_Volume {
+    func volume(_ record: VolumeRecord) -> Csi_V1_Volume {
         var volume = Csi_V1_Volume()
         volume.volumeID = record.name
         volume.capacityBytes = Int64(clamping: record.size)
         volume.volumeContext = ["driver": record.driver]
+        volume.accessibleTopology = topology.topologies(of: record.driver)
         return volume
     }
 

@@ -5,7 +5,7 @@ import GRPCCore
 /// CSI's Identity service: who the plugin is, what it serves, whether it is ready.
 ///
 /// Capabilities name only the services this daemon registers (Controller and Node, always together): a CO that
-/// sees CONTROLLER_SERVICE calls CreateVolume, and must not get UNIMPLEMENTED for it.
+/// sees CONTROLLER_SERVICE calls CreateVolume, and must not get UNIMPLEMENTED for it. Volumes have topology.
 struct CSIIdentity: Csi_V1_Identity.SimpleServiceProtocol {
     /// The plugin's name: domain-name notation (the spec's rule, and Kubernetes' for a CSIDriver object),
     /// reverse-DNS of the project's own, never changed once COs refer to it.
@@ -26,10 +26,14 @@ struct CSIIdentity: Csi_V1_Identity.SimpleServiceProtocol {
 
     func getPluginCapabilities(request: Csi_V1_GetPluginCapabilitiesRequest,
                                context: ServerContext) async throws -> Csi_V1_GetPluginCapabilitiesResponse {
-        var capability = Csi_V1_PluginCapability()
-        capability.service.type = .controllerService
+        // Topology: local volumes are usable on their host only, ebs volumes in their zone (CSITopology).
+        let served: [Csi_V1_PluginCapability.Service.TypeEnum] = [.controllerService, .volumeAccessibilityConstraints]
         var response = Csi_V1_GetPluginCapabilitiesResponse()
-        response.capabilities = [capability]
+        response.capabilities = served.map { type in
+            var capability = Csi_V1_PluginCapability()
+            capability.service.type = type
+            return capability
+        }
         return response
     }
 

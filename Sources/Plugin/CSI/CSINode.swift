@@ -106,6 +106,7 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
                      context: ServerContext) async throws -> Csi_V1_NodeGetInfoResponse {
         var response = Csi_V1_NodeGetInfoResponse()
         response.nodeID = hostID
+        response.accessibleTopology.segments = CSITopology(hostID: hostID, drivers: volumes.drivers).node
         return response
     }
 

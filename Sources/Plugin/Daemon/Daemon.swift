@@ -139,11 +139,10 @@ public enum Daemon {
                                                                          .init(service: pluginApp)]
         if let csiSocket = configuration.csiSocket {
             let identity = CSIIdentity(hostID: host.id, drivers: driverConfiguration.drivers)
-            served.append(.init(service: CSIServer(socket: csiSocket,
-                                                   services: [identity,
-                                                              CSIController(services: services, snapshotDestination:
-                                                                                configuration.csiSnapshotDestination),
-                                                              CSINode(volumes: volumes, hostID: host.id)],
+            let controller = CSIController(services: services,
+                                           snapshotDestination: configuration.csiSnapshotDestination, hostID: host.id)
+            let node = CSINode(volumes: volumes, hostID: host.id)
+            served.append(.init(service: CSIServer(socket: csiSocket, services: [identity, controller, node],
                                                    logger: logger)))
         }
         let group = ServiceGroup(configuration: .init(
