@@ -91,13 +91,20 @@ class EBSDaemonTestCase: XCTestCase {
     var volumeSuffixes: [String] { [] }
     /// Where Docker finds the plugin; nil: beside the daemon.
     var pluginSocket: String? { nil }
+    /// Whether the daemon also serves CSI, at `csiSocket`.
+    var servesCSI: Bool { false }
+    var csiSocket = ""
 
     override func setUp() async throws {
         ebs = try EBSTestEnvironment()
         prefix = "e" + String(UUID().uuidString.prefix(6)).lowercased()
         daemon = try DaemonHarness(pluginSocket: pluginSocket)
         daemon.extraArguments = ebs.daemonArguments(driverOptions)
-        try daemon.start()
+        if servesCSI {
+            csiSocket = try daemon.startServingCSI(hostID: "ebs-node")
+        } else {
+            try daemon.start()
+        }
     }
 
     override func tearDown() async throws {
