@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "convoy", targets: ["convoy"]),
         .executable(name: "convoy-bench", targets: ["ConvoyBench"]),
+        .executable(name: "convoy-csi-bench", targets: ["ConvoyCSIBench"]),
         .executable(name: "convoy-fuzz", targets: ["ConvoyFuzz"]),
     ],
     dependencies: [
@@ -93,6 +94,13 @@ let package = Package(
             "ConvoyClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "bench/Sources/ConvoyBench"),
+        // CSI figures (bench/csi.sh): NodePublish latency, NodeGetVolumeStats rate, lazy against full restores.
+        .executableTarget(name: "ConvoyCSIBench", dependencies: [
+            "CSIProtocol",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+        ], path: "bench/Sources/ConvoyCSIBench"),
         // libFuzzer targets for the decoders of store objects (scripts/fuzz builds it with -DFUZZING); built
         // without it, a runner that replays inputs through the same targets.
         .executableTarget(name: "ConvoyFuzz", dependencies: ["Backupstore", "BackupFS", "ConvoyCore"]),

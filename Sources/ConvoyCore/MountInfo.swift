@@ -10,6 +10,8 @@ public enum MountInfo {
         public var minor: UInt32
         public var mountpoint: String
         public var type: String
+        /// What is mounted: a device path for block filesystems.
+        public var source: String
     }
 
     /// The mount whose mount point is `path` (the topmost one, if several are stacked); nil when `path` is not a
@@ -27,8 +29,9 @@ public enum MountInfo {
                   let minor = UInt32(String(decoding: device[1], as: UTF8.self)) else { continue }
             let mountpoint = unescape(fields[4])
             if mountpoint == path {
+                let source = separator + 2 < fields.count ? unescape(fields[separator + 2]) : ""
                 found = Mount(major: major, minor: minor, mountpoint: mountpoint,
-                              type: String(decoding: fields[separator + 1], as: UTF8.self))
+                              type: String(decoding: fields[separator + 1], as: UTF8.self), source: source)
             }
         }
         return found

@@ -140,3 +140,12 @@ public protocol NativeBackupDriver: SnapshotDriver {
     /// The per-volume options that make `createVolume` start from the backup.
     func restoreOptions(_ url: String) throws(ConvoyError) -> [String: String]
 }
+
+/// Drivers whose volumes grow (CSI's expansion): the storage first, mounted or not, then the filesystem of a
+/// mounted volume. Never shrinks.
+public protocol ExpandableDriver: VolumeDriver {
+    /// Grows the volume's storage to at least `size` bytes; returns the driver info to persist (its size).
+    func expandVolume(_ volume: DriverVolume, to size: UInt64) async throws(ConvoyError) -> [String: String]
+    /// Grows the mounted volume's filesystem to fill its storage.
+    func expandFilesystem(_ volume: DriverVolume) async throws(ConvoyError)
+}

@@ -92,6 +92,15 @@ final class DevicemapperDriverTests: XCTestCase {
         XCTAssertFalse(driver.isMounted(v1))
         _ = try await driver.mountVolume(v1)
         try shell("sha256sum -c \(root)/sum")
+        // Grown while mounted: the device to the new length, then the filesystem online, the data intact.
+        let grownInfo = try await driver.expandVolume(v1, to: 200 << 20)
+        XCTAssertEqual(grownInfo["Size"], "\(200 << 20)")
+        XCTAssertEqual(try shell("blockdev --getsize64 \(info["Device"] ?? "")")
+                           .trimmingCharacters(in: .whitespacesAndNewlines), "\(200 << 20)")
+        try await driver.expandFilesystem(volume("v1", grownInfo))
+        let blocks = try shell("df -B1 --output=size \(path) | tail -1").trimmingCharacters(in: .whitespaces)
+        XCTAssertGreaterThan(UInt64(blocks.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, 150 << 20)
+        try shell("sha256sum -c \(root)/sum")
 
         // Ids are never reused: a volume created after a delete gets a new one.
         try await driver.deleteVolume(v1)
@@ -206,6 +215,12 @@ final class DevicemapperDriverTests: XCTestCase {
         try shell("echo on-xfs > \(path)/f && sync")
         try await driver.unmountVolume(request)
         _ = try await driver.mountVolume(request)
+        XCTAssertEqual(try shell("cat \(path)/f"), "on-xfs\n")
+        // xfs grows only mounted (xfs_growfs).
+        request.driverInfo = try await driver.expandVolume(request, to: 640 << 20)
+        try await driver.expandFilesystem(request)
+        let size = try shell("df -B1 --output=size \(path) | tail -1").trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertGreaterThan(UInt64(size) ?? 0, 500 << 20, "xfs did not grow: \(size) bytes")
         XCTAssertEqual(try shell("cat \(path)/f"), "on-xfs\n")
         try await driver.deleteVolume(request)
     }

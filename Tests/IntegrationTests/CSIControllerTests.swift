@@ -197,4 +197,28 @@ final class CSIControllerTests: XCTestCase {
             XCTAssertEqual(volume.accessibleTopology.map(\.segments), [here])
         }
     }
+
+    /// A vfs volume "grows" by its record only (its size was never enforced): no node step is needed, a limit
+    /// below its size is OUT_OF_RANGE, a missing volume NOT_FOUND; the CLI sees the new size.
+    func testExpandingADirectoryVolumeRecordsItsSize() async throws {
+        try await withCSIClient(socket) { client in
+            let controller = Csi_V1_Controller.Client(wrapping: client)
+            _ = try await controller.createVolume(createRequest("csi-grow"))
+            var expand = Csi_V1_ControllerExpandVolumeRequest()
+            expand.volumeID = "csi-grow"
+            expand.capacityRange.requiredBytes = 256 << 20
+            let grown = try await controller.controllerExpandVolume(expand)
+            XCTAssertEqual(grown.capacityBytes, 256 << 20)
+            XCTAssertFalse(grown.nodeExpansionRequired)
+            _ = try await controller.controllerExpandVolume(expand)
+            expand.capacityRange.requiredBytes = 0
+            expand.capacityRange.limitBytes = 128 << 20
+            let shrink = await csiStatus { _ = try await controller.controllerExpandVolume(expand) }
+            XCTAssertEqual(shrink, .outOfRange)
+            expand.volumeID = "csi-nothing"
+            let missing = await csiStatus { _ = try await controller.controllerExpandVolume(expand) }
+            XCTAssertEqual(missing, .notFound)
+        }
+        XCTAssertTrue(try daemon.cli(["inspect", "csi-grow"]).stdout.contains("\(256 << 20)"))
+    }
 }

@@ -82,6 +82,14 @@ extension EC2Client {
         _ = try await call("DetachVolume", parameters)
     }
 
+    /// Asks EC2 to grow the volume to `sizeGiB` (ModifyVolume); the attached device grows while EC2 optimizes it.
+    public func modifyVolume(_ id: String, sizeGiB: UInt64) async throws(ConvoyError) {
+        var parameters = EC2Parameters()
+        parameters["VolumeId"] = id
+        parameters["Size"] = "\(sizeGiB)"
+        _ = try await call("ModifyVolume", parameters)
+    }
+
     public func deleteVolume(_ id: String) async throws(ConvoyError) {
         var parameters = EC2Parameters()
         parameters["VolumeId"] = id

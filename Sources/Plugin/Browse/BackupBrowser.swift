@@ -87,8 +87,6 @@ public actor BackupBrowser {
         logger.info("unmounted backup", metadata: ["path": "\(path)"])
     }
 
-    /// A block backup: its image attached read-only to a loop device, whose filesystem is mounted read-only
-    /// without replaying its journal (the image cannot be written). Returns the loop device.
     /// Options of the image's filesystem mount: read-only without replaying its journal (the image cannot be
     /// written), and nothing on it is a device, a setuid program or runs.
     static let imageMountOptions = "ro,norecovery,nosuid,nodev,noexec"
@@ -105,7 +103,9 @@ public actor BackupBrowser {
                 let allowed = BlockFilesystem.supported.sorted().joined(separator: " and ")
                 throw ConvoyError.invalid("the backup's image holds \(holds); only \(allowed) are mounted")
             }
-            _ = try await ExternalCommand.run("/bin/mount", ["-t", type, "-o", imageMountOptions, loop, path],
+            // xfs refuses a second mount of a UUID, and the image has its volume's, which may be mounted.
+            let options = imageMountOptions + (type == "xfs" ? ",nouuid" : "")
+            _ = try await ExternalCommand.run("/bin/mount", ["-t", type, "-o", options, loop, path],
                                               timeout: .seconds(60))
         } catch {
             try? await LoopDevice.detach(loop)

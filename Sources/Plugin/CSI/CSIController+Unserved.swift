@@ -13,11 +13,6 @@ extension CSIController {
         throw CSIErrors.unimplemented("ControllerUnpublishVolume")
     }
 
-    func controllerExpandVolume(request: Csi_V1_ControllerExpandVolumeRequest,
-                                context: ServerContext) async throws -> Csi_V1_ControllerExpandVolumeResponse {
-        throw CSIErrors.unimplemented("ControllerExpandVolume")
-    }
-
     func controllerGetVolume(request: Csi_V1_ControllerGetVolumeRequest,
                              context: ServerContext) async throws -> Csi_V1_ControllerGetVolumeResponse {
         throw CSIErrors.unimplemented("ControllerGetVolume")

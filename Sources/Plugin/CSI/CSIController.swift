@@ -7,7 +7,7 @@ import GRPCCore
 ///
 /// Served: CreateVolume (from a snapshot too, lazily when asked) and DeleteVolume (idempotent by name, as the
 /// spec requires), ValidateVolumeCapabilities, ListVolumes with pagination, snapshots (`CSISnapshots`),
-/// GetCapacity (`CSIController+Capacity`), ControllerGetCapabilities. The rest answers UNIMPLEMENTED and is not
+/// GetCapacity (`CSIController+Capacity`), expansion (`CSIExpansion`), ControllerGetCapabilities. The rest answers UNIMPLEMENTED and is not
 /// claimed.
 struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
     let services: Services
@@ -119,7 +119,7 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         context: ServerContext) async throws -> Csi_V1_ControllerGetCapabilitiesResponse {
         var response = Csi_V1_ControllerGetCapabilitiesResponse()
         let served: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [
-            .createDeleteVolume, .listVolumes, .createDeleteSnapshot, .listSnapshots, .getCapacity]
+            .createDeleteVolume, .listVolumes, .createDeleteSnapshot, .listSnapshots, .getCapacity, .expandVolume]
         response.capabilities = served.map { type in
             var capability = Csi_V1_ControllerServiceCapability()
             capability.rpc.type = type

@@ -34,6 +34,10 @@ struct CSIIdentity: Csi_V1_Identity.SimpleServiceProtocol {
             capability.service.type = type
             return capability
         }
+        // Volumes grow while in use (devicemapper and ebs filesystems grow online).
+        var expansion = Csi_V1_PluginCapability()
+        expansion.volumeExpansion.type = .online
+        response.capabilities.append(expansion)
         return response
     }
 

@@ -112,7 +112,7 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
 
     func nodeGetCapabilities(request: Csi_V1_NodeGetCapabilitiesRequest,
                              context: ServerContext) async throws -> Csi_V1_NodeGetCapabilitiesResponse {
-        let served: [Csi_V1_NodeServiceCapability.RPC.TypeEnum] = [.stageUnstageVolume, .getVolumeStats]
+        let served: [Csi_V1_NodeServiceCapability.RPC.TypeEnum] = [.stageUnstageVolume, .getVolumeStats, .expandVolume]
         var response = Csi_V1_NodeGetCapabilitiesResponse()
         response.capabilities = served.map { type in
             var capability = Csi_V1_NodeServiceCapability()
@@ -149,11 +149,6 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
             usage(.inodes, total: UInt64(info.f_files), free: UInt64(info.f_ffree)),
         ]
         return response
-    }
-
-    func nodeExpandVolume(request: Csi_V1_NodeExpandVolumeRequest,
-                          context: ServerContext) async throws -> Csi_V1_NodeExpandVolumeResponse {
-        throw CSIErrors.unimplemented("NodeExpandVolume")
     }
 
     private func requireVolume(_ id: String) async throws(RPCError) {

@@ -157,6 +157,14 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// A volume grown: its size and the driver info that says so.
+    public func setSize(_ size: UInt64, driverInfo: [String: String], of name: String) throws(ConvoyError) {
+        try writeVolume(name, "record the new size of volume \(name)") { db in
+            try db.execute(sql: "UPDATE volume SET size = ?, driver_info = ? WHERE name = ?",
+                           arguments: [Int64(clamping: size), try Self.json(driverInfo), name])
+        }
+    }
+
     public func update(_ name: String, state: VolumeState, driverInfo: [String: String]? = nil) throws(ConvoyError) {
         try writeVolume(name, "update volume \(name)") { db in
             if let driverInfo {
