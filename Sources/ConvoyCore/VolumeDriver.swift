@@ -89,7 +89,8 @@ extension VolumeDriver {
     public static func freeBytes(of path: String) throws(ConvoyError) -> UInt64 {
         var stats = statvfs()
         guard statvfs(path, &stats) == 0 else {
-            throw ConvoyError(.driverFailure, "cannot read the free space of \(path): \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            throw ConvoyError(.driverFailure, "cannot read the free space of \(path): \(reason)")
         }
         return UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
     }
@@ -148,4 +149,6 @@ public protocol ExpandableDriver: VolumeDriver {
     func expandVolume(_ volume: DriverVolume, to size: UInt64) async throws(ConvoyError) -> [String: String]
     /// Grows the mounted volume's filesystem to fill its storage.
     func expandFilesystem(_ volume: DriverVolume) async throws(ConvoyError)
+    /// Whether a volume's filesystem is a step of its own (a block device's), to take where it is mounted.
+    var expandsFilesystem: Bool { get }
 }

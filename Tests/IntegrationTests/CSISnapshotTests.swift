@@ -111,6 +111,46 @@ final class CSISnapshotTests: XCTestCase {
         try await lifeCycle(destination: "s3://\(bucket)@us-east-1/k8s")
     }
 
+    /// A lazy volume whose backup becomes unreachable while it hydrates is reported abnormal by
+    /// NodeGetVolumeStats (kubelet's volume health), naming the backup; a healthy one is not.
+    func testALazyVolumeWhoseBackupIsGoneIsAbnormal() async throws {
+        daemon = try DaemonHarness()
+        daemon.extraArguments = ["--hydration-pause", "0.5"]  // 0.5 s a file: long enough to break the store
+        socket = try daemon.startServingCSI()
+        let store = daemon.directory + "/store"
+        let pods = daemon.directory + "/kubelet/pods"
+        try await withCSIClient(socket) { client in
+            let steps = CSISteps(client)
+            try await steps.create("pvc-origin")
+            try await steps.stageAndPublish("pvc-origin", at: pods + "/origin")
+            for index in 0..<12 { try TreeFixture.write(pods + "/origin/f\(index)", [UInt8](repeating: 1, count: 9)) }
+            let snapshot = try await steps.snapshot("snap-origin", of: "pvc-origin",
+                                                    parameters: ["dest": "vfs://" + store])
+            try await steps.create("pvc-slow", parameters: ["lazy": "true"], fromSnapshot: snapshot.snapshotID)
+            try await steps.stageAndPublish("pvc-slow", at: pods + "/slow")
+            var stats = Csi_V1_NodeGetVolumeStatsRequest()
+            stats.volumeID = "pvc-slow"
+            stats.volumePath = pods + "/slow"
+            let healthy = try await steps.node.nodeGetVolumeStats(stats).volumeCondition
+            XCTAssertFalse(healthy.abnormal, healthy.message)
+
+            XCTAssertEqual(rename(store, store + ".away"), 0)
+            defer { rename(store + ".away", store) }
+            var condition = healthy
+            let deadline = Date().addingTimeInterval(30)
+            while !condition.abnormal && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+                condition = try await steps.node.nodeGetVolumeStats(stats).volumeCondition
+            }
+            XCTAssertTrue(condition.abnormal, "an unreachable backup left the volume healthy")
+            XCTAssertTrue(condition.message.contains(snapshot.snapshotID), condition.message)
+            stats.volumeID = "pvc-origin"
+            stats.volumePath = pods + "/origin"
+            let origin = try await steps.node.nodeGetVolumeStats(stats).volumeCondition
+            XCTAssertFalse(origin.abnormal, "a volume of its own was reported abnormal: \(origin.message)")
+        }
+    }
+
     /// Names, sources and parameters the spec says to refuse, each with its code; a backup made by the CLI is
     /// found by its URL (a pre-provisioned snapshot); the daemon's default destination serves classes without one.
     func testSnapshotErrorsDefaultsAndPreProvisionedBackups() async throws {

@@ -3,8 +3,11 @@ import ConvoyCore
 /// Growing a thin volume: its device's table is reloaded with the new length (the kernel suspends it around the
 /// swap; the pool maps the new blocks on first write, so nothing is copied), then its filesystem grows online.
 extension DevicemapperDriver: ExpandableDriver {
+    public var expandsFilesystem: Bool { true }
+
     public func expandVolume(_ volume: DriverVolume, to size: UInt64) async throws(ConvoyError) -> [String: String] {
-        guard let id = volume.driverInfo["DeviceID"], let current = volume.driverInfo["Size"].flatMap(UInt64.init) else {
+        guard let id = volume.driverInfo["DeviceID"],
+              let current = volume.driverInfo["Size"].flatMap(UInt64.init) else {
             throw ConvoyError(.stateFailure, "volume \(volume.name) has no device id or size in its record")
         }
         // Its blocks beyond the old end would read the backup image's, which has none there.

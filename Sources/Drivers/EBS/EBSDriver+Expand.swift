@@ -3,6 +3,8 @@ import ConvoyCore
 /// Growing an EBS volume: ModifyVolume, then (when it is attached here) a wait until the device shows the new
 /// size, as it does once EC2 is optimizing the volume; the filesystem grows online afterwards.
 extension EBSDriver: ExpandableDriver {
+    public var expandsFilesystem: Bool { true }
+
     public func expandVolume(_ volume: DriverVolume, to size: UInt64) async throws(ConvoyError) -> [String: String] {
         let id = try Self.volumeID(volume)
         let ec2 = try session.get().ec2

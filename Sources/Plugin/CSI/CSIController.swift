@@ -7,8 +7,8 @@ import GRPCCore
 ///
 /// Served: CreateVolume (from a snapshot too, lazily when asked) and DeleteVolume (idempotent by name, as the
 /// spec requires), ValidateVolumeCapabilities, ListVolumes with pagination, snapshots (`CSISnapshots`),
-/// GetCapacity (`CSIController+Capacity`), expansion (`CSIExpansion`), ControllerGetCapabilities. The rest answers UNIMPLEMENTED and is not
-/// claimed.
+/// GetCapacity (`CSIController+Capacity`), expansion (`CSIExpansion`), ControllerGetCapabilities. The rest
+/// answers UNIMPLEMENTED and is not claimed.
 struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
     let services: Services
     let snapshots: CSISnapshots

@@ -18,7 +18,8 @@ extension CSIController {
         var response = Csi_V1_ControllerExpandVolumeResponse()
         response.capacityBytes = Int64(clamping: grown.size)
         // The CO then calls NodeExpandVolume where the volume is staged, which grows the filesystem there.
-        response.nodeExpansionRequired = volumes.drivers[grown.driver] is any ExpandableDriver
+        response.nodeExpansionRequired = (volumes.drivers[grown.driver] as? any ExpandableDriver)?.expandsFilesystem
+            ?? false
         return response
     }
 }

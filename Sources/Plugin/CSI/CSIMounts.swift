@@ -39,8 +39,17 @@ enum CSIMounts {
     static func isMounted(_ path: String) -> Bool {
         // A symlink in the last place is never taken for what it points at.
         var info = stat()
-        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR,
-              let resolved = realpath(path, nil) else { return false }
+        guard lstat(path, &info) == 0 else {
+            // A mount whose filesystem died (a FUSE client killed) answers ENOTCONN even to lstat: it is still a
+            // mount, to be found through its parent, which answers.
+            guard errno == ENOTCONN || errno == EIO, let slash = path.lastIndex(of: "/") else { return false }
+            let parent = slash == path.startIndex ? "/" : String(path[..<slash])
+            guard let resolved = realpath(parent, nil) else { return false }
+            defer { free(resolved) }
+            let real = String(cString: resolved)
+            return MountInfo.isMountPoint((real == "/" ? "" : real) + "/" + path[path.index(after: slash)...])
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR, let resolved = realpath(path, nil) else { return false }
         defer { free(resolved) }
         return MountInfo.isMountPoint(String(cString: resolved))
     }

@@ -11,8 +11,10 @@ import Glibc
 /// the staging path on each pod's target path, read-only when asked. Every call is idempotent, as COs repeat
 /// them after timeouts and restarts.
 struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
-    let volumes: VolumeService
+    let services: Services
     let hostID: String
+
+    var volumes: VolumeService { services.volumes }
 
     /// The reference a staging path holds: one per path, so a repeated stage adds nothing.
     static func stageReference(_ stagingPath: String) -> String { "csi-stage:" + stagingPath }
@@ -112,7 +114,8 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
 
     func nodeGetCapabilities(request: Csi_V1_NodeGetCapabilitiesRequest,
                              context: ServerContext) async throws -> Csi_V1_NodeGetCapabilitiesResponse {
-        let served: [Csi_V1_NodeServiceCapability.RPC.TypeEnum] = [.stageUnstageVolume, .getVolumeStats, .expandVolume]
+        let served: [Csi_V1_NodeServiceCapability.RPC.TypeEnum] = [
+            .stageUnstageVolume, .getVolumeStats, .expandVolume, .volumeCondition]
         var response = Csi_V1_NodeGetCapabilitiesResponse()
         response.capabilities = served.map { type in
             var capability = Csi_V1_NodeServiceCapability()
@@ -127,12 +130,28 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
                             context: ServerContext) async throws -> Csi_V1_NodeGetVolumeStatsResponse {
         guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("NodeGetVolumeStats needs a volume id") }
         guard !request.volumePath.isEmpty else { throw CSIErrors.invalid("NodeGetVolumeStats needs a volume_path") }
-        try await requireVolume(request.volumeID)
+        let record = try CSIErrors.existing(request.volumeID, in: volumes)
         // A path that cannot be one of this volume's (relative, with . or ..) is not found, as one that is gone.
         var info = statvfs()
-        guard (try? CSIMounts.checkPath(request.volumePath, field: "volume_path")) != nil,
-              statvfs(request.volumePath, &info) == 0 else {
-            throw RPCError(code: .notFound, message: "volume_path \(request.volumePath): \(Filesystem.errnoText())")
+        guard (try? CSIMounts.checkPath(request.volumePath, field: "volume_path")) != nil else {
+            throw RPCError(code: .notFound, message: "volume_path \(request.volumePath) is not a volume's path")
+        }
+        guard statvfs(request.volumePath, &info) == 0 else {
+            let code = errno
+            let reason = Filesystem.errnoText(code)
+            // A mount whose server is gone (a dead FUSE client) is there but answers nothing: no usage to give,
+            // and the condition says why, which is what kubelet shows the user.
+            guard code == ENOTCONN || code == EIO else {
+                throw RPCError(code: .notFound, message: "volume_path \(request.volumePath): \(reason)")
+            }
+            var response = Csi_V1_NodeGetVolumeStatsResponse()
+            response.volumeCondition = await CSIVolumeCondition.of(record, services: services)
+            let known = response.volumeCondition.abnormal ? "; " + response.volumeCondition.message : ""
+            response.volumeCondition.abnormal = true
+            // Bind mounts keep the connection they were made on: a remounted pool does not revive them.
+            response.volumeCondition.message = "\(request.volumePath) answers '\(reason)'\(known); restart the "
+                + "pods using it, so that it is staged and published again on a live mount"
+            return response
         }
         func usage(_ unit: Csi_V1_VolumeUsage.Unit, total: UInt64, free: UInt64) -> Csi_V1_VolumeUsage {
             var usage = Csi_V1_VolumeUsage()
@@ -148,6 +167,7 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
             usage(.bytes, total: UInt64(info.f_blocks) * block, free: UInt64(info.f_bavail) * block),
             usage(.inodes, total: UInt64(info.f_files), free: UInt64(info.f_ffree)),
         ]
+        response.volumeCondition = await CSIVolumeCondition.of(record, services: services)
         return response
     }
 

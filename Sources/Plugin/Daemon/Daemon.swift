@@ -141,7 +141,7 @@ public enum Daemon {
             let identity = CSIIdentity(hostID: host.id, drivers: driverConfiguration.drivers)
             let controller = CSIController(services: services,
                                            snapshotDestination: configuration.csiSnapshotDestination, hostID: host.id)
-            let node = CSINode(volumes: volumes, hostID: host.id)
+            let node = CSINode(services: services, hostID: host.id)
             served.append(.init(service: CSIServer(socket: csiSocket, services: [identity, controller, node],
                                                    logger: logger)))
         }
