@@ -207,4 +207,42 @@ final class CSINodeTests: XCTestCase {
             XCTAssertEqual(relative, .invalidArgument)
         }
     }
+
+    /// A class's mount options become the bind mounts' flags (the kernel's mount table shows them); options a
+    /// bind mount cannot take are refused, not dropped.
+    func testMountFlagsReachTheKernelAndOthersAreRefused() async throws {
+        let pods = daemon.directory + "/kubelet/pods"
+        try await withCSIClient(socket) { client in
+            let steps = CSISteps(client)
+            try await steps.create("csi-flags")
+            var capability = mountCapability()
+            capability.mount.mountFlags = ["nosuid,nodev", "noexec"]
+            try FileManager.default.createDirectory(atPath: pods + "/f.staging", withIntermediateDirectories: true)
+            var stage = Csi_V1_NodeStageVolumeRequest()
+            stage.volumeID = "csi-flags"
+            stage.stagingTargetPath = pods + "/f.staging"
+            stage.volumeCapability = capability
+            _ = try await steps.node.nodeStageVolume(stage)
+            var publish = Csi_V1_NodePublishVolumeRequest()
+            publish.volumeID = "csi-flags"
+            publish.stagingTargetPath = pods + "/f.staging"
+            publish.targetPath = pods + "/f"
+            publish.volumeCapability = capability
+            _ = try await steps.node.nodePublishVolume(publish)
+            let table = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+            for path in [pods + "/f.staging", pods + "/f"] {
+                let line = table.split(separator: "\n")
+                    .last { $0.split(separator: " ").dropFirst(4).first == Substring(path) }
+                let options = line.map { String($0.split(separator: " ")[5]) } ?? ""
+                for flag in ["nosuid", "nodev", "noexec"] {
+                    XCTAssertTrue(options.split(separator: ",").contains(Substring(flag)), "\(path): \(options)")
+                }
+            }
+            publish.targetPath = pods + "/g"
+            publish.volumeCapability.mount.mountFlags = ["data=journal"]
+            let refused = await csiStatus { _ = try await steps.node.nodePublishVolume(publish) }
+            XCTAssertEqual(refused, .invalidArgument)
+            try await steps.unpublishAndUnstage("csi-flags", at: pods + "/f")
+        }
+    }
 }

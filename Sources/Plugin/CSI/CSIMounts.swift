@@ -61,15 +61,16 @@ enum CSIMounts {
         return stat(target, &a) == 0 && stat(source, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino
     }
 
-    /// Bind-mounts `source` on `target`, read-only when asked (a bind mount takes that only by a remount).
-    static func bind(_ source: String, on target: String, readOnly: Bool) throws(RPCError) {
+    /// Bind-mounts `source` on `target`, read-only when asked and with `flags` (`CSIMountFlags`): a bind mount
+    /// takes them only by a remount.
+    static func bind(_ source: String, on target: String, readOnly: Bool, flags extra: UInt = 0) throws(RPCError) {
         guard mount(source, target, nil, UInt(MS_BIND), nil) == 0 else {
             throw failure("bind-mount \(source) on", target)
         }
-        if readOnly {
-            let flags = UInt(MS_BIND) | UInt(MS_REMOUNT) | UInt(MS_RDONLY)
+        if readOnly || extra != 0 {
+            let flags = UInt(MS_BIND) | UInt(MS_REMOUNT) | (readOnly ? UInt(MS_RDONLY) : 0) | extra
             guard mount(nil, target, nil, flags, nil) == 0 else {
-                let error = failure("make read-only", target)
+                let error = failure("apply the mount flags to", target)
                 _ = umount2(target, 0)
                 throw error
             }

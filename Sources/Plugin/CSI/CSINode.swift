@@ -38,7 +38,8 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
             guard !CSIMounts.isMounted(staging) else {
                 throw RPCError(code: .alreadyExists, message: "something else is mounted on \(staging)")
             }
-            try CSIMounts.bind(source, on: staging, readOnly: false)
+            try CSIMounts.bind(source, on: staging, readOnly: false,
+                               flags: try CSIMountFlags.parse(request.volumeCapability.mount.mountFlags))
         } catch {
             try? await volumes.unmount(request.volumeID, referenceID: reference)
             throw error
@@ -86,7 +87,8 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
         }
         let mode = request.volumeCapability.accessMode.mode
         let readOnly = request.readonly || mode == .singleNodeReaderOnly || mode == .multiNodeReaderOnly
-        try CSIMounts.bind(staging, on: target, readOnly: readOnly)
+        try CSIMounts.bind(staging, on: target, readOnly: readOnly,
+                           flags: try CSIMountFlags.parse(request.volumeCapability.mount.mountFlags))
         return Csi_V1_NodePublishVolumeResponse()
     }
 
@@ -179,8 +181,6 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
                                  call: String) throws(RPCError) {
         guard present else { throw CSIErrors.invalid("\(call) needs a volume capability") }
         try CSICapabilities.check([capability], call: call)
-        guard capability.mount.mountFlags.isEmpty else {
-            throw CSIErrors.invalid("mount flags are not served yet (\(capability.mount.mountFlags.count) given)")
-        }
+        _ = try CSIMountFlags.parse(capability.mount.mountFlags)
     }
 }
