@@ -144,6 +144,14 @@ final class CSISnapshotTests: XCTestCase {
             }
             XCTAssertTrue(condition.abnormal, "an unreachable backup left the volume healthy")
             XCTAssertTrue(condition.message.contains(snapshot.snapshotID), condition.message)
+            var get = Csi_V1_ControllerGetVolumeRequest()
+            get.volumeID = "pvc-slow"
+            let controllerView = try await steps.controller.controllerGetVolume(get)
+            XCTAssertEqual(controllerView.volume.volumeID, "pvc-slow")
+            XCTAssertTrue(controllerView.status.volumeCondition.abnormal, "ControllerGetVolume says healthy")
+            get.volumeID = "pvc-never"
+            let missing = await csiStatus { _ = try await steps.controller.controllerGetVolume(get) }
+            XCTAssertEqual(missing, .notFound)
             stats.volumeID = "pvc-origin"
             stats.volumePath = pods + "/origin"
             let origin = try await steps.node.nodeGetVolumeStats(stats).volumeCondition

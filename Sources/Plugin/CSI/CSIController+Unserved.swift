@@ -13,11 +13,6 @@ extension CSIController {
         throw CSIErrors.unimplemented("ControllerUnpublishVolume")
     }
 
-    func controllerGetVolume(request: Csi_V1_ControllerGetVolumeRequest,
-                             context: ServerContext) async throws -> Csi_V1_ControllerGetVolumeResponse {
-        throw CSIErrors.unimplemented("ControllerGetVolume")
-    }
-
     func controllerModifyVolume(request: Csi_V1_ControllerModifyVolumeRequest,
                                 context: ServerContext) async throws -> Csi_V1_ControllerModifyVolumeResponse {
         throw CSIErrors.unimplemented("ControllerModifyVolume")

@@ -7,7 +7,8 @@ import GRPCCore
 ///
 /// Served: CreateVolume (from a snapshot too, lazily when asked) and DeleteVolume (idempotent by name, as the
 /// spec requires), ValidateVolumeCapabilities, ListVolumes with pagination, snapshots (`CSISnapshots`),
-/// GetCapacity (`CSIController+Capacity`), expansion (`CSIExpansion`), ControllerGetCapabilities. The rest
+/// GetCapacity (`CSIController+Capacity`), expansion (`CSIExpansion`), ControllerGetVolume,
+/// ControllerGetCapabilities. The rest
 /// answers UNIMPLEMENTED and is not claimed.
 struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
     let services: Services
@@ -114,12 +115,25 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         return response
     }
 
+    /// One volume, with its condition (as NodeGetVolumeStats gives it). No node ids: convoy has no
+    /// ControllerPublish; a volume is attached where it is staged.
+    func controllerGetVolume(request: Csi_V1_ControllerGetVolumeRequest,
+                             context: ServerContext) async throws -> Csi_V1_ControllerGetVolumeResponse {
+        guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("ControllerGetVolume needs a volume id") }
+        let record = try CSIErrors.existing(request.volumeID, in: volumes)
+        var response = Csi_V1_ControllerGetVolumeResponse()
+        response.volume = volume(record)
+        response.status.volumeCondition = await CSIVolumeCondition.of(record, services: services)
+        return response
+    }
+
     func controllerGetCapabilities(
         request: Csi_V1_ControllerGetCapabilitiesRequest,
         context: ServerContext) async throws -> Csi_V1_ControllerGetCapabilitiesResponse {
         var response = Csi_V1_ControllerGetCapabilitiesResponse()
         let served: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [
-            .createDeleteVolume, .listVolumes, .createDeleteSnapshot, .listSnapshots, .getCapacity, .expandVolume]
+            .createDeleteVolume, .listVolumes, .createDeleteSnapshot, .listSnapshots, .getCapacity, .expandVolume,
+            .getVolume, .volumeCondition]
         response.capabilities = served.map { type in
             var capability = Csi_V1_ControllerServiceCapability()
             capability.rpc.type = type
