@@ -13,7 +13,7 @@ struct CSISnapshots: Sendable {
     let services: Services
     /// `--csi-snapshot-dest`: where snapshots go when the class names no `dest`.
     let defaultDestination: String?
-    /// Names whose CreateSnapshot is between its checks and its record, so two calls cannot both start one.
+    /// Names a CreateSnapshot is working on, so two calls for one name never act on its record at once.
     let starting = NameReservations()
 
     static let parameterKeys: Set<String> = ["dest"]
@@ -28,6 +28,12 @@ struct CSISnapshots: Sendable {
         guard !name.isEmpty else { throw CSIErrors.invalid("CreateSnapshot needs a name") }
         guard !source.isEmpty else { throw CSIErrors.invalid("CreateSnapshot needs a source volume id") }
         let parameters = try CSIParameters.own(parameters, allowed: Self.parameterKeys, call: "CreateSnapshot")
+        // One call per name at a time, from its first look at the record to its answer: a repeat that finds a
+        // failed record must not forget the one another call has just made.
+        guard starting.reserve(name) else {
+            throw RPCError(code: .aborted, message: "a CreateSnapshot for '\(name)' is in flight; try again")
+        }
+        defer { starting.release(name) }
         if let existing = try CSIErrors.mapped({ () throws(ConvoyError) in try store.csiSnapshot(named: name) }) {
             guard existing.sourceVolume == source else {
                 throw RPCError(code: .alreadyExists, message: "snapshot '\(name)' exists and was cut from volume "
@@ -62,10 +68,6 @@ struct CSISnapshots: Sendable {
             throw CSIErrors.invalid("the snapshot id would be '\(url)', longer than CSI's \(Self.maxIDBytes) bytes: "
                 + "give a shorter destination")
         }
-        guard starting.reserve(name) else {
-            throw RPCError(code: .aborted, message: "a CreateSnapshot for '\(name)' is in flight; try again")
-        }
-        defer { starting.release(name) }
         record.job = try await CSIErrors.mapping { () throws(ConvoyError) in try await startJob(record).id }
         try CSIErrors.mapped { () throws(ConvoyError) in try store.insertCSISnapshot(record) }
         return try await answer(record, waitingUpTo: Self.answerWithin)
