@@ -77,3 +77,10 @@ public struct ExternalOriginFinish: Sendable, Equatable {
         self.driverInfo = driverInfo
     }
 }
+
+/// A block driver's volume without a filesystem, used as a device (CSI's block access): its `FS` is `filesystem`.
+public enum RawBlock {
+    public static let filesystem = "none"
+
+    public static func isRaw(_ driverInfo: [String: String]) -> Bool { driverInfo["FS"] == filesystem }
+}

@@ -48,10 +48,7 @@ final class CSIDevicemapperTests: XCTestCase {
         let store = "vfs://" + daemon.directory + "/store"
         try await withCSIClient(socket) { client in
             let steps = CSISteps(client)
-            var request = Csi_V1_CreateVolumeRequest()
-            request.name = "pvc-thin"
-            request.capacityRange.requiredBytes = 64 << 20
-            request.volumeCapabilities = [mountCapability()]
+            let request = createRequest("pvc-thin", bytes: 64 << 20, mountCapability())
             let volume = try await steps.controller.createVolume(request).volume
             XCTAssertEqual(volume.accessibleTopology.map(\.segments), [["topology.convoy.dev/host": "dm-node"]])
             try await steps.stageAndPublish("pvc-thin", at: pods + "/thin")
@@ -89,6 +86,87 @@ final class CSIDevicemapperTests: XCTestCase {
             for name in ["pvc-thin", "pvc-full", "pvc-lazy"] {
                 let target = pods + "/" + (name == "pvc-thin" ? "thin" : name)
                 try await steps.unpublishAndUnstage(name, at: target)
+                try await steps.delete(name)
+            }
+        }
+    }
+
+    private func createRequest(_ name: String, bytes: Int64,
+                               _ capability: Csi_V1_VolumeCapability) -> Csi_V1_CreateVolumeRequest {
+        var request = Csi_V1_CreateVolumeRequest()
+        request.name = name
+        request.capacityRange.requiredBytes = bytes
+        request.volumeCapabilities = [capability]
+        return request
+    }
+
+    private func blockCapability() -> Csi_V1_VolumeCapability {
+        var capability = Csi_V1_VolumeCapability()
+        capability.block = Csi_V1_VolumeCapability.BlockVolume()
+        capability.accessMode.mode = .singleNodeWriter
+        return capability
+    }
+
+    private func isBlockDevice(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFBLK
+    }
+
+    /// Raw block volumes: created without a filesystem, published as a device node the pod writes directly,
+    /// snapshotted and restored block for block, grown, refused to Docker's mount and to mount access.
+    func testRawBlockVolumesAsDevices() async throws {
+        let pods = daemon.directory + "/kubelet/pods"
+        try FileManager.default.createDirectory(atPath: pods, withIntermediateDirectories: true)
+        let bytes = (0..<3_000_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_246_822_519) >> 9) }
+        try await withCSIClient(socket) { client in
+            let steps = CSISteps(client)
+            var request = createRequest("pvc-raw", bytes: 64 << 20, blockCapability())
+            _ = try await steps.controller.createVolume(request)
+            _ = try await steps.controller.createVolume(request)  // repeated: the same volume
+            request.volumeCapabilities = [mountCapability()]
+            let asMount = await csiStatus { _ = try await steps.controller.createVolume(request) }
+            XCTAssertEqual(asMount, .alreadyExists, "a raw block volume was returned for mount access")
+            XCTAssertNotEqual(try daemon.cli(["mount", "pvc-raw"]).status, 0, "Docker's mount of a raw volume")
+
+            try await steps.stageAndPublish("pvc-raw", at: pods + "/raw", capability: blockCapability())
+            try await steps.stageAndPublish("pvc-raw", at: pods + "/raw", capability: blockCapability())  // again
+            XCTAssertTrue(isBlockDevice(pods + "/raw"), "the target is not the device")
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: pods + "/raw"))
+            try handle.write(contentsOf: Data(bytes))
+            try handle.synchronize()
+            try handle.close()
+            var stats = Csi_V1_NodeGetVolumeStatsRequest()
+            stats.volumeID = "pvc-raw"
+            stats.volumePath = pods + "/raw"
+            let size = try await steps.node.nodeGetVolumeStats(stats).usage.first?.total
+            XCTAssertEqual(size, 64 << 20)
+
+            let snapshot = try await steps.snapshot("snap-raw", of: "pvc-raw",
+                                                    parameters: ["dest": "vfs://" + daemon.directory + "/store"])
+            var restore = Csi_V1_CreateVolumeRequest()
+            restore.name = "pvc-raw-copy"
+            restore.volumeCapabilities = [blockCapability()]
+            restore.volumeContentSource.snapshot.snapshotID = snapshot.snapshotID
+            _ = try await steps.controller.createVolume(restore)
+            try await steps.stageAndPublish("pvc-raw-copy", at: pods + "/copy", capability: blockCapability())
+            let copy = try FileHandle(forReadingFrom: URL(fileURLWithPath: pods + "/copy"))
+            XCTAssertEqual(try copy.read(upToCount: bytes.count).map(Array.init), bytes, "the copy's blocks differ")
+            try copy.close()
+
+            var expand = Csi_V1_ControllerExpandVolumeRequest()
+            expand.volumeID = "pvc-raw"
+            expand.capacityRange.requiredBytes = 128 << 20
+            _ = try await steps.controller.controllerExpandVolume(expand)
+            var nodeExpand = Csi_V1_NodeExpandVolumeRequest()
+            nodeExpand.volumeID = "pvc-raw"
+            nodeExpand.volumePath = pods + "/raw"
+            _ = try await steps.node.nodeExpandVolume(nodeExpand)
+            let grown = try await steps.node.nodeGetVolumeStats(stats).usage.first?.total
+            XCTAssertEqual(grown, 128 << 20, "the device did not grow")
+
+            for (name, target) in [("pvc-raw", "/raw"), ("pvc-raw-copy", "/copy")] {
+                try await steps.unpublishAndUnstage(name, at: pods + target)
+                XCTAssertFalse(FileManager.default.fileExists(atPath: pods + target), "\(target) was left")
                 try await steps.delete(name)
             }
         }

@@ -105,6 +105,10 @@ public struct DevicemapperDriver: BlockImageDriver {
     public func mountVolume(_ volume: DriverVolume) async throws(ConvoyError) -> String {
         let path = try mountpoint(volume)
         if isMounted(volume) { return path }
+        guard !RawBlock.isRaw(volume.driverInfo) else {
+            throw ConvoyError(.conflict, "volume \(volume.name) is a raw block volume (made for CSI block access): "
+                + "it has no filesystem to mount")
+        }
         let device = try await activate(volume)
         try await BlockFilesystem.mount(device, filesystem: volume.driverInfo["FS"] ?? configuration.defaultFilesystem,
                                         at: path)

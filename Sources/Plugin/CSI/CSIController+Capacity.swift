@@ -8,10 +8,6 @@ import GRPCCore
 extension CSIController {
     func getCapacity(request: Csi_V1_GetCapacityRequest,
                      context: ServerContext) async throws -> Csi_V1_GetCapacityResponse {
-        // Capacity for volumes convoy cannot make (block access, say) is none: the spec's answer, not an error.
-        if !request.volumeCapabilities.isEmpty && CSICapabilities.refusal(request.volumeCapabilities) != nil {
-            return Csi_V1_GetCapacityResponse()
-        }
         var options = try CSIParameters.own(request.parameters, call: "GetCapacity")
         options.removeValue(forKey: "lazy")
         let driverName = try await CSIErrors.mapping { () throws(ConvoyError) in
@@ -19,6 +15,13 @@ extension CSIController {
         }
         guard let driver = volumes.drivers[driverName] else {
             throw RPCError(code: .internalError, message: "driver \(driverName) vanished")
+        }
+        // Capacity for volumes convoy cannot make (block access on a directory driver) is none: the spec's
+        // answer, not an error.
+        let block = CSICapabilities.asksForBlock(request.volumeCapabilities)
+        let refused = CSICapabilities.refusal(request.volumeCapabilities, raw: block) != nil
+        if !request.volumeCapabilities.isEmpty && (refused || (block && !(driver is any BlockImageDriver))) {
+            return Csi_V1_GetCapacityResponse()
         }
         let available = try await CSIErrors.mapping { () throws(ConvoyError) in try await driver.availableBytes() }
         var response = Csi_V1_GetCapacityResponse()

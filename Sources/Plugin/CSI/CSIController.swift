@@ -31,7 +31,8 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         guard request.name.utf8.count <= 128 else {
             throw CSIErrors.invalid("a CSI volume name has at most 128 characters")
         }
-        try CSICapabilities.check(request.volumeCapabilities, call: "CreateVolume")
+        let block = CSICapabilities.asksForBlock(request.volumeCapabilities)
+        try CSICapabilities.check(request.volumeCapabilities, raw: block, call: "CreateVolume")
         var options = try CSIParameters.own(request.parameters, call: "CreateVolume")
         let lazy = try Self.flag(options.removeValue(forKey: "lazy"), name: "lazy")
         guard options["size"] == nil else {
@@ -47,15 +48,27 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         try topology.check(request.accessibilityRequirements, driver: asked.driver)
         let name = CSINames.volumeName(for: request.name)
         if request.hasVolumeContentSource {
+            let existed = (try? volumes.get(name)) != nil
+            let restored = try await restore(name, from: request.volumeContentSource, options: options, lazy: lazy)
+            guard RawBlock.isRaw(restored.driverInfo) == block else {
+                let holds = block ? "a filesystem (ask for mount access)" : "a raw block image (ask for block access)"
+                if existed { throw RPCError(code: .alreadyExists, message: "volume \(name) exists and holds \(holds)") }
+                try? await volumes.remove(name, fromDocker: false)
+                throw CSIErrors.invalid("the snapshot holds \(holds)")
+            }
             var response = Csi_V1_CreateVolumeResponse()
-            response.volume = volume(try await restore(name, from: request.volumeContentSource,
-                                                            options: options, lazy: lazy))
+            response.volume = volume(restored)
             response.volume.contentSource = request.volumeContentSource
             return response
         }
         guard !lazy else { throw CSIErrors.invalid("the parameter lazy needs a snapshot to restore from") }
         let record = try await CSIErrors.mapping { () throws(ConvoyError) in
-            try await volumes.create(name: name, options: options)
+            block ? try await volumes.createRawBlock(name: name, options: options)
+                  : try await volumes.create(name: name, options: options)
+        }
+        guard RawBlock.isRaw(record.driverInfo) == block else {
+            throw RPCError(code: .alreadyExists, message: "volume \(name) exists with "
+                + (block ? "a filesystem" : "no filesystem (a raw block volume)"))
         }
         if record.driver != asked.driver || record.options != asked.driverOptions
             || (wanted > 0 && record.size != wanted) {
@@ -87,9 +100,9 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         guard !request.volumeCapabilities.isEmpty else {
             throw CSIErrors.invalid("ValidateVolumeCapabilities needs volume capabilities")
         }
-        _ = try CSIErrors.existing(request.volumeID, in: volumes)
+        let record = try CSIErrors.existing(request.volumeID, in: volumes)
         var response = Csi_V1_ValidateVolumeCapabilitiesResponse()
-        if let refusal = CSICapabilities.refusal(request.volumeCapabilities) {
+        if let refusal = CSICapabilities.refusal(request.volumeCapabilities, raw: RawBlock.isRaw(record.driverInfo)) {
             response.message = refusal
         } else {
             response.confirmed.volumeCapabilities = request.volumeCapabilities

@@ -49,9 +49,19 @@ enum CSIMounts {
             let real = String(cString: resolved)
             return MountInfo.isMountPoint((real == "/" ? "" : real) + "/" + path[path.index(after: slash)...])
         }
-        guard info.st_mode & S_IFMT == S_IFDIR, let resolved = realpath(path, nil) else { return false }
+        // A directory, or (block access) a file with a device bound on it; never a symlink.
+        let kind = info.st_mode & S_IFMT
+        guard kind == S_IFDIR || kind == S_IFREG || kind == S_IFBLK, let resolved = realpath(path, nil) else {
+            return false
+        }
         defer { free(resolved) }
         return MountInfo.isMountPoint(String(cString: resolved))
+    }
+
+    /// Whether `path` is a regular file (no symlink): the empty file a block volume's device was bound on.
+    static func isPlainFile(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
     }
 
     /// Whether `target` is a mount of `source`'s directory (same device and inode, as a bind mount shows it).

@@ -25,11 +25,19 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
         guard !request.stagingTargetPath.isEmpty else {
             throw CSIErrors.invalid("NodeStageVolume needs a staging_target_path")
         }
-        try checkCapability(request.hasVolumeCapability, request.volumeCapability, call: "NodeStageVolume")
+        let record = try CSIErrors.existing(request.volumeID, in: volumes)
+        let raw = RawBlock.isRaw(record.driverInfo)
+        try checkCapability(request.hasVolumeCapability, request.volumeCapability, raw: raw, call: "NodeStageVolume")
         let staging = request.stagingTargetPath
-        try await requireVolume(request.volumeID)
         try CSIMounts.prepareDirectory(staging, field: "staging_target_path")
         let reference = Self.stageReference(staging)
+        if raw {
+            // The device is activated and held; the staging directory stays empty (publish binds the device).
+            _ = try await CSIErrors.mapping { () throws(ConvoyError) in
+                try await volumes.attachDevice(request.volumeID, referenceID: reference)
+            }
+            return Csi_V1_NodeStageVolumeResponse()
+        }
         let source = try await CSIErrors.mapping { () throws(ConvoyError) in
             try await volumes.mount(request.volumeID, referenceID: reference)
         }
@@ -72,10 +80,12 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
         guard !request.stagingTargetPath.isEmpty else {
             throw CSIErrors.invalid("NodePublishVolume needs the staging_target_path (convoy stages volumes)")
         }
-        try checkCapability(request.hasVolumeCapability, request.volumeCapability, call: "NodePublishVolume")
-        try await requireVolume(request.volumeID)
+        let record = try CSIErrors.existing(request.volumeID, in: volumes)
+        let raw = RawBlock.isRaw(record.driverInfo)
+        try checkCapability(request.hasVolumeCapability, request.volumeCapability, raw: raw, call: "NodePublishVolume")
         let (staging, target) = (request.stagingTargetPath, request.targetPath)
         try CSIMounts.checkPath(staging, field: "staging_target_path")
+        if raw { return try await publishDevice(record, request) }
         guard CSIMounts.isMounted(staging) else {
             throw RPCError(code: .failedPrecondition, message: "volume \(request.volumeID) is not staged at "
                 + "\(staging); call NodeStageVolume first")
@@ -98,10 +108,15 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
         guard !request.targetPath.isEmpty else { throw CSIErrors.invalid("NodeUnpublishVolume needs a target_path") }
         try CSIMounts.checkPath(request.targetPath, field: "target_path")
         try CSIMounts.unmount(request.targetPath)
-        // The CO made the parent; the target directory is the plugin's to remove.
-        if rmdir(request.targetPath) != 0 && errno != ENOENT && errno != ENOTDIR {
-            throw RPCError(code: .internalError,
-                           message: "cannot remove \(request.targetPath): \(Filesystem.errnoText())")
+        // The CO made the parent; the target (a directory, or a block volume's file) is the plugin's to remove.
+        // Anything else there (a symlink) is left alone.
+        if rmdir(request.targetPath) != 0 && errno != ENOENT {
+            let target = request.targetPath
+            let removed = errno == ENOTDIR && (!CSIMounts.isPlainFile(target) || unlink(target) == 0)
+            guard removed else {
+                throw RPCError(code: .internalError,
+                               message: "cannot remove \(request.targetPath): \(Filesystem.errnoText())")
+            }
         }
         return Csi_V1_NodeUnpublishVolumeResponse()
     }
@@ -133,6 +148,12 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
         guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("NodeGetVolumeStats needs a volume id") }
         guard !request.volumePath.isEmpty else { throw CSIErrors.invalid("NodeGetVolumeStats needs a volume_path") }
         let record = try CSIErrors.existing(request.volumeID, in: volumes)
+        if RawBlock.isRaw(record.driverInfo) {
+            guard access(request.volumePath, F_OK) == 0 else {
+                throw RPCError(code: .notFound, message: "volume_path \(request.volumePath) does not exist")
+            }
+            return try await deviceStats(record)
+        }
         // A path that cannot be one of this volume's (relative, with . or ..) is not found, as one that is gone.
         var info = statvfs()
         guard (try? CSIMounts.checkPath(request.volumePath, field: "volume_path")) != nil else {
@@ -173,14 +194,10 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
         return response
     }
 
-    private func requireVolume(_ id: String) async throws(RPCError) {
-        _ = try CSIErrors.existing(id, in: volumes)
-    }
-
-    private func checkCapability(_ present: Bool, _ capability: Csi_V1_VolumeCapability,
+    private func checkCapability(_ present: Bool, _ capability: Csi_V1_VolumeCapability, raw: Bool,
                                  call: String) throws(RPCError) {
         guard present else { throw CSIErrors.invalid("\(call) needs a volume capability") }
-        try CSICapabilities.check([capability], call: call)
+        try CSICapabilities.check([capability], raw: raw, call: call)
         _ = try CSIMountFlags.parse(capability.mount.mountFlags)
     }
 }

@@ -63,7 +63,8 @@ public struct RestorePlanner: Sendable {
             if info["FS"] == nil {
                 var filled = volume
                 filled.driverInfo.merge(info) { $1 }
-                if let filesystem = try await blockDriver.detectFilesystem(filled) { info["FS"] = filesystem }
+                // An image without a filesystem (a raw block volume's) restores raw.
+                info["FS"] = try await blockDriver.detectFilesystem(filled) ?? RawBlock.filesystem
             }
             return info
         }

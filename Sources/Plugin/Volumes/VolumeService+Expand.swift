@@ -37,7 +37,8 @@ extension VolumeService {
         try ObjectName.validate(name)
         return try await withVolumeLock(name) { () async throws(ConvoyError) -> VolumeRecord in
             let record = try readyVolume(name)
-            guard let expandable = try self.driver(for: record) as? any ExpandableDriver else { return record }
+            guard let expandable = try self.driver(for: record) as? any ExpandableDriver,
+                  !RawBlock.isRaw(record.driverInfo) else { return record }
             guard expandable.isMounted(record.driverVolume) else {
                 throw ConvoyError(.conflict, "volume \(name) is not mounted here: its filesystem grows while mounted")
             }

@@ -83,6 +83,12 @@ extension VolumeService {
             if record.mountpoint != nil { try store.setMountpoint(nil, of: name) }
             return
         }
+        if RawBlock.isRaw(record.driverInfo) {
+            // Its references hold the device, not a mount: active again after a reboot.
+            let device = try await rawDevice(record)
+            if record.mountpoint != device { try store.setMountpoint(device, of: name) }
+            return
+        }
         if record.mountpoint == nil || (driver.mountsVolumes && !driver.isMounted(record.driverVolume)) {
             let mountpoint = try await driver.mountVolume(record.driverVolume)
             try store.setMountpoint(mountpoint, of: name)

@@ -99,20 +99,21 @@ struct CSISteps<Transport: ClientTransport> {
         }
     }
 
-    /// NodeStage then NodePublish of `volume` at `target` (a staging directory beside it).
-    func stageAndPublish(_ volume: String, at target: String, readOnly: Bool = false) async throws {
+    /// NodeStage then NodePublish of `volume` at `target` (a staging directory beside it), with `capability`.
+    func stageAndPublish(_ volume: String, at target: String, readOnly: Bool = false,
+                         capability: Csi_V1_VolumeCapability = mountCapability()) async throws {
         let staging = target + ".staging"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         var stage = Csi_V1_NodeStageVolumeRequest()
         stage.volumeID = volume
         stage.stagingTargetPath = staging
-        stage.volumeCapability = mountCapability()
+        stage.volumeCapability = capability
         _ = try await node.nodeStageVolume(stage)
         var publish = Csi_V1_NodePublishVolumeRequest()
         publish.volumeID = volume
         publish.stagingTargetPath = staging
         publish.targetPath = target
-        publish.volumeCapability = mountCapability()
+        publish.volumeCapability = capability
         publish.readonly = readOnly
         _ = try await node.nodePublishVolume(publish)
     }
