@@ -38,6 +38,15 @@ final class SwarmHosts {
     /// Links both hosts to this machine's own network namespace (a bridge holding `machineAddress`, a veth from
     /// each host to it), so that they reach servers that run here, such as the run's glusterd.
     func connectToMachine() throws {
+        // A run killed before its clean-up leaves its bridge holding the address, and the hosts' packets would go
+        // there: remove it first.
+        let holders = try Command.check("/usr/sbin/ip", ["-o", "addr", "show", "to", machineAddress])
+        for line in holders.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count > 1, fields[1].hasPrefix("cb") {
+                _ = try? Command.run("/usr/sbin/ip", ["link", "del", String(fields[1])])
+            }
+        }
         try Command.check("/usr/sbin/ip", ["link", "add", bridge, "type", "bridge"])
         try Command.check("/usr/sbin/ip", ["addr", "add", machineAddress + "/24", "dev", bridge])
         try Command.check("/usr/sbin/ip", ["link", "set", bridge, "up"])
