@@ -16,13 +16,7 @@ final class CSIDevicemapperTests: XCTestCase {
     var socket = ""
 
     override func setUpWithError() throws {
-        if access("/dev/mapper/control", F_OK) != 0 { _ = try? Command.run("/sbin/modprobe", ["dm-thin-pool"]) }
-        guard access("/dev/mapper/control", F_OK) == 0 else {
-            if ProcessInfo.processInfo.environment["CONVOY_REQUIRE_DM"] == "1" {
-                throw HarnessError("CONVOY_REQUIRE_DM=1 but this kernel has no device-mapper")
-            }
-            throw XCTSkip("no device-mapper in this kernel; scripts/test runs these tests in a VM")
-        }
+        try DevicemapperDaemonTests.requireDeviceMapper()
         daemon = try DaemonHarness()
         pool = "cvc-" + String(UUID().uuidString.prefix(8)).lowercased()
         daemon.extraArguments = ["--drivers", "devicemapper", "--driver-opts", "dm.thinpoolname=\(pool)",

@@ -11,13 +11,7 @@ final class DevicemapperDaemonTests: XCTestCase {
     var pool = ""
 
     override func setUpWithError() throws {
-        if access("/dev/mapper/control", F_OK) != 0 { _ = try? Command.run("/sbin/modprobe", ["dm-thin-pool"]) }
-        guard access("/dev/mapper/control", F_OK) == 0 else {
-            if ProcessInfo.processInfo.environment["CONVOY_REQUIRE_DM"] == "1" {
-                throw HarnessError("CONVOY_REQUIRE_DM=1 but this kernel has no device-mapper")
-            }
-            throw XCTSkip("no device-mapper in this kernel; scripts/test runs these tests in a VM")
-        }
+        try Self.requireDeviceMapper()
         daemon = try DaemonHarness()
         pool = "cvd-" + String(UUID().uuidString.prefix(8)).lowercased()
         daemon.extraArguments = ["--drivers", "devicemapper", "--driver-opts", "dm.thinpoolname=\(pool)",
@@ -34,6 +28,17 @@ final class DevicemapperDaemonTests: XCTestCase {
     override func tearDown() {
         guard let daemon else { return }
         Self.removeHost(daemon, pool: pool)
+    }
+
+    /// Skips without device-mapper (loading dm-thin-pool first), unless CONVOY_REQUIRE_DM=1 makes that a failure.
+    static func requireDeviceMapper() throws {
+        if access("/dev/mapper/control", F_OK) != 0 { _ = try? Command.run("/sbin/modprobe", ["dm-thin-pool"]) }
+        guard access("/dev/mapper/control", F_OK) == 0 else {
+            if ProcessInfo.processInfo.environment["CONVOY_REQUIRE_DM"] == "1" {
+                throw HarnessError("CONVOY_REQUIRE_DM=1 but this kernel has no device-mapper")
+            }
+            throw XCTSkip("no device-mapper in this kernel; scripts/test runs these tests in a VM")
+        }
     }
 
     /// Kills a daemon and removes what it left in the kernel: loop devices over its files, mounts under its
