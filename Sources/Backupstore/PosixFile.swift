@@ -76,7 +76,7 @@ public enum PosixFile {
     }
 
     /// Reads up to `count` bytes at `offset` into `buffer` starting at `index`; returns the number read.
-    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64,
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64,
                      path: String) throws(ConvoyError) -> Int {
         var done = 0
         while done < buffer.count {

@@ -13,4 +13,15 @@ public enum Failpoint {
         kill(getpid(), SIGKILL)
         #endif
     }
+
+    /// Holds the calling task for a while when `CONVOY_FAILPOINT_PAUSE` is `name:MILLISECONDS`: a slow
+    /// operation on demand, for the tests of what a second call meets while the first still runs.
+    public static func pause(_ name: StaticString) async {
+        #if DEBUG
+        guard let raw = getenv("CONVOY_FAILPOINT_PAUSE") else { return }
+        let parts = String(cString: raw).split(separator: ":")
+        guard parts.count == 2, parts[0] == name.description, let milliseconds = Int(parts[1]) else { return }
+        try? await Task.sleep(for: .milliseconds(milliseconds))
+        #endif
+    }
 }

@@ -152,3 +152,10 @@ public protocol ExpandableDriver: VolumeDriver {
     /// Whether a volume's filesystem is a step of its own (a block device's), to take where it is mounted.
     var expandsFilesystem: Bool { get }
 }
+
+/// Drivers whose volumes are block devices attached on demand (ebs), which serve raw block volumes (`RawBlock`:
+/// created with `receivesImage`, so no filesystem is made) without being block-image drivers. Attaching takes
+/// what a mount would take (the volume's lease) and gives the device; `unmountVolume` gives it back.
+public protocol RawDeviceDriver: VolumeDriver {
+    func attachRawDevice(_ volume: DriverVolume) async throws(ConvoyError) -> String
+}

@@ -9,18 +9,7 @@ import Glibc
 /// CSI's Controller service on a real daemon: volumes made through CSI are convoy volumes (the CLI lists them, a
 /// CLI mount holds them), creates and deletes are idempotent as the spec requires, and each wrong request gets
 /// the status code the spec names.
-final class CSIControllerTests: XCTestCase {
-    var daemon: DaemonHarness!
-    var socket = ""
-
-    override func setUpWithError() throws {
-        daemon = try DaemonHarness()
-        socket = try daemon.startServingCSI()
-    }
-
-    override func tearDown() {
-        daemon.cleanUp()
-    }
+final class CSIControllerTests: CSIDaemonTestCase {
 
     private func createRequest(_ name: String, bytes: Int64 = 64 << 20,
                                parameters: [String: String] = [:]) -> Csi_V1_CreateVolumeRequest {

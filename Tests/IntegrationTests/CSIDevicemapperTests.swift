@@ -165,4 +165,54 @@ final class CSIDevicemapperTests: XCTestCase {
             }
         }
     }
+
+    /// Clones of thin volumes (CLONE_VOLUME): a staged ext4 volume and a raw one, each cloned through a thin
+    /// snapshot whose mapped blocks are copied onto a new thin volume. The clones hold the bytes, mount (the
+    /// ext4 one; xfs would need nouuid, which the driver gives), go their own way after, and no snapshot or
+    /// snapshot device is left.
+    func testClonesOfThinVolumes() async throws {
+        let pods = daemon.directory + "/kubelet/pods"
+        try FileManager.default.createDirectory(atPath: pods, withIntermediateDirectories: true)
+        let bytes = (0..<2_000_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) }
+        try await withCSIClient(socket) { client in
+            let steps = CSISteps(client)
+            _ = try await steps.controller.createVolume(createRequest("pvc-fs", bytes: 64 << 20, mountCapability()))
+            try await steps.stageAndPublish("pvc-fs", at: pods + "/fs")
+            try Data(bytes).write(to: URL(fileURLWithPath: pods + "/fs/blob"))
+            let clone = try await steps.create("pvc-fs-clone", cloneOf: "pvc-fs")
+            XCTAssertEqual(clone.capacityBytes, 64 << 20)
+            try Data([9, 9, 9]).write(to: URL(fileURLWithPath: pods + "/fs/blob"))  // the source changes after
+            try await steps.stageAndPublish("pvc-fs-clone", at: pods + "/fs-clone")
+            XCTAssertEqual(MountInfo.mount(at: pods + "/fs-clone.staging")?.type, "ext4")
+            let read = try Array(Data(contentsOf: URL(fileURLWithPath: pods + "/fs-clone/blob")))
+            XCTAssertEqual(read, bytes, "the clone does not hold what the source held")
+
+            _ = try await steps.controller.createVolume(createRequest("pvc-raw", bytes: 64 << 20, blockCapability()))
+            try await steps.stageAndPublish("pvc-raw", at: pods + "/raw", capability: blockCapability())
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: pods + "/raw"))
+            try handle.seek(toOffset: 10 << 20)
+            try handle.write(contentsOf: Data(bytes))
+            try handle.synchronize()
+            try handle.close()
+            var rawClone = createRequest("pvc-raw-clone", bytes: 0, blockCapability())
+            rawClone.volumeContentSource.volume.volumeID = "pvc-raw"
+            _ = try await steps.controller.createVolume(rawClone)
+            let asMount = await csiStatus { try await steps.create("pvc-raw-as-fs", cloneOf: "pvc-raw") }
+            XCTAssertEqual(asMount, .invalidArgument, "a raw volume's clone was made for mount access")
+            try await steps.stageAndPublish("pvc-raw-clone", at: pods + "/raw-clone", capability: blockCapability())
+            let copy = try FileHandle(forReadingFrom: URL(fileURLWithPath: pods + "/raw-clone"))
+            XCTAssertEqual(try copy.read(upToCount: 10 << 20).map { $0.allSatisfy { $0 == 0 } }, true,
+                           "blocks the source never wrote are not zeros in its clone")
+            XCTAssertEqual(try copy.read(upToCount: bytes.count).map(Array.init), bytes, "the clone's blocks differ")
+            try copy.close()
+
+            for (name, target) in [("pvc-fs", "/fs"), ("pvc-fs-clone", "/fs-clone"), ("pvc-raw", "/raw"),
+                                   ("pvc-raw-clone", "/raw-clone")] {
+                try await steps.unpublishAndUnstage(name, at: pods + target)
+                try await steps.delete(name)
+            }
+        }
+        let snapshots = try daemon.cli(["snapshot", "list"]).stdout
+        XCTAssertFalse(snapshots.contains("clone-"), "a clone's snapshot was left: \(snapshots)")
+    }
 }

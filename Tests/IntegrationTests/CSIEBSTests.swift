@@ -13,7 +13,7 @@ import Glibc
 /// the same bytes.
 final class CSIEBSTests: EBSDaemonTestCase {
     override var servesCSI: Bool { true }
-    override var volumeSuffixes: [String] { ["src", "copy"] }
+    override var volumeSuffixes: [String] { ["src", "copy", "raw", "rawcopy", "rawfs"] }
 
     func testLifeCycleWithAnEBSSnapshotAndARestore() async throws {
         let (source, copy) = (prefix + "src", prefix + "copy")
@@ -76,6 +76,82 @@ final class CSIEBSTests: EBSDaemonTestCase {
             XCTAssertNil(left, "the EBS snapshot outlived DeleteSnapshot")
         }
         let remaining = try await ebs.volumes(named: source).count + (try await ebs.volumes(named: copy).count)
+        XCTAssertEqual(remaining, 0, "DeleteVolume left EBS volumes")
+    }
+
+    private func blockRequest(_ name: String) -> Csi_V1_CreateVolumeRequest {
+        var request = Csi_V1_CreateVolumeRequest()
+        request.name = name
+        request.parameters = ["driver": "ebs"]
+        request.capacityRange.requiredBytes = 1 << 30
+        request.volumeCapabilities = [Self.blockCapability]
+        return request
+    }
+
+    static var blockCapability: Csi_V1_VolumeCapability {
+        var capability = Csi_V1_VolumeCapability()
+        capability.block = Csi_V1_VolumeCapability.BlockVolume()
+        capability.accessMode.mode = .singleNodeWriter
+        return capability
+    }
+
+    /// Block access on ebs: a raw volume (no filesystem made) staged as its attached device under the lease,
+    /// written by the "pod" through the device node published at its target, snapshotted as an EBS snapshot and
+    /// restored raw with the same blocks; Docker's mount and mount access are refused.
+    func testRawBlockVolumeIsTheAttachedDevice() async throws {
+        let (raw, rawCopy) = (prefix + "raw", prefix + "rawcopy")
+        let pods = daemon.directory + "/kubelet/pods"
+        try FileManager.default.createDirectory(atPath: pods, withIntermediateDirectories: true)
+        let bytes = (0..<900_000).map { UInt8(truncatingIfNeeded: $0 &* 2_246_822_519 >> 11) }
+        try await withCSIClient(csiSocket) { client in
+            let steps = CSISteps(client)
+            _ = try await steps.controller.createVolume(blockRequest(raw))
+            _ = try await steps.controller.createVolume(blockRequest(raw))  // repeated: the same volume
+            let made = try await ebs.volumes(named: raw).count
+            XCTAssertEqual(made, 1, "a repeated create made another EBS volume")
+            XCTAssertNotEqual(try daemon.cli(["mount", raw]).status, 0, "Docker mounted a raw block volume")
+
+            try await steps.stageAndPublish(raw, at: pods + "/raw", capability: Self.blockCapability)
+            var info = stat()
+            XCTAssertEqual(stat(pods + "/raw", &info), 0)
+            XCTAssertEqual(info.st_mode & S_IFMT, S_IFBLK, "the target is not the attached device")
+            let leased = try await ebs.volumes(named: raw).first?.tags["convoy-lease-host"] ?? ""
+            XCTAssertFalse(leased.isEmpty, "the device was attached without the volume's lease")
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: pods + "/raw"))
+            try handle.seek(toOffset: 1 << 20)
+            try handle.write(contentsOf: Data(bytes))
+            try handle.synchronize()
+            try handle.close()
+
+            let snapshot = try await steps.snapshot("snap-raw-" + prefix, of: raw, parameters: ["dest": "ebs://"])
+            var restore = blockRequest(rawCopy)
+            restore.capacityRange.requiredBytes = 0
+            restore.volumeContentSource.snapshot.snapshotID = snapshot.snapshotID
+            _ = try await steps.controller.createVolume(restore)
+            var asFilesystem = restore
+            asFilesystem.name = prefix + "rawfs"
+            asFilesystem.volumeCapabilities = [mountCapability()]
+            let refused = await csiStatus { _ = try await steps.controller.createVolume(asFilesystem) }
+            XCTAssertEqual(refused, .invalidArgument, "a raw snapshot was restored for mount access")
+            try await steps.stageAndPublish(rawCopy, at: pods + "/copy", capability: Self.blockCapability)
+            let copy = try FileHandle(forReadingFrom: URL(fileURLWithPath: pods + "/copy"))
+            try copy.seek(toOffset: 1 << 20)
+            XCTAssertEqual(try copy.read(upToCount: bytes.count).map(Array.init), bytes,
+                           "the restored EBS volume's blocks differ")
+            try copy.close()
+
+            for (name, target) in [(raw, "/raw"), (rawCopy, "/copy")] {
+                try await steps.unpublishAndUnstage(name, at: pods + target)
+                XCTAssertFalse(FileManager.default.fileExists(atPath: pods + target), "\(target) was left")
+                let lease = try await ebs.volumes(named: name).first?.tags["convoy-lease-host"] ?? ""
+                XCTAssertTrue(lease.isEmpty, "unstaging \(name) kept its lease (\(lease))")
+                try await steps.delete(name)
+            }
+            var delete = Csi_V1_DeleteSnapshotRequest()
+            delete.snapshotID = snapshot.snapshotID
+            _ = try await steps.controller.deleteSnapshot(delete)
+        }
+        let remaining = try await ebs.volumes(named: raw).count + (try await ebs.volumes(named: rawCopy).count)
         XCTAssertEqual(remaining, 0, "DeleteVolume left EBS volumes")
     }
 }

@@ -11,18 +11,8 @@ import Glibc
 /// staging path and holds a reference (CSI's DeleteVolume is refused), published targets show the volume's
 /// bytes (a read-only one refuses writes), every call repeated changes nothing, and unstaging gives everything
 /// back.
-final class CSINodeTests: XCTestCase {
-    var daemon: DaemonHarness!
-    var socket = ""
-
-    override func setUpWithError() throws {
-        daemon = try DaemonHarness()
-        socket = try daemon.startServingCSI(hostID: "csi-node-1")
-    }
-
-    override func tearDown() {
-        daemon.cleanUp()
-    }
+final class CSINodeTests: CSIDaemonTestCase {
+    override var hostID: String { "csi-node-1" }
 
     private func create(_ name: String, _ controller: Csi_V1_Controller.Client<some ClientTransport>) async throws {
         var request = Csi_V1_CreateVolumeRequest()

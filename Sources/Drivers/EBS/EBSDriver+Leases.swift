@@ -10,6 +10,10 @@ import Foundation
 extension EBSDriver {
     public func mountVolume(_ volume: DriverVolume) async throws(ConvoyError) -> String {
         let path = try mountpoint(volume)
+        guard !RawBlock.isRaw(volume.driverInfo) else {
+            throw ConvoyError(.conflict, "volume \(volume.name) is a raw block volume (made for CSI block access): "
+                + "it has no filesystem to mount")
+        }
         let id = try Self.volumeID(volume)
         let current = try session.get()
         let displaced = try await leases.take(volume.name, volumeID: id, instance: current.identity.instanceID,

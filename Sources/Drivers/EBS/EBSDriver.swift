@@ -106,21 +106,8 @@ public struct EBSDriver: NativeBackupDriver {
         do throws(ConvoyError) {
             let available = try await waitUntilUsable(ebsVolume, ec2: ec2)
             let device = try await attacher.attach(ebsVolume.id)
-            var filesystem = options.filesystem
-            if created && options.snapshotID == nil {
-                try await BlockFilesystem.make(filesystem, on: device)
-            } else if let found = await BlockFilesystem.detect(on: device) {
-                guard BlockFilesystem.supported.contains(found) else {
-                    throw ConvoyError.invalid("EBS volume \(ebsVolume.id) holds a \(found) filesystem; "
-                        + "the ebs driver mounts \(BlockFilesystem.supported.sorted().joined(separator: " and "))")
-                }
-                filesystem = found
-            } else if created {
-                throw ConvoyError(.driverFailure, "EBS volume \(ebsVolume.id), "
-                    + "made from snapshot \(options.snapshotID ?? ""), has no filesystem")
-            } else {
-                try await BlockFilesystem.make(filesystem, on: device)
-            }
+            let filesystem = try await prepareFilesystem(on: device, of: ebsVolume, options: options,
+                                                         created: created, raw: volume.receivesImage)
             // An adopted volume gains the name tag too, so another host's Create of the name finds it.
             try await ec2.createTags([ebsVolume.id], created ? [Self.filesystemTag: filesystem]
                                                              : [Self.nameTag: volume.name, Self.adoptedTag: "true"])
@@ -131,6 +118,28 @@ public struct EBSDriver: NativeBackupDriver {
             if created { try? await ec2.deleteVolume(ebsVolume.id) }
             throw error
         }
+    }
+
+    /// The filesystem the volume is used with: made on a new blank volume (none on a raw one, `receivesImage`),
+    /// else the one its data holds. A volume from a snapshot without a filesystem is raw (a raw volume's
+    /// snapshot); an adopted one without a filesystem gets one.
+    private func prepareFilesystem(on device: String, of ebsVolume: EC2Volume, options: EBSVolumeOptions,
+                                   created: Bool, raw: Bool) async throws(ConvoyError) -> String {
+        if created && options.snapshotID == nil {
+            if raw { return RawBlock.filesystem }
+            try await BlockFilesystem.make(options.filesystem, on: device)
+            return options.filesystem
+        }
+        guard let found = await BlockFilesystem.detect(on: device) else {
+            if created || raw { return RawBlock.filesystem }
+            try await BlockFilesystem.make(options.filesystem, on: device)
+            return options.filesystem
+        }
+        guard BlockFilesystem.supported.contains(found) else {
+            throw ConvoyError.invalid("EBS volume \(ebsVolume.id) holds a \(found) filesystem; "
+                + "the ebs driver mounts \(BlockFilesystem.supported.sorted().joined(separator: " and "))")
+        }
+        return found
     }
 
     /// Waits until the volume can be attached: `available`, or already attached here (an adopted volume). Larger

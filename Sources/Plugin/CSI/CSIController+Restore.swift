@@ -3,19 +3,26 @@ import CSIProtocol
 import GRPCCore
 
 /// CreateVolume with a content source: a volume restored from a snapshot (a backup URL), in full or lazily
-/// (`lazy: "true"`: usable at once, its data fetched on first read while it hydrates). A full restore longer
-/// than a CO's call answers ABORTED until it is done; the CO's repeats find it running or finished.
+/// (`lazy: "true"`: usable at once, its data fetched on first read while it hydrates), or a clone of another
+/// volume (`VolumeCloner`). A full restore or a clone longer than a CO's call answers ABORTED until it is done;
+/// the CO's repeats find it running or finished.
 extension CSIController {
-    /// How long a CreateVolume waits for a full restore before telling the CO to ask again.
+    /// How long a CreateVolume waits for a full restore or a clone before telling the CO to ask again.
     static let restoreAnswerWithin: Duration = .seconds(8)
+
+    var cloner: VolumeCloner {
+        VolumeCloner(volumes: services.volumes, snapshots: services.snapshots, catalog: services.catalog,
+                     planner: services.restores.planner, jobs: services.jobs)
+    }
 
     func restore(_ name: String, from source: Csi_V1_VolumeContentSource, options: [String: String],
                  lazy: Bool) async throws(RPCError) -> VolumeRecord {
-        guard case .snapshot(let snapshot)? = source.type else {
-            throw CSIErrors.invalid("convoy does not clone volumes: snapshot the volume and create from that "
-                + "snapshot")
+        let origin: String
+        switch source.type {
+        case .snapshot(let snapshot)?: origin = snapshot.snapshotID
+        case .volume(let volume)?: origin = "volume \(volume.volumeID)"
+        case nil: throw CSIErrors.invalid("volume_content_source names neither a snapshot nor a volume")
         }
-        let url = snapshot.snapshotID
         if let existing = try? volumes.get(name) {
             guard existing.state == .ready else {
                 throw RPCError(code: .aborted, message: "volume \(name) is being \(existing.state.rawValue); "
@@ -24,29 +31,25 @@ extension CSIController {
             return existing
         }
         guard restoring.reserve(name) else {
-            throw RPCError(code: .aborted, message: "volume \(name) is being restored from \(url); try again")
+            throw RPCError(code: .aborted, message: "volume \(name) is being made from \(origin); try again")
         }
         var reserved = true
         defer { if reserved { restoring.release(name) } }
-        guard CSISnapshots.isBackupID(url, drivers: volumes.drivers) else {
-            throw RPCError(code: .notFound, message: "no snapshot with id '\(url)'")
-        }
-        do {
-            _ = try await services.backups.inspectBackup(url)
-        } catch where error.kind == .notFound {
-            throw RPCError(code: .notFound, message: "no snapshot with id '\(url)': \(error.message)")
-        } catch {
-            throw CSIErrors.status(error)
-        }
-        if lazy {
-            return try await CSIErrors.mapping { () throws(ConvoyError) in
-                try await services.lazy.create(name: name, backup: url, options: options)
+        let job: ClientAPI.Job
+        if case .volume(let volume)? = source.type {
+            job = try await startClone(of: volume.volumeID, into: name, options: options, lazy: lazy)
+        } else {
+            try await checkSnapshot(origin)
+            if lazy {
+                return try await CSIErrors.mapping { () throws(ConvoyError) in
+                    try await services.lazy.create(name: name, backup: origin, options: options)
+                }
+            }
+            job = try await CSIErrors.mapping { () throws(ConvoyError) in
+                try await services.restores.restore(name: name, backup: origin, options: options, wait: false)
             }
         }
-        let job = try await CSIErrors.mapping { () throws(ConvoyError) in
-            try await services.restores.restore(name: name, backup: url, options: options, wait: false)
-        }
-        // The reservation lasts as long as the restore, not this call: the CO may give up on the call first.
+        // The reservation lasts as long as the job, not this call: the CO may give up on the call first.
         reserved = false
         let (jobs, restoring) = (services.jobs, self.restoring)
         Task.detached {
@@ -58,11 +61,43 @@ extension CSIController {
         case .succeeded:
             return try CSIErrors.existing(name, in: volumes)
         case .running:
-            throw RPCError(code: .aborted, message: "volume \(name) is being restored from \(url) (job \(job.id)); "
+            throw RPCError(code: .aborted, message: "volume \(name) is being made from \(origin) (job \(job.id)); "
                 + "try again")
         case .failed, .interrupted, nil:
-            throw RPCError(code: .internalError, message: "restoring volume \(name) from \(url) failed: "
+            throw RPCError(code: .internalError, message: "making volume \(name) from \(origin) failed: "
                 + (ended?.error ?? "its job \(job.id) is gone"))
+        }
+    }
+
+    private func checkSnapshot(_ url: String) async throws(RPCError) {
+        guard CSISnapshots.isBackupID(url, drivers: volumes.drivers) else {
+            throw RPCError(code: .notFound, message: "no snapshot with id '\(url)'")
+        }
+        do {
+            _ = try await services.backups.inspectBackup(url)
+        } catch where error.kind == .notFound {
+            throw RPCError(code: .notFound, message: "no snapshot with id '\(url)': \(error.message)")
+        } catch {
+            throw CSIErrors.status(error)
+        }
+    }
+
+    /// A clone: the source must exist (NOT_FOUND) and fit the requested size (OUT_OF_RANGE); clones are made
+    /// in full.
+    private func startClone(of source: String, into name: String, options: [String: String],
+                            lazy: Bool) async throws(RPCError) -> ClientAPI.Job {
+        guard !lazy else {
+            throw CSIErrors.invalid("the parameter lazy applies to restores from snapshots; a clone is made in full")
+        }
+        guard let record = try? volumes.get(source), record.state == .ready else {
+            throw RPCError(code: .notFound, message: "no volume '\(source)' to clone")
+        }
+        if let asked = options["size"].flatMap(UInt64.init), asked < record.size {
+            throw RPCError(code: .outOfRange, message: "volume \(source) holds \(record.size) bytes: a clone of it "
+                + "cannot have \(asked)")
+        }
+        return try await CSIErrors.mapping { () throws(ConvoyError) in
+            try await cloner.clone(source, into: name, options: options)
         }
     }
 

@@ -5,20 +5,22 @@ import GRPCCore
 /// CSI's Controller service over the daemon's `VolumeService`: a CSI volume is a convoy volume (its id is its
 /// name), so Docker, the CLI and CSI see one table of volumes and references.
 ///
-/// Served: CreateVolume (from a snapshot too, lazily when asked) and DeleteVolume (idempotent by name, as the
-/// spec requires), ValidateVolumeCapabilities, ListVolumes with pagination, snapshots (`CSISnapshots`),
-/// GetCapacity (`CSIController+Capacity`), expansion (`CSIExpansion`), ControllerGetVolume,
-/// ControllerGetCapabilities. The rest
-/// answers UNIMPLEMENTED and is not claimed.
+/// Served: CreateVolume (from a snapshot too, lazily when asked, or as a clone of a volume) and DeleteVolume
+/// (idempotent by name, as the spec requires), ValidateVolumeCapabilities, ListVolumes with pagination,
+/// snapshots (`CSISnapshots`), GetCapacity (`CSIController+Capacity`), expansion (`CSIExpansion`),
+/// ControllerGetVolume, ControllerGetCapabilities. A second call on a volume in flight answers ABORTED
+/// (`CSIInFlight`). The rest answers UNIMPLEMENTED and is not claimed.
 struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
     let services: Services
     let snapshots: CSISnapshots
     let topology: CSITopology
     /// Volumes whose restore is running, so a CO's repeated CreateVolume waits for it instead of starting another.
     let restoring = NameReservations()
+    let inFlight: CSIInFlight
 
-    init(services: Services, snapshotDestination: String?, hostID: String) {
+    init(services: Services, snapshotDestination: String?, hostID: String, inFlight: CSIInFlight) {
         self.services = services
+        self.inFlight = inFlight
         self.topology = CSITopology(hostID: hostID, drivers: services.volumes.drivers)
         self.snapshots = CSISnapshots(services: services, defaultDestination: snapshotDestination)
     }
@@ -27,6 +29,17 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
 
     func createVolume(request: Csi_V1_CreateVolumeRequest,
                       context: ServerContext) async throws -> Csi_V1_CreateVolumeResponse {
+        try await inFlight.run(CSIInFlight.volume(CSINames.volumeName(for: request.name))) {
+            try await create(request)
+        }
+    }
+
+    func deleteVolume(request: Csi_V1_DeleteVolumeRequest,
+                      context: ServerContext) async throws -> Csi_V1_DeleteVolumeResponse {
+        try await inFlight.run(CSIInFlight.volume(request.volumeID)) { try await delete(request) }
+    }
+
+    private func create(_ request: Csi_V1_CreateVolumeRequest) async throws -> Csi_V1_CreateVolumeResponse {
         guard !request.name.isEmpty else { throw CSIErrors.invalid("CreateVolume needs a name") }
         guard request.name.utf8.count <= 128 else {
             throw CSIErrors.invalid("a CSI volume name has at most 128 characters")
@@ -80,8 +93,7 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         return response
     }
 
-    func deleteVolume(request: Csi_V1_DeleteVolumeRequest,
-                      context: ServerContext) async throws -> Csi_V1_DeleteVolumeResponse {
+    private func delete(_ request: Csi_V1_DeleteVolumeRequest) async throws -> Csi_V1_DeleteVolumeResponse {
         guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("DeleteVolume needs a volume id") }
         do {
             try await volumes.remove(request.volumeID, fromDocker: false)
@@ -146,7 +158,7 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         var response = Csi_V1_ControllerGetCapabilitiesResponse()
         let served: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [
             .createDeleteVolume, .listVolumes, .createDeleteSnapshot, .listSnapshots, .getCapacity, .expandVolume,
-            .getVolume, .volumeCondition]
+            .getVolume, .volumeCondition, .cloneVolume]
         response.capabilities = served.map { type in
             var capability = Csi_V1_ControllerServiceCapability()
             capability.rpc.type = type

@@ -13,8 +13,10 @@ extension CSIController {
     func controllerExpandVolume(request: Csi_V1_ControllerExpandVolumeRequest,
                                 context: ServerContext) async throws -> Csi_V1_ControllerExpandVolumeResponse {
         guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("ControllerExpandVolume needs a volume id") }
-        let record = try CSIErrors.existing(request.volumeID, in: volumes)
-        let grown = try await CSIExpansion.grow(record, to: request.capacityRange, in: volumes)
+        let grown = try await inFlight.run(CSIInFlight.volume(request.volumeID)) {
+            let record = try CSIErrors.existing(request.volumeID, in: volumes)
+            return try await CSIExpansion.grow(record, to: request.capacityRange, in: volumes)
+        }
         var response = Csi_V1_ControllerExpandVolumeResponse()
         response.capacityBytes = Int64(clamping: grown.size)
         // The CO then calls NodeExpandVolume where the volume is staged, which grows the filesystem there.
@@ -34,8 +36,12 @@ extension CSINode {
               access(request.volumePath, F_OK) == 0 else {
             throw RPCError(code: .notFound, message: "volume_path \(request.volumePath) does not exist")
         }
-        var grown = try await CSIExpansion.grow(record, to: request.capacityRange, in: volumes)
-        grown = try await CSIErrors.mapping { () throws(ConvoyError) in try await volumes.expandFilesystem(grown.name) }
+        let grown = try await inFlight.run(CSIInFlight.volume(request.volumeID)) {
+            let larger = try await CSIExpansion.grow(record, to: request.capacityRange, in: volumes)
+            return try await CSIErrors.mapping { () throws(ConvoyError) in
+                try await volumes.expandFilesystem(larger.name)
+            }
+        }
         var response = Csi_V1_NodeExpandVolumeResponse()
         response.capacityBytes = Int64(clamping: grown.size)
         return response

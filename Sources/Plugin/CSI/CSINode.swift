@@ -13,6 +13,7 @@ import Glibc
 struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
     let services: Services
     let hostID: String
+    let inFlight: CSIInFlight
 
     var volumes: VolumeService { services.volumes }
 
@@ -21,6 +22,10 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
 
     func nodeStageVolume(request: Csi_V1_NodeStageVolumeRequest,
                          context: ServerContext) async throws -> Csi_V1_NodeStageVolumeResponse {
+        try await inFlight.run(CSIInFlight.volume(request.volumeID)) { try await stage(request) }
+    }
+
+    private func stage(_ request: Csi_V1_NodeStageVolumeRequest) async throws -> Csi_V1_NodeStageVolumeResponse {
         guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("NodeStageVolume needs a volume id") }
         guard !request.stagingTargetPath.isEmpty else {
             throw CSIErrors.invalid("NodeStageVolume needs a staging_target_path")
@@ -57,6 +62,11 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
 
     func nodeUnstageVolume(request: Csi_V1_NodeUnstageVolumeRequest,
                            context: ServerContext) async throws -> Csi_V1_NodeUnstageVolumeResponse {
+        try await inFlight.run(CSIInFlight.volume(request.volumeID)) { try await unstage(request) }
+    }
+
+    private func unstage(_ request: Csi_V1_NodeUnstageVolumeRequest) async throws
+        -> Csi_V1_NodeUnstageVolumeResponse {
         guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("NodeUnstageVolume needs a volume id") }
         guard !request.stagingTargetPath.isEmpty else {
             throw CSIErrors.invalid("NodeUnstageVolume needs a staging_target_path")
@@ -75,6 +85,13 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
 
     func nodePublishVolume(request: Csi_V1_NodePublishVolumeRequest,
                            context: ServerContext) async throws -> Csi_V1_NodePublishVolumeResponse {
+        try await inFlight.run(CSIInFlight.publish(request.volumeID, at: request.targetPath)) {
+            try await publish(request)
+        }
+    }
+
+    private func publish(_ request: Csi_V1_NodePublishVolumeRequest) async throws
+        -> Csi_V1_NodePublishVolumeResponse {
         guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("NodePublishVolume needs a volume id") }
         guard !request.targetPath.isEmpty else { throw CSIErrors.invalid("NodePublishVolume needs a target_path") }
         guard !request.stagingTargetPath.isEmpty else {
@@ -104,6 +121,13 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
 
     func nodeUnpublishVolume(request: Csi_V1_NodeUnpublishVolumeRequest,
                              context: ServerContext) async throws -> Csi_V1_NodeUnpublishVolumeResponse {
+        try await inFlight.run(CSIInFlight.publish(request.volumeID, at: request.targetPath)) {
+            try await unpublish(request)
+        }
+    }
+
+    private func unpublish(_ request: Csi_V1_NodeUnpublishVolumeRequest) async throws
+        -> Csi_V1_NodeUnpublishVolumeResponse {
         guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("NodeUnpublishVolume needs a volume id") }
         guard !request.targetPath.isEmpty else { throw CSIErrors.invalid("NodeUnpublishVolume needs a target_path") }
         try CSIMounts.checkPath(request.targetPath, field: "target_path")

@@ -139,9 +139,11 @@ public enum Daemon {
                                                                          .init(service: pluginApp)]
         if let csiSocket = configuration.csiSocket {
             let identity = CSIIdentity(hostID: host.id, drivers: driverConfiguration.drivers)
+            let inFlight = CSIInFlight()
             let controller = CSIController(services: services,
-                                           snapshotDestination: configuration.csiSnapshotDestination, hostID: host.id)
-            let node = CSINode(services: services, hostID: host.id)
+                                           snapshotDestination: configuration.csiSnapshotDestination, hostID: host.id,
+                                           inFlight: inFlight)
+            let node = CSINode(services: services, hostID: host.id, inFlight: inFlight)
             served.append(.init(service: CSIServer(socket: csiSocket, services: [identity, controller, node],
                                                    logger: logger)))
         }

@@ -7,8 +7,9 @@ extension VolumeService {
     /// Creates a raw block volume with a block driver; an existing one of that name is returned as it is.
     public func createRawBlock(name: String, options: [String: String]) async throws(ConvoyError) -> VolumeRecord {
         let driverName = options["driver"] ?? defaultDriver
-        guard drivers[driverName] is any BlockImageDriver else {
-            throw .invalid("block access needs a block driver (devicemapper); \(driverName) volumes are directories")
+        guard drivers[driverName] is any BlockImageDriver || drivers[driverName] is any RawDeviceDriver else {
+            throw .invalid("block access needs a block driver (devicemapper, ebs); \(driverName) volumes are "
+                + "directories")
         }
         return try await create(name: name, options: options, receivesImage: true) { _, _ throws(ConvoyError) in
             ["FS": RawBlock.filesystem]
@@ -29,13 +30,20 @@ extension VolumeService {
 
     /// The active device of a raw block volume.
     func rawDevice(_ record: VolumeRecord) async throws(ConvoyError) -> String {
+        let driver = try self.driver(for: record)
         guard RawBlock.isRaw(record.driverInfo),
-              let driver = try self.driver(for: record) as? any BlockImageDriver else {
+              driver is any BlockImageDriver || driver is any RawDeviceDriver else {
             throw .conflict("volume \(record.name) has a filesystem: it is used as a filesystem (mount access), "
                 + "not as a block device")
         }
         do {
-            return try await driver.deviceForImage(record.driverVolume)
+            if let attaching = driver as? any RawDeviceDriver {
+                return try await attaching.attachRawDevice(record.driverVolume)
+            }
+            guard let blockDriver = driver as? any BlockImageDriver else {
+                throw ConvoyError(.internalFailure, "driver \(driver.name) has no devices")
+            }
+            return try await blockDriver.deviceForImage(record.driverVolume)
         } catch {
             throw ConvoyError.wrap(error, context: "cannot activate the device of volume \(record.name)",
                                    as: .driverFailure)

@@ -2,6 +2,7 @@ import CSIProtocol
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,6 +21,24 @@ extension DaemonHarness {
 }
 
 /// A gRPC client on a CSI socket, as a CO's sidecars use it.
+/// A test case with a daemon serving CSI (vfs), started before each test with `environment` added to its own.
+class CSIDaemonTestCase: XCTestCase {
+    var daemon: DaemonHarness!
+    var socket = ""
+    var hostID: String { "csi-host-a" }
+    var environment: [String: String] { [:] }
+
+    override func setUpWithError() throws {
+        daemon = try DaemonHarness()
+        daemon.environment = environment
+        socket = try daemon.startServingCSI(hostID: hostID)
+    }
+
+    override func tearDown() {
+        daemon?.cleanUp()
+    }
+}
+
 func withCSIClient<Result: Sendable>(
     _ socket: String, _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Result) async throws -> Result {
     let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: socket),
@@ -60,12 +79,15 @@ struct CSISteps<Transport: ClientTransport> {
     /// CreateVolume, repeated while it answers ABORTED (a restore still running), as external-provisioner does.
     @discardableResult
     func create(_ name: String, parameters: [String: String] = [:], fromSnapshot snapshot: String? = nil,
+                cloneOf source: String? = nil, bytes: Int64 = 0,
                 within seconds: TimeInterval = 120) async throws -> Csi_V1_Volume {
         var request = Csi_V1_CreateVolumeRequest()
         request.name = name
         request.volumeCapabilities = [mountCapability()]
         request.parameters = parameters
         if let snapshot { request.volumeContentSource.snapshot.snapshotID = snapshot }
+        if let source { request.volumeContentSource.volume.volumeID = source }
+        request.capacityRange.requiredBytes = bytes
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             do {

@@ -1,0 +1,101 @@
+import Backupstore
+import ConvoyCore
+
+/// Clones: a new volume holding what another holds at one moment. The moment is a snapshot of the source made
+/// the usual way (a file snapshot into the local store, or the driver's thin snapshot), so a clone of a busy
+/// volume is as consistent as its snapshot; the new volume is filled from it (files restored from the local
+/// store, or the thin snapshot's mapped blocks copied onto a new thin volume) and the snapshot is deleted.
+/// The source is held against deletion meanwhile. A crash part way leaves the snapshot (named `clone-…`,
+/// listed by `convoy snapshot list`, deletable) and never a half-filled volume (restores are made whole or not
+/// at all).
+public struct VolumeCloner: Sendable {
+    let volumes: VolumeService
+    let snapshots: SnapshotService
+    let catalog: SnapshotCatalog
+    let planner: RestorePlanner
+    let jobs: JobManager
+
+    public init(volumes: VolumeService, snapshots: SnapshotService, catalog: SnapshotCatalog,
+                planner: RestorePlanner, jobs: JobManager) {
+        self.volumes = volumes
+        self.snapshots = snapshots
+        self.catalog = catalog
+        self.planner = planner
+        self.jobs = jobs
+    }
+
+    /// Starts the clone of volume `source` into new volume `name` as a job. `options` are the new volume's
+    /// create options; without a driver, the source's driver. The size is the source's unless a larger one is
+    /// given (a clone never holds less than its source).
+    public func clone(_ source: String, into name: String,
+                      options: [String: String]) async throws(ConvoyError) -> ClientAPI.Job {
+        let record = try volumes.get(source)
+        try ObjectName.validate(name)
+        var options = options
+        if options["driver"] == nil { options["driver"] = record.driver }
+        if let asked = options["size"].flatMap(UInt64.init), asked < record.size {
+            throw ConvoyError(.invalidArgument, "a clone of \(source) needs at least its \(record.size) bytes, "
+                + "not \(asked)")
+        }
+        let driver = volumes.drivers[record.driver]
+        if driver is any SnapshotDriver && !(driver is any BlockImageDriver) {
+            throw ConvoyError(.invalidArgument, "volumes of driver \(record.driver) are not cloned by convoy: back "
+                + "the volume up (its driver's own backups) and create the new volume from that backup")
+        }
+        try await volumes.beginJob(on: source)
+        let work: JobManager.Work = { [self, options] progress throws(ConvoyError) in
+            defer { Task { await volumes.endJob(on: source) } }
+            let snapshotName = ObjectName.generate(prefix: "clone")
+            let cut = try await snapshots.createSnapshot(volume: source, snapshot: snapshotName)
+            _ = try await jobs.wait(for: cut.id)
+            do throws(ConvoyError) {
+                let snapshot = try catalog.snapshot(snapshotName)
+                let made = try await fill(name, from: snapshot, source: record, options: options,
+                                          progress: progress)
+                try? await catalog.delete(snapshotName)
+                return ["Volume": made.name]
+            } catch {
+                try? await catalog.delete(snapshotName)
+                throw error
+            }
+        }
+        do {
+            return try await jobs.start(kind: "clone", target: "\(source) → \(name)", work: work)
+        } catch {
+            await volumes.endJob(on: source)
+            throw error
+        }
+    }
+
+    private func fill(_ name: String, from snapshot: ClientAPI.Snapshot, source: VolumeRecord,
+                      options: [String: String], progress: @escaping ProgressSink) async throws(ConvoyError)
+        -> VolumeRecord {
+        if let driver = try catalog.keepingDriver(of: snapshot, as: (any BlockImageDriver).self) {
+            let info = snapshot.driverInfo ?? [:]
+            let changes = try await driver.changedBlocks(of: info, since: nil)
+            let from = try await driver.activateSnapshot(snapshot.name, info: info)
+            do throws(ConvoyError) {
+                let made = try await planner.createForImage(name: name, options: options, recordedSize: source.size,
+                                                            what: "the clone of \(source.name)") {
+                    target, volume throws(ConvoyError) in
+                    let device = try await target.deviceForImage(volume)
+                    try await BlockCopy(blockSize: driver.blockSize, blocks: changes.read)
+                        .copy(from: from, to: device, progress: progress)
+                    return source.driverInfo["FS"].map { ["FS": $0] } ?? [:]
+                }
+                try? await driver.deactivateSnapshot(snapshot.name)
+                return made
+            } catch {
+                try? await driver.deactivateSnapshot(snapshot.name)
+                throw error
+            }
+        }
+        let manifest = try await catalog.local.manifest(volume: source.name, backup: snapshot.name)
+        let local = catalog.local
+        return try await planner.createForFiles(name: name, options: options, recordedSize: source.size) {
+            directory, _, _ throws(ConvoyError) in
+            try await FileRestorer(repository: local).restore(manifest, into: directory, progress: progress)
+            return [:]
+        }
+    }
+}
