@@ -13,7 +13,7 @@ import Glibc
 /// the same bytes.
 final class CSIEBSTests: EBSDaemonTestCase {
     override var servesCSI: Bool { true }
-    override var volumeSuffixes: [String] { ["src", "copy", "raw", "rawcopy", "rawfs"] }
+    override var volumeSuffixes: [String] { ["src", "copy", "clone", "raw", "rawcopy", "rawfs"] }
 
     func testLifeCycleWithAnEBSSnapshotAndARestore() async throws {
         let (source, copy) = (prefix + "src", prefix + "copy")
@@ -64,7 +64,17 @@ final class CSIEBSTests: EBSDaemonTestCase {
             XCTAssertEqual(try Array(Data(contentsOf: URL(fileURLWithPath: pods + "/copy/blob"))), bytes,
                            "the restored EBS volume does not hold what was written")
 
-            for (name, target) in [(source, "/source"), (copy, "/copy")] {
+            // A clone: an EBS snapshot made a backup (complete), a volume made from it, the snapshot deleted.
+            let clone = prefix + "clone"
+            try await steps.create(clone, parameters: ["driver": "ebs"], cloneOf: source)
+            try await steps.stageAndPublish(clone, at: pods + "/clone")
+            XCTAssertEqual(try Array(Data(contentsOf: URL(fileURLWithPath: pods + "/clone/blob"))), bytes,
+                           "the clone does not hold what was written")
+            let cloneSnapshots = try await ebs.ec2.describeSnapshots(filters: ["tag:convoy-volume": [source]])
+            XCTAssertEqual(cloneSnapshots.map(\.id), [String(snapshot.snapshotID.dropFirst("ebs://us-east-1/".count))],
+                           "the EBS snapshot a clone was made through is left")
+
+            for (name, target) in [(source, "/source"), (copy, "/copy"), (clone, "/clone")] {
                 try await steps.unpublishAndUnstage(name, at: pods + target)
                 try await steps.delete(name)
             }
@@ -75,7 +85,8 @@ final class CSIEBSTests: EBSDaemonTestCase {
             let left = try await ebs.ec2.snapshot(snapshotID)
             XCTAssertNil(left, "the EBS snapshot outlived DeleteSnapshot")
         }
-        let remaining = try await ebs.volumes(named: source).count + (try await ebs.volumes(named: copy).count)
+        var remaining = 0
+        for name in [source, copy, prefix + "clone"] { remaining += try await ebs.volumes(named: name).count }
         XCTAssertEqual(remaining, 0, "DeleteVolume left EBS volumes")
     }
 

@@ -4,7 +4,9 @@ import ConvoyCore
 /// Clones: a new volume holding what another holds at one moment. The moment is a snapshot of the source made
 /// the usual way (a file snapshot into the local store, or the driver's thin snapshot), so a clone of a busy
 /// volume is as consistent as its snapshot; the new volume is filled from it (files restored from the local
-/// store, or the thin snapshot's mapped blocks copied onto a new thin volume) and the snapshot is deleted.
+/// store, the thin snapshot's mapped blocks copied onto a new thin volume, or, for a driver whose backups are
+/// its own, the snapshot made a backup and the volume created from it, as EBS makes volumes only from completed
+/// snapshots) and the snapshot is deleted.
 /// The source is held against deletion meanwhile. A crash part way leaves the snapshot (named `clone-…`,
 /// listed by `convoy snapshot list`, deletable) and never a half-filled volume (restores are made whole or not
 /// at all).
@@ -38,9 +40,9 @@ public struct VolumeCloner: Sendable {
                 + "not \(asked)")
         }
         let driver = volumes.drivers[record.driver]
-        if driver is any SnapshotDriver && !(driver is any BlockImageDriver) {
+        if driver is any SnapshotDriver && !(driver is any BlockImageDriver || driver is any NativeBackupDriver) {
             throw ConvoyError(.invalidArgument, "volumes of driver \(record.driver) are not cloned by convoy: back "
-                + "the volume up (its driver's own backups) and create the new volume from that backup")
+                + "the volume up and create the new volume from that backup")
         }
         try await volumes.beginJob(on: source)
         let work: JobManager.Work = { [self, options] progress throws(ConvoyError) in
@@ -70,7 +72,8 @@ public struct VolumeCloner: Sendable {
     private func fill(_ name: String, from snapshot: ClientAPI.Snapshot, source: VolumeRecord,
                       options: [String: String], progress: @escaping ProgressSink) async throws(ConvoyError)
         -> VolumeRecord {
-        if let driver = try catalog.keepingDriver(of: snapshot, as: (any BlockImageDriver).self) {
+        let keeper = try catalog.keepingDriver(of: snapshot, as: (any SnapshotDriver).self)
+        if let driver = keeper as? any BlockImageDriver {
             let info = snapshot.driverInfo ?? [:]
             let changes = try await driver.changedBlocks(of: info, since: nil)
             let from = try await driver.activateSnapshot(snapshot.name, info: info)
@@ -90,12 +93,36 @@ public struct VolumeCloner: Sendable {
                 throw error
             }
         }
+        if let native = keeper as? any NativeBackupDriver {
+            return try await fillNatively(name, from: snapshot, driver: native, options: options)
+        }
         let manifest = try await catalog.local.manifest(volume: source.name, backup: snapshot.name)
         let local = catalog.local
         return try await planner.createForFiles(name: name, options: options, recordedSize: source.size) {
             directory, _, _ throws(ConvoyError) in
             try await FileRestorer(repository: local).restore(manifest, into: directory, progress: progress)
             return [:]
+        }
+    }
+
+    /// The snapshot made a backup of the driver's own (it waits until it is complete), the volume created from
+    /// it, the backup deleted.
+    private func fillNatively(_ name: String, from snapshot: ClientAPI.Snapshot, driver: any NativeBackupDriver,
+                              options: [String: String]) async throws(ConvoyError) -> VolumeRecord {
+        let backup = try await driver.createBackup(snapshot: snapshot.name, info: snapshot.driverInfo ?? [:],
+                                                   destination: driver.backupScheme + "://")
+        guard let url = backup["URL"] else {
+            throw ConvoyError(.internalFailure, "driver \(driver.name) made a backup of snapshot \(snapshot.name) "
+                + "without a URL")
+        }
+        do throws(ConvoyError) {
+            _ = try await RestoreService.restoreNative(volumes: volumes, driver: driver, url: url, name: name,
+                                                       options: options)
+            _ = try? await driver.deleteBackup(url)
+            return try volumes.get(name)
+        } catch {
+            _ = try? await driver.deleteBackup(url)
+            throw error
         }
     }
 }
