@@ -83,6 +83,11 @@ struct DaemonCommand: AsyncParsableCommand {
         + "when their snapshot class has no 'dest' parameter.", valueName: "url"))
     var csiSnapshotDest: String?
 
+    @Flag(help: ArgumentHelp("Claim no controller expansion in CSI: volumes grow where they are staged "
+        + "(NodeExpandVolume), so one external-resizer in its node-only mode serves volumes that live on single "
+        + "nodes (deploy/kubernetes)."))
+    var csiExpandOnNode = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -125,6 +130,7 @@ struct DaemonCommand: AsyncParsableCommand {
             configuration.hostLeaseSeconds = hostLeaseTTL
             configuration.csiSocket = csiSocket
             configuration.csiSnapshotDestination = csiSnapshotDest
+            configuration.csiExpandOnNode = csiExpandOnNode
             try await Daemon.run(configuration, logger: logger)
         } catch {
             Output.error(error.message)

@@ -41,6 +41,15 @@ final class CSICloneTests: CSIDaemonTestCase {
             XCTAssertEqual(clone.capacityBytes, 256 << 20, "a clone without a size must get its source's")
             let again = try await steps.create("pvc-clone", cloneOf: "pvc-origin")
             XCTAssertEqual(again.volumeID, clone.volumeID, "a repeated clone made another volume")
+            // The name is taken by a clone of pvc-origin: any other content source (or none) does not match it.
+            let plain = await csiStatus { try await steps.create("pvc-clone") }
+            XCTAssertEqual(plain, .alreadyExists, "a clone was returned for a create without a content source")
+            let otherSource = await csiStatus { try await steps.create("pvc-clone", cloneOf: "pvc-elsewhere") }
+            XCTAssertEqual(otherSource, .alreadyExists, "a clone was returned for a clone of another volume")
+            let fromSnapshot = await csiStatus {
+                try await steps.create("pvc-clone", fromSnapshot: "vfs:///srv/store?backup=backup-1&volume=v")
+            }
+            XCTAssertEqual(fromSnapshot, .alreadyExists, "a clone was returned for a restore")
 
             // Both change after the clone: neither sees the other's change.
             try TreeFixture.write(pods + "/origin/a.txt", Array("changed in the origin\n".utf8))

@@ -107,7 +107,8 @@ final class CSIDevicemapperTests: XCTestCase {
     }
 
     /// Raw block volumes: created without a filesystem, published as a device node the pod writes directly,
-    /// snapshotted and restored block for block, grown, refused to Docker's mount and to mount access.
+    /// snapshotted and restored block for block (in full and lazily), grown, refused to Docker's mount and to
+    /// mount access.
     func testRawBlockVolumesAsDevices() async throws {
         let pods = daemon.directory + "/kubelet/pods"
         try FileManager.default.createDirectory(atPath: pods, withIntermediateDirectories: true)
@@ -146,6 +147,16 @@ final class CSIDevicemapperTests: XCTestCase {
             let copy = try FileHandle(forReadingFrom: URL(fileURLWithPath: pods + "/copy"))
             XCTAssertEqual(try copy.read(upToCount: bytes.count).map(Array.init), bytes, "the copy's blocks differ")
             try copy.close()
+            // Lazily: the device is usable at once, its blocks read through from the backup while it hydrates.
+            restore.name = "pvc-raw-lazy"
+            restore.parameters = ["lazy": "true"]
+            _ = try await steps.controller.createVolume(restore)
+            try await steps.stageAndPublish("pvc-raw-lazy", at: pods + "/lazy", capability: blockCapability())
+            XCTAssertTrue(isBlockDevice(pods + "/lazy"), "the lazy volume's target is not a device")
+            let lazy = try FileHandle(forReadingFrom: URL(fileURLWithPath: pods + "/lazy"))
+            XCTAssertEqual(try lazy.read(upToCount: bytes.count).map(Array.init), bytes,
+                           "the lazy copy's blocks differ")
+            try lazy.close()
 
             var expand = Csi_V1_ControllerExpandVolumeRequest()
             expand.volumeID = "pvc-raw"
@@ -158,7 +169,7 @@ final class CSIDevicemapperTests: XCTestCase {
             let grown = try await steps.node.nodeGetVolumeStats(stats).usage.first?.total
             XCTAssertEqual(grown, 128 << 20, "the device did not grow")
 
-            for (name, target) in [("pvc-raw", "/raw"), ("pvc-raw-copy", "/copy")] {
+            for (name, target) in [("pvc-raw", "/raw"), ("pvc-raw-copy", "/copy"), ("pvc-raw-lazy", "/lazy")] {
                 try await steps.unpublishAndUnstage(name, at: pods + target)
                 XCTAssertFalse(FileManager.default.fileExists(atPath: pods + target), "\(target) was left")
                 try await steps.delete(name)

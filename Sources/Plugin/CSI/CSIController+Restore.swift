@@ -1,3 +1,4 @@
+import Backupstore
 import ConvoyCore
 import CSIProtocol
 import GRPCCore
@@ -18,15 +19,25 @@ extension CSIController {
     func restore(_ name: String, from source: Csi_V1_VolumeContentSource, options: [String: String],
                  lazy: Bool) async throws(RPCError) -> VolumeRecord {
         let origin: String
+        let madeFrom: String
         switch source.type {
-        case .snapshot(let snapshot)?: origin = snapshot.snapshotID
-        case .volume(let volume)?: origin = "volume \(volume.volumeID)"
+        case .snapshot(let snapshot)?:
+            origin = snapshot.snapshotID
+            madeFrom = (try? BackupURL.parse(origin).url) ?? origin
+        case .volume(let volume)?:
+            origin = "volume \(volume.volumeID)"
+            madeFrom = VolumeRecord.cloneOrigin(volume.volumeID)
         case nil: throw CSIErrors.invalid("volume_content_source names neither a snapshot nor a volume")
         }
         if let existing = try? volumes.get(name) {
             guard existing.state == .ready else {
-                throw RPCError(code: .aborted, message: "volume \(name) is being \(existing.state.rawValue); "
+                throw RPCError(code: .aborted, message: "volume \(name) is being \(existing.state.participle); "
                     + "try again")
+            }
+            // Volumes made before their origin was recorded (or by Docker without one) are taken as they are.
+            if let recorded = existing.driverInfo[VolumeRecord.madeFromKey], recorded != madeFrom {
+                throw RPCError(code: .alreadyExists, message: "volume \(name) exists, made from \(recorded), not "
+                    + "from \(origin)")
             }
             return existing
         }
@@ -41,11 +52,11 @@ extension CSIController {
         } else {
             try await checkSnapshot(origin)
             if lazy {
-                return try await CSIErrors.mapping { () throws(ConvoyError) in
+                return try await CSIErrors.creating { () throws(ConvoyError) in
                     try await services.lazy.create(name: name, backup: origin, options: options)
                 }
             }
-            job = try await CSIErrors.mapping { () throws(ConvoyError) in
+            job = try await CSIErrors.creating { () throws(ConvoyError) in
                 try await services.restores.restore(name: name, backup: origin, options: options, wait: false)
             }
         }
@@ -96,7 +107,7 @@ extension CSIController {
             throw RPCError(code: .outOfRange, message: "volume \(source) holds \(record.size) bytes: a clone of it "
                 + "cannot have \(asked)")
         }
-        return try await CSIErrors.mapping { () throws(ConvoyError) in
+        return try await CSIErrors.creating { () throws(ConvoyError) in
             try await cloner.clone(source, into: name, options: options)
         }
     }

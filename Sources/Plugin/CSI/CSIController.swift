@@ -17,10 +17,15 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
     /// Volumes whose restore is running, so a CO's repeated CreateVolume waits for it instead of starting another.
     let restoring = NameReservations()
     let inFlight: CSIInFlight
+    /// Expansion is claimed by the Node only (`--csi-expand-on-node`): a CO's resizer then only records the new
+    /// size, and the node that stages the volume grows it.
+    let expandOnNode: Bool
 
-    init(services: Services, snapshotDestination: String?, hostID: String, inFlight: CSIInFlight) {
+    init(services: Services, snapshotDestination: String?, hostID: String, inFlight: CSIInFlight,
+         expandOnNode: Bool = false) {
         self.services = services
         self.inFlight = inFlight
+        self.expandOnNode = expandOnNode
         self.topology = CSITopology(hostID: hostID, drivers: services.volumes.drivers)
         self.snapshots = CSISnapshots(services: services, defaultDestination: snapshotDestination)
     }
@@ -75,13 +80,20 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
             return response
         }
         guard !lazy else { throw CSIErrors.invalid("the parameter lazy needs a snapshot to restore from") }
-        let record = try await CSIErrors.mapping { () throws(ConvoyError) in
+        if let existing = try? volumes.get(name), existing.state != .ready {
+            throw RPCError(code: .aborted, message: "volume \(name) is being \(existing.state.participle); try again")
+        }
+        let record = try await CSIErrors.creating { () throws(ConvoyError) in
             block ? try await volumes.createRawBlock(name: name, options: options)
                   : try await volumes.create(name: name, options: options)
         }
         guard RawBlock.isRaw(record.driverInfo) == block else {
             throw RPCError(code: .alreadyExists, message: "volume \(name) exists with "
                 + (block ? "a filesystem" : "no filesystem (a raw block volume)"))
+        }
+        if let madeFrom = record.driverInfo[VolumeRecord.madeFromKey] {
+            throw RPCError(code: .alreadyExists, message: "volume \(name) exists, made from \(madeFrom); a "
+                + "CreateVolume without that content source does not match it")
         }
         if record.driver != asked.driver || record.options != asked.driverOptions
             || (wanted > 0 && record.size != wanted) {
@@ -156,9 +168,10 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         request: Csi_V1_ControllerGetCapabilitiesRequest,
         context: ServerContext) async throws -> Csi_V1_ControllerGetCapabilitiesResponse {
         var response = Csi_V1_ControllerGetCapabilitiesResponse()
-        let served: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [
-            .createDeleteVolume, .listVolumes, .createDeleteSnapshot, .listSnapshots, .getCapacity, .expandVolume,
+        var served: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [
+            .createDeleteVolume, .listVolumes, .createDeleteSnapshot, .listSnapshots, .getCapacity,
             .getVolume, .volumeCondition, .cloneVolume]
+        if !expandOnNode { served.append(.expandVolume) }
         response.capabilities = served.map { type in
             var capability = Csi_V1_ControllerServiceCapability()
             capability.rpc.type = type

@@ -2,12 +2,15 @@ import ConvoyCore
 import GRPCCore
 
 /// The gRPC status CSI expects for each kind of convoy error. The message stays convoy's: it says what to do.
+/// A convoy conflict is a state that forbids the call (FAILED_PRECONDITION: fenced, held by another host, raw
+/// where a filesystem is needed), except while a volume is being made, where it is a name taken
+/// (ALREADY_EXISTS: `creating`).
 enum CSIErrors {
-    static func status(_ error: ConvoyError) -> RPCError {
+    static func status(_ error: ConvoyError, conflict: RPCError.Code = .failedPrecondition) -> RPCError {
         let code: RPCError.Code = switch error.kind {
         case .invalidArgument: .invalidArgument
         case .notFound: .notFound
-        case .conflict: .alreadyExists
+        case .conflict: conflict
         case .inUse: .failedPrecondition
         case .unavailable: .unavailable
         case .driverFailure, .stateFailure, .internalFailure: .internalError
@@ -38,6 +41,15 @@ enum CSIErrors {
             return try await body()
         } catch {
             throw status(error)
+        }
+    }
+
+    /// `mapping` for the calls that make a volume: a conflict there is a name already taken.
+    static func creating<T>(_ body: () async throws(ConvoyError) -> T) async throws(RPCError) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw status(error, conflict: .alreadyExists)
         }
     }
 

@@ -142,7 +142,7 @@ public enum Daemon {
             let inFlight = CSIInFlight()
             let controller = CSIController(services: services,
                                            snapshotDestination: configuration.csiSnapshotDestination, hostID: host.id,
-                                           inFlight: inFlight)
+                                           inFlight: inFlight, expandOnNode: configuration.csiExpandOnNode)
             let node = CSINode(services: services, hostID: host.id, inFlight: inFlight)
             served.append(.init(service: CSIServer(socket: csiSocket, services: [identity, controller, node],
                                                    logger: logger)))

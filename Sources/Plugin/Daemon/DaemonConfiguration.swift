@@ -40,6 +40,8 @@ public struct DaemonConfiguration: Sendable {
     public var csiSocket: String?
     /// `--csi-snapshot-dest`: where CSI snapshots are backed up when their class names no `dest`.
     public var csiSnapshotDestination: String?
+    /// `--csi-expand-on-node`: no controller expansion claimed; NodeExpandVolume grows storage and filesystem.
+    public var csiExpandOnNode = false
 
     public init(root: String = ClientAPI.defaultRoot, socket: String = ClientAPI.defaultSocket,
                 pluginSocket: String = ClientAPI.defaultPluginSocket, drivers: [String]? = nil,

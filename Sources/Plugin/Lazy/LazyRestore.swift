@@ -48,6 +48,7 @@ public struct LazyRestore: Sendable {
                 var info = try await attached.attachImage(name: name, driver: driver, volume: volume,
                                                           manifest: manifest, repository: repository, url: backup.url)
                 info[LazyVolumes.backupKey] = backup.url
+                info[VolumeRecord.madeFromKey] = backup.url
                 return info
             }
         } else {
@@ -56,7 +57,7 @@ public struct LazyRestore: Sendable {
                 _, driver, volume throws(ConvoyError) in
                 try await attached.attachOverlay(name: name, volume: volume, driver: driver, manifest: manifest,
                                                  repository: repository, url: backup.url, fresh: true)
-                return [LazyVolumes.backupKey: backup.url]
+                return [LazyVolumes.backupKey: backup.url, VolumeRecord.madeFromKey: backup.url]
             }
         }
         await startHydration(name)

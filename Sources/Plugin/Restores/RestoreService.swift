@@ -72,28 +72,33 @@ public struct RestoreService: Sendable {
                 driver, volume throws(ConvoyError) in
                 let device = try await driver.deviceForImage(volume)
                 try await BlockRestorer(repository: repository).restore(manifest, onto: device, progress: progress)
-                return [:]
+                return [VolumeRecord.madeFromKey: backup.url]
             }
         } else {
             record = try await planner.createForFiles(name: name, options: options,
                                                       recordedSize: manifest.volumeSize) {
                 directory, _, _ throws(ConvoyError) in
                 try await FileRestorer(repository: repository).restore(manifest, into: directory, progress: progress)
-                return [:]
+                return [VolumeRecord.madeFromKey: backup.url]
             }
         }
         return ["Volume": record.name]
     }
 
     /// A new volume of the backup's driver, made from the backup by the driver itself.
+    /// `origin`: what the volume is recorded as made from (`VolumeRecord.madeFromKey`), the URL unless given.
     static func restoreNative(volumes: VolumeService, driver: any NativeBackupDriver, url: String, name: String,
-                              options: [String: String]) async throws(ConvoyError) -> [String: String] {
+                              options: [String: String],
+                              origin: String? = nil) async throws(ConvoyError) -> [String: String] {
         var options = options.merging(try driver.restoreOptions(url)) { _, own in own }
         if let named = options["driver"], named != driver.name {
             throw .invalid("'\(url)' is a \(driver.name) backup: it restores only with the \(driver.name) driver")
         }
         options["driver"] = driver.name
-        let record = try await volumes.create(name: name, options: options, mustBeNew: true)
+        let madeFrom = origin ?? url
+        let record = try await volumes.create(name: name, options: options, mustBeNew: true) { _, _ in
+            [VolumeRecord.madeFromKey: madeFrom]
+        }
         return ["Volume": record.name]
     }
 }

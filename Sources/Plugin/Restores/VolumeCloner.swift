@@ -84,7 +84,9 @@ public struct VolumeCloner: Sendable {
                     let device = try await target.deviceForImage(volume)
                     try await BlockCopy(blockSize: driver.blockSize, blocks: changes.read)
                         .copy(from: from, to: device, progress: progress)
-                    return source.driverInfo["FS"].map { ["FS": $0] } ?? [:]
+                    var info = [VolumeRecord.madeFromKey: VolumeRecord.cloneOrigin(source.name)]
+                    info["FS"] = source.driverInfo["FS"]
+                    return info
                 }
                 try? await driver.deactivateSnapshot(snapshot.name)
                 return made
@@ -94,20 +96,21 @@ public struct VolumeCloner: Sendable {
             }
         }
         if let native = keeper as? any NativeBackupDriver {
-            return try await fillNatively(name, from: snapshot, driver: native, options: options)
+            return try await fillNatively(name, from: snapshot, source: source.name, driver: native, options: options)
         }
         let manifest = try await catalog.local.manifest(volume: source.name, backup: snapshot.name)
         let local = catalog.local
         return try await planner.createForFiles(name: name, options: options, recordedSize: source.size) {
             directory, _, _ throws(ConvoyError) in
             try await FileRestorer(repository: local).restore(manifest, into: directory, progress: progress)
-            return [:]
+            return [VolumeRecord.madeFromKey: VolumeRecord.cloneOrigin(source.name)]
         }
     }
 
     /// The snapshot made a backup of the driver's own (it waits until it is complete), the volume created from
     /// it, the backup deleted.
-    private func fillNatively(_ name: String, from snapshot: ClientAPI.Snapshot, driver: any NativeBackupDriver,
+    private func fillNatively(_ name: String, from snapshot: ClientAPI.Snapshot, source: String,
+                              driver: any NativeBackupDriver,
                               options: [String: String]) async throws(ConvoyError) -> VolumeRecord {
         let backup = try await driver.createBackup(snapshot: snapshot.name, info: snapshot.driverInfo ?? [:],
                                                    destination: driver.backupScheme + "://")
@@ -117,7 +120,7 @@ public struct VolumeCloner: Sendable {
         }
         do throws(ConvoyError) {
             _ = try await RestoreService.restoreNative(volumes: volumes, driver: driver, url: url, name: name,
-                                                       options: options)
+                                                       options: options, origin: VolumeRecord.cloneOrigin(source))
             _ = try? await driver.deleteBackup(url)
             return try volumes.get(name)
         } catch {

@@ -19,6 +19,11 @@ public enum VolumeState: String, Sendable, Codable {
 
 /// One volume as the daemon knows it: the index entry plus its live mount references.
 public struct VolumeRecord: Sendable, Equatable {
+    /// The driver-info key naming what a volume was made from: the backup URL of a restore (full or lazy), or
+    /// `volume:NAME` for a clone. CSI compares it when a CreateVolume finds the volume made already.
+    public static let madeFromKey = "MadeFrom"
+    public static func cloneOrigin(_ volume: String) -> String { "volume:" + volume }
+
     public var name: String
     public var driver: String
     /// 0 when no size was asked for.

@@ -21,16 +21,19 @@ extension DaemonHarness {
 }
 
 /// A gRPC client on a CSI socket, as a CO's sidecars use it.
-/// A test case with a daemon serving CSI (vfs), started before each test with `environment` added to its own.
+/// A test case with a daemon serving CSI (vfs), started before each test with `arguments` and with
+/// `environment` added to its own.
 class CSIDaemonTestCase: XCTestCase {
     var daemon: DaemonHarness!
     var socket = ""
     var hostID: String { "csi-host-a" }
     var environment: [String: String] { [:] }
+    var arguments: [String] { [] }
 
     override func setUpWithError() throws {
         daemon = try DaemonHarness()
         daemon.environment = environment
+        daemon.extraArguments += arguments
         socket = try daemon.startServingCSI(hostID: hostID)
     }
 
