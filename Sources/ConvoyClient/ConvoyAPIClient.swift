@@ -76,6 +76,10 @@ public final class ConvoyAPIClient {
         try call("POST", "/v1/backups/delete", body: ClientAPI.BackupURLRequest(url: url))
     }
 
+    public func forget(_ request: ClientAPI.ForgetRequest) throws(ConvoyError) -> ClientAPI.ForgetResult {
+        try call("POST", "/v1/backups/forget", body: request)
+    }
+
     public func verifyBackup(_ url: String) throws(ConvoyError) -> ClientAPI.Job {
         try call("POST", "/v1/backups/verify", body: ClientAPI.BackupURLRequest(url: url))
     }

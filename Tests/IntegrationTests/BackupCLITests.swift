@@ -5,26 +5,13 @@ import Glibc
 #endif
 
 /// Snapshots, backups and restores through the real daemon and CLI, on a `vfs://` destination.
-final class BackupCLITests: XCTestCase {
-    var daemon: DaemonHarness!
-    var destination = ""
-
-    override func setUpWithError() throws {
-        daemon = try DaemonHarness()
-        try daemon.start()
-        destination = "vfs://" + daemon.directory + "/backups"
-    }
-
+final class BackupCLITests: BackupDaemonTestCase {
     /// The daemon again, with the Convoy 0.5 store another program wrote listed as an operator would list it
     /// (and `destination`, where its backups go).
     private func restartListingTheOldStore() throws {
         XCTAssertEqual(daemon.stop(), 0)
         daemon.extraArguments = ["--backup-destinations", "vfs://\(daemon.directory)/old-store,\(destination)"]
         try daemon.start()
-    }
-
-    override func tearDown() {
-        daemon.cleanUp()
     }
 
     func describe(_ directory: String) throws -> String { try TreeDescription.describe(directory) }

@@ -43,6 +43,10 @@ struct BackupRoutes {
             let body = try await JSONBody.decode(ClientAPI.BackupURLRequest.self, from: request)
             return try await backups.deleteBackup(body.url)
         }
+        routes.handle(router, .post, "/v1/backups/forget") { request, _ throws(ConvoyError) in
+            let body = try await JSONBody.decode(ClientAPI.ForgetRequest.self, from: request)
+            return try await backups.forget(body)
+        }
         routes.handle(router, .post, "/v1/backups/verify", status: .accepted) { request, _ throws(ConvoyError) in
             let body = try await JSONBody.decode(ClientAPI.BackupURLRequest.self, from: request)
             return try await backups.verifyBackup(body.url)
