@@ -11,6 +11,9 @@ extension EBSDriver: RawDeviceDriver {
         }
         let id = try Self.volumeID(volume)
         let current = try session.get()
+        // Another reference (a second staging path) may already hold the lease and the device: a failure here must
+        // not give up what that one holds.
+        let heldAlready = leases.record(volume.name)?.state == .held
         let displaced = try await leases.take(volume.name, volumeID: id, instance: current.identity.instanceID,
                                               ec2: current.ec2)
         if let displaced {
@@ -22,7 +25,7 @@ extension EBSDriver: RawDeviceDriver {
         do {
             return try await attacher().attach(id, takingOver: true)
         } catch {
-            try? await leases.release(volume.name, volumeID: id, ec2: current.ec2)
+            if !heldAlready { try? await leases.release(volume.name, volumeID: id, ec2: current.ec2) }
             throw error
         }
     }
