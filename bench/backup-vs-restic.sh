@@ -6,25 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 scale=${1:-1.0}
-command -v restic >/dev/null || { apt-get install -y -qq restic >/dev/null; }
-scripts/build-release convoy 2>&1 | tail -1 >&2
-
-work=${BENCH_DIR:-/var/tmp/convoy-bench}
-mkdir -p "$work"
-if [[ ! -f "$work/data-$scale.done" ]]; then
-  rm -rf "$work/data"
-  python3 bench/make-data.py "$work/data" "$scale"
-  touch "$work/data-$scale.done"
-fi
-run="$work/run"
-rm -rf "$run" && mkdir -p "$run"
-convoy=.build/release/convoy
-sock="$run/c.sock"
-$convoy daemon --root "$run/root" --socket "$sock" --plugin-socket "$run/p.sock" --log-level error 2>"$run/daemon.log" &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
-for _ in $(seq 300); do [[ -S "$sock" ]] && break; sleep 0.1; done
-c() { $convoy "$@" --socket "$sock"; }
+source bench/restic-bench-setup.sh run
 
 c create bench >/dev/null
 volume="$run/root/vfs/bench"

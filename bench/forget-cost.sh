@@ -12,25 +12,7 @@ source scripts/env.sh
 days=${1:-30}
 scale=${2:-1.0}
 [[ $days =~ ^[0-9]+$ && $days -ge 2 ]] || { echo "usage: bench/forget-cost.sh [DAYS>=2] [SCALE]" >&2; exit 2; }
-command -v restic >/dev/null || { apt-get install -y -qq restic >/dev/null; }
-scripts/build-release convoy 2>&1 | tail -1 >&2
-
-work=${BENCH_DIR:-/var/tmp/convoy-bench}
-mkdir -p "$work"
-if [[ ! -f "$work/data-$scale.done" ]]; then
-  rm -rf "$work/data"
-  python3 bench/make-data.py "$work/data" "$scale"
-  touch "$work/data-$scale.done"
-fi
-run="$work/forget"
-rm -rf "$run" && mkdir -p "$run"
-convoy=.build/release/convoy
-sock="$run/c.sock"
-$convoy daemon --root "$run/root" --socket "$sock" --plugin-socket "$run/p.sock" --log-level error 2>"$run/daemon.log" &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
-for _ in $(seq 300); do [[ -S "$sock" ]] && break; sleep 0.1; done
-c() { $convoy "$@" --socket "$sock"; }
+source bench/restic-bench-setup.sh forget
 io() { awk '/^rchar|^wchar/ {printf "%s ", $2}' "/proc/$1/io"; }
 now() { date +%s.%N; }
 

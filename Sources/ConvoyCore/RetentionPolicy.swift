@@ -70,8 +70,11 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     public func apply(to backups: [(id: String, time: Date)]) -> [Decision] {
         let ordered = backups.sorted { ($0.time, $0.id) > ($1.time, $1.id) }
         guard let newest = ordered.first?.time else { return [] }
-        var calendar = Calendar(identifier: .iso8601)
-        calendar.timeZone = TimeZone(identifier: "UTC") ?? .current
+        let calendar = {
+            var calendar = Calendar(identifier: .iso8601)
+            calendar.timeZone = TimeZone(identifier: "UTC") ?? .current
+            return calendar
+        }()
         func period(_ date: Date, _ components: Set<Calendar.Component>) -> [Int] {
             let parts = calendar.dateComponents(components, from: date)
             return [parts.yearForWeekOfYear, parts.weekOfYear, parts.year, parts.month, parts.day, parts.hour]

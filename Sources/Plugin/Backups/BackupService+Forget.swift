@@ -15,10 +15,11 @@ extension BackupService {
         for volume in try catalog.store.volumes() {
             if let url = volume.driverInfo[LazyVolumes.backupKey] { reading[url] = volume.name }
         }
+        let times = BackupTimes()
         var entries: [ClientAPI.ForgetResult.Entry] = []
         for (volume, ofVolume) in Dictionary(grouping: backups, by: \.volumeName).sorted(by: { $0.key < $1.key }) {
             let timed = try ofVolume.map { backup throws(ConvoyError) in
-                (id: backup.url, time: try Self.time(of: backup))
+                (id: backup.url, time: try times.date(of: backup))
             }
             let byURL = Dictionary(ofVolume.map { ($0.url, $0) }, uniquingKeysWith: { first, _ in first })
             for decision in request.policy.apply(to: timed) {
@@ -48,12 +49,19 @@ extension BackupService {
         if let reason = result.deferredBecause { collection["CollectionDeferred"] = reason }
         return ClientAPI.ForgetResult(backups: entries, dryRun: false, collection: collection)
     }
+}
 
-    /// A backup's creation time (ISO 8601, with or without fractions of a second).
-    static func time(of backup: ClientAPI.Backup) throws(ConvoyError) -> Date {
-        let plain = ISO8601DateFormatter()
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+/// Backups' creation times (ISO 8601, with or without fractions of a second), read with one pair of formatters
+/// for a whole listing.
+private struct BackupTimes {
+    let plain = ISO8601DateFormatter()
+    let fractional: ISO8601DateFormatter = {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
+    }()
+
+    func date(of backup: ClientAPI.Backup) throws(ConvoyError) -> Date {
         guard let date = plain.date(from: backup.createdTime) ?? fractional.date(from: backup.createdTime) else {
             throw ConvoyError(.stateFailure, "backup \(backup.url) has no readable creation time "
                 + "('\(backup.createdTime)'); it cannot be judged by age")
