@@ -6,6 +6,7 @@ public struct ConvoyError: Error, Sendable, Equatable, CustomStringConvertible {
         case notFound          // the named object does not exist
         case conflict          // the object exists or is in a state that forbids the operation
         case inUse             // the object still has mount references
+        case exhausted         // a limit is reached (no device name left on an instance)
         case unavailable       // a dependency (daemon, driver, service) cannot be reached
         case driverFailure     // the storage driver failed doing what it was asked
         case stateFailure      // the state database failed

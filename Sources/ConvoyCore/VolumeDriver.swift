@@ -159,3 +159,22 @@ public protocol ExpandableDriver: VolumeDriver {
 public protocol RawDeviceDriver: VolumeDriver {
     func attachRawDevice(_ volume: DriverVolume) async throws(ConvoyError) -> String
 }
+
+/// Drivers whose volumes live outside every host and are attached to the machine of the host that uses them
+/// (ebs): CSI's ControllerPublish and ControllerUnpublish, answered by whichever host's convoy the CO asks.
+/// `driverInfo` is this host's record of the volume when it has one; without it the driver finds the volume by
+/// name in the storage every host shares. Nothing is mounted here: the host that stages the volume mounts it,
+/// under its lease.
+public protocol AttachingDriver: VolumeDriver {
+    /// Attaches volume `name` to the machine of host `host`; returns what that host's stage may use (the CSI
+    /// publish context), or nil when the driver has no volume of that name. `.notFound` for a host that does
+    /// not exist, `.conflict` while another host uses the volume, `.exhausted` when the machine has no room.
+    func attach(_ name: String, driverInfo: [String: String]?,
+                toHost host: String) async throws(ConvoyError) -> [String: String]?
+    /// Detaches the volume from the machine of host `host` (nil: of every host); nothing to do when it is not
+    /// attached there (or the volume or host is gone). `.conflict` while such a host still uses it.
+    func detach(_ name: String, driverInfo: [String: String]?, fromHost host: String?) async throws(ConvoyError)
+    /// Volume `name` as another host made it, for this host to record at its first use here (a CSI node staging a
+    /// volume that followed its pod); nil when the driver has no volume of that name this host could use.
+    func madeElsewhere(_ name: String) async throws(ConvoyError) -> (driverInfo: [String: String], size: UInt64)?
+}

@@ -31,6 +31,14 @@ final class EC2VolumeTests: XCTestCase {
         XCTAssertTrue(onInstance.contains(created.id), "\(onInstance)")
         let devices = try await ec2.instanceDeviceNames(instance)
         XCTAssertTrue(devices.contains("/dev/sda1"), "the root device is in use: \(devices)")
+        // The controller finds a host's instance by the tag its convoy puts on it.
+        try await ec2.createTags([instance], ["convoy-host": name])
+        let tagged = try await ec2.describeInstances(filters: ["tag:convoy-host": [name]])
+        XCTAssertEqual(tagged.map(\.id), [instance])
+        XCTAssertEqual(tagged.first?.state, "running")
+        XCTAssertTrue(tagged.first?.availabilityZone.hasPrefix("us-east-1") == true, "\(tagged)")
+        let untagged = try await ec2.describeInstances(filters: ["tag:convoy-host": [name + "-other"]])
+        XCTAssertEqual(untagged, [])
 
         try await ec2.detachVolume(created.id, instanceID: instance)
         let detached = try await ec2.volume(created.id)

@@ -46,7 +46,7 @@ final class ReadOnceTests: XCTestCase {
             for size in [1, 4095, 4096, 4097, (8 << 20) + 123] {
                 let bytes = TreeFixture.randomBytes(size, seed: UInt64(size + 7))
                 let buffer = try XCTUnwrap(AlignedBuffer(capacity: size))
-                bytes.withUnsafeBytes { buffer.append($0) }
+                _ = bytes.withUnsafeBytes { buffer.append($0) }
                 try await store.putDeferred("packs/\(size)", aligned: buffer)
                 try await store.commitDeferred()
                 let whole = try await store.get("packs/\(size)")

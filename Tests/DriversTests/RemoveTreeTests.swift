@@ -55,7 +55,7 @@ final class RemoveTreeTests: XCTestCase {
             let tree = root + "/tree\(round)"
             try FileManager.default.createDirectory(atPath: tree + "/d", withIntermediateDirectories: true)
             for index in 0..<40 {
-                FileManager.default.createFile(atPath: tree + "/d/f\(index)", contents: Data("volume".utf8))
+                _ = FileManager.default.createFile(atPath: tree + "/d/f\(index)", contents: Data("volume".utf8))
             }
             try FileManager.default.createSymbolicLink(atPath: tree + "/swap", withDestinationPath: root + "/host")
             let stop = StopFlag()

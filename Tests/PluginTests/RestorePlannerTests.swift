@@ -34,7 +34,7 @@ final class RestorePlannerTests: XCTestCase {
         let kind = await errorKind {
             _ = try await fixture.planner.createForFiles(name: "broken", options: [:], recordedSize: 0) {
                 path, _, _ throws(ConvoyError) in
-                FileManager.default.createFile(atPath: path + "/half", contents: Data("half".utf8))
+                _ = FileManager.default.createFile(atPath: path + "/half", contents: Data("half".utf8))
                 throw ConvoyError(.driverFailure, "the store went away")
             }
         }

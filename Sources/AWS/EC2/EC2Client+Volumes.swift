@@ -96,23 +96,6 @@ extension EC2Client {
         _ = try await call("DeleteVolume", parameters)
     }
 
-    /// The device names the instance's block-device mapping uses (its root disk included).
-    public func instanceDeviceNames(_ instanceID: String) async throws(ConvoyError) -> Set<String> {
-        var parameters = EC2Parameters()
-        parameters.list("InstanceId", [instanceID])
-        let document = try await call("DescribeInstances", parameters)
-        var names = Set<String>()
-        for reservation in document.child("reservationSet")?.children("item") ?? [] {
-            for instance in reservation.child("instancesSet")?.children("item") ?? [] {
-                if let root = instance.value("rootDeviceName") { names.insert(root) }
-                for mapping in instance.child("blockDeviceMapping")?.children("item") ?? [] {
-                    if let name = mapping.value("deviceName") { names.insert(name) }
-                }
-            }
-        }
-        return names
-    }
-
     public func createTags(_ resources: [String], _ tags: [String: String]) async throws(ConvoyError) {
         var parameters = EC2Parameters()
         parameters.list("ResourceId", resources)

@@ -40,6 +40,7 @@ public struct EBSDriver: NativeBackupDriver {
         try await session.start(configuration)
         try Filesystem.makeDirectory(mountsDirectory, mode: 0o700)
         try leases.load()
+        await tagInstance()
         Task { await keepLeases() }
     }
 
@@ -60,9 +61,10 @@ public struct EBSDriver: NativeBackupDriver {
         try PathGuard.child(of: mountsDirectory, named: volume.name)
     }
 
-    func attacher() throws(ConvoyError) -> EBSAttacher {
+    /// Attaches to this host's instance, or to `instanceID`'s (a CSI controller attaching for a node).
+    func attacher(for instanceID: String? = nil) throws(ConvoyError) -> EBSAttacher {
         let current = try session.get()
-        return EBSAttacher(instanceID: current.identity.instanceID, ec2: current.ec2,
+        return EBSAttacher(instanceID: instanceID ?? current.identity.instanceID, ec2: current.ec2,
                            finder: EBSDeviceFinder(directory: configuration.deviceDirectory),
                            reservations: reservations, timeout: configuration.attachTimeout)
     }
@@ -172,7 +174,7 @@ public struct EBSDriver: NativeBackupDriver {
 
     /// The EBS volume that carries convoy volume `name` in this zone, made by any host (nil: none yet). A Create
     /// of that name on another host (a swarm service's volume spec is created on every node) uses it.
-    private func volumeNamed(_ name: String, zone: String, ec2: EC2Client) async throws(ConvoyError) -> EC2Volume? {
+    func volumeNamed(_ name: String, zone: String, ec2: EC2Client) async throws(ConvoyError) -> EC2Volume? {
         let found = try await ec2.describeVolumes(filters: [("tag:" + Self.nameTag): [name]]).filter {
             $0.availabilityZone == zone && !["deleting", "deleted", "error"].contains($0.state)
         }
@@ -201,10 +203,14 @@ public struct EBSDriver: NativeBackupDriver {
                 + "\(existing.volumeType ?? "?"), not \(options.volumeType)")
         }
         logger.info("ebs: volume \(volume.name) is EBS volume \(existing.id)\(maker); attached here when mounted")
-        let adopted = existing.tags[Self.adoptedTag] == "true"
-        return ["VolumeID": existing.id, "FS": existing.tags[Self.filesystemTag] ?? "",
-                "Size": "\(existing.sizeGiB << 30)", "Adopted": adopted ? "true" : "false",
-                "AvailabilityZone": existing.availabilityZone]
+        return Self.driverInfo(of: existing)
+    }
+
+    /// What this host records of an EBS volume another host made.
+    static func driverInfo(of existing: EC2Volume) -> [String: String] {
+        ["VolumeID": existing.id, "FS": existing.tags[Self.filesystemTag] ?? "", "Size": "\(existing.sizeGiB << 30)",
+         "Adopted": existing.tags[Self.adoptedTag] == "true" ? "true" : "false",
+         "AvailabilityZone": existing.availabilityZone]
     }
 
     /// Unmounts, detaches, and deletes the EBS volume (an adopted one is only detached: it was not ours to

@@ -79,7 +79,7 @@ struct ClientAPIRoutes {
         switch error.kind {
         case .invalidArgument: .badRequest
         case .notFound: .notFound
-        case .conflict, .inUse: .conflict
+        case .conflict, .inUse, .exhausted: .conflict
         case .unavailable: .serviceUnavailable
         case .driverFailure, .stateFailure, .internalFailure: .internalServerError
         }

@@ -8,8 +8,9 @@ import GRPCCore
 /// Served: CreateVolume (from a snapshot too, lazily when asked, or as a clone of a volume) and DeleteVolume
 /// (idempotent by name, as the spec requires), ValidateVolumeCapabilities, ListVolumes with pagination,
 /// snapshots (`CSISnapshots`), GetCapacity (`CSIController+Capacity`), expansion (`CSIExpansion`),
-/// ControllerGetVolume, ControllerGetCapabilities. A second call on a volume in flight answers ABORTED
-/// (`CSIInFlight`). The rest answers UNIMPLEMENTED and is not claimed.
+/// ControllerGetVolume, ControllerGetCapabilities, ControllerPublish / Unpublish (`CSIController+Publish`). A
+/// second call on a volume in flight answers ABORTED (`CSIInFlight`). The rest answers UNIMPLEMENTED and is not
+/// claimed.
 struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
     let services: Services
     let snapshots: CSISnapshots
@@ -108,6 +109,10 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
     private func delete(_ request: Csi_V1_DeleteVolumeRequest) async throws -> Csi_V1_DeleteVolumeResponse {
         guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("DeleteVolume needs a volume id") }
         do {
+            // An ebs volume another node's convoy made is deleted here too (the CO asks any provisioner).
+            guard try await volumes.localOrMadeElsewhere(request.volumeID) != nil else {
+                return Csi_V1_DeleteVolumeResponse()
+            }
             try await volumes.remove(request.volumeID, fromDocker: false)
         } catch where error.kind == .notFound || error.kind == .invalidArgument {
             // Deleting what is gone (or never could exist) succeeds: the CO repeats a delete it is not sure of.
@@ -152,8 +157,8 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         return response
     }
 
-    /// One volume, with its condition (as NodeGetVolumeStats gives it). No node ids: convoy has no
-    /// ControllerPublish; a volume is attached where it is staged.
+    /// One volume, with its condition (as NodeGetVolumeStats gives it). No published node ids (not claimed:
+    /// an ebs volume's attachment is EC2's to tell).
     func controllerGetVolume(request: Csi_V1_ControllerGetVolumeRequest,
                              context: ServerContext) async throws -> Csi_V1_ControllerGetVolumeResponse {
         guard !request.volumeID.isEmpty else { throw CSIErrors.invalid("ControllerGetVolume needs a volume id") }
@@ -170,7 +175,7 @@ struct CSIController: Csi_V1_Controller.SimpleServiceProtocol {
         var response = Csi_V1_ControllerGetCapabilitiesResponse()
         var served: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [
             .createDeleteVolume, .listVolumes, .createDeleteSnapshot, .listSnapshots, .getCapacity,
-            .getVolume, .volumeCondition, .cloneVolume]
+            .getVolume, .volumeCondition, .cloneVolume, .publishUnpublishVolume]
         if !expandOnNode { served.append(.expandVolume) }
         response.capabilities = served.map { type in
             var capability = Csi_V1_ControllerServiceCapability()

@@ -12,6 +12,7 @@ enum CSIErrors {
         case .notFound: .notFound
         case .conflict: conflict
         case .inUse: .failedPrecondition
+        case .exhausted: .resourceExhausted
         case .unavailable: .unavailable
         case .driverFailure, .stateFailure, .internalFailure: .internalError
         }

@@ -30,7 +30,13 @@ struct CSINode: Csi_V1_Node.SimpleServiceProtocol {
         guard !request.stagingTargetPath.isEmpty else {
             throw CSIErrors.invalid("NodeStageVolume needs a staging_target_path")
         }
-        let record = try CSIErrors.existing(request.volumeID, in: volumes)
+        // An ebs volume made by another node's convoy (it followed its pod here) is recorded at its first stage.
+        let found = try await CSIErrors.mapping { () throws(ConvoyError) in
+            try await volumes.localOrMadeElsewhere(request.volumeID, driver: request.volumeContext["driver"])
+        }
+        guard let record = found else {
+            throw RPCError(code: .notFound, message: "no volume with id '\(request.volumeID)'")
+        }
         let raw = RawBlock.isRaw(record.driverInfo)
         try checkCapability(request.hasVolumeCapability, request.volumeCapability, raw: raw, call: "NodeStageVolume")
         let staging = request.stagingTargetPath

@@ -30,7 +30,7 @@ struct BlockCopy: Sendable {
     func copy(from source: String, to target: String, progress: @escaping ProgressSink) async throws(ConvoyError) {
         let runs = self.runs
         let total = runs.reduce(UInt64(0)) { $0 + UInt64($1.count) }
-        var report = WorkProgress(phase: "copying blocks", bytesTotal: total, itemsTotal: runs.count)
+        let report = WorkProgress(phase: "copying blocks", bytesTotal: total, itemsTotal: runs.count)
         try await BlockingIOPool.shared.run { [report] () throws(ConvoyError) in
             var report = report
             let input = open(source, O_RDONLY | O_CLOEXEC)

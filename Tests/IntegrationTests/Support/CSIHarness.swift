@@ -126,13 +126,15 @@ struct CSISteps<Transport: ClientTransport> {
 
     /// NodeStage then NodePublish of `volume` at `target` (a staging directory beside it), with `capability`.
     func stageAndPublish(_ volume: String, at target: String, readOnly: Bool = false,
-                         capability: Csi_V1_VolumeCapability = mountCapability()) async throws {
+                         capability: Csi_V1_VolumeCapability = mountCapability(),
+                         context: [String: String] = [:]) async throws {
         let staging = target + ".staging"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         var stage = Csi_V1_NodeStageVolumeRequest()
         stage.volumeID = volume
         stage.stagingTargetPath = staging
         stage.volumeCapability = capability
+        stage.volumeContext = context
         _ = try await node.nodeStageVolume(stage)
         var publish = Csi_V1_NodePublishVolumeRequest()
         publish.volumeID = volume
@@ -140,6 +142,7 @@ struct CSISteps<Transport: ClientTransport> {
         publish.targetPath = target
         publish.volumeCapability = capability
         publish.readonly = readOnly
+        publish.volumeContext = context
         _ = try await node.nodePublishVolume(publish)
     }
 
