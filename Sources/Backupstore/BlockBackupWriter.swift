@@ -27,9 +27,12 @@ public struct BlockBackupWriter: Sendable {
         /// Chunks kept from the base backup (its blocks that neither changed nor were unmapped).
         public var kept: [Chunk]
         public var parent: String?
+        /// When the data is from (the snapshot's time, ISO 8601); now when nil.
+        public var createdAt: String?
 
         public init(device: String, volume: String, backupID: String, snapshot: String, volumeSize: UInt64,
-                    blockSize: UInt64, read: [UInt64], kept: [Chunk], parent: String?) {
+                    blockSize: UInt64, read: [UInt64], kept: [Chunk], parent: String?, createdAt: String? = nil) {
+            self.createdAt = createdAt
             self.device = device
             self.volume = volume
             self.backupID = backupID
@@ -139,7 +142,7 @@ public struct BlockBackupWriter: Sendable {
         stats.newBlocks = read.filter { $0.1 > 0 }.count
         stats.newBytesStored = read.reduce(0) { $0 + $1.1 }
         let manifest = Manifest(id: request.backupID, volume: request.volume, kind: .blocks,
-                                createdAt: Date().formatted(.iso8601), snapshot: request.snapshot,
+                                createdAt: request.createdAt ?? Date().formatted(.iso8601), snapshot: request.snapshot,
                                 parent: request.parent, volumeSize: request.volumeSize, entries: [root, image],
                                 stats: stats)
         try lease.throwIfRenewalFailed()

@@ -24,9 +24,12 @@ public struct FileBackupWriter: Sendable {
         public var snapshot: String?
         public var parent: Manifest?
         public var volumeSize: UInt64
+        /// When the backup is taken (ISO 8601); now when nil. A scheduled one is stamped with its clock's time.
+        public var createdAt: String?
 
         public init(source: String, volume: String, backupID: String, snapshot: String?, parent: Manifest?,
-                    volumeSize: UInt64) {
+                    volumeSize: UInt64, createdAt: String? = nil) {
+            self.createdAt = createdAt
             self.source = source
             self.volume = volume
             self.backupID = backupID
@@ -234,7 +237,8 @@ public struct FileBackupWriter: Sendable {
         stats.bytesRead = toRead
 
         let manifest = Manifest(
-            id: request.backupID, volume: request.volume, kind: .files, createdAt: Date().formatted(.iso8601),
+            id: request.backupID, volume: request.volume, kind: .files,
+            createdAt: request.createdAt ?? Date().formatted(.iso8601),
             snapshot: request.snapshot, parent: request.parent?.id, volumeSize: request.volumeSize,
             entries: entries, stats: stats)
         progress(WorkProgress(phase: "writing manifest", bytesDone: counter.current.bytesDone, bytesTotal: toRead,

@@ -80,6 +80,24 @@ public final class ConvoyAPIClient {
         try call("POST", "/v1/backups/forget", body: request)
     }
 
+    // MARK: Backup policies
+
+    public func setPolicy(_ policy: ClientAPI.BackupPolicy) throws(ConvoyError) -> ClientAPI.BackupPolicy {
+        try call("PUT", "/v1/policies/" + (try pathSegment(policy.volume)), body: policy)
+    }
+
+    public func policies() throws(ConvoyError) -> [ClientAPI.BackupPolicy] {
+        try call("GET", "/v1/policies")
+    }
+
+    public func policy(of volume: String) throws(ConvoyError) -> ClientAPI.BackupPolicy {
+        try call("GET", "/v1/policies/" + (try pathSegment(volume)))
+    }
+
+    public func deletePolicy(of volume: String) throws(ConvoyError) {
+        let _: [String: String] = try call("DELETE", "/v1/policies/" + (try pathSegment(volume)))
+    }
+
     public func verifyBackup(_ url: String) throws(ConvoyError) -> ClientAPI.Job {
         try call("POST", "/v1/backups/verify", body: ClientAPI.BackupURLRequest(url: url))
     }

@@ -77,8 +77,8 @@ struct BackupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Backups in object stores (vfs:///path, s3://bucket@region/path) and as EBS snapshots (ebs://).",
-        subcommands: [Create.self, List.self, Inspect.self, Delete.self, Forget.self, Verify.self, Mount.self,
-                      Umount.self, Mounts.self])
+        subcommands: [Create.self, List.self, Inspect.self, Delete.self, Forget.self, Policy.self, Verify.self,
+                      Mount.self, Umount.self, Mounts.self])
 
     struct Mount: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -17,24 +17,12 @@ extension BackupCommand {
         @OptionGroup var client: ClientOptions
         @Argument(help: "The destination: vfs:///path, s3://bucket@region/path or ebs://.") var dest: String
         @Option(help: "Only this volume's backups.") var volumeName: String?
-        @Option(help: "Keep the N newest backups.") var keepLast: Int?
-        @Option(help: "Keep the newest backup of each of the N most recent hours with one.") var keepHourly: Int?
-        @Option(help: "... days.") var keepDaily: Int?
-        @Option(help: "... ISO weeks.") var keepWeekly: Int?
-        @Option(help: "... months.") var keepMonthly: Int?
-        @Option(help: "... years.") var keepYearly: Int?
-        @Option(help: "Keep every backup taken within this long of the newest (7d, 12h, 1y...).")
-        var keepWithin: String?
+        @OptionGroup var keep: RetentionOptions
         @Flag(help: "Say what would be forgotten; delete nothing.") var dryRun = false
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
-                let policy = RetentionPolicy(
-                    last: keepLast, hourly: keepHourly, daily: keepDaily, weekly: keepWeekly, monthly: keepMonthly,
-                    yearly: keepYearly,
-                    within: try keepWithin.map { text throws(ConvoyError) in
-                        try DurationText.seconds(text, option: "--keep-within")
-                    })
+                let policy = try keep.policy()
                 try policy.validate()
                 let result = try ConvoyAPIClient(socketPath: client.socket).forget(.init(
                     destination: dest, volumeName: volumeName, policy: policy, dryRun: dryRun))
@@ -58,5 +46,26 @@ extension Output {
         if let collection = result.collection {
             print(collection.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
+    }
+}
+
+/// The `--keep-*` rules of `backup forget` and `backup policy set`.
+struct RetentionOptions: ParsableArguments {
+    @Option(help: "Keep the N newest backups.") var keepLast: Int?
+    @Option(help: "Keep the newest backup of each of the N most recent hours with one.") var keepHourly: Int?
+    @Option(help: "... days.") var keepDaily: Int?
+    @Option(help: "... ISO weeks.") var keepWeekly: Int?
+    @Option(help: "... months.") var keepMonthly: Int?
+    @Option(help: "... years.") var keepYearly: Int?
+    @Option(help: "Keep every backup taken within this long of the newest (7d, 12h, 1y...).")
+    var keepWithin: String?
+
+    func policy() throws(ConvoyError) -> RetentionPolicy {
+        RetentionPolicy(
+            last: keepLast, hourly: keepHourly, daily: keepDaily, weekly: keepWeekly, monthly: keepMonthly,
+            yearly: keepYearly,
+            within: try keepWithin.map { text throws(ConvoyError) in
+                try DurationText.seconds(text, option: "--keep-within")
+            })
     }
 }

@@ -27,13 +27,19 @@ struct ClientAPIRoutes {
             var options = body.options ?? [:]
             if let driver = body.driver { options["driver"] = driver }
             if let size = body.size { options["size"] = size }
+            let name = try ObjectName.validate(body.name ?? ObjectName.generate(prefix: "volume"))
+            let policy = try await PolicyOptions.take(from: &options, volume: name).asyncMap {
+                policy throws(ConvoyError) in try await services.scheduler.validated(policy)
+            }
+            let record: VolumeRecord
             if let backup = body.backup {
                 guard body.lazy == true else { throw .invalid("a full restore from a backup goes to /v1/restores") }
-                let name = try ObjectName.validate(body.name ?? ObjectName.generate(prefix: "volume"))
-                let record = try await lazy.create(name: name, backup: backup, options: options)
-                return Self.volume(record, hydration: await lazy.hydration(of: name))
+                record = try await lazy.create(name: name, backup: backup, options: options)
+            } else {
+                record = try await services.createVolume(name: name, options: options)
             }
-            return Self.volume(try await services.createVolume(name: body.name, options: options))
+            if let policy { _ = try await services.scheduler.set(policy) }
+            return Self.volume(record, hydration: await lazy.hydration(of: name))
         }
         handle(router, .get, "/v1/volumes/{name}") { _, name throws(ConvoyError) in
             let record = try volumes.get(name)

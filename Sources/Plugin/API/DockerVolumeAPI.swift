@@ -64,10 +64,18 @@ struct DockerVolumeAPI {
         route(router, "VolumeDriver.Create") { request throws(ConvoyError) in
             let name = try requireName(request)
             var options = request.opts ?? [:]
+            // A backup policy given with the volume (backup-every, backup-dest, backup-keep-*): checked first, set
+            // once the volume exists.
+            let policy = try await PolicyOptions.take(from: &options, volume: name).asyncMap {
+                policy throws(ConvoyError) in try await services.scheduler.validated(policy)
+            }
             let lazyFlag = options.removeValue(forKey: "lazy")
             if let backup = options.removeValue(forKey: "backup") {
                 // Docker calls Create again for a volume that exists: that is not a second restore.
-                if (try? volumes.get(name))?.state == .ready { return Reply() }
+                if (try? volumes.get(name))?.state == .ready {
+                    if let policy { _ = try await services.scheduler.set(policy) }
+                    return Reply()
+                }
                 if try Self.flag(lazyFlag, option: "lazy") {
                     _ = try await lazy.create(name: name, backup: backup, options: options)
                 } else {
@@ -79,6 +87,7 @@ struct DockerVolumeAPI {
             } else {
                 _ = try await services.createVolume(name: name, options: options)
             }
+            if let policy { _ = try await services.scheduler.set(policy) }
             return Reply()
         }
         route(router, "VolumeDriver.Remove") { request throws(ConvoyError) in

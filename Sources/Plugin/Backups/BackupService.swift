@@ -28,6 +28,13 @@ public struct BackupService: Sendable {
         return (location, try stores.repository(location, for: use))
     }
 
+    /// Refuses a destination that is not a store URL (or a driver's own, `ebs://`) before a policy keeps it; the
+    /// allow-list (`--backup-destinations`) is applied when a backup is written there, as for `backup create`.
+    public func checkDestination(_ destination: String) throws(ConvoyError) -> String {
+        if try nativeDriver(for: destination) != nil { return destination }
+        return try StoreLocation.parse(destination).url
+    }
+
     /// `backupID`: the id the backup gets in a backup store (generated when nil), so a caller can name its URL
     /// before it is written (CSI's snapshot ids); a driver's own service chooses its own.
     public func createBackup(snapshot name: String, destination: String,

@@ -30,7 +30,8 @@ extension BackupService {
                 manifest = try await BlockBackupWriter(repository: target).backup(.init(
                     device: device, volume: snapshot.volumeName, backupID: backupID, snapshot: snapshot.name,
                     volumeSize: UInt64(info["Size"] ?? "") ?? snapshot.size, blockSize: driver.blockSize,
-                    read: plan.read, kept: kept, parent: base?.manifest.id), progress: progress)
+                    read: plan.read, kept: kept, parent: base?.manifest.id,
+                    createdAt: snapshot.createdTime.isEmpty ? nil : snapshot.createdTime), progress: progress)
             } catch {
                 try? await driver.deactivateSnapshot(snapshot.name)
                 throw error

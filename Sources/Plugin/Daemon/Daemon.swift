@@ -82,10 +82,13 @@ public enum Daemon {
             lazy: LazyRestore(volumes: volumes, attached: lazyVolumes, planner: planner, jobs: jobs, stores: stores),
             browser: BackupBrowser(root: root, store: store, stores: stores, logger: logger, options: mountOptions,
                                    targets: browseTargets),
-            jobs: jobs, replicator: replicator)
+            jobs: jobs, replicator: replicator,
+            scheduler: BackupScheduler(store: store, clock: .fromEnvironment(), logger: logger))
         await replicator.connect(.init(snapshots: services.snapshots, backups: services.backups, catalog: catalog,
                                        jobs: jobs))
-        let (lazy, browser) = (services.lazy, services.browser)
+        await services.scheduler.connect(.init(volumes: volumes, snapshots: services.snapshots, catalog: catalog,
+                                               backups: services.backups, jobs: jobs))
+        let (lazy, browser, scheduler) = (services.lazy, services.browser, services.scheduler)
         for id in try store.interruptRunningJobs(at: JobManager.now()) {
             let message = "reconcile: job \(id) was running when the daemon stopped; "
                 + "marked interrupted (run it again)"
@@ -114,6 +117,7 @@ public enum Daemon {
         let clientRoutes = ClientAPIRoutes(services: services, general: general, logger: logger)
         clientRoutes.register(on: clientRouter)
         BackupRoutes(services: services, routes: clientRoutes).register(on: clientRouter)
+        PolicyRoutes(services: services, routes: clientRoutes).register(on: clientRouter)
         let pluginRouter = Router()
         pluginRouter.add(middleware: JSONErrorMiddleware(form: .plugin))
         DockerVolumeAPI(services: services, logger: logger).register(on: pluginRouter)
@@ -157,14 +161,17 @@ public enum Daemon {
             if let csiSocket = configuration.csiSocket { SocketFiles.remove(csiSocket) }
             withExtendedLifetime(lock) {}
         }
+        await scheduler.start()
         do {
             try await group.run()
         } catch {
+            await scheduler.stop()
             await sharedHosts.stop()
             await browser.unmountAll()
             await lazyVolumes.stopAll()
             throw ConvoyError(.unavailable, "the daemon stopped: \(error)")
         }
+        await scheduler.stop()
         // The host lease is left to expire: until then other hosts count this host's mounts (its containers run on).
         await sharedHosts.stop()
         // FUSE mounts are served by this process: they go with it (a restart attaches lazy volumes again).

@@ -1,4 +1,5 @@
 import Backupstore
+import Foundation
 import ConvoyCore
 import Logging
 import Synchronization
@@ -22,8 +23,10 @@ public struct SnapshotService: Sendable {
         self.lazy = lazy
     }
 
-    public func createSnapshot(volume name: String, snapshot requested: String?) async throws(ConvoyError)
-        -> ClientAPI.Job {
+    /// `takenAt`: the time the snapshot is stamped with (its backups' creation time); now when nil. A scheduled
+    /// backup passes its scheduler's clock.
+    public func createSnapshot(volume name: String, snapshot requested: String?,
+                               takenAt: Date? = nil) async throws(ConvoyError) -> ClientAPI.Job {
         let record = try volumes.get(name)
         let snapshotName = try requested.map { name throws(ConvoyError) in
             try ObjectName.validate(name, kind: "snapshot")
@@ -39,9 +42,9 @@ public struct SnapshotService: Sendable {
             }
             let work: JobManager.Work
             if let driver = volumes.drivers[record.driver] as? any SnapshotDriver {
-                work = driverSnapshot(record, name: snapshotName, driver: driver)
+                work = driverSnapshot(record, name: snapshotName, driver: driver, takenAt: takenAt ?? Date())
             } else {
-                work = try await fileSnapshot(record, name: snapshotName)
+                work = try await fileSnapshot(record, name: snapshotName, takenAt: takenAt)
             }
             try await volumes.beginJob(on: name)
             began = true
@@ -63,8 +66,8 @@ public struct SnapshotService: Sendable {
 
     /// A file backup of the volume's directory (its overlay while it is lazy), incremental against the volume's
     /// last snapshot.
-    private func fileSnapshot(_ record: VolumeRecord, name snapshotName: String) async throws(ConvoyError)
-        -> JobManager.Work {
+    private func fileSnapshot(_ record: VolumeRecord, name snapshotName: String,
+                              takenAt: Date?) async throws(ConvoyError) -> JobManager.Work {
         let name = record.name
         let directory: String
         if let merged = await lazy?.readableDirectory(of: name) {
@@ -82,7 +85,7 @@ public struct SnapshotService: Sendable {
             }
             let outcome = try await FileBackupWriter(repository: local).backup(.init(
                 source: directory, volume: name, backupID: snapshotName, snapshot: snapshotName, parent: parent,
-                volumeSize: record.size), progress: progress)
+                volumeSize: record.size, createdAt: takenAt.map { VolumeService.timestamp($0) }), progress: progress)
             let manifest = outcome.manifest
             Failpoint.reach("snapshot-manifest-written")
             let skipped = SkippedReport(outcome, snapshot: snapshotName)
@@ -98,14 +101,14 @@ public struct SnapshotService: Sendable {
 
     /// A snapshot the driver keeps itself (a thin snapshot): instant, but a job like the others for one CLI path.
     private func driverSnapshot(_ record: VolumeRecord, name snapshotName: String,
-                                driver: any SnapshotDriver) -> JobManager.Work {
+                                driver: any SnapshotDriver, takenAt: Date) -> JobManager.Work {
         let store = catalog.store
         return { _ throws(ConvoyError) in
             var info = try await driver.createSnapshot(snapshotName, of: record.driverVolume)
             info[ClientAPI.Snapshot.driverKey] = driver.name
             do throws(ConvoyError) {
                 try store.insertSnapshot(ClientAPI.Snapshot(
-                    name: snapshotName, volumeName: record.name, createdTime: VolumeService.timestamp(),
+                    name: snapshotName, volumeName: record.name, createdTime: VolumeService.timestamp(takenAt),
                     size: record.size, files: 0, bytesRead: 0, newBytesStored: 0, driverInfo: info))
             } catch {
                 try? await driver.deleteSnapshot(snapshotName, info: info, of: record.driverVolume)

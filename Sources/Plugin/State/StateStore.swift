@@ -105,6 +105,9 @@ public final class StateStore: Sendable {
                 CREATE INDEX csi_snapshot_by_url ON csi_snapshot(url);
                 """)
         }
+        migrator.registerMigration("v6: backup policies") { db in
+            try db.execute(sql: Self.backupPolicyTable)
+        }
         return migrator
     }
 

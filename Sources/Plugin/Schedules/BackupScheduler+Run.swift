@@ -1,0 +1,59 @@
+import Backupstore
+import ConvoyCore
+import Foundation
+
+/// One run of a policy: a snapshot stamped with the scheduler's time, its backup to the destination, the
+/// previous run's snapshot deleted (the new one is the base of the next incremental backup), then the volume's
+/// backups there forgotten by the policy's rules and the store collected. A failed backup leaves no snapshot
+/// behind; a failure after the backup was written still counts the backup as made, and says what failed.
+extension BackupScheduler {
+    nonisolated func run(_ record: PolicyRecord, at now: Date, parts: Parts,
+                         progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String] {
+        let (policy, jobs) = (record.policy, parts.jobs)
+        let volume = policy.volume
+        var result: [String: String] = [:]
+        do throws(ConvoyError) {
+            progress(WorkProgress(phase: "snapshot", itemsTotal: 3))
+            let snapshotJob = try await parts.snapshots.createSnapshot(volume: volume, snapshot: nil, takenAt: now)
+            guard let snapshot = try await jobs.wait(for: snapshotJob.id).result?["Snapshot"] else {
+                throw ConvoyError(.internalFailure, "snapshot job \(snapshotJob.id) named no snapshot")
+            }
+            progress(WorkProgress(phase: "backup", itemsDone: 1, itemsTotal: 3))
+            let url: String
+            do throws(ConvoyError) {
+                let backupJob = try await parts.backups.createBackup(snapshot: snapshot,
+                                                                        destination: policy.destination)
+                guard let written = try await jobs.wait(for: backupJob.id).result?["URL"] else {
+                    throw ConvoyError(.internalFailure, "backup job \(backupJob.id) named no backup")
+                }
+                url = written
+            } catch {
+                try? await parts.catalog.delete(snapshot)
+                throw error
+            }
+            if let previous = record.lastSnapshot, previous != snapshot,
+               (try? parts.catalog.snapshot(previous)) != nil {
+                try await parts.catalog.delete(previous)
+            }
+            try store.recordPolicyResult(of: volume, success: (now, url, snapshot), error: nil)
+            result = ["Snapshot": snapshot, "URL": url]
+        } catch {
+            try? store.recordPolicyResult(of: volume, success: nil, error: error.message)
+            throw error
+        }
+        guard !policy.keep.isEmpty else { return result }
+        progress(WorkProgress(phase: "forget", itemsDone: 2, itemsTotal: 3))
+        do throws(ConvoyError) {
+            let forgotten = try await parts.backups.forget(.init(
+                destination: policy.destination, volumeName: volume, policy: policy.keep, dryRun: false))
+            result["Kept"] = "\(forgotten.backups.filter(\.keep).count)"
+            result["Forgotten"] = "\(forgotten.backups.filter { !$0.keep }.count)"
+            for (key, value) in forgotten.collection ?? [:] { result[key] = value }
+        } catch {
+            let message = "backup \(result["URL"] ?? "") written; forgetting by the policy failed: \(error.message)"
+            try? store.recordPolicyResult(of: volume, success: nil, error: message)
+            throw ConvoyError(error.kind, message)
+        }
+        return result
+    }
+}

@@ -1,0 +1,163 @@
+import ConvoyCore
+import ConvoyTestSupport
+import Foundation
+import XCTest
+
+/// Scheduled backups through the real daemon and CLI on a `vfs://` store, with the scheduler's clock in a file the
+/// test moves (`CONVOY_DEBUG_CLOCK_FILE`): days pass in a write. The volume changes every day; after each day's run
+/// the store holds exactly the backups restic's rules keep when `forget` runs daily; downtime of five days costs one
+/// catch-up run; the newest backup restores the newest data; Docker-style create options set a policy.
+final class PolicySchedulerTests: XCTestCase {
+    var daemon: DaemonHarness!
+    var destination = ""
+    var clockFile = ""
+    /// 2026-03-02T00:00:00Z, a Monday.
+    let start = Date(timeIntervalSince1970: 1_772_409_600)
+
+    override func setUpWithError() throws {
+        daemon = try DaemonHarness()
+        clockFile = daemon.directory + "/clock"
+        try setClock(start)
+        daemon.environment = ["CONVOY_DEBUG_CLOCK_FILE": clockFile]
+        try daemon.start()
+        destination = "vfs://" + daemon.directory + "/backups"
+    }
+
+    override func tearDown() {
+        daemon.cleanUp()
+    }
+
+    private func setClock(_ date: Date) throws {
+        try "\(Int(date.timeIntervalSince1970))".write(toFile: clockFile + ".new", atomically: false, encoding: .utf8)
+        XCTAssertEqual(rename(clockFile + ".new", clockFile), 0)
+    }
+
+    private func policy(_ volume: String) throws -> [String: Any] {
+        let shown = try daemon.cli(["backup", "policy", "inspect", volume])
+        XCTAssertEqual(shown.status, 0, shown.stderr)
+        return try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any] ?? [:]
+    }
+
+    /// The volume's backups at the destination: URL → creation time.
+    private func backups(_ volume: String) throws -> [String: String] {
+        let listed = try daemon.cli(["backup", "list", destination, "--volume-name", volume])
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        let object = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any] ?? [:]
+        return object.mapValues { (($0 as? [String: Any])?["CreatedTime"] as? String) ?? "" }
+    }
+
+    /// Waits until the policy's last success is `time` (the run at that clock time ended well).
+    private func waitForRun(_ volume: String, at time: Date) throws {
+        let wanted = time.formatted(.iso8601)
+        let deadline = Date().addingTimeInterval(60)
+        var shown: [String: Any] = [:]
+        while Date() < deadline {
+            shown = try policy(volume)
+            if shown["LastSuccess"] as? String == wanted, shown["Running"] as? Bool == false { return }
+            if let error = shown["LastError"] as? String { XCTFail("the run failed: \(error)"); return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        XCTFail("no run at \(wanted): \(shown)\n" + daemon.log_())
+    }
+
+    func testDailyRunsKeepWhatResticsRulesKeepAndCatchUpOnce() throws {
+        XCTAssertEqual(try daemon.cli(["create", "data"]).status, 0)
+        let file = daemon.root + "/vfs/data/day.txt"
+        let rules = RetentionPolicy(daily: 3, weekly: 2)
+        let set = try daemon.cli(["backup", "policy", "set", "data", "--dest", destination, "--every", "1d",
+                                  "--at", "01:00", "--keep-daily", "3", "--keep-weekly", "2"])
+        XCTAssertEqual(set.status, 0, set.stderr)
+        XCTAssertEqual(try policy("data")["NextRun"] as? String, "2026-03-02T01:00:00Z")
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.directory + "/backups"), "a run before its time")
+
+        // Three weeks of days: the volume changes, the day's run happens a few seconds after 01:00.
+        var model: [Date] = []
+        for day in 0..<21 {
+            try "day \(day)\n".write(toFile: file, atomically: true, encoding: .utf8)
+            let runTime = start.addingTimeInterval(Double(day) * 86_400 + 3_600 + 7)
+            try setClock(runTime)
+            try waitForRun("data", at: runTime)
+            model.append(runTime)
+            model = rules.apply(to: model.map { (id: $0.formatted(.iso8601), time: $0) }).filter(\.keep).map(\.time)
+            let kept = try backups("data")
+            XCTAssertEqual(Set(kept.values), Set(model.map { $0.formatted(.iso8601) }), "day \(day)")
+        }
+        let snapshots = try daemon.cli(["snapshot", "list", "data", "--format", "table"]).stdout
+        XCTAssertEqual(snapshots.split(separator: "\n").count, 2, "not one scheduled snapshot kept: \(snapshots)")
+
+        // Five days down: one catch-up run, not five; then the next slot.
+        let restoredDay = 20
+        let back = start.addingTimeInterval(26 * 86_400 + 12 * 3_600)
+        let before = try backups("data").count
+        try setClock(back)
+        try waitForRun("data", at: back)
+        Thread.sleep(forTimeInterval: 1.5)  // seven more ticks: nothing else may start
+        let after = try policy("data")
+        XCTAssertEqual(after["LastSuccess"] as? String, back.formatted(.iso8601))
+        XCTAssertEqual(after["NextRun"] as? String, "2026-03-29T01:00:00Z")
+        model.append(back)
+        model = rules.apply(to: model.map { (id: $0.formatted(.iso8601), time: $0) }).filter(\.keep).map(\.time)
+        XCTAssertEqual(Set(try backups("data").values), Set(model.map { $0.formatted(.iso8601) }))
+        XCTAssertLessThanOrEqual(try backups("data").count, before + 1)
+
+        // The newest backup holds the newest data.
+        let newest = try XCTUnwrap(try backups("data").max { $0.value < $1.value }?.key)
+        XCTAssertEqual(try daemon.cli(["create", "copy", "--backup", newest]).status, 0)
+        XCTAssertEqual(try String(contentsOfFile: daemon.root + "/vfs/copy/day.txt", encoding: .utf8),
+                       "day \(restoredDay)\n")
+
+        // A volume deleted takes its policy with it.
+        XCTAssertEqual(try daemon.cli(["delete", "data"]).status, 0)
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, try daemon.cli(["backup", "policy", "inspect", "data"]).status == 0 {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        XCTAssertNotEqual(try daemon.cli(["backup", "policy", "inspect", "data"]).status, 0)
+    }
+
+    func testCreateOptionsSetAPolicyAndBadOnesAreRefusedBeforeTheVolumeIsMade() throws {
+        let made = try daemon.cli(["create", "opts", "--opt", "backup-every=6h", "--opt", "backup-dest=" + destination,
+                                   "--opt", "backup-keep-last=2"])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let shown = try policy("opts")
+        XCTAssertEqual(shown["EverySeconds"] as? Double, 21_600)
+        XCTAssertEqual((shown["Keep"] as? [String: Any])?["KeepLast"] as? Int, 2)
+        XCTAssertEqual(shown["NextRun"] as? String, "2026-03-02T06:00:00Z")
+
+        let partial = try daemon.cli(["create", "half", "--opt", "backup-every=1d"])
+        XCTAssertNotEqual(partial.status, 0)
+        XCTAssertTrue(partial.stderr.contains("backup-dest"), partial.stderr)
+        let tooOften = try daemon.cli(["create", "often", "--opt", "backup-every=10s",
+                                       "--opt", "backup-dest=" + destination])
+        XCTAssertNotEqual(tooOften.status, 0)
+        for name in ["half", "often"] {
+            XCTAssertNotEqual(try daemon.cli(["inspect", name]).status, 0, "\(name) was made with a bad policy")
+        }
+        XCTAssertNotEqual(try daemon.cli(["backup", "policy", "set", "nosuch", "--dest", destination,
+                                          "--every", "1d"]).status, 0, "a policy for a volume that does not exist")
+
+        // A run that fails says why, leaves no snapshot behind, and is tried again five minutes later.
+        XCTAssertEqual(try daemon.cli(["backup", "policy", "set", "opts", "--dest", "vfs:///proc/convoy-nowhere",
+                                       "--every", "6h"]).status, 0)
+        let attempt = start.addingTimeInterval(6 * 3_600 + 1)
+        try setClock(attempt)
+        let deadline = Date().addingTimeInterval(30)
+        var failed: [String: Any] = [:]
+        while Date() < deadline {
+            failed = try policy("opts")
+            if failed["LastError"] != nil, failed["Running"] as? Bool == false { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        XCTAssertTrue((failed["LastError"] as? String ?? "").contains("/proc/convoy-nowhere"), "\(failed)")
+        XCTAssertNil(failed["LastSuccess"])
+        XCTAssertEqual(failed["LastAttempt"] as? String, attempt.formatted(.iso8601))
+        XCTAssertEqual(failed["NextRun"] as? String, attempt.addingTimeInterval(300).formatted(.iso8601))
+        let snapshots = try daemon.cli(["snapshot", "list", "opts", "--format", "table"]).stdout
+        XCTAssertEqual(snapshots.split(separator: "\n").count, 1, "a failed run left a snapshot: \(snapshots)")
+
+        XCTAssertEqual(try daemon.cli(["backup", "policy", "delete", "opts"]).status, 0)
+        let listed = try daemon.cli(["backup", "policy", "list"]).stdout
+        XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [Any])?.count, 0, listed)
+    }
+}
