@@ -9,13 +9,19 @@ extension ClientAPI {
         public var policy: RetentionPolicy
         /// Say what would be forgotten, delete nothing.
         public var dryRun: Bool
+        /// Rewrite every pack holding a forgotten block, so none of their data stays in the store (the collection
+        /// otherwise leaves dead blocks in packs that are mostly live).
+        public var repackAll: Bool?
 
-        public init(destination: String, volumeName: String?, policy: RetentionPolicy, dryRun: Bool) {
+        public init(destination: String, volumeName: String?, policy: RetentionPolicy, dryRun: Bool,
+                    repackAll: Bool? = nil) {
             (self.destination, self.volumeName, self.policy, self.dryRun) = (destination, volumeName, policy, dryRun)
+            self.repackAll = repackAll
         }
 
         enum CodingKeys: String, CodingKey {
             case destination = "Dest", volumeName = "VolumeName", policy = "Policy", dryRun = "DryRun"
+            case repackAll = "RepackAll"
         }
     }
 

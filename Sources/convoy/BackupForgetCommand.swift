@@ -12,20 +12,25 @@ extension BackupCommand {
                 monthly/yearly N keep the newest backup of each of the N most recent hours (days, ISO weeks, \
                 months, years, in UTC) that have one; --keep-within D keeps every backup taken within D of the \
                 newest. A backup is kept when any rule keeps it; -1 means no limit. A backup a lazily restored \
-                volume still reads is always kept. Blocks only the forgotten backups used are then freed.
+                volume still reads is always kept. Then the blocks only the forgotten backups used are freed: a pack more \
+                than a fifth dead is rewritten, one less dead keeps its dead blocks until more of it dies \
+                (--repack-all rewrites every one), and small packs are merged.
                 """)
         @OptionGroup var client: ClientOptions
         @Argument(help: "The destination: vfs:///path, s3://bucket@region/path or ebs://.") var dest: String
         @Option(help: "Only this volume's backups.") var volumeName: String?
         @OptionGroup var keep: RetentionOptions
         @Flag(help: "Say what would be forgotten; delete nothing.") var dryRun = false
+        @Flag(help: "Rewrite every pack holding a forgotten block, so none of its data stays in the store.")
+        var repackAll = false
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
                 let policy = try keep.policy()
                 try policy.validate()
                 let result = try ConvoyAPIClient(socketPath: client.socket).forget(.init(
-                    destination: dest, volumeName: volumeName, policy: policy, dryRun: dryRun))
+                    destination: dest, volumeName: volumeName, policy: policy, dryRun: dryRun,
+                    repackAll: repackAll ? true : nil))
                 Output.forgotten(result, format: client.format)
             }
         }

@@ -52,6 +52,9 @@ final class FileStoreBackupTests: XCTestCase {
     func testCrashLeftoversOfPacksAreIgnoredThenCollected() async throws {
         try await suite.crashLeftoversOfPacksAreIgnoredThenCollected()
     }
+    func testCollectionKeepsMostlyLivePacksAndMergesSmallOnes() async throws {
+        try await suite.collectionKeepsMostlyLivePacksAndMergesSmallOnes()
+    }
     func testPackWithDamagedIndexIsKeptAndNamed() async throws { try await suite.packWithDamagedIndexIsKeptAndNamed() }
     func testVersionOneStoreIsUpgradedWhenWritten() async throws {
         try await suite.versionOneStoreIsUpgradedWhenWritten()

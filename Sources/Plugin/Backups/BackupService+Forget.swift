@@ -43,9 +43,9 @@ extension BackupService {
             let backup = try BackupURL.parse(url)
             try await repository.deleteManifest(volume: backup.volume, backup: backup.backupID)
         }
-        let result = try await GarbageCollector(repository: repository).collect()
-        var collection = ["BlocksFreed": "\(result.blocksDeleted)", "PacksDeleted": "\(result.packsDeleted)",
-                          "PacksRewritten": "\(result.packsRewritten)"]
+        let result = try await GarbageCollector(repository: repository,
+                                                thresholds: request.repackAll == true ? .exact : .standard).collect()
+        var collection = Self.describe(result)
         if let reason = result.deferredBecause { collection["CollectionDeferred"] = reason }
         return ClientAPI.ForgetResult(backups: entries, dryRun: false, collection: collection)
     }

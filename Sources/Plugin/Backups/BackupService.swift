@@ -91,8 +91,8 @@ public struct BackupService: Sendable {
         try await repository.deleteManifest(volume: backup.volume, backup: backup.backupID)
         Failpoint.reach("backup-manifest-deleted")
         let result = try await GarbageCollector(repository: repository).collect()
-        var answer = ["Deleted": backup.url, "BlocksFreed": "\(result.blocksDeleted)",
-                      "PacksDeleted": "\(result.packsDeleted)", "PacksRewritten": "\(result.packsRewritten)"]
+        var answer = Self.describe(result)
+        answer["Deleted"] = backup.url
         if let reason = result.deferredBecause { answer["CollectionDeferred"] = reason }
         // Kept, since their blocks may be in use: the user should know the store needs attention.
         if !result.packsWithDamagedIndex.isEmpty {
@@ -118,6 +118,13 @@ public struct BackupService: Sendable {
             }
             return result
         }
+    }
+
+    /// A collection's figures, as `backup delete` and `backup forget` answer them.
+    static func describe(_ result: GarbageCollector.Result) -> [String: String] {
+        ["BlocksFreed": "\(result.blocksDeleted)", "PacksDeleted": "\(result.packsDeleted)",
+         "PacksRewritten": "\(result.packsRewritten)", "PacksMerged": "\(result.packsMerged)",
+         "DeadBytesKept": "\(result.deadBytesKept)"]
     }
 
     static func describe(_ manifest: Manifest, location: StoreLocation) -> ClientAPI.Backup {
