@@ -80,6 +80,10 @@ public final class ConvoyAPIClient {
         try call("POST", "/v1/backups/forget", body: request)
     }
 
+    public func verifyStore(_ request: ClientAPI.VerifyStoreRequest) throws(ConvoyError) -> ClientAPI.Job {
+        try call("POST", "/v1/backups/verify-store", body: request)
+    }
+
     // MARK: Backup policies
 
     public func setPolicy(_ policy: ClientAPI.BackupPolicy) throws(ConvoyError) -> ClientAPI.BackupPolicy {

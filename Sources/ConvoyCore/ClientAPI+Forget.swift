@@ -59,3 +59,18 @@ extension ClientAPI {
         }
     }
 }
+
+extension ClientAPI {
+    /// `POST /v1/backups/verify-store`: check a whole destination (every manifest's blocks exist) and read a
+    /// subset of its blocks (`5%`, `1/10`, `all`; nil: none).
+    public struct VerifyStoreRequest: Codable, Sendable {
+        public var destination: String
+        public var readDataSubset: String?
+
+        public init(destination: String, readDataSubset: String?) {
+            (self.destination, self.readDataSubset) = (destination, readDataSubset)
+        }
+
+        enum CodingKeys: String, CodingKey { case destination = "Dest", readDataSubset = "ReadDataSubset" }
+    }
+}

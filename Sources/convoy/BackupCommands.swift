@@ -187,21 +187,36 @@ struct BackupCommand: ParsableCommand {
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Re-read every block of a backup; report each missing or corrupt block (exit 1 if any).")
+            abstract: "Re-read every block of a backup; report each missing or corrupt block (exit 1 if any).",
+            discussion: """
+                With --all, URL is a destination: every backup's manifest is read and each block it references \
+                must be stored; --read-data-subset also reads and re-hashes a share of the blocks (5%: a random \
+                twentieth each run; 1/10, 2/10...: a fixed tenth each, covering the store in ten runs; all).
+                """)
         @OptionGroup var client: ClientOptions
         @OptionGroup var job: JobOptions
-        @Argument var url: String
+        @Argument(help: "A backup URL, or a destination with --all.") var url: String
+        @Flag(help: "Check every backup of the destination URL.") var all = false
+        @Option(help: "With --all: read this share of the blocks (5%, 1/10, all).") var readDataSubset: String?
 
         func run() throws {
             var problems = 0
             try runClient { () throws(ConvoyError) in
                 let api = ConvoyAPIClient(socketPath: client.socket)
-                let done = try JobFollower(api: api, json: job.json).follow(try api.verifyBackup(url))
+                guard all || readDataSubset == nil else { throw .invalid("--read-data-subset goes with --all") }
+                let started = all ? try api.verifyStore(.init(destination: url, readDataSubset: readDataSubset))
+                    : try api.verifyBackup(url)
+                let done = try JobFollower(api: api, json: job.json).follow(started)
                 let result = done.result ?? [:]
                 problems = Int(result["Problems"] ?? "0") ?? 0
                 if !job.json {
                     for index in 0..<problems { Output.error(result["Problem\(index + 1)"] ?? "") }
-                    print("\(result["Blocks"] ?? "?") blocks checked, \(problems) problem(s)")
+                    if all {
+                        print("\(result["Backups"] ?? "?") backups, \(result["Blocks"] ?? "?") blocks checked, "
+                              + "\(result["BlocksRead"] ?? "?") read, \(problems) problem(s)")
+                    } else {
+                        print("\(result["Blocks"] ?? "?") blocks checked, \(problems) problem(s)")
+                    }
                 }
             }
             if problems > 0 { throw ExitCode.failure }

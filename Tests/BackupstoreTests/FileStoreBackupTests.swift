@@ -52,6 +52,9 @@ final class FileStoreBackupTests: XCTestCase {
     func testCrashLeftoversOfPacksAreIgnoredThenCollected() async throws {
         try await suite.crashLeftoversOfPacksAreIgnoredThenCollected()
     }
+    func testStoreVerifyChecksEveryBackupAndReadsTheSubsetAsked() async throws {
+        try await suite.storeVerifyChecksEveryBackupAndReadsTheSubsetAsked()
+    }
     func testCollectionKeepsMostlyLivePacksAndMergesSmallOnes() async throws {
         try await suite.collectionKeepsMostlyLivePacksAndMergesSmallOnes()
     }

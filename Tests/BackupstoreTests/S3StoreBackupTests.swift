@@ -56,6 +56,9 @@ final class S3StoreBackupTests: XCTestCase {
     func testCrashLeftoversOfPacksAreIgnoredThenCollected() async throws {
         try await suite().crashLeftoversOfPacksAreIgnoredThenCollected()
     }
+    func testStoreVerifyChecksEveryBackupAndReadsTheSubsetAsked() async throws {
+        try await suite().storeVerifyChecksEveryBackupAndReadsTheSubsetAsked()
+    }
     func testCollectionKeepsMostlyLivePacksAndMergesSmallOnes() async throws {
         try await suite().collectionKeepsMostlyLivePacksAndMergesSmallOnes()
     }

@@ -94,4 +94,36 @@ final class ForgetCLITests: BackupDaemonTestCase {
         XCTAssertEqual(try verdicts(done.stdout)[urls[0]]?.1, ["lazy volume lazy"], done.stdout)
         XCTAssertEqual(Set(try backups("data")), Set(urls), "the lazy volume's backup was forgotten")
     }
+
+    /// `backup verify DEST --all`: every backup's blocks present; with a subset, blocks re-read and a corrupt one
+    /// named (exit 1).
+    func testVerifyAllChecksEveryBackupAndReadsTheSubsetAsked() throws {
+        XCTAssertEqual(try daemon.cli(["create", "data"]).status, 0)
+        for round in 0..<2 {
+            try TreeFixture.write(daemon.root + "/vfs/data/f\(round)",
+                                  TreeFixture.randomBytes(40_000, seed: 70 + UInt64(round)))
+            XCTAssertEqual(try daemon.cli(["snapshot", "create", "data", "--name", "v\(round)"]).status, 0)
+            XCTAssertEqual(try daemon.cli(["backup", "create", "v\(round)", "--dest", destination]).status, 0)
+        }
+        let whole = try daemon.cli(["backup", "verify", destination, "--all", "--read-data-subset", "all"])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        XCTAssertTrue(whole.stdout.contains("2 backups"), whole.stdout)
+        XCTAssertNotEqual(try daemon.cli(["backup", "verify", destination, "--read-data-subset", "5%"]).status, 0,
+                          "a subset without --all")
+
+        let packs = try Command.check("/usr/bin/find", [daemon.directory + "/backups", "-type", "f",
+                                                        "-path", "*/packs/*", "!", "-name", "*.idx"])
+            .split(separator: "\n").map(String.init)
+        for pack in packs {
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: pack))
+            bytes[bytes.count / 2] ^= 0xff
+            try bytes.write(to: URL(fileURLWithPath: pack))
+        }
+        XCTAssertFalse(packs.isEmpty)
+        XCTAssertEqual(try daemon.cli(["backup", "verify", destination, "--all"]).status, 0,
+                       "without reading, a corrupt byte cannot be seen")
+        let read = try daemon.cli(["backup", "verify", destination, "--all", "--read-data-subset", "1/1"])
+        XCTAssertEqual(read.status, 1, read.stdout)
+        XCTAssertTrue(read.stderr.contains("corrupt block"), read.stderr)
+    }
 }

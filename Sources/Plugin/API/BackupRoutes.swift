@@ -51,6 +51,10 @@ struct BackupRoutes {
             let body = try await JSONBody.decode(ClientAPI.BackupURLRequest.self, from: request)
             return try await backups.verifyBackup(body.url)
         }
+        routes.handle(router, .post, "/v1/backups/verify-store", status: .accepted) { request, _ throws(ConvoyError) in
+            let body = try await JSONBody.decode(ClientAPI.VerifyStoreRequest.self, from: request)
+            return try await backups.verifyStore(body)
+        }
         routes.handle(router, .post, "/v1/restores", status: .accepted) { request, _ throws(ConvoyError) in
             let body = try await JSONBody.decode(ClientAPI.CreateVolumeRequest.self, from: request)
             guard let url = body.backup else { throw .invalid("a restore needs Backup (a backup URL)") }

@@ -120,6 +120,28 @@ public struct BackupService: Sendable {
         }
     }
 
+    /// Every backup of a destination checked, and a subset of its blocks read (`StoreVerifier`), as a job.
+    public func verifyStore(_ request: ClientAPI.VerifyStoreRequest) async throws(ConvoyError) -> ClientAPI.Job {
+        if let native = try nativeDriver(for: request.destination) {
+            throw .invalid("'\(request.destination)' is kept by the \(native.name) driver's own service, which checks "
+                + "it; only backup stores are verified")
+        }
+        let subset = try request.readDataSubset.map { text throws(ConvoyError) in try StoreVerifier.Subset.parse(text) }
+            ?? .none
+        let (location, repository) = try repository(at: request.destination, for: .existingBackups)
+        return try await jobs.start(kind: "store verify", target: location.url) { progress throws(ConvoyError) in
+            let report = try await StoreVerifier(repository: repository).verify(subset, progress: progress)
+            var result = ["Backups": "\(report.backups)", "Blocks": "\(report.blocksReferenced)",
+                          "BlocksRead": "\(report.blocksRead)", "BytesRead": "\(report.bytesRead)",
+                          "Problems": "\(report.problems.count)"]
+            for (index, problem) in report.problems.enumerated() {
+                result["Problem\(index + 1)"] = problem.block.isEmpty ? problem.detail
+                    : "\(problem.kind.rawValue) block \(problem.block) (used by \(problem.path))"
+            }
+            return result
+        }
+    }
+
     /// A collection's figures, as `backup delete` and `backup forget` answer them.
     static func describe(_ result: GarbageCollector.Result) -> [String: String] {
         ["BlocksFreed": "\(result.blocksDeleted)", "PacksDeleted": "\(result.packsDeleted)",

@@ -67,3 +67,55 @@ extension BackupSuite {
         XCTAssertEqual(left, small.reduce(backupY.blockHashes) { $0.union($1.blockHashes) })
     }
 }
+
+/// A whole store checked: references, a subset of blocks read, damage named.
+extension BackupSuite {
+    func storeVerifyChecksEveryBackupAndReadsTheSubsetAsked() async throws {
+        let a = scratch + "/sv-a", b = scratch + "/sv-b"
+        try writeSmallFiles(a, count: 40, seed: 11_000)
+        try writeSmallFiles(b, count: 40, seed: 12_000)
+        let backupA = try await backup(a, volume: "sva", id: "backup-sva")
+        let backupB = try await backup(b, volume: "svb", id: "backup-svb")
+        let referenced = backupA.blockHashes.union(backupB.blockHashes)
+        let verifier = StoreVerifier(repository: repository)
+
+        let references = try await verifier.verify(.none)
+        XCTAssertEqual(references.backups, 2)
+        XCTAssertEqual(references.blocksReferenced, referenced.count)
+        XCTAssertEqual(references.blocksRead, 0)
+        XCTAssertEqual(references.problems, [])
+        let everything = try await verifier.verify(.all)
+        XCTAssertEqual(everything.blocksRead, referenced.count)
+        XCTAssertEqual(everything.problems, [])
+        var partsRead = 0
+        for part in 1...3 { partsRead += try await verifier.verify(.part(part, of: 3)).blocksRead }
+        XCTAssertEqual(partsRead, referenced.count, "three thirds are not the whole")
+        let half = try await verifier.verify(try .parse("50%")).blocksRead
+        XCTAssertTrue((1..<referenced.count).contains(half), "50% read \(half) of \(referenced.count)")
+
+        // A corrupt byte in a pack: found by reading, not by the references alone.
+        let allPacks = try await packEntries()
+        let (packID, entries) = try XCTUnwrap(allPacks.first)
+        let victim = try XCTUnwrap(entries.first)
+        var pack = try await store.get(BackupRepository.packKey(packID))
+        pack[victim.offset + victim.length / 2] ^= 0xff
+        try await store.put(BackupRepository.packKey(packID), pack)
+        let unread = try await verifier.verify(.none)
+        XCTAssertEqual(unread.problems, [])
+        let read = try await verifier.verify(.all)
+        XCTAssertEqual(read.problems.map(\.block), [victim.hash])
+        XCTAssertEqual(read.problems.first?.kind, .corrupt)
+
+        // A manifest that cannot be read, and blocks no index holds any more.
+        try await store.put(BackupRepository.manifestKey(volume: "sva", backup: "backup-sva"), Array("junk".utf8))
+        try await store.delete([BackupRepository.packIndexKey(packID)])
+        let damaged = try await verifier.verify(.none)
+        XCTAssertEqual(damaged.backups, 1)
+        XCTAssertTrue(damaged.problems.contains { $0.block.isEmpty && $0.path == "sva/backup-sva" }, "\(damaged)")
+        let missing = Set(damaged.problems.filter { $0.kind == .missing }.map(\.block))
+        XCTAssertEqual(missing, Set(entries.map(\.hash)).intersection(backupB.blockHashes))
+        XCTAssertThrowsError(try StoreVerifier.Subset.parse("0%"))
+        XCTAssertThrowsError(try StoreVerifier.Subset.parse("4/3"))
+        XCTAssertEqual(try StoreVerifier.Subset.parse("1/10"), .part(1, of: 10))
+    }
+}
