@@ -11,7 +11,12 @@ extension ClientAPI {
         /// HH:MM in UTC that the runs fall on; nil: intervals from the policy's creation.
         public var at: String?
         public var keep: RetentionPolicy
+        /// Check the destination (`backup verify --all`) after a run when this long has passed since the last
+        /// check, reading `verifySubset` of its blocks (5%, 1/10, all; nil: none, references only).
+        public var verifyEverySeconds: Double?
+        public var verifySubset: String?
         public var createdTime: String?
+        public var lastVerify: String?
         /// The last run that succeeded, and the last one tried (a failed or interrupted run is tried again
         /// after `BackupSchedule.retryDelay`).
         public var lastSuccess: String?
@@ -32,7 +37,8 @@ extension ClientAPI {
             case volume = "Volume", destination = "Dest", everySeconds = "EverySeconds", at = "At", keep = "Keep"
             case createdTime = "CreatedTime", lastSuccess = "LastSuccess", lastAttempt = "LastAttempt"
             case nextRun = "NextRun", running = "Running", lastJob = "LastJob", lastBackup = "LastBackup"
-            case lastError = "LastError"
+            case lastError = "LastError", verifyEverySeconds = "VerifyEverySeconds", verifySubset = "VerifySubset"
+            case lastVerify = "LastVerify"
         }
     }
 }

@@ -18,7 +18,9 @@ extension BackupCommand {
                     volume's backups there that the --keep rules do not keep (as `convoy backup forget` does) and \
                     frees their blocks. After downtime it runs once, not once per missed slot; a failed run is \
                     tried again after 5 minutes. The newest scheduled snapshot stays as the base of the next \
-                    incremental backup. Docker users give the same as options: -o backup-every=1d \
+                    incremental backup. With --verify-every the run then checks the destination as `backup verify \
+                    --all` does (reading --verify-subset of the blocks) when that long has passed since the last \
+                    check; problems fail the run. Docker users give the same as options: -o backup-every=1d \
                     -o backup-dest=URL -o backup-keep-daily=7 ...
                     """)
             @OptionGroup var client: ClientOptions
@@ -27,13 +29,21 @@ extension BackupCommand {
             @Option(help: "How often: 1d, 6h, 30m... (at least 1m).") var every: String
             @Option(help: "The time of day (HH:MM, UTC) the runs fall on.") var at: String?
             @OptionGroup var retention: RetentionOptions
+            @Option(help: "Check the destination after a run once this long has passed since the last check (7d).")
+            var verifyEvery: String?
+            @Option(help: "The share of blocks the check reads: 2%, 1/10, all (default: none, references only).")
+            var verifySubset: String?
 
             func run() throws {
                 try runClient { () throws(ConvoyError) in
                     let keep = try retention.policy()
-                    let policy = ClientAPI.BackupPolicy(
+                    var policy = ClientAPI.BackupPolicy(
                         volume: volume, destination: dest,
                         everySeconds: try DurationText.seconds(every, option: "--every"), at: at, keep: keep)
+                    policy.verifyEverySeconds = try verifyEvery.map { text throws(ConvoyError) in
+                        try DurationText.seconds(text, option: "--verify-every")
+                    }
+                    policy.verifySubset = verifySubset
                     Output.json(try ConvoyAPIClient(socketPath: client.socket).setPolicy(policy))
                 }
             }

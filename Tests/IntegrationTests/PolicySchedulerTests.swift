@@ -65,7 +65,8 @@ final class PolicySchedulerTests: XCTestCase {
         let file = daemon.root + "/vfs/data/day.txt"
         let rules = RetentionPolicy(daily: 3, weekly: 2)
         let set = try daemon.cli(["backup", "policy", "set", "data", "--dest", destination, "--every", "1d",
-                                  "--at", "01:00", "--keep-daily", "3", "--keep-weekly", "2"])
+                                  "--at", "01:00", "--keep-daily", "3", "--keep-weekly", "2",
+                                  "--verify-every", "7d", "--verify-subset", "all"])
         XCTAssertEqual(set.status, 0, set.stderr)
         XCTAssertEqual(try policy("data")["NextRun"] as? String, "2026-03-02T01:00:00Z")
         Thread.sleep(forTimeInterval: 0.5)
@@ -78,6 +79,8 @@ final class PolicySchedulerTests: XCTestCase {
             let runTime = start.addingTimeInterval(Double(day) * 86_400 + 3_600 + 7)
             try setClock(runTime)
             try waitForRun("data", at: runTime)
+            let checkedOn = start.addingTimeInterval(Double(day - day % 7) * 86_400 + 3_600 + 7)
+            XCTAssertEqual(try policy("data")["LastVerify"] as? String, checkedOn.formatted(.iso8601), "day \(day)")
             model.append(runTime)
             model = rules.apply(to: model.map { (id: $0.formatted(.iso8601), time: $0) }).filter(\.keep).map(\.time)
             let kept = try backups("data")
@@ -95,6 +98,7 @@ final class PolicySchedulerTests: XCTestCase {
         Thread.sleep(forTimeInterval: 1.5)  // seven more ticks: nothing else may start
         let after = try policy("data")
         XCTAssertEqual(after["LastSuccess"] as? String, back.formatted(.iso8601))
+        XCTAssertNil(after["LastError"])
         XCTAssertEqual(after["NextRun"] as? String, "2026-03-29T01:00:00Z")
         model.append(back)
         model = rules.apply(to: model.map { (id: $0.formatted(.iso8601), time: $0) }).filter(\.keep).map(\.time)
@@ -106,6 +110,30 @@ final class PolicySchedulerTests: XCTestCase {
         XCTAssertEqual(try daemon.cli(["create", "copy", "--backup", newest]).status, 0)
         XCTAssertEqual(try String(contentsOfFile: daemon.root + "/vfs/copy/day.txt", encoding: .utf8),
                        "day \(restoredDay)\n")
+
+        // The destination was checked on days 0, 7 and 14 (a week apart) and at the catch-up; damage fails a run.
+        XCTAssertEqual(after["LastVerify"] as? String, back.formatted(.iso8601))
+        let packs = try Command.check("/usr/bin/find", [daemon.directory + "/backups", "-type", "f",
+                                                        "-path", "*/packs/*", "!", "-name", "*.idx"])
+            .split(separator: "\n").map(String.init)
+        XCTAssertFalse(packs.isEmpty)
+        for pack in packs {
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: pack))
+            bytes[bytes.count / 2] ^= 0xff
+            try bytes.write(to: URL(fileURLWithPath: pack))
+        }
+        let damagedRun = back.addingTimeInterval(8 * 86_400)
+        try setClock(damagedRun)
+        let checkDeadline = Date().addingTimeInterval(30)
+        var checked: [String: Any] = [:]
+        while Date() < checkDeadline {
+            checked = try policy("data")
+            let done = checked["LastVerify"] as? String == damagedRun.formatted(.iso8601)
+            if done, checked["Running"] as? Bool == false { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        XCTAssertTrue((checked["LastError"] as? String ?? "").contains("problem(s)"), "\(checked)")
+        XCTAssertEqual(checked["LastSuccess"] as? String, damagedRun.formatted(.iso8601), "the backup was written")
 
         // A volume deleted takes its policy with it.
         XCTAssertEqual(try daemon.cli(["delete", "data"]).status, 0)
@@ -131,7 +159,10 @@ final class PolicySchedulerTests: XCTestCase {
         let tooOften = try daemon.cli(["create", "often", "--opt", "backup-every=10s",
                                        "--opt", "backup-dest=" + destination])
         XCTAssertNotEqual(tooOften.status, 0)
-        for name in ["half", "often"] {
+        let subsetAlone = try daemon.cli(["create", "subset", "--opt", "backup-every=1d", "--opt",
+                                          "backup-dest=" + destination, "--opt", "backup-verify-subset=2%"])
+        XCTAssertTrue(subsetAlone.stderr.contains("verify-subset needs verify-every"), subsetAlone.stderr)
+        for name in ["half", "often", "subset"] {
             XCTAssertNotEqual(try daemon.cli(["inspect", name]).status, 0, "\(name) was made with a bad policy")
         }
         XCTAssertNotEqual(try daemon.cli(["backup", "policy", "set", "nosuch", "--dest", destination,

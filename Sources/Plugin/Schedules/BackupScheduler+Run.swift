@@ -13,12 +13,12 @@ extension BackupScheduler {
         let volume = policy.volume
         var result: [String: String] = [:]
         do throws(ConvoyError) {
-            progress(WorkProgress(phase: "snapshot", itemsTotal: 3))
+            progress(WorkProgress(phase: "snapshot", itemsTotal: 4))
             let snapshotJob = try await parts.snapshots.createSnapshot(volume: volume, snapshot: nil, takenAt: now)
             guard let snapshot = try await jobs.wait(for: snapshotJob.id).result?["Snapshot"] else {
                 throw ConvoyError(.internalFailure, "snapshot job \(snapshotJob.id) named no snapshot")
             }
-            progress(WorkProgress(phase: "backup", itemsDone: 1, itemsTotal: 3))
+            progress(WorkProgress(phase: "backup", itemsDone: 1, itemsTotal: 4))
             let url: String
             do throws(ConvoyError) {
                 let backupJob = try await parts.backups.createBackup(snapshot: snapshot,
@@ -41,8 +41,17 @@ extension BackupScheduler {
             try? store.recordPolicyResult(of: volume, success: nil, error: error.message)
             throw error
         }
-        guard !policy.keep.isEmpty else { return result }
-        progress(WorkProgress(phase: "forget", itemsDone: 2, itemsTotal: 3))
+        try await forget(record, result: &result, parts: parts, progress: progress)
+        try await verify(record, at: now, result: &result, parts: parts, progress: progress)
+        return result
+    }
+
+    /// The volume's backups at the destination forgotten by the policy's rules (none without rules).
+    private nonisolated func forget(_ record: PolicyRecord, result: inout [String: String], parts: Parts,
+                                    progress: @escaping ProgressSink) async throws(ConvoyError) {
+        let (policy, volume) = (record.policy, record.policy.volume)
+        guard !policy.keep.isEmpty else { return }
+        progress(WorkProgress(phase: "forget", itemsDone: 2, itemsTotal: 4))
         do throws(ConvoyError) {
             let forgotten = try await parts.backups.forget(.init(
                 destination: policy.destination, volumeName: volume, policy: policy.keep, dryRun: false))
@@ -54,6 +63,27 @@ extension BackupScheduler {
             try? store.recordPolicyResult(of: volume, success: nil, error: message)
             throw ConvoyError(error.kind, message)
         }
-        return result
+    }
+
+    /// The destination checked (`backup verify --all`) when the policy asks and its interval has passed; problems
+    /// fail the run, with the first of them in its error.
+    private nonisolated func verify(_ record: PolicyRecord, at now: Date, result: inout [String: String],
+                                    parts: Parts, progress: @escaping ProgressSink) async throws(ConvoyError) {
+        let (policy, volume) = (record.policy, record.policy.volume)
+        guard let every = policy.verifyEverySeconds,
+              now.timeIntervalSince(record.lastVerify ?? .distantPast) >= every else { return }
+        progress(WorkProgress(phase: "verify", itemsDone: 3, itemsTotal: 4))
+        let job = try await parts.backups.verifyStore(.init(destination: policy.destination,
+                                                            readDataSubset: policy.verifySubset))
+        let report = try await parts.jobs.wait(for: job.id).result ?? [:]
+        try store.recordPolicyVerify(of: volume, at: now)
+        result["Verified"] = "\(report["Backups"] ?? "?") backups, \(report["BlocksRead"] ?? "?") blocks read"
+        let problems = Int(report["Problems"] ?? "0") ?? 0
+        guard problems == 0 else {
+            let message = "backup \(result["URL"] ?? "") written; the check of \(policy.destination) found "
+                + "\(problems) problem(s), the first: \(report["Problem1"] ?? "?") (job \(job.id) lists them)"
+            try? store.recordPolicyResult(of: volume, success: nil, error: message)
+            throw ConvoyError(.driverFailure, message)
+        }
     }
 }

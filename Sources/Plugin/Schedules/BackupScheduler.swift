@@ -1,3 +1,4 @@
+import Backupstore
 import ConvoyCore
 import Foundation
 import Logging
@@ -70,6 +71,15 @@ public actor BackupScheduler {
         var policy = ClientAPI.BackupPolicy(volume: requested.volume, destination: requested.destination,
                                             everySeconds: requested.everySeconds, at: requested.at,
                                             keep: requested.keep)
+        policy.verifyEverySeconds = requested.verifyEverySeconds
+        policy.verifySubset = requested.verifySubset
+        if let every = policy.verifyEverySeconds, every < BackupSchedule.shortest || !every.isFinite {
+            throw .invalid("verify-every: a check of the destination runs at most once a minute (1m or more)")
+        }
+        if let subset = policy.verifySubset {
+            guard policy.verifyEverySeconds != nil else { throw .invalid("verify-subset needs verify-every") }
+            _ = try StoreVerifier.Subset.parse(subset)
+        }
         try ObjectName.validate(policy.volume)
         // No rule at all: every backup is kept (no forget runs), where a forget by hand would refuse it.
         if !policy.keep.isEmpty { try policy.keep.validate() }
@@ -103,6 +113,7 @@ public actor BackupScheduler {
         policy.createdTime = time(record.createdAt)
         policy.lastSuccess = time(record.lastSuccess)
         policy.lastAttempt = time(record.lastAttempt)
+        policy.lastVerify = time(record.lastVerify)
         policy.running = running.contains(policy.volume)
         if let schedule = try? record.schedule {
             policy.nextRun = time(schedule.next(lastSuccess: record.lastSuccess, lastAttempt: record.lastAttempt,

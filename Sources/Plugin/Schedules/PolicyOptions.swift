@@ -5,7 +5,8 @@ import ConvoyCore
 enum PolicyOptions {
     static let keys: Set<String> = ["backup-every", "backup-dest", "backup-at", "backup-keep-last",
                                     "backup-keep-hourly", "backup-keep-daily", "backup-keep-weekly",
-                                    "backup-keep-monthly", "backup-keep-yearly", "backup-keep-within"]
+                                    "backup-keep-monthly", "backup-keep-yearly", "backup-keep-within",
+                                    "backup-verify-every", "backup-verify-subset"]
 
     /// Removes the policy's options from `options` and returns the policy they make for `volume`; nil when they
     /// hold none. Partial policies are refused: a schedule needs both `backup-every` and `backup-dest`.
@@ -30,8 +31,13 @@ enum PolicyOptions {
             within: try given["backup-keep-within"].map { text throws(ConvoyError) in
                 try DurationText.seconds(text, option: "backup-keep-within")
             })
-        return ClientAPI.BackupPolicy(volume: volume, destination: destination,
-                                      everySeconds: try DurationText.seconds(every, option: "backup-every"),
-                                      at: given["backup-at"], keep: keep)
+        var policy = ClientAPI.BackupPolicy(volume: volume, destination: destination,
+                                            everySeconds: try DurationText.seconds(every, option: "backup-every"),
+                                            at: given["backup-at"], keep: keep)
+        policy.verifyEverySeconds = try given["backup-verify-every"].map { text throws(ConvoyError) in
+            try DurationText.seconds(text, option: "backup-verify-every")
+        }
+        policy.verifySubset = given["backup-verify-subset"]
+        return policy
     }
 }

@@ -11,6 +11,7 @@ public struct PolicyRecord: Sendable, Equatable {
     public var lastSuccess: Date?
     public var lastAttempt: Date?
     public var lastSnapshot: String?
+    public var lastVerify: Date?
 
     public var schedule: BackupSchedule {
         get throws(ConvoyError) { try BackupSchedule(every: policy.everySeconds, at: policy.at, createdAt: createdAt) }
@@ -40,12 +41,14 @@ extension StateStore {
         let keep = String(decoding: (try? JSONEncoder().encode(policy.keep)) ?? Data("{}".utf8), as: UTF8.self)
         try write("record the backup policy of volume \(policy.volume)") { db in
             try db.execute(sql: """
-                INSERT INTO backup_policy (volume, destination, every_seconds, at, keep, created_at)
-                VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO backup_policy (volume, destination, every_seconds, at, keep, created_at, verify_every,
+                                           verify_subset)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(volume) DO UPDATE SET destination = excluded.destination,
-                    every_seconds = excluded.every_seconds, at = excluded.at, keep = excluded.keep
+                    every_seconds = excluded.every_seconds, at = excluded.at, keep = excluded.keep,
+                    verify_every = excluded.verify_every, verify_subset = excluded.verify_subset
                 """, arguments: [policy.volume, policy.destination, policy.everySeconds, policy.at, keep,
-                                 createdAt.timeIntervalSince1970])
+                                 createdAt.timeIntervalSince1970, policy.verifyEverySeconds, policy.verifySubset])
         }
     }
 
@@ -94,6 +97,14 @@ extension StateStore {
         }
     }
 
+    /// A check of the destination ended (whatever it found: the problems are the run's error).
+    public func recordPolicyVerify(of volume: String, at date: Date) throws(ConvoyError) {
+        try write("record a backup policy check of volume \(volume)") { db in
+            try db.execute(sql: "UPDATE backup_policy SET last_verify = ? WHERE volume = ?",
+                           arguments: [date.timeIntervalSince1970, volume])
+        }
+    }
+
     private static func policyRecord(_ row: Row) -> PolicyRecord {
         let keepText: String = row["keep"]
         var policy = ClientAPI.BackupPolicy(
@@ -103,11 +114,13 @@ extension StateStore {
         policy.lastJob = row["last_job"]
         policy.lastBackup = row["last_backup"]
         policy.lastError = row["last_error"]
+        policy.verifyEverySeconds = row["verify_every"]
+        policy.verifySubset = row["verify_subset"]
         let date = { (column: String) -> Date? in
             (row[column] as Double?).map { Date(timeIntervalSince1970: $0) }
         }
         return PolicyRecord(policy: policy, createdAt: date("created_at") ?? Date(timeIntervalSince1970: 0),
                             lastSuccess: date("last_success"), lastAttempt: date("last_attempt"),
-                            lastSnapshot: row["last_snapshot"])
+                            lastSnapshot: row["last_snapshot"], lastVerify: date("last_verify"))
     }
 }

@@ -108,6 +108,13 @@ public final class StateStore: Sendable {
         migrator.registerMigration("v6: backup policies") { db in
             try db.execute(sql: Self.backupPolicyTable)
         }
+        migrator.registerMigration("v7: backup policies verify their destination") { db in
+            try db.execute(sql: """
+                ALTER TABLE backup_policy ADD COLUMN verify_every REAL;
+                ALTER TABLE backup_policy ADD COLUMN verify_subset TEXT;
+                ALTER TABLE backup_policy ADD COLUMN last_verify REAL;
+                """)
+        }
         return migrator
     }
 
