@@ -37,16 +37,14 @@ extension CSIController {
     private func publish(_ request: Csi_V1_ControllerPublishVolumeRequest) async throws -> [String: String] {
         let (id, node) = (request.volumeID, request.nodeID)
         guard let record = try? volumes.get(id) else {
-            for driver in attachingDrivers {
+            // Another node's volume that needs no attaching: the CO passes on what CreateVolume said of it.
+            let named = request.volumeContext["driver"].flatMap { volumes.drivers[$0] }
+            if let named, !(named is any AttachingDriver) { return [:] }
+            for driver in attachingDrivers where named == nil || driver.name == named?.name {
                 let attached = try await CSIErrors.mapping { () throws(ConvoyError) in
                     try await driver.attach(id, driverInfo: nil, toHost: node)
                 }
                 if let attached { return attached }
-            }
-            // Another node's volume that needs no attaching: the CO passes on what CreateVolume said of it.
-            if let driver = request.volumeContext["driver"], let known = volumes.drivers[driver],
-               !(known is any AttachingDriver) {
-                return [:]
             }
             throw RPCError(code: .notFound, message: "no volume with id '\(id)'")
         }
