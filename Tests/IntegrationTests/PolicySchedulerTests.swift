@@ -191,4 +191,40 @@ final class PolicySchedulerTests: XCTestCase {
         let listed = try daemon.cli(["backup", "policy", "list"]).stdout
         XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [Any])?.count, 0, listed)
     }
+
+    /// The daemon killed in the middle of a run's backup: restarted, the policy shows the attempt, tries again five
+    /// minutes later, and the successful run removes the snapshot the killed one left.
+    func testARunKilledPartWayIsTriedAgainAndLeavesNoSnapshotBehind() throws {
+        XCTAssertEqual(try daemon.cli(["create", "data"]).status, 0)
+        try TreeFixture.write(daemon.root + "/vfs/data/file", TreeFixture.randomBytes(200_000, seed: 99))
+        XCTAssertEqual(try daemon.cli(["backup", "policy", "set", "data", "--dest", destination,
+                                       "--every", "1h"]).status, 0)
+        XCTAssertEqual(daemon.stop(), 0)
+        daemon.environment["CONVOY_FAILPOINT"] = "backup-blocks-copied"
+        try daemon.start()
+        let killedRun = start.addingTimeInterval(3_600 + 1)
+        try setClock(killedRun)
+        let deadline = Date().addingTimeInterval(30)
+        while daemon.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        XCTAssertFalse(daemon.isRunning, "the failpoint did not kill the daemon")
+        daemon.crash()
+
+        daemon.environment["CONVOY_FAILPOINT"] = nil
+        try daemon.start()
+        let shown = try policy("data")
+        XCTAssertEqual(shown["LastAttempt"] as? String, killedRun.formatted(.iso8601))
+        XCTAssertNil(shown["LastSuccess"])
+        XCTAssertEqual(shown["NextRun"] as? String, killedRun.addingTimeInterval(300).formatted(.iso8601))
+        let left = try daemon.cli(["snapshot", "list", "data", "--format", "table"]).stdout
+        XCTAssertEqual(left.split(separator: "\n").count, 2, "the killed run left no snapshot: \(left)")
+
+        let retry = killedRun.addingTimeInterval(301)
+        try setClock(retry)
+        try waitForRun("data", at: retry)
+        let snapshots = try daemon.cli(["snapshot", "list", "data", "--format", "table"]).stdout
+        XCTAssertEqual(snapshots.split(separator: "\n").count, 2, "not one snapshot after the retry: \(snapshots)")
+        XCTAssertFalse(snapshots.contains(String(left.split(separator: "\n").last?.split(separator: " ").first ?? "")),
+                       "the killed run's snapshot is still there")
+        XCTAssertEqual(try backups("data").count, 1)
+    }
 }

@@ -5,8 +5,11 @@ import Foundation
 /// One run of a policy: a snapshot stamped with the scheduler's time, its backup to the destination, the
 /// previous run's snapshot deleted (the new one is the base of the next incremental backup), then the volume's
 /// backups there forgotten by the policy's rules and the store collected. A failed backup leaves no snapshot
-/// behind; a failure after the backup was written still counts the backup as made, and says what failed.
+/// behind; a failure after the backup was written still counts the backup as made, and says what failed. The
+/// snapshots are named `scheduled-<16 hex>`, so a run that succeeds also deletes what a run killed part way left.
 extension BackupScheduler {
+    static let snapshotPrefix = "scheduled"
+
     nonisolated func run(_ record: PolicyRecord, at now: Date, parts: Parts,
                          progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String] {
         let (policy, jobs) = (record.policy, parts.jobs)
@@ -14,7 +17,8 @@ extension BackupScheduler {
         var result: [String: String] = [:]
         do throws(ConvoyError) {
             progress(WorkProgress(phase: "snapshot", itemsTotal: 4))
-            let snapshotJob = try await parts.snapshots.createSnapshot(volume: volume, snapshot: nil, takenAt: now)
+            let snapshotJob = try await parts.snapshots.createSnapshot(
+                volume: volume, snapshot: ObjectName.generate(prefix: Self.snapshotPrefix), takenAt: now)
             guard let snapshot = try await jobs.wait(for: snapshotJob.id).result?["Snapshot"] else {
                 throw ConvoyError(.internalFailure, "snapshot job \(snapshotJob.id) named no snapshot")
             }
@@ -31,9 +35,10 @@ extension BackupScheduler {
                 try? await parts.catalog.delete(snapshot)
                 throw error
             }
-            if let previous = record.lastSnapshot, previous != snapshot,
-               (try? parts.catalog.snapshot(previous)) != nil {
-                try await parts.catalog.delete(previous)
+            // The previous run's snapshot, and any a killed run left: the new one is the next run's base.
+            for old in try parts.catalog.snapshots(volume: volume)
+            where old.name != snapshot && old.name.hasPrefix(Self.snapshotPrefix + "-") {
+                try await parts.catalog.delete(old.name)
             }
             try store.recordPolicyResult(of: volume, success: (now, url, snapshot), error: nil)
             result = ["Snapshot": snapshot, "URL": url]
