@@ -187,7 +187,22 @@ final class PolicySchedulerTests: XCTestCase {
         let snapshots = try daemon.cli(["snapshot", "list", "opts", "--format", "table"]).stdout
         XCTAssertEqual(snapshots.split(separator: "\n").count, 1, "a failed run left a snapshot: \(snapshots)")
 
+        // From Docker, only a destination this daemon already writes to: a Docker user must not start a store
+        // anywhere on the host.
+        let elsewhere = "vfs://" + daemon.directory + "/elsewhere"
+        let refused = try daemon.pluginErr("VolumeDriver.Create", #"{"Name":"dk","Opts":{"backup-every":"1d","#
+                                           + #""backup-dest":"\#(elsewhere)"}}"#)
+        XCTAssertTrue(refused.contains("a policy set from Docker may only name a destination"), refused)
+        XCTAssertNotEqual(try daemon.cli(["inspect", "dk"]).status, 0, "the volume was made with a refused policy")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.directory + "/elsewhere"))
+        XCTAssertEqual(try daemon.cli(["snapshot", "create", "opts", "--name", "first"]).status, 0)
+        XCTAssertEqual(try daemon.cli(["backup", "create", "first", "--dest", destination]).status, 0)
+        try daemon.pluginOK("VolumeDriver.Create", ["Name": "dk", "Opts": ["backup-every": "1d",
+                                                                           "backup-dest": destination]])
+        XCTAssertEqual(try policy("dk")["Dest"] as? String, destination)
+
         XCTAssertEqual(try daemon.cli(["backup", "policy", "delete", "opts"]).status, 0)
+        XCTAssertEqual(try daemon.cli(["backup", "policy", "delete", "dk"]).status, 0)
         let listed = try daemon.cli(["backup", "policy", "list"]).stdout
         XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [Any])?.count, 0, listed)
     }

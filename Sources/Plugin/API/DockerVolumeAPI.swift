@@ -67,7 +67,7 @@ struct DockerVolumeAPI {
             // A backup policy given with the volume (backup-every, backup-dest, backup-keep-*): checked first, set
             // once the volume exists.
             let policy = try await PolicyOptions.take(from: &options, volume: name).asyncMap {
-                policy throws(ConvoyError) in try await services.scheduler.validated(policy)
+                policy throws(ConvoyError) in try await services.scheduler.validated(policy, fromDocker: true)
             }
             let lazyFlag = options.removeValue(forKey: "lazy")
             if let backup = options.removeValue(forKey: "backup") {

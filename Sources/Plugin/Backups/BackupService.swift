@@ -30,9 +30,13 @@ public struct BackupService: Sendable {
 
     /// Refuses a destination that is not a store URL (or a driver's own, `ebs://`) before a policy keeps it; the
     /// allow-list (`--backup-destinations`) is applied when a backup is written there, as for `backup create`.
-    public func checkDestination(_ destination: String) throws(ConvoyError) -> String {
+    /// `known`: only a destination this daemon has written to or lists (a policy from Docker's create options:
+    /// a Docker user must not make the daemon start a store anywhere on the host or in any bucket).
+    public func checkDestination(_ destination: String, known: Bool = false) throws(ConvoyError) -> String {
         if try nativeDriver(for: destination) != nil { return destination }
-        return try StoreLocation.parse(destination).url
+        let location = try StoreLocation.parse(destination)
+        if known { _ = try stores.destinations.admit(location, for: .existingBackups) }
+        return location.url
     }
 
     /// `backupID`: the id the backup gets in a backup store (generated when nil), so a caller can name its URL

@@ -66,8 +66,10 @@ public actor BackupScheduler {
         return try inspect(policy.volume)
     }
 
-    /// The policy's settings checked (volume name, schedule, rules, destination) and nothing else kept.
-    public func validated(_ requested: ClientAPI.BackupPolicy) throws(ConvoyError) -> ClientAPI.BackupPolicy {
+    /// The policy's settings checked (volume name, schedule, rules, destination) and nothing else kept. From
+    /// Docker (`fromDocker`) the destination must be one this daemon already uses (`BackupDestinations`).
+    public func validated(_ requested: ClientAPI.BackupPolicy,
+                          fromDocker: Bool = false) throws(ConvoyError) -> ClientAPI.BackupPolicy {
         var policy = ClientAPI.BackupPolicy(volume: requested.volume, destination: requested.destination,
                                             everySeconds: requested.everySeconds, at: requested.at,
                                             keep: requested.keep)
@@ -84,7 +86,12 @@ public actor BackupScheduler {
         // No rule at all: every backup is kept (no forget runs), where a forget by hand would refuse it.
         if !policy.keep.isEmpty { try policy.keep.validate() }
         _ = try BackupSchedule(every: policy.everySeconds, at: policy.at, createdAt: clock.now())
-        policy.destination = try connected().backups.checkDestination(policy.destination)
+        do throws(ConvoyError) {
+            policy.destination = try connected().backups.checkDestination(policy.destination, known: fromDocker)
+        } catch {
+            throw ConvoyError(error.kind, (fromDocker ? "backup-dest (a policy set from Docker may only name a "
+                + "destination this daemon has written to or lists): " : "") + error.message)
+        }
         return policy
     }
 
