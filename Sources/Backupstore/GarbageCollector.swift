@@ -98,7 +98,8 @@ public struct GarbageCollector: Sendable {
             let before = contents.packs.values.reduce(into: loose) { all, entries in
                 all.formUnion(entries.map(\.hash))
             }
-            result.blocksDeleted = before.subtracting(referenced).count - result.deadBlocksKept
+            // A block both loose and in a kept pack counts once in `before`, twice in what was kept.
+            result.blocksDeleted = max(0, before.subtracting(referenced).count - result.deadBlocksKept)
             result.blocksKept = before.count - result.blocksDeleted
             return result
         }

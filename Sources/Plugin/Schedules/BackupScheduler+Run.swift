@@ -40,7 +40,7 @@ extension BackupScheduler {
             where old.name != snapshot && old.name.hasPrefix(Self.snapshotPrefix + "-") {
                 try await parts.catalog.delete(old.name)
             }
-            try store.recordPolicyResult(of: volume, success: (now, url, snapshot), error: nil)
+            try store.recordPolicyResult(of: volume, success: (now, url), error: nil)
             result = ["Snapshot": snapshot, "URL": url]
         } catch {
             try? store.recordPolicyResult(of: volume, success: nil, error: error.message)

@@ -2,15 +2,13 @@ import ConvoyCore
 import Foundation
 import GRDB
 
-/// Backup policies (`BackupScheduler`): one per volume, with what its runs did. `last_snapshot` is the scheduled
-/// snapshot kept as the base of the next incremental backup (a thin snapshot's changed blocks are counted from
-/// it); the one before it is deleted once a newer backup is written.
+/// Backup policies (`BackupScheduler`): one per volume, with what its runs did. (Column `last_snapshot`, from
+/// migration v6, is no longer written: a run finds its scheduled snapshots by their `scheduled-` names.)
 public struct PolicyRecord: Sendable, Equatable {
     public var policy: ClientAPI.BackupPolicy
     public var createdAt: Date
     public var lastSuccess: Date?
     public var lastAttempt: Date?
-    public var lastSnapshot: String?
     public var lastVerify: Date?
 
     public var schedule: BackupSchedule {
@@ -81,14 +79,14 @@ extension StateStore {
     }
 
     /// A run ended: a success moves the schedule on and keeps its snapshot as the next base; a failure says why.
-    public func recordPolicyResult(of volume: String, success: (at: Date, backup: String, snapshot: String)?,
+    public func recordPolicyResult(of volume: String, success: (at: Date, backup: String)?,
                                    error: String?) throws(ConvoyError) {
         try write("record a backup policy result of volume \(volume)") { db in
             if let success {
                 try db.execute(sql: """
-                    UPDATE backup_policy SET last_success = ?, last_backup = ?, last_snapshot = ?, last_error = ?
+                    UPDATE backup_policy SET last_success = ?, last_backup = ?, last_error = ?
                     WHERE volume = ?
-                    """, arguments: [success.at.timeIntervalSince1970, success.backup, success.snapshot, error,
+                    """, arguments: [success.at.timeIntervalSince1970, success.backup, error,
                                      volume])
             } else {
                 try db.execute(sql: "UPDATE backup_policy SET last_error = ? WHERE volume = ?",
@@ -121,6 +119,6 @@ extension StateStore {
         }
         return PolicyRecord(policy: policy, createdAt: date("created_at") ?? Date(timeIntervalSince1970: 0),
                             lastSuccess: date("last_success"), lastAttempt: date("last_attempt"),
-                            lastSnapshot: row["last_snapshot"], lastVerify: date("last_verify"))
+                            lastVerify: date("last_verify"))
     }
 }
