@@ -68,6 +68,8 @@ let package = Package(
         .target(name: "Backupstore", dependencies: [
             "ConvoyCore", "CZstd", "CXXHash", "CZlib", "CLinux", "AWS",
             .product(name: "Crypto", package: "swift-crypto"),
+            // scrypt, to derive the key that wraps an encrypted store's master key from a passphrase.
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         // A small blocking HTTP/1.1 client over UNIX sockets, used by the CLI, the tests and the benchmark.
         .target(name: "ConvoyClient", dependencies: ["ConvoyCore"]),

@@ -16,7 +16,9 @@ final class BlockSource: Sendable {
          log: @escaping @Sendable (String) -> Void) throws(ConvoyError) {
         self.repository = repository
         self.diskCache = try diskCacheDirectory.map { directory throws(ConvoyError) in
-            BackupRepository(store: try FileObjectStore(root: directory), packsSmallBlocks: false)
+            // Sealed like its store when that is encrypted: what a mount fetched stays encrypted on disk.
+            BackupRepository(store: try FileObjectStore(root: directory), packsSmallBlocks: false,
+                             cipher: repository.cipher)
         }
         self.fetchDelay = fetchDelay
         self.log = log
@@ -43,7 +45,8 @@ final class BlockSource: Sendable {
                 return .success(plain)
             }
             let encoded = try await repository.encodedBlock(hash)
-            let plain = try BlockCodec.decode(encoded, expectedHash: hash, checksum: checksum)
+            let plain = try BlockCodec.decode(encoded, expectedHash: hash, checksum: checksum,
+                                              cipher: repository.cipher)
             fetched.add(UInt64(plain.count), ordering: .relaxed)
             do throws(ConvoyError) { try await diskCache.putBlockNow(hash: hash, encoded: encoded) } catch {
                 log("cannot keep block \(hash) in the disk cache: \(error.message)")
@@ -62,7 +65,7 @@ final class BlockSource: Sendable {
         }
         if try await diskCache.hasBlock(hash) { return false }
         let encoded = try await repository.encodedBlock(hash)
-        let plain = try BlockCodec.decode(encoded, expectedHash: hash, checksum: checksum)
+        let plain = try BlockCodec.decode(encoded, expectedHash: hash, checksum: checksum, cipher: repository.cipher)
         fetched.add(UInt64(plain.count), ordering: .relaxed)
         try await diskCache.putBlockNow(hash: hash, encoded: encoded)
         return true

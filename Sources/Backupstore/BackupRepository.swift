@@ -10,6 +10,10 @@ import Foundation
 ///     convoy-backupstore/volumes/<vol>/volume.json         per-volume record (sealed)
 ///     convoy-backupstore/volumes/<vol>/backups/<id>        manifests (sealed)
 ///     convoy-backupstore/leases/<id>.json                  leases for backups and GC (StoreLease)
+///     convoy-backupstore/keys/<id>.json                    an encrypted store's wrapped master keys (StoreKeys)
+///
+/// In an encrypted store (format version 3) blocks are sealed one by one and named by a keyed hash, and every other
+/// object but the format file and the keys is sealed whole (`StoreCipher`, `EncryptedObjectStore`).
 ///
 /// Volume paths always end in `/` when listed, so `vol1` never matches `vol10`.
 public struct BackupRepository: Sendable {
@@ -17,9 +21,15 @@ public struct BackupRepository: Sendable {
     /// Version 2 added packs. A version 1 store is a version 2 store without packs, so writing to one upgrades
     /// its format file (and older convoy then refuses it instead of missing packed blocks).
     public static let formatVersion = 2
+    /// Version 3: an encrypted store. Older convoy refuses it ("upgrade convoy") instead of misreading it.
+    public static let encryptedFormatVersion = 3
+    static let encryptionName = "aes-256-gcm; block ids hmac-sha256; keys scrypt"
     static let root = "convoy-backupstore/"
 
+    /// The store as this repository reads it: for an encrypted store, a view that seals and opens its objects.
     public let store: any ObjectStore
+    /// An encrypted store's keys; nil for a plain store.
+    public let cipher: StoreCipher?
     /// The host writing through this repository (the daemon's host id), recorded in the volume records and leases
     /// it writes; nil where no daemon writes (tests, a mount's disk cache).
     public let hostID: String?
@@ -28,8 +38,10 @@ public struct BackupRepository: Sendable {
 
     /// `packsSmallBlocks` false: the store never holds packs (a backup mount's disk cache), so no pack index is
     /// ever listed.
-    public init(store: any ObjectStore, packsSmallBlocks: Bool = true, hostID: String? = nil) {
-        self.store = store
+    public init(store: any ObjectStore, packsSmallBlocks: Bool = true, hostID: String? = nil,
+                cipher: StoreCipher? = nil) {
+        self.store = cipher.map { EncryptedObjectStore(base: store, cipher: $0) } ?? store
+        self.cipher = cipher
         self.hostID = hostID
         packs = PackDirectory(enabled: packsSmallBlocks)
     }
@@ -37,26 +49,60 @@ public struct BackupRepository: Sendable {
     struct FormatFile: Codable {
         var format: String
         var version: Int
+        /// What seals an encrypted store (version 3); nil for a plain one.
+        var encryption: String?
     }
 
-    /// Writes the format file of a new store, or checks that an existing store is one this version can read.
+    static let formatKey = root + "format.json"
+
+    /// Writes the format file of a new store, or checks that an existing store is one this version can read, and
+    /// that this repository has the keys it needs (an encrypted store) or none (a plain one).
     public func prepare() async throws(ConvoyError) {
-        let key = Self.root + "format.json"
-        if try await store.exists(key) {
-            let bytes = try await store.get(key)
-            guard let format = try? JSONDecoder().decode(FormatFile.self, from: Data(bytes)),
-                  format.format == Self.formatName else {
-                throw ConvoyError(.conflict, "\(store.location) holds something that is not a convoy backup store")
+        let wanted = cipher == nil ? Self.formatVersion : Self.encryptedFormatVersion
+        if let format = try await Self.format(of: store) {
+            if format.encryption != nil, cipher == nil { throw Self.needsKey(store.location) }
+            if format.encryption == nil, cipher != nil {
+                throw ConvoyError(.conflict, "\(store.location) is not an encrypted store")
             }
-            guard format.version <= Self.formatVersion else {
-                throw ConvoyError(.conflict, "\(store.location) is a version \(format.version) store; "
-                    + "this convoy reads up to version \(Self.formatVersion): upgrade convoy")
-            }
-            if format.version == Self.formatVersion { return }
+            if format.version == wanted { return }
+        } else if cipher != nil {
+            throw ConvoyError(.notFound, "\(store.location) has no format file: create it with `convoy backup init`")
         }
-        let data = (try? JSONEncoder().encode(FormatFile(format: Self.formatName, version: Self.formatVersion)))
-            ?? Data()
-        try await store.put(key, Array(data))
+        try await Self.writeFormat(FormatFile(format: Self.formatName, version: wanted,
+                                              encryption: cipher == nil ? nil : Self.encryptionName), to: store)
+    }
+
+    static func writeFormat(_ format: FormatFile, to store: any ObjectStore) async throws(ConvoyError) {
+        let data = (try? JSONEncoder().encode(format)) ?? Data()
+        try await store.put(formatKey, Array(data))
+    }
+
+    /// The store's format file, checked to be one this convoy reads; nil when there is none (a new store).
+    static func format(of store: any ObjectStore) async throws(ConvoyError) -> FormatFile? {
+        let bytes: [UInt8]
+        do { bytes = try await store.get(formatKey) } catch where error.kind == .notFound { return nil }
+        guard let format = try? JSONDecoder().decode(FormatFile.self, from: Data(bytes)),
+              format.format == Self.formatName else {
+            throw ConvoyError(.conflict, "\(store.location) holds something that is not a convoy backup store")
+        }
+        // Version 3 is an encrypted store's, and only it; an encryption this convoy does not know is refused.
+        let known = format.version == Self.encryptedFormatVersion
+            ? format.encryption == Self.encryptionName : format.encryption == nil
+        guard format.version <= Self.encryptedFormatVersion else {
+            throw ConvoyError(.conflict, "\(store.location) is a version \(format.version) store; "
+                + "this convoy reads up to version \(Self.encryptedFormatVersion): upgrade convoy")
+        }
+        guard known else {
+            throw ConvoyError(.conflict, "\(store.location) is a version \(format.version) store encrypted as "
+                + "'\(format.encryption ?? "(not said)")', which this convoy does not know: upgrade convoy")
+        }
+        return format
+    }
+
+    /// Refuses what deletes in an append-only destination before it starts (a collection would otherwise leave
+    /// its lease behind, holding off backups until it expires).
+    public func refuseIfAppendOnly() throws(ConvoyError) {
+        if let reason = store.appendOnlyReason { throw ConvoyError(.invalidArgument, reason) }
     }
 
     // MARK: Keys
@@ -128,21 +174,22 @@ public struct BackupRepository: Sendable {
     /// Stores a block at once as an object of its own, outside any backup: for a local cache of verified blocks,
     /// which has no manifest to make deferred puts durable.
     public func putBlockNow(hash: String, encoded: [UInt8]) async throws(ConvoyError) {
-        try await store.put(Self.blockKey(hash), encoded)
+        let stored = cipher == nil ? encoded : try sealed(hash, ObjectBytes(encoded)).withUnsafeBytes { Array($0) }
+        try await store.put(Self.blockKey(hash), stored)
     }
 
     /// The stored (encoded) object of a block, unverified: for copying between stores, where the receiver checks.
     public func encodedBlock(_ hash: String) async throws(ConvoyError) -> [UInt8] {
-        try await readEncoded(hash, count: \.count) { key throws(ConvoyError) in
+        try unsealed(hash, try await readEncoded(hash, count: \.count) { key throws(ConvoyError) in
             try await store.get(key)
         } range: { key, offset, length throws(ConvoyError) in
             try await store.getRange(key, offset: offset, length: length)
-        }
+        })
     }
 
     /// A block's plain content, verified (against `checksum` when the manifest recorded one, else its name).
     public func block(_ hash: String, checksum: BlockChecksum? = nil) async throws(ConvoyError) -> [UInt8] {
-        try BlockCodec.decode(try await encodedBlock(hash), expectedHash: hash, checksum: checksum)
+        try BlockCodec.decode(try await encodedBlock(hash), expectedHash: hash, checksum: checksum, cipher: cipher)
     }
 
     /// A block's plain content, verified, for a reader that will not ask the store for it again (a restore, a
@@ -150,15 +197,19 @@ public struct BackupRepository: Sendable {
     /// buffer it was read into. Checked against `checksum` when the manifest recorded one, else against the name.
     public func plainBlockReadOnce(_ hash: String,
                                    checksum: BlockChecksum? = nil) async throws(ConvoyError) -> PlainBlock {
-        try BlockCodec.decodeInPlace(try await encodedBlockReadOnce(hash), expectedHash: hash, checksum: checksum)
+        try BlockCodec.decodeInPlace(try await encodedBlockReadOnce(hash), expectedHash: hash, checksum: checksum,
+                                     cipher: cipher)
     }
 
     func encodedBlockReadOnce(_ hash: String) async throws(ConvoyError) -> ObjectBytes {
-        try await readEncoded(hash, count: \.count) { key throws(ConvoyError) in
+        let stored = try await readEncoded(hash, count: \.count) { key throws(ConvoyError) in
             try await store.getOnce(key)
         } range: { key, offset, length throws(ConvoyError) in
             try await store.getOnceRange(key, offset: offset, length: length)
         }
+        guard let cipher else { return stored }
+        return ObjectBytes(try cipher.openData(stored, context: "block:" + hash,
+                                               what: "block \(hash) of \(store.location)"))
     }
 
     /// Reads block `hash` where it is: a range of its pack, or an object of its own. When it is in neither place
@@ -247,6 +298,7 @@ public struct BackupRepository: Sendable {
     }
 
     public func deleteManifest(volume: String, backup: String) async throws(ConvoyError) {
+        try refuseIfAppendOnly()
         try await store.delete([Self.manifestKey(volume: volume, backup: backup)])
     }
 

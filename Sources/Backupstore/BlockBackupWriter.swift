@@ -96,7 +96,7 @@ public struct BlockBackupWriter: Sendable {
                             throw ConvoyError(.driverFailure, "short read of \(device) at \(block.offset): "
                                 + "\(got) of \(block.length) bytes")
                         }
-                        let hash = bytes.withUnsafeBytes { BlockCodec.hash($0) }
+                        let hash = bytes.withUnsafeBytes { repository.blockID(of: $0) }
                         let checksum = BlockChecksum.of(bytes)
                         var stored: UInt64 = 0
                         if known.claim(hash), !(try await repository.hasBlock(hash)) {

@@ -41,11 +41,11 @@ public enum BlockCodec {
     }
 
     /// The plain content of a stored object, verified against its name.
-    public static func decode(_ object: [UInt8], expectedHash: String,
-                              checksum: BlockChecksum? = nil) throws(ConvoyError) -> [UInt8] {
+    public static func decode(_ object: [UInt8], expectedHash: String, checksum: BlockChecksum? = nil,
+                              cipher: StoreCipher? = nil) throws(ConvoyError) -> [UInt8] {
         let result: Result<[UInt8], ConvoyError> = object.withUnsafeBytes { raw in
             do throws(ConvoyError) {
-                return .success(try decode(raw, expectedHash: expectedHash, checksum: checksum))
+                return .success(try decode(raw, expectedHash: expectedHash, checksum: checksum, cipher: cipher))
             } catch {
                 return .failure(error)
             }
@@ -54,8 +54,10 @@ public enum BlockCodec {
     }
 
     /// `checksum`, when the manifest recorded one, is checked instead of the SHA-256 (see `BlockChecksum`).
+    /// `cipher`: the block's store is encrypted, where ids are keyed hashes.
     public static func decode(_ object: UnsafeRawBufferPointer, expectedHash: String,
-                              checksum: BlockChecksum? = nil) throws(ConvoyError) -> [UInt8] {
+                              checksum: BlockChecksum? = nil,
+                              cipher: StoreCipher? = nil) throws(ConvoyError) -> [UInt8] {
         guard let tag = object.first else {
             throw ConvoyError(.driverFailure, "block \(expectedHash) is empty (corrupt)")
         }
@@ -71,7 +73,7 @@ public enum BlockCodec {
         }
         let verified: Result<Void, ConvoyError> = plain.withUnsafeBytes { bytes in
             do throws(ConvoyError) {
-                try verify(bytes, expectedHash: expectedHash, checksum: checksum)
+                try verify(bytes, expectedHash: expectedHash, checksum: checksum, cipher: cipher)
             } catch {
                 return .failure(error)
             }
@@ -83,7 +85,7 @@ public enum BlockCodec {
 
     /// Throws unless `plain` is block `expectedHash`'s content: its checksum when one is given, else its SHA-256.
     static func verify(_ plain: UnsafeRawBufferPointer, expectedHash: String,
-                       checksum: BlockChecksum?) throws(ConvoyError) {
+                       checksum: BlockChecksum?, cipher: StoreCipher? = nil) throws(ConvoyError) {
         if let checksum {
             let actual = BlockChecksum.of(plain)
             guard actual == checksum else {
@@ -93,7 +95,7 @@ public enum BlockCodec {
             }
             return
         }
-        let actual = hash(plain)
+        let actual = cipher?.blockID(of: plain) ?? hash(plain)
         guard actual == expectedHash else {
             throw ConvoyError(.driverFailure, "block \(expectedHash) is corrupt: its content hashes to \(actual)")
         }

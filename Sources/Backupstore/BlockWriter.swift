@@ -30,15 +30,23 @@ final class BlockWriter: Sendable {
         self.repository = repository
     }
 
+    /// `encoded` as BlockCodec made it: an encrypted store's repository seals it here.
     func put(_ hash: String, _ encoded: [UInt8]) async throws(ConvoyError) {
-        guard isPacked(encoded.count) else {
-            try await repository.store.putDeferred(BackupRepository.blockKey(hash), encoded)
+        guard repository.cipher != nil else { return try await putStored(hash, encoded) }
+        try await put(hash, ObjectBytes(encoded))
+    }
+
+    /// A block as the store holds it already (sealed, in an encrypted store): a collection moving it to a new pack.
+    func putStored(_ hash: String, _ stored: [UInt8]) async throws(ConvoyError) {
+        guard isPacked(stored.count) else {
+            try await repository.store.putDeferred(BackupRepository.blockKey(hash), stored)
             return
         }
-        try await putPacked(hash, ObjectBytes(encoded))
+        try await putPacked(hash, ObjectBytes(stored))
     }
 
     func put(_ hash: String, _ encoded: ObjectBytes) async throws(ConvoyError) {
+        let encoded = try repository.sealed(hash, encoded)
         guard isPacked(encoded.count) else {
             try await repository.store.putDeferred(BackupRepository.blockKey(hash), encoded)
             return

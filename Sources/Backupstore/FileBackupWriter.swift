@@ -255,7 +255,7 @@ public struct FileBackupWriter: Sendable {
     private static func store(_ bytes: [UInt8], slot: Int, in repository: BackupRepository, writer: BlockWriter,
                               known: KnownBlocks, askPerBlock: Bool,
                               counter: ProgressCounter) async -> Result<UploadResult, ConvoyError> {
-        let hash = bytes.withUnsafeBytes { BlockCodec.hash($0) }
+        let hash = bytes.withUnsafeBytes { repository.blockID(of: $0) }
         let checksum = BlockChecksum.of(bytes)
         counter.add(bytes: UInt64(bytes.count))
         guard known.claim(hash) else {

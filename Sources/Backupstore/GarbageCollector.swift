@@ -55,7 +55,8 @@ public struct GarbageCollector: Sendable {
     }
 
     public func collect() async throws(ConvoyError) -> Result {
-        try await StoreLease.holding(.gc, in: repository) { lease throws(ConvoyError) in
+        try repository.refuseIfAppendOnly()
+        return try await StoreLease.holding(.gc, in: repository) { lease throws(ConvoyError) in
             if let other = try await lease.others().first {
                 return Result(deferredBecause: "\(other.kind.rawValue) \(other.id) (on \(other.host)) holds the store",
                               blocksDeleted: 0, blocksKept: 0)
@@ -128,7 +129,8 @@ public struct GarbageCollector: Sendable {
                                       "pack \(id) in \(repository.store.location) is shorter than its index says; "
                                       + "not collecting it (run `convoy backup verify` on the backups that use it)")
                 }
-                try await rewriter.put(entry.hash, Array(pack[entry.offset..<(entry.offset + entry.length)]))
+                // Moved as stored: a sealed block stays sealed under its id, not sealed twice.
+                try await rewriter.putStored(entry.hash, Array(pack[entry.offset..<(entry.offset + entry.length)]))
             }
             rewritten.append(id)
             if let failure = lease.renewalFailure() { return failure }

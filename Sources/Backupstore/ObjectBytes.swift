@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,6 +10,8 @@ public final class ObjectBytes: @unchecked Sendable {
     /// Where the object starts in `memory`: a range read with O_DIRECT reads from an aligned offset before it.
     private let start: Int
     private let array: [UInt8]
+    /// What a decryption returned, kept as it is rather than copied into an array (a block opened for a restore).
+    private let data: Data?
     public let count: Int
 
     public init(_ array: [UInt8]) {
@@ -16,6 +19,15 @@ public final class ObjectBytes: @unchecked Sendable {
         memory = nil
         start = 0
         count = array.count
+        data = nil
+    }
+
+    init(_ data: Data) {
+        self.data = data
+        array = []
+        memory = nil
+        start = 0
+        count = data.count
     }
 
     /// Takes ownership of `memory` (from malloc or posix_memalign), of which `count` bytes from `start` are the object.
@@ -24,6 +36,7 @@ public final class ObjectBytes: @unchecked Sendable {
         self.start = start
         self.count = count
         array = []
+        data = nil
     }
 
     deinit { free(memory) }
@@ -34,6 +47,12 @@ public final class ObjectBytes: @unchecked Sendable {
             // otherwise release it right after its last use, the load of `memory`.
             defer { withExtendedLifetime(self) {} }
             return try body(UnsafeRawBufferPointer(start: memory + start, count: count))
+        }
+        if let data {
+            let result: Result<R, E> = data.withUnsafeBytes { raw in
+                do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
+            }
+            return try result.get()
         }
         let result: Result<R, E> = array.withUnsafeBytes { raw in
             do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }

@@ -35,6 +35,9 @@ public protocol ObjectStore: Sendable {
     /// True when `exists` is a local call (a stat): asking per object beats listing the whole store.
     var existenceChecksAreCheap: Bool { get }
 
+    /// Why nothing may be deleted here, for an append-only destination (`AppendOnlyObjectStore`); nil otherwise.
+    var appendOnlyReason: String? { get }
+
     /// Like `put`, but the object may become visible and durable only at the next `commitDeferred()`: lets a
     /// directory store make thousands of blocks durable with one filesystem sync instead of one each.
     func putDeferred(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError)
@@ -62,6 +65,7 @@ public protocol ObjectStore: Sendable {
 
 extension ObjectStore {
     public var existenceChecksAreCheap: Bool { false }
+    public var appendOnlyReason: String? { nil }
 
     /// Stores whose puts are durable when they return (S3) defer nothing.
     public func putDeferred(_ key: String, _ bytes: [UInt8]) async throws(ConvoyError) { try await put(key, bytes) }

@@ -30,16 +30,17 @@ public struct PlainBlock: Sendable {
 
 extension BlockCodec {
     /// Like `decode`, keeping a raw block in the buffer it was read into.
-    static func decodeInPlace(_ object: ObjectBytes, expectedHash: String,
-                              checksum: BlockChecksum? = nil) throws(ConvoyError) -> PlainBlock {
+    static func decodeInPlace(_ object: ObjectBytes, expectedHash: String, checksum: BlockChecksum? = nil,
+                              cipher: StoreCipher? = nil) throws(ConvoyError) -> PlainBlock {
         let raw = try object.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) throws(ConvoyError) -> Bool in
             guard bytes.first == rawTag else { return false }
-            try verify(UnsafeRawBufferPointer(rebasing: bytes[1...]), expectedHash: expectedHash, checksum: checksum)
+            try verify(UnsafeRawBufferPointer(rebasing: bytes[1...]), expectedHash: expectedHash, checksum: checksum,
+                       cipher: cipher)
             return true
         }
         if raw { return PlainBlock(slicing: object, from: 1) }
         return PlainBlock(try object.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) throws(ConvoyError) in
-            try decode(bytes, expectedHash: expectedHash, checksum: checksum)
+            try decode(bytes, expectedHash: expectedHash, checksum: checksum, cipher: cipher)
         })
     }
 }

@@ -49,16 +49,25 @@ public struct StoreLease: Sendable {
     }
 
     public func renew() async throws(ConvoyError) {
+        try await write(expiresAt: Date().timeIntervalSince1970 + Self.timeToLive)
+    }
+
+    private func write(expiresAt: Double) async throws(ConvoyError) {
         let me = WriterIdentity.current
-        let record = Record(id: id, kind: kind, host: me.host, pid: me.pid,
-                            expiresAt: Date().timeIntervalSince1970 + Self.timeToLive, writer: me,
+        let record = Record(id: id, kind: kind, host: me.host, pid: me.pid, expiresAt: expiresAt, writer: me,
                             hostID: repository.hostID)
         let data = (try? JSONEncoder().encode(record)) ?? Data()
         try await repository.store.put(key, Array(data))
     }
 
+    /// Removes the lease; where nothing may be deleted (append-only), rewrites it as expired, so it holds nobody
+    /// off and the next collection of a trusted host removes it.
     public func release() async {
-        try? await repository.store.delete([key])
+        if repository.store.appendOnlyReason != nil {
+            try? await write(expiresAt: 0)
+        } else {
+            try? await repository.store.delete([key])
+        }
     }
 
     /// Live leases other than this one. Expired leases, and leases of writers that certainly no longer run (a

@@ -84,6 +84,29 @@ public final class ConvoyAPIClient {
         try call("POST", "/v1/backups/verify-store", body: request)
     }
 
+    // MARK: Encrypted stores
+
+    public func initStore(_ request: ClientAPI.StoreKeyRequest) throws(ConvoyError) -> ClientAPI.StoreInfo {
+        try call("POST", "/v1/stores/init", body: request)
+    }
+
+    public func unlockStore(_ request: ClientAPI.StoreKeyRequest) throws(ConvoyError) -> ClientAPI.StoreInfo {
+        try call("POST", "/v1/stores/unlock", body: request)
+    }
+
+    public func addStoreKey(_ request: ClientAPI.StoreKeyRequest) throws(ConvoyError) -> ClientAPI.StoreKey {
+        try call("POST", "/v1/stores/keys", body: request)
+    }
+
+    public func storeKeys(destination: String) throws(ConvoyError) -> [ClientAPI.StoreKey] {
+        try call("GET", "/v1/stores/keys?dest=" + Self.queryEscape(destination))
+    }
+
+    public func removeStoreKey(_ id: String, destination: String) throws(ConvoyError) {
+        let _: [String: String] = try call("DELETE", "/v1/stores/keys/\(try pathSegment(id))?dest="
+                                           + Self.queryEscape(destination))
+    }
+
     // MARK: Backup policies
 
     public func setPolicy(_ policy: ClientAPI.BackupPolicy) throws(ConvoyError) -> ClientAPI.BackupPolicy {

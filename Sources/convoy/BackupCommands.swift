@@ -78,7 +78,7 @@ struct BackupCommand: ParsableCommand {
         commandName: "backup",
         abstract: "Backups in object stores (vfs:///path, s3://bucket@region/path) and as EBS snapshots (ebs://).",
         subcommands: [Create.self, List.self, Inspect.self, Delete.self, Forget.self, Policy.self, Verify.self,
-                      Mount.self, Umount.self, Mounts.self])
+                      Mount.self, Umount.self, Mounts.self, Init.self, Key.self])
 
     struct Mount: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -86,13 +86,14 @@ struct BackupCommand: ParsableCommand {
         @OptionGroup var client: ClientOptions
         @Argument var url: String
         @Argument(help: "An existing empty directory.") var directory: String
+        @OptionGroup var password: StorePassword
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
-                let path = directory.hasPrefix("/")
-                    ? directory
-                    : FileManager.default.currentDirectoryPath + "/" + directory
-                Output.json(try ConvoyAPIClient(socketPath: client.socket).mountBackup(url: url, path: path))
+                let path = StorePassword.absolute(directory)
+                let api = ConvoyAPIClient(socketPath: client.socket)
+                try password.unlock(api, url)
+                Output.json(try api.mountBackup(url: url, path: path))
             }
         }
     }
@@ -135,10 +136,12 @@ struct BackupCommand: ParsableCommand {
         @Argument var snapshot: String
         @Option(help: "Destination: vfs:///path, s3://bucket@region/path, or ebs:// for a snapshot of an ebs volume.")
         var dest: String
+        @OptionGroup var password: StorePassword
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
                 let api = ConvoyAPIClient(socketPath: client.socket)
+                if !dest.hasPrefix("ebs:") { try password.unlock(api, dest) }
                 let done = try JobFollower(api: api, json: job.json)
                     .follow(try api.createBackup(snapshot: snapshot, destination: dest))
                 if !job.json { print(done.result?["URL"] ?? "") }
@@ -151,12 +154,13 @@ struct BackupCommand: ParsableCommand {
         @OptionGroup var client: ClientOptions
         @Argument var dest: String
         @Option(help: "Only this volume's backups.") var volumeName: String?
+        @OptionGroup var password: StorePassword
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
-                Output.backups(try ConvoyAPIClient(socketPath: client.socket).backups(destination: dest,
-                                                                                      volume: volumeName),
-                               format: client.format)
+                let api = ConvoyAPIClient(socketPath: client.socket)
+                if !dest.hasPrefix("ebs:") { try password.unlock(api, dest) }
+                Output.backups(try api.backups(destination: dest, volume: volumeName), format: client.format)
             }
         }
     }
@@ -165,10 +169,13 @@ struct BackupCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a backup.")
         @OptionGroup var client: ClientOptions
         @Argument var url: String
+        @OptionGroup var password: StorePassword
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
-                Output.json(try ConvoyAPIClient(socketPath: client.socket).inspectBackup(url))
+                let api = ConvoyAPIClient(socketPath: client.socket)
+                try password.unlock(api, url)
+                Output.json(try api.inspectBackup(url))
             }
         }
     }
@@ -177,10 +184,13 @@ struct BackupCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a backup and the blocks only it used.")
         @OptionGroup var client: ClientOptions
         @Argument var url: String
+        @OptionGroup var password: StorePassword
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
-                Output.json(try ConvoyAPIClient(socketPath: client.socket).deleteBackup(url))
+                let api = ConvoyAPIClient(socketPath: client.socket)
+                try password.unlock(api, url)
+                Output.json(try api.deleteBackup(url))
             }
         }
     }
@@ -198,11 +208,13 @@ struct BackupCommand: ParsableCommand {
         @Argument(help: "A backup URL, or a destination with --all.") var url: String
         @Flag(help: "Check every backup of the destination URL.") var all = false
         @Option(help: "With --all: read this share of the blocks (5%, 1/10, all).") var readDataSubset: String?
+        @OptionGroup var password: StorePassword
 
         func run() throws {
             var problems = 0
             try runClient { () throws(ConvoyError) in
                 let api = ConvoyAPIClient(socketPath: client.socket)
+                try password.unlock(api, url)
                 guard all || readDataSubset == nil else { throw .invalid("--read-data-subset goes with --all") }
                 let started = all ? try api.verifyStore(.init(destination: url, readDataSubset: readDataSubset))
                     : try api.verifyBackup(url)

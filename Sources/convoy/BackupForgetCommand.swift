@@ -23,12 +23,15 @@ extension BackupCommand {
         @Flag(help: "Say what would be forgotten; delete nothing.") var dryRun = false
         @Flag(help: "Rewrite every pack holding a forgotten block, so none of its data stays in the store.")
         var repackAll = false
+        @OptionGroup var password: StorePassword
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
                 let policy = try keep.policy()
                 try policy.validate()
-                let result = try ConvoyAPIClient(socketPath: client.socket).forget(.init(
+                let api = ConvoyAPIClient(socketPath: client.socket)
+                if !dest.hasPrefix("ebs:") { try password.unlock(api, dest) }
+                let result = try api.forget(.init(
                     destination: dest, volumeName: volumeName, policy: policy, dryRun: dryRun,
                     repackAll: repackAll ? true : nil))
                 Output.forgotten(result, format: client.format)

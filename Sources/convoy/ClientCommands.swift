@@ -23,6 +23,7 @@ struct CreateCommand: ParsableCommand {
     @Flag(help: "With --backup: usable at once, data served from the backup while it is copied in (`convoy hydrate`).")
     var lazy = false
     @OptionGroup var job: JobOptions
+    @OptionGroup var password: StorePassword
 
     func validate() throws {
         if lazy && backup == nil { throw ValidationError("--lazy needs --backup URL") }
@@ -37,6 +38,7 @@ struct CreateCommand: ParsableCommand {
             }
             if let name { try ObjectName.validate(name) }
             let api = ConvoyAPIClient(socketPath: client.socket)
+            if let backup { try password.unlock(api, backup) }
             let request = ClientAPI.CreateVolumeRequest(
                 name: name, driver: driver, size: size, options: options.isEmpty ? nil : options, backup: backup,
                 lazy: lazy ? true : nil)

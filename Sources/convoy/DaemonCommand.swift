@@ -56,6 +56,17 @@ struct DaemonCommand: AsyncParsableCommand {
     var allowAnyBackupDestination = false
 
     @Option(help: ArgumentHelp(
+        "An encrypted store the daemon opens by itself, for scheduled backups and lazy volumes after a restart: "
+            + "URL=FILE, FILE holding its passphrase (repeatable).", valueName: "URL=FILE"))
+    var storePasswordFile: [String] = []
+
+    @Option(help: ArgumentHelp(
+        "A destination this host only adds backups to, never deleting anything there (forget, delete and collect "
+            + "are refused: run them from a trusted host); give the host credentials without delete rights "
+            + "(repeatable).", valueName: "URL"))
+    var appendOnly: [String] = []
+
+    @Option(help: ArgumentHelp(
         "A directory under which `backup mount` may mount backups (repeatable). "
             + "Default: /mnt, /media, /run/convoy/browse and <root>/browse.",
         valueName: "dir"))
@@ -121,6 +132,8 @@ struct DaemonCommand: AsyncParsableCommand {
             configuration.socketGroup = socketGroup
             configuration.backupDestinations = DaemonConfiguration.list(backupDestinations)
             configuration.allowAnyBackupDestination = allowAnyBackupDestination
+            configuration.storePasswordFiles = try StoreKeyring.parse(storePasswordFile)
+            configuration.appendOnlyDestinations = try StoreFactory.canonicalURLs(appendOnly)
             configuration.browseRoots = browseRoot.isEmpty ? nil : browseRoot
             configuration.allowAnyBrowseTarget = allowAnyBrowseTarget
             configuration.hostID = hostID

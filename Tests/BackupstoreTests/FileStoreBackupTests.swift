@@ -12,16 +12,7 @@ final class FileStoreBackupTests: XCTestCase {
     override func setUpWithError() throws {
         scratch = try TreeFixture.temporaryDirectory("fs")
         let store = try FileObjectStore(root: scratch + "/store")
-        suite = BackupSuite(store: store, scratch: scratch) { key, remove in
-            let path = store.root + "/" + key
-            if remove {
-                try FileManager.default.removeItem(atPath: path)
-            } else {
-                var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
-                bytes[bytes.count / 2] ^= 0xff
-                try Data(bytes).write(to: URL(fileURLWithPath: path))
-            }
-        }
+        suite = BackupSuite(store: store, scratch: scratch, damage: BackupSuite.fileDamage(store))
     }
 
     override func tearDown() {

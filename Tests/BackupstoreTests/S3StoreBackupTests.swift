@@ -19,17 +19,8 @@ final class S3StoreBackupTests: XCTestCase {
 
     func suite() async throws -> BackupSuite {
         let made = try await S3TestStore.make()
-        let client = made.client
-        let prefix = made.store.prefix
-        return BackupSuite(store: made.store, scratch: scratch) { key, remove in
-            if remove {
-                try await client.deleteObject(key: prefix + key)
-            } else {
-                var bytes = try await client.getObject(key: prefix + key)
-                bytes[bytes.count / 2] ^= 0xff
-                try await client.putObject(key: prefix + key, bytes: bytes)
-            }
-        }
+        return BackupSuite(store: made.store, scratch: scratch,
+                           damage: BackupSuite.s3Damage(made.client, prefix: made.store.prefix))
     }
 
     func testRoundTripEveryKindOfEntry() async throws { try await suite().roundTripEveryKindOfEntry() }

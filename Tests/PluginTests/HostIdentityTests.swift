@@ -62,7 +62,7 @@ final class HostIdentityTests: XCTestCase {
         let destination = "vfs://" + fixture.root + "/store"
         let done = try await fixture.ended(try await fixture.backups.createBackup(snapshot: "s1",
                                                                                   destination: destination))
-        let repository = try fixture.stores.repository(try StoreLocation.parse(destination))
+        let repository = try await fixture.stores.repository(try StoreLocation.parse(destination))
         let record = try await repository.volumeRecord("src")
         XCTAssertEqual(record?.host, "node-a")
         let inspected = try await fixture.backups.inspectBackup(done.result?["URL"] ?? "")

@@ -38,7 +38,7 @@ extension BackupService {
             for url in forgotten { _ = try await native.deleteBackup(url) }
             return ClientAPI.ForgetResult(backups: entries, dryRun: false, collection: nil)
         }
-        let (_, repository) = try repository(at: request.destination, for: .existingBackups)
+        let (_, repository) = try await repository(at: request.destination, for: .existingBackups)
         for url in forgotten {
             let backup = try BackupURL.parse(url)
             try await repository.deleteManifest(volume: backup.volume, backup: backup.backupID)

@@ -23,9 +23,26 @@ public struct BackupService: Sendable {
 
     /// A destination URL's store, parsed and opened for `use` (refused where this daemon may not use it so).
     func repository(at destination: String, for use: DestinationUse = .existingBackups)
-        throws(ConvoyError) -> (location: StoreLocation, BackupRepository) {
+        async throws(ConvoyError) -> (location: StoreLocation, BackupRepository) {
         let location = try StoreLocation.parse(destination)
-        return (location, try stores.repository(location, for: use))
+        return (location, try await stores.repository(location, for: use))
+    }
+
+    /// Refuses a destination scheduled runs could not open after a restart: an encrypted store whose password file
+    /// the daemon was not given (`--store-password-file URL=FILE`); a key unlocked by a client is lost at a restart.
+    /// `forgets`: the policy has retention rules, which an append-only destination cannot follow.
+    func checkUnattended(_ destination: String, forgets: Bool) async throws(ConvoyError) {
+        guard try nativeDriver(for: destination) == nil else { return }
+        let location = try StoreLocation.parse(destination)
+        if forgets, stores.appendOnly.contains(location.url) {
+            throw .invalid("\(location.url) is append-only on this host (--append-only): a policy there may not "
+                + "forget backups (no --keep-* rules); run `backup forget` from a trusted host")
+        }
+        guard let store = try? stores.open(location, for: .existingBackups),
+              (try? await BackupRepository.isEncrypted(store)) == true,
+              !stores.keyring.hasPasswordFile(for: location) else { return }
+        throw .invalid("\(location.url) is an encrypted store: scheduled backups to it need the daemon started with "
+            + "--store-password-file \(location.url)=FILE (a passphrase given by a client is forgotten at a restart)")
     }
 
     /// Refuses a destination that is not a store URL (or a driver's own, `ebs://`) before a policy keeps it; the
@@ -50,7 +67,7 @@ public struct BackupService: Sendable {
             if let job = try await createNativeBackup(snapshot, destination: destination) { return job }
             return try await createBlockBackup(snapshot, destination: destination, backupID: backupID)
         }
-        let (location, target) = try repository(at: destination, for: .newBackup)
+        let (location, target) = try await repository(at: destination, for: .newBackup)
         let local = catalog.local
         return try await jobs.start(kind: "backup create", target: "\(name) → \(location.url)") {
             progress throws(ConvoyError) in
@@ -68,7 +85,7 @@ public struct BackupService: Sendable {
             return try await native.listBackups(destination: destination, volume: volume)
         }
         if let volume { try ObjectName.validate(volume) }
-        let (location, repository) = try repository(at: destination, for: .existingBackups)
+        let (location, repository) = try await repository(at: destination, for: .existingBackups)
         var result: [ClientAPI.Backup] = []
         for (volumeName, id) in try await repository.backups(volume: volume) {
             let manifest = try await repository.manifest(volume: volumeName, backup: id)
@@ -80,7 +97,7 @@ public struct BackupService: Sendable {
     public func inspectBackup(_ url: String) async throws(ConvoyError) -> ClientAPI.Backup {
         if let native = try nativeDriver(for: url) { return try await native.inspectBackup(url) }
         let backup = try BackupURL.parse(url)
-        let repository = try stores.repository(backup.destination, for: .existingBackups)
+        let repository = try await stores.repository(backup.destination, for: .existingBackups)
         return Self.describe(try await repository.manifest(volume: backup.volume, backup: backup.backupID),
                              location: backup.destination)
     }
@@ -90,7 +107,7 @@ public struct BackupService: Sendable {
     public func deleteBackup(_ url: String) async throws(ConvoyError) -> [String: String] {
         if let native = try nativeDriver(for: url) { return try await native.deleteBackup(url) }
         let backup = try BackupURL.parse(url)
-        let repository = try stores.repository(backup.destination, for: .existingBackups)
+        let repository = try await stores.repository(backup.destination, for: .existingBackups)
         _ = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
         try await repository.deleteManifest(volume: backup.volume, backup: backup.backupID)
         Failpoint.reach("backup-manifest-deleted")
@@ -111,7 +128,7 @@ public struct BackupService: Sendable {
                 + "backup-store backups are verified")
         }
         let backup = try BackupURL.parse(url)
-        let repository = try stores.repository(backup.destination, for: .existingBackups)
+        let repository = try await stores.repository(backup.destination, for: .existingBackups)
         return try await jobs.start(kind: "backup verify", target: backup.url) { progress throws(ConvoyError) in
             let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
             let problems = try await BackupVerifier(repository: repository).verify(manifest, progress: progress)
@@ -132,7 +149,7 @@ public struct BackupService: Sendable {
         }
         let subset = try request.readDataSubset.map { text throws(ConvoyError) in try StoreVerifier.Subset.parse(text) }
             ?? .none
-        let (location, repository) = try repository(at: request.destination, for: .existingBackups)
+        let (location, repository) = try await repository(at: request.destination, for: .existingBackups)
         return try await jobs.start(kind: "store verify", target: location.url) { progress throws(ConvoyError) in
             let report = try await StoreVerifier(repository: repository).verify(subset, progress: progress)
             var result = ["Backups": "\(report.backups)", "Blocks": "\(report.blocksReferenced)",

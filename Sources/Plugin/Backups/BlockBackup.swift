@@ -11,7 +11,7 @@ extension BackupService {
             throw ConvoyError(.internalFailure, "snapshot \(snapshot.name) is a file snapshot, not a block one")
         }
         let info = snapshot.driverInfo ?? [:]
-        let (location, target) = try repository(at: destination, for: .newBackup)
+        let (location, target) = try await repository(at: destination, for: .newBackup)
         let store = catalog.store
         return try await jobs.start(kind: "backup create", target: "\(snapshot.name) → \(location.url)") {
             progress throws(ConvoyError) in

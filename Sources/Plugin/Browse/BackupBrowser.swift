@@ -48,7 +48,7 @@ public actor BackupBrowser {
             throw .invalid("\(path) is not empty; mount a backup on an empty directory")
         }
         let backup = try BackupURL.parse(url)
-        let repository = try stores.repository(backup.destination, for: .existingBackups)
+        let repository = try await stores.repository(backup.destination, for: .existingBackups)
         let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
         let logger = self.logger
         let image = manifest.kind == .blocks ? images + "/" + ObjectName.generate(prefix: "image") : nil

@@ -57,8 +57,8 @@ struct CSISnapshots: Sendable {
         if try CSIErrors.mapped({ () throws(ConvoyError) in
             try NativeBackups.driver(for: destination, among: services.volumes.drivers)
         }) == nil {
-            _ = try CSIErrors.mapped { () throws(ConvoyError) in
-                try services.backups.repository(at: destination, for: .newBackup)
+            _ = try await CSIErrors.mapping { () async throws(ConvoyError) in
+                try await services.backups.repository(at: destination, for: .newBackup)
             }
         }
         var record = CSISnapshotRecord(name: name, sourceVolume: source, destination: destination,

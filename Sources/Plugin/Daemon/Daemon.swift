@@ -51,7 +51,9 @@ public enum Daemon {
         let destinations = try BackupDestinations(listed: configuration.backupDestinations,
                                                   allowsAny: configuration.allowAnyBackupDestination, store: store)
         let stores = StoreFactory(s3Endpoint: try StoreFactory.endpoint(option: configuration.s3Endpoint),
-                                  destinations: destinations, hostID: host.id)
+                                  destinations: destinations, hostID: host.id,
+                                  keyring: StoreKeyring(passwordFiles: configuration.storePasswordFiles),
+                                  appendOnly: configuration.appendOnlyDestinations)
         let browseTargets = try BrowseTargets(
             roots: configuration.browseRoots ?? BrowseTargets.defaultRoots(daemonRoot: root),
             allowsAny: configuration.allowAnyBrowseTarget)
@@ -118,6 +120,7 @@ public enum Daemon {
         clientRoutes.register(on: clientRouter)
         BackupRoutes(services: services, routes: clientRoutes).register(on: clientRouter)
         PolicyRoutes(services: services, routes: clientRoutes).register(on: clientRouter)
+        StoreRoutes(services: services, routes: clientRoutes).register(on: clientRouter)
         let pluginRouter = Router()
         pluginRouter.add(middleware: JSONErrorMiddleware(form: .plugin))
         DockerVolumeAPI(services: services, logger: logger).register(on: pluginRouter)

@@ -28,6 +28,11 @@ public struct DaemonConfiguration: Sendable {
     public var backupDestinations: [String] = []
     /// `--allow-any-backup-destination`: no check of destinations (stores other daemons wrote).
     public var allowAnyBackupDestination = false
+    /// `--store-password-file URL=FILE`: encrypted stores the daemon opens by itself (scheduled policies, lazy
+    /// volumes after a restart), by canonical store URL.
+    public var storePasswordFiles: [String: String] = [:]
+    /// `--append-only URL`: stores this host never deletes in (canonical URLs).
+    public var appendOnlyDestinations: Set<String> = []
     /// `--browse-root`: where backups may be mounted for browsing; nil: `BrowseTargets.defaultRoots`.
     public var browseRoots: [String]?
     /// `--allow-any-browse-target`: no check of browse mount targets.

@@ -31,7 +31,7 @@ public struct LazyRestore: Sendable {
                 + "(the service itself loads a new volume's blocks on first read)")
         }
         let backup = try BackupURL.parse(url)
-        let repository = try stores.repository(backup.destination, for: .existingBackups)
+        let repository = try await stores.repository(backup.destination, for: .existingBackups)
         let manifest: Manifest
         do {
             manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
@@ -113,7 +113,7 @@ public struct LazyRestore: Sendable {
             do {
                 let backup = try BackupURL.parse(url)
                 // Allowed when the volume was made; a flag changed since does not cut the volume from its data.
-                let repository = try stores.repository(backup.destination, for: .attachedVolume)
+                let repository = try await stores.repository(backup.destination, for: .attachedVolume)
                 let manifest = try await repository.manifest(volume: backup.volume, backup: backup.backupID)
                 if let blockDriver = driver as? any BlockImageDriver {
                     _ = try await attached.attachImage(name: name, driver: blockDriver, volume: record.driverVolume,
@@ -145,7 +145,7 @@ public struct LazyRestore: Sendable {
         let name = record.name
         var found: Manifest?
         if let backup = try? BackupURL.parse(url),
-           let repository = try? stores.repository(backup.destination, for: .attachedVolume) {
+           let repository = try? await stores.repository(backup.destination, for: .attachedVolume) {
             found = try? await repository.manifest(volume: backup.volume, backup: backup.backupID)
         }
         let (attached, manifest) = (self.attached, found)

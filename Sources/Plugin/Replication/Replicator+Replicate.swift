@@ -14,7 +14,7 @@ extension Replicator {
         guard let entry = entry(name), entry.fencedBy == nil, let services = connected() else { return false }
         let options = entry.options
         do throws(ConvoyError) {
-            let repository = try repository(options)
+            let repository = try await repository(options)
             if let held = try await ReplicaLease.read(name, in: repository), held.host != hostID {
                 fence(name, options: options, by: held.host)
                 return false

@@ -46,8 +46,11 @@ public actor Replicator: VolumeLifecycleHooks {
         self.services = services
     }
 
-    func repository(_ options: ReplicaOptions) throws(ConvoyError) -> BackupRepository {
-        try stores.repository(try StoreLocation.parse(options.destination), for: .newBackup)
+    func repository(_ options: ReplicaOptions) async throws(ConvoyError) -> BackupRepository {
+        let repository = try await stores.repository(try StoreLocation.parse(options.destination), for: .newBackup)
+        // A replica's lease moves between hosts by being removed and written again.
+        try repository.refuseIfAppendOnly()
+        return repository
     }
 
     // MARK: Which host has the volume
@@ -56,7 +59,7 @@ public actor Replicator: VolumeLifecycleHooks {
     /// the newest replica to restore lazily. Takes the lease; refused while another host's lease is live, unless
     /// `takeover=force`.
     func place(_ name: String, options: ReplicaOptions) async throws(ConvoyError) -> String? {
-        let repository = try repository(options)
+        let repository = try await repository(options)
         let held = try await ReplicaLease.read(name, in: repository)
         if let held, held.host != hostID, held.isLive() {
             guard options.forceTakeover else {
@@ -145,7 +148,7 @@ public actor Replicator: VolumeLifecycleHooks {
         guard let entry = tracked.removeValue(forKey: name) else { return }
         entry.task?.cancel()
         // The lease goes with the volume only when it is this host's (a fenced copy leaves the owner's alone).
-        if entry.fencedBy == nil, let repository = try? repository(entry.options),
+        if entry.fencedBy == nil, let repository = try? await repository(entry.options),
            (try? await ReplicaLease.read(name, in: repository))??.host == hostID {
             await ReplicaLease.remove(name, from: repository)
         }

@@ -38,7 +38,7 @@ public struct RestoreService: Sendable {
             }
         } else {
             let backup = try BackupURL.parse(url)
-            let repository = try stores.repository(backup.destination, for: .existingBackups)
+            let repository = try await stores.repository(backup.destination, for: .existingBackups)
             target = "\(backup.url) → \(volumeName)"
             let (planner, scratch) = (self.planner, self.scratch)
             work = { progress throws(ConvoyError) in

@@ -61,6 +61,7 @@ public actor BackupScheduler {
     public func set(_ requested: ClientAPI.BackupPolicy) async throws(ConvoyError) -> ClientAPI.BackupPolicy {
         let policy = try validated(requested)
         _ = try connected().volumes.get(policy.volume)
+        try await connected().backups.checkUnattended(policy.destination, forgets: !policy.keep.isEmpty)
         try store.setPolicy(policy, createdAt: clock.now())
         logger.info("backup policy set", metadata: ["volume": "\(policy.volume)", "every": "\(policy.everySeconds)s"])
         return try inspect(policy.volume)

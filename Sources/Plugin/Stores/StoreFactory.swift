@@ -13,17 +13,34 @@ public struct StoreFactory: Sendable {
     public let destinations: BackupDestinations
     /// This daemon's host id, stamped on what its repositories write (HostIdentity).
     public let hostID: String?
+    /// The keys of the encrypted stores this daemon has opened.
+    public let keyring: StoreKeyring
+    /// Canonical URLs of the stores this host only adds to (`--append-only`).
+    public let appendOnly: Set<String>
 
-    public init(s3Endpoint: URL? = nil, destinations: BackupDestinations, hostID: String? = nil) {
+    public init(s3Endpoint: URL? = nil, destinations: BackupDestinations, hostID: String? = nil,
+                keyring: StoreKeyring = StoreKeyring(), appendOnly: Set<String> = []) {
         self.s3Endpoint = s3Endpoint
         self.destinations = destinations
         self.hostID = hostID
+        self.keyring = keyring
+        self.appendOnly = appendOnly
     }
 
-    /// The backup repository at `location`, opened as `open` does, writing as this daemon's host.
+    /// The backup repository at `location`, opened as `open` does, writing as this daemon's host; an encrypted
+    /// store with its key (refused with what to do when the daemon has none).
     public func repository(_ location: StoreLocation,
-                           for use: DestinationUse = .existingBackups) throws(ConvoyError) -> BackupRepository {
-        BackupRepository(store: try open(location, for: use), hostID: hostID)
+                           for use: DestinationUse = .existingBackups) async throws(ConvoyError) -> BackupRepository {
+        let store = try open(location, for: use)
+        return BackupRepository(store: store, hostID: hostID,
+                                cipher: try await keyring.cipher(for: location, store: store))
+    }
+
+    /// Store URLs as this daemon compares them (`--append-only`).
+    public static func canonicalURLs(_ urls: [String]) throws(ConvoyError) -> Set<String> {
+        var result: Set<String> = []
+        for url in urls { result.insert(try StoreLocation.parse(url).url) }
+        return result
     }
 
     /// `--s3-endpoint`, else `AWS_ENDPOINT_URL`, else AWS.
@@ -41,12 +58,14 @@ public struct StoreFactory: Sendable {
         let admitted = try destinations.admit(location, for: use)
         // Recorded before anything is written: a backup that fails half way has still written there.
         if use == .newBackup { try destinations.recordWritten(admitted) }
+        let store: any ObjectStore
         switch admitted {
         case .directory(let path):
-            return try FileObjectStore(root: path)
+            store = try FileObjectStore(root: path)
         case .s3(let bucket, let region, let prefix):
-            return try S3ObjectStore(bucket: bucket, region: region, prefix: prefix, endpoint: s3Endpoint,
-                                     credentials: try AWSCredentials.load())
+            store = try S3ObjectStore(bucket: bucket, region: region, prefix: prefix, endpoint: s3Endpoint,
+                                      credentials: try AWSCredentials.load())
         }
+        return appendOnly.contains(location.url) ? AppendOnlyObjectStore(base: store) : store
     }
 }

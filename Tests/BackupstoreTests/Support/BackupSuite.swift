@@ -1,3 +1,4 @@
+import AWS
 @testable import Backupstore
 import ConvoyCore
 import ConvoyTestSupport
@@ -12,10 +13,39 @@ import Glibc
 struct BackupSuite {
     let store: any ObjectStore
     let scratch: String
+    /// An encrypted store's keys: the suite then runs on an encrypted store.
+    var cipher: StoreCipher? = nil
     /// Corrupts or removes an object behind the store's back (as a disk or another client would).
     let damage: (_ key: String, _ remove: Bool) async throws -> Void
 
-    var repository: BackupRepository { BackupRepository(store: store) }
+    var repository: BackupRepository { BackupRepository(store: store, cipher: cipher) }
+
+    /// Damage done to a directory store's object behind its back: a byte flipped in the middle, or the file removed.
+    static func fileDamage(_ store: FileObjectStore) -> (String, Bool) async throws -> Void {
+        { key, remove in
+            let path = store.root + "/" + key
+            if remove {
+                try FileManager.default.removeItem(atPath: path)
+            } else {
+                var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
+                bytes[bytes.count / 2] ^= 0xff
+                try Data(bytes).write(to: URL(fileURLWithPath: path))
+            }
+        }
+    }
+
+    /// The same on S3, through a client of its own.
+    static func s3Damage(_ client: S3Client, prefix: String) -> (String, Bool) async throws -> Void {
+        { key, remove in
+            if remove {
+                try await client.deleteObject(key: prefix + key)
+            } else {
+                var bytes = try await client.getObject(key: prefix + key)
+                bytes[bytes.count / 2] ^= 0xff
+                try await client.putObject(key: prefix + key, bytes: bytes)
+            }
+        }
+    }
 
     func backup(_ source: String, volume: String, id: String, parent: Manifest? = nil) async throws -> Manifest {
         try await FileBackupWriter(repository: repository).backup(.init(
