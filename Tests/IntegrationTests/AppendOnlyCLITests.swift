@@ -28,6 +28,8 @@ final class AppendOnlyCLITests: BackupDaemonTestCase {
         let volume = daemon.root + "/vfs/data"
         try Command.check("/bin/sh", ["-c", "head -c 3000000 /dev/urandom > '\(volume)/a'"])
         let first = try backup("s1")
+        // Backup times have one-second precision: in the same second, --keep-last 1 could keep either.
+        Thread.sleep(forTimeInterval: 1.1)
         try Command.check("/bin/sh", ["-c", "head -c 3000000 /dev/urandom > '\(volume)/a'"])
         let second = try backup("s2")
         let before = try storeFiles()

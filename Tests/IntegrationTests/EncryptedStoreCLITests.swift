@@ -44,6 +44,9 @@ final class EncryptedStoreCLITests: BackupDaemonTestCase {
         try write(newPasswordFile, "a second passphrase, for the rotation\n")
         try write(wrongFile, "not the passphrase at all\n")
 
+        let plain = try daemon.cli(["backup", "init", destination, "--password-file", passwordFile])
+        XCTAssertNotEqual(plain.status, 0, "a passphrase for a plain store was accepted")
+        XCTAssertTrue(plain.stderr.contains("goes with --encrypt"), plain.stderr)
         let made = try daemon.cli(["backup", "init", destination, "--encrypt", "--password-file", passwordFile])
         XCTAssertEqual(made.status, 0, made.stderr)
         XCTAssertTrue(made.stdout.contains("\"Encrypted\" : true"), made.stdout)

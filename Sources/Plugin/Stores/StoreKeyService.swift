@@ -18,6 +18,10 @@ struct StoreKeyService: Sendable {
         let location = try Self.location(request.destination)
         let store = try stores.open(location, for: .newBackup)
         guard request.encrypt == true else {
+            // A passphrase given for a plain store would be silently unused: the user meant to encrypt.
+            if request.passwordFile != nil {
+                throw .invalid("--password-file goes with --encrypt: a plain store takes no passphrase")
+            }
             try await BackupRepository(store: store, hostID: stores.hostID).prepare()
             return ClientAPI.StoreInfo(destination: location.url, encrypted: false)
         }
