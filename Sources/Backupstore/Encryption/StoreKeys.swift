@@ -135,10 +135,14 @@ public enum StoreKeys {
         }
     }
 
-    /// Bounds keep a crafted key file from making every reader spend gigabytes or hours.
+    /// scrypt needs 128·r·N·p bytes: at most 256 MiB (8× what convoy writes), so a crafted key file cannot make
+    /// every reader spend gigabytes or minutes.
+    static let maxScryptMemory = 256 << 20
+
     private static func derive(_ passphrase: [UInt8], salt: [UInt8], logN: Int, r: Int,
                                p: Int) throws(ConvoyError) -> SymmetricKey {
-        guard (10...20).contains(logN), (1...32).contains(r), (1...16).contains(p), salt.count >= 16 else {
+        guard (10...20).contains(logN), (1...32).contains(r), (1...16).contains(p), salt.count >= 16,
+              128 * r * (1 << logN) * p <= maxScryptMemory else {
             throw ConvoyError(.driverFailure, "a key's scrypt parameters are out of bounds")
         }
         do {

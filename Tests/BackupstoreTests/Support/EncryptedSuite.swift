@@ -89,6 +89,17 @@ struct EncryptedSuite {
         } check: { error in
             XCTAssertEqual(error.kind, .driverFailure)
         }
+        // A key file someone crafted to make readers spend 64 GiB on scrypt is passed over, not tried.
+        let crafted = #"{"id":"crafted","createdAt":0,"kdf":"scrypt","logN":20,"r":32,"p":16,"#
+            + #""salt":"AAAAAAAAAAAAAAAAAAAAAA==","sealedMasterKey":"AAAA"}"#
+        try await store.put(StoreKeys.key("crafted"), Array(crafted.utf8))
+        try await expectFailure("a crafted key opened the store") {
+            _ = try await BackupRepository.unlock(store, passphrase: Array("not the passphrase".utf8), hostID: nil)
+        } check: { error in
+            XCTAssertTrue(error.message.contains("opens none of the 2 key(s)"), error.message)
+        }
+        _ = try await BackupRepository.unlock(store, passphrase: Self.passphrase, hostID: nil)
+        try await store.delete([StoreKeys.key("crafted")])
         // Another store's key does not open this one's objects either.
         let stranger = BackupRepository(store: store, cipher: StoreCipher.generate())
         try await expectFailure("another key opened the manifest") {
