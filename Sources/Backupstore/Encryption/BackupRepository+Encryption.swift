@@ -2,9 +2,9 @@ import ConvoyCore
 
 /// Encrypted stores: making and opening one, its keys, and how blocks are named and sealed in it.
 extension BackupRepository {
-    /// Whether the store at `store` is encrypted (false for a store not made yet).
-    public static func isEncrypted(_ store: any ObjectStore) async throws(ConvoyError) -> Bool {
-        try await format(of: store)?.encryption != nil
+    /// Whether the store at `store` is encrypted; nil when there is no store there yet (one read of its format file).
+    public static func isEncrypted(_ store: any ObjectStore) async throws(ConvoyError) -> Bool? {
+        try await format(of: store).map { $0.encryption != nil }
     }
 
     static func needsKey(_ location: String) -> ConvoyError {
@@ -32,7 +32,7 @@ extension BackupRepository {
     /// Opens an encrypted store with a passphrase (a plain store opens with none, and this says so).
     public static func unlock(_ store: any ObjectStore, passphrase: [UInt8],
                               hostID: String?) async throws(ConvoyError) -> BackupRepository {
-        guard try await isEncrypted(store) else {
+        guard try await isEncrypted(store) == true else {
             throw ConvoyError(.invalidArgument, "\(store.location) is not encrypted: it needs no password")
         }
         let (cipher, _) = try await StoreKeys.unlock(store, passphrase: passphrase)

@@ -95,9 +95,7 @@ public struct StoreCipher: Sendable {
     }
 
     func open(_ sealed: ObjectBytes, context: String, what: String) throws(ConvoyError) -> [UInt8] {
-        try sealed.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) throws(ConvoyError) in
-            try open(bytes, context: context, what: what)
-        }
+        Array(try openData(sealed, context: context, what: what))
     }
 
     func openData(_ sealed: ObjectBytes, context: String, what: String) throws(ConvoyError) -> Data {

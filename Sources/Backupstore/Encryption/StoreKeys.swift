@@ -52,7 +52,7 @@ public enum StoreKeys {
                     host: String?) async throws(ConvoyError) -> KeyInfo {
         try checkPassphrase(passphrase)
         let id = BlockWriter.newPackID().prefix(16).description
-        let salt = Array(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+        let salt = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
         let wrapping = try derive(passphrase, salt: salt, logN: logN, r: r, p: p)
         let master = cipher.masterKey.withUnsafeBytes { Array($0) }
         let sealed: Data
@@ -139,7 +139,7 @@ public enum StoreKeys {
     /// every reader spend gigabytes or minutes.
     static let maxScryptMemory = 256 << 20
 
-    private static func derive(_ passphrase: [UInt8], salt: [UInt8], logN: Int, r: Int,
+    static func derive(_ passphrase: [UInt8], salt: [UInt8], logN: Int, r: Int,
                                p: Int) throws(ConvoyError) -> SymmetricKey {
         guard (10...20).contains(logN), (1...32).contains(r), (1...16).contains(p), salt.count >= 16,
               128 * r * (1 << logN) * p <= maxScryptMemory else {

@@ -38,7 +38,7 @@ struct StoreKeyService: Sendable {
         let location = try Self.location(request.destination)
         guard let file = request.passwordFile else { throw .invalid("unlocking a store needs --password-file FILE") }
         let store = try stores.open(location, for: .existingBackups)
-        guard try await BackupRepository.isEncrypted(store) else {
+        guard try await BackupRepository.isEncrypted(store) == true else {
             throw .invalid("\(location.url) is not an encrypted store, so it takes no password (to make an "
                 + "encrypted one: convoy backup init URL --encrypt --password-file FILE, at a new destination)")
         }

@@ -40,12 +40,13 @@ public final class StoreKeyring: Sendable {
     func cipher(for location: StoreLocation, store: any ObjectStore) async throws(ConvoyError) -> StoreCipher? {
         if let cipher = unlocked.withLock({ $0[location.url] }) { return cipher }
         if plain.withLock({ $0.contains(location.url) }) { return nil }
-        guard try await BackupRepository.isEncrypted(store) else {
-            // A store not made yet is not remembered: it may be made encrypted.
-            if try await store.exists("convoy-backupstore/format.json") {
-                _ = plain.withLock { $0.insert(location.url) }
-            }
+        switch try await BackupRepository.isEncrypted(store) {
+        case true: break
+        case false:
+            _ = plain.withLock { $0.insert(location.url) }
             return nil
+        case nil:
+            return nil  // A store not made yet is not remembered: it may be made encrypted.
         }
         guard let file = passwordFiles[location.url] else {
             throw ConvoyError(.invalidArgument, "\(location.url) is an encrypted store: give its passphrase with "

@@ -100,6 +100,12 @@ struct EncryptedSuite {
         }
         _ = try await BackupRepository.unlock(store, passphrase: Self.passphrase, hostID: nil)
         try await store.delete([StoreKeys.key("crafted")])
+        // It is the bound that passes it over, before scrypt allocates anything.
+        try await expectFailure("scrypt was asked for 64 GiB") {
+            _ = try StoreKeys.derive(Self.passphrase, salt: [UInt8](repeating: 0, count: 16), logN: 20, r: 32, p: 16)
+        } check: { error in
+            XCTAssertTrue(error.message.contains("out of bounds"), error.message)
+        }
         // Another store's key does not open this one's objects either.
         let stranger = BackupRepository(store: store, cipher: StoreCipher.generate())
         try await expectFailure("another key opened the manifest") {
