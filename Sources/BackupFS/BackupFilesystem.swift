@@ -15,6 +15,7 @@ final class BackupFilesystem: Sendable {
     /// "backup <id> of volume <name>", for log lines.
     let label: String
     let log: @Sendable (String) -> Void
+    let observer: (any MountObserver)?
 
     init(manifest: Manifest, repository: BackupRepository, options: BackupMountOptions,
          log: @escaping @Sendable (String) -> Void) throws(ConvoyError) {
@@ -23,18 +24,22 @@ final class BackupFilesystem: Sendable {
                                      fetchDelay: options.fetchDelay, log: log)
         let readAheadBlocks = max(0, options.readAheadBlocks)
         cache = BlockCache(memory: options.memory ?? BlockMemory(capacity: options.cacheBytes), source: source,
-                           prefetchLimit: max(1, 2 * readAheadBlocks))
+                           prefetchLimit: max(1, 2 * readAheadBlocks), observer: options.observer)
         reader = FileReader(tree: tree, cache: cache, readAheadBlocks: readAheadBlocks,
                             readAheadBytes: max(0, options.cacheBytes / 4))
         label = "backup \(manifest.id) of volume \(manifest.volume)"
         self.log = log
+        observer = options.observer
     }
 
     /// The FUSE `read`: the pieces to send, or EIO once the log has a line naming the file and the block.
     func read(_ file: OpenFile, count: Int, at offset: UInt64) -> Result<[ReadPiece], Errno> {
         do throws(ConvoyError) {
-            return .success(try reader.read(file, count: count, at: offset))
+            let pieces = try reader.read(file, count: count, at: offset)
+            if let observer { observer.served(bytes: pieces.reduce(0) { $0 + $1.count }, failed: false) }
+            return .success(pieces)
         } catch {
+            observer?.served(bytes: 0, failed: true)
             log("\(label): cannot read /\(file.path) at offset \(offset): \(error.message)")
             return .failure(Errno(EIO))
         }

@@ -23,6 +23,8 @@ public struct BackupMountOptions: Sendable {
     /// False for mounts only browsed (`noexec`): nothing in a backup runs from its mount. Every mount is
     /// `nosuid,nodev`: a setuid binary or a device node a container wrote into its volume gives no one anything.
     public var allowsExecution: Bool
+    /// Told of every read, block lookup and fetch (the daemon's metrics); nil: nothing is counted.
+    public var observer: (any MountObserver)?
 
     public init(cacheBytes: Int = 256 << 20, memory: BlockMemory? = nil, readAheadBlocks: Int = defaultReadAheadBlocks,
                 diskCacheDirectory: String? = nil, fetchDelay: Double = 0, allowsExecution: Bool = true) {
@@ -32,6 +34,7 @@ public struct BackupMountOptions: Sendable {
         self.diskCacheDirectory = diskCacheDirectory
         self.fetchDelay = fetchDelay
         self.allowsExecution = allowsExecution
+        self.observer = nil
     }
 }
 

@@ -27,12 +27,14 @@ final class BlockCache: Sendable {
     private let executor = BlockingIOPool.shared
     /// Prefetches in flight at most, over all files.
     let prefetchLimit: Int
+    let observer: (any MountObserver)?
 
-    init(memory: BlockMemory, source: BlockSource, prefetchLimit: Int) {
+    init(memory: BlockMemory, source: BlockSource, prefetchLimit: Int, observer: (any MountObserver)? = nil) {
         self.memory = memory
         keyPrefix = source.repository.store.location + "#"
         self.source = source
         self.prefetchLimit = prefetchLimit
+        self.observer = observer
     }
 
     /// The most bytes the memory ever held (never above its capacity), this mount's and others'.
@@ -84,12 +86,23 @@ final class BlockCache: Sendable {
             return (.waiting(delivery), delivery)
         }
         if let started { fetch(chunk, into: started, prefetch: false) }
+        if let observer {
+            if case .ready = request { observer.lookedUp(hit: true) } else { observer.lookedUp(hit: false) }
+        }
         return request
     }
 
     private func fetch(_ chunk: Chunk, into delivery: Delivery<Outcome>, prefetch: Bool) {
         Task(executorPreference: executor) {
+            let start = ContinuousClock.now
             let outcome = await self.source.load(chunk.hash, checksum: chunk.checksum)
+            if let observer = self.observer {
+                let seconds = (ContinuousClock.now - start) / .seconds(1)
+                switch outcome {
+                case .success(let block): observer.fetched(bytes: block.count, seconds: seconds, failed: false)
+                case .failure: observer.fetched(bytes: 0, seconds: seconds, failed: true)
+                }
+            }
             self.state.withLock { state in
                 state.inFlight[chunk.hash] = nil
                 if prefetch { state.prefetching -= 1 }

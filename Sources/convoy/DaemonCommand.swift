@@ -8,14 +8,22 @@ struct DaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon", abstract: "Run the daemon: Docker's volume plugin and the client API.")
 
-    @Option(help: "Directory for the daemon's state and the drivers' default data.")
-    var root: String = ClientAPI.defaultRoot
+    @Option(help: ArgumentHelp("A JSON file of settings named as these flags (\"plugin-socket\": \"...\"); flags "
+        + "given here win. Default: \(DaemonConfigFile.defaultPath) when it exists.", valueName: "path"))
+    var configFile: String?
 
-    @Option(help: "The client API socket.")
-    var socket: String = ClientAPI.defaultSocket
+    @Flag(help: "Check the configuration file and flags, print what they give, and exit without starting.")
+    var checkConfig = false
 
-    @Option(help: "The Docker plugin socket; its file name (without .sock) is the driver name Docker uses.")
-    var pluginSocket: String = ClientAPI.defaultPluginSocket
+    @Option(help: "Directory for the daemon's state and the drivers' default data (default: \(ClientAPI.defaultRoot)).")
+    var root: String?
+
+    @Option(help: "The client API socket (default: \(ClientAPI.defaultSocket)).")
+    var socket: String?
+
+    @Option(help: ArgumentHelp("The Docker plugin socket; its file name (without .sock) is the driver name Docker "
+        + "uses (default: \(ClientAPI.defaultPluginSocket)).", valueName: "path"))
+    var pluginSocket: String?
 
     @Option(help: ArgumentHelp("Drivers to enable (repeatable or comma-separated); the first is the default. "
         + "Default: as saved by the last start, else vfs."))
@@ -30,17 +38,18 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "Endpoint of an S3-compatible server for s3:// destinations (default: AWS_ENDPOINT_URL, else AWS).")
     var s3Endpoint: String?
 
-    @Option(help: "Memory for decompressed blocks of all backup mounts together (lazy, browse), e.g. 256M.")
-    var fuseCacheSize: String = "256M"
+    @Option(help: "Memory for decompressed blocks of all backup mounts together (lazy, browse); default 256M.")
+    var fuseCacheSize: String?
 
-    @Option(help: "Blocks fetched ahead when a file of a mounted backup is read sequentially (0-64).")
-    var fuseReadAhead: Int = DaemonConfiguration().fuseReadAheadBlocks
+    @Option(help: ArgumentHelp("Blocks fetched ahead when a file of a mounted backup is read sequentially (0-64; "
+        + "default \(DaemonConfiguration.defaultReadAhead)).", valueName: "blocks"))
+    var fuseReadAhead: Int?
 
     @Flag(help: "Also keep blocks fetched by mounted backups on disk, under <root>/cache/blocks.")
     var fuseDiskCache = false
 
     @Option(help: "Seconds to wait before hydrating each file of a lazily restored volume (throttles hydration).")
-    var hydrationPause: Double = 0
+    var hydrationPause: Double?
 
     @Option(help: "A group whose members may use the client socket (like dockerd's -G); default: root only.")
     var socketGroup: String?
@@ -83,8 +92,8 @@ struct DaemonCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("host-lease-ttl"), help: ArgumentHelp(
         "Seconds this host's lease on shared storage (vfs.shared) lasts unrenewed: after a crash, how long other "
-            + "hosts still count its mounts.", valueName: "seconds"))
-    var hostLeaseTTL: Double = 30
+            + "hosts still count its mounts (default 30).", valueName: "seconds"))
+    var hostLeaseTTL: Double?
 
     @Option(help: ArgumentHelp("Serve the Container Storage Interface (CSI v1, gRPC) on this UNIX socket, root "
         + "only, for Kubernetes and other CSI orchestrators. Default: no CSI.", valueName: "path"))
@@ -99,10 +108,32 @@ struct DaemonCommand: AsyncParsableCommand {
         + "nodes (deploy/kubernetes)."))
     var csiExpandOnNode = false
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @Option(help: ArgumentHelp("Serve Prometheus metrics at /metrics on HOST:PORT (e.g. 127.0.0.1:"
+        + "\(MetricsAddress.defaultPort)) or unix:PATH (root only). Default: no metrics.", valueName: "address"))
+    var metricsAddress: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
+    var logLevel: String?
 
     func run() async throws {
+        let file: DaemonConfigFile
+        do throws(ConvoyError) { file = try DaemonConfigFile.load(configFile) } catch {
+            Output.error(error.message)
+            throw ExitCode.failure
+        }
+        let settings = DaemonSettings(command: self, file: file)
+        if checkConfig {
+            do throws(ConvoyError) {
+                let configuration = try settings.configuration()
+                print("configuration OK: root \(configuration.root), plugin socket \(configuration.pluginSocket), "
+                    + "drivers \(configuration.drivers?.joined(separator: ",") ?? "as saved (vfs on a first start)")")
+                return
+            } catch {
+                Output.error(error.message)
+                throw ExitCode.failure
+            }
+        }
+        let logLevel = settings.string("log-level", self.logLevel) ?? "info"
         guard let level = Logger.Level(rawValue: logLevel) else {
             Output.error("--log-level: unknown level '\(logLevel)'")
             throw ExitCode.failure
@@ -114,37 +145,7 @@ struct DaemonCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "convoy")
         do throws(ConvoyError) {
-            let names = DaemonConfiguration.list(drivers)
-            var configuration = DaemonConfiguration(
-                root: root, socket: socket, pluginSocket: pluginSocket, drivers: names.isEmpty ? nil : names,
-                driverOptions: try DaemonConfiguration.parseDriverOptions(driverOptions),
-                ignoreDockerDelete: ignoreDockerDelete, s3Endpoint: s3Endpoint)
-            configuration.fuseCacheBytes = try ByteSize.parse(fuseCacheSize, option: "--fuse-cache-size")
-            configuration.fuseDiskCache = fuseDiskCache
-            guard (0...64).contains(fuseReadAhead) else {
-                throw ConvoyError.invalid("--fuse-read-ahead: \(fuseReadAhead) is not between 0 and 64 blocks")
-            }
-            configuration.fuseReadAheadBlocks = fuseReadAhead
-            guard hydrationPause >= 0, hydrationPause <= 3600 else {
-                throw ConvoyError.invalid("--hydration-pause: \(hydrationPause) is not between 0 and 3600 seconds")
-            }
-            configuration.hydrationPause = .milliseconds(Int(hydrationPause * 1000))
-            configuration.socketGroup = socketGroup
-            configuration.backupDestinations = DaemonConfiguration.list(backupDestinations)
-            configuration.allowAnyBackupDestination = allowAnyBackupDestination
-            configuration.storePasswordFiles = try StoreKeyring.parse(storePasswordFile)
-            configuration.appendOnlyDestinations = try StoreFactory.canonicalURLs(appendOnly)
-            configuration.browseRoots = browseRoot.isEmpty ? nil : browseRoot
-            configuration.allowAnyBrowseTarget = allowAnyBrowseTarget
-            configuration.hostID = hostID
-            guard hostLeaseTTL >= 3, hostLeaseTTL <= 3600 else {
-                throw ConvoyError.invalid("--host-lease-ttl: \(hostLeaseTTL) is not between 3 and 3600 seconds")
-            }
-            configuration.hostLeaseSeconds = hostLeaseTTL
-            configuration.csiSocket = csiSocket
-            configuration.csiSnapshotDestination = csiSnapshotDest
-            configuration.csiExpandOnNode = csiExpandOnNode
-            try await Daemon.run(configuration, logger: logger)
+            try await Daemon.run(try settings.configuration(), logger: logger)
         } catch {
             Output.error(error.message)
             throw ExitCode.failure

@@ -97,7 +97,7 @@ struct ClientAPIRoutes {
         status: HTTPResponse.Status = .ok,
         _ handler: @escaping @Sendable (Request, String) async throws(ConvoyError) -> T
     ) {
-        let logger = self.logger
+        let (logger, metrics) = (self.logger, services.metrics)
         router.on(RouterPath(stringLiteral: path), method: method) { request, context -> Response in
             do throws(ConvoyError) {
                 let name = context.parameters.get("name") ?? ""
@@ -105,6 +105,7 @@ struct ClientAPIRoutes {
                                          contentType: Self.contentType, pretty: true)
             } catch {
                 logger.warning("\(method) \(path) failed: \(error.message)")
+                metrics.failed(api: "client", kind: error.kind)
                 return JSONBody.response(ClientAPI.ErrorBody(error: error.message, kind: error.kind),
                                          status: Self.status(of: error), contentType: Self.contentType, pretty: true)
             }

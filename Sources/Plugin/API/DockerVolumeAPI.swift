@@ -154,13 +154,14 @@ struct DockerVolumeAPI {
 
     private func route(_ router: Router<BasicRequestContext>, _ method: String,
                        _ handler: @escaping @Sendable (Request) async throws(ConvoyError) -> Reply) {
-        let logger = self.logger
+        let (logger, metrics) = (self.logger, services.metrics)
         router.post(RouterPath(stringLiteral: method)) { request, _ -> Response in
             do throws(ConvoyError) {
                 let decoded = try await JSONBody.decode(Request.self, from: request)
                 return JSONBody.response(try await handler(decoded), contentType: Self.contentType)
             } catch {
                 logger.warning("\(method) failed: \(error.message)")
+                metrics.failed(api: "docker", kind: error.kind)
                 return JSONBody.response(Reply(err: error.message), contentType: Self.contentType)
             }
         }

@@ -12,6 +12,7 @@ struct Services: Sendable {
     let jobs: JobManager
     let replicator: Replicator
     let scheduler: BackupScheduler
+    let metrics: DaemonMetrics
 
     /// A Create without a backup: a volume with replica options is placed first (taken over from the host that
     /// replicated it, restored lazily from its newest replica), then replicated from here.

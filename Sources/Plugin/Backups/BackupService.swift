@@ -72,10 +72,11 @@ public struct BackupService: Sendable {
         return try await jobs.start(kind: "backup create", target: "\(name) → \(location.url)") {
             progress throws(ConvoyError) in
             let manifest = try await local.manifest(volume: snapshot.volumeName, backup: snapshot.name)
-            _ = try await BackupCopier(source: local, destination: target).copy(manifest, as: backupID,
-                                                                                 progress: progress)
+            let copied = try await BackupCopier(source: local, destination: target).copy(manifest, as: backupID,
+                                                                                          progress: progress)
             let url = BackupURL(destination: location, backupID: backupID, volume: snapshot.volumeName)
-            return ["URL": url.url]
+            return ["URL": url.url, "Bytes": "\(copied.stats.bytes)", "BytesRead": "\(manifest.stats.bytesRead)",
+                    "NewBlocks": "\(copied.stats.newBlocks)", "BytesStored": "\(copied.stats.newBytesStored)"]
         }
     }
 

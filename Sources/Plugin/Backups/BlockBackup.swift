@@ -39,7 +39,8 @@ extension BackupService {
             try await driver.deactivateSnapshot(snapshot.name)
             let url = BackupURL(destination: location, backupID: backupID, volume: snapshot.volumeName)
             return ["URL": url.url, "BlocksRead": "\(plan.read.count)", "BytesRead": "\(manifest.stats.bytesRead)",
-                    "NewBlocks": "\(manifest.stats.newBlocks)", "Incremental": base == nil ? "false" : "true"]
+                    "NewBlocks": "\(manifest.stats.newBlocks)", "Incremental": base == nil ? "false" : "true",
+                    "Bytes": "\(manifest.stats.bytes)", "BytesStored": "\(manifest.stats.newBytesStored)"]
         }
     }
 

@@ -10,6 +10,8 @@ struct CSIServer: Service {
     let socket: String
     let services: [any RegistrableRPCService]
     let logger: Logger
+    /// Called once the socket accepts connections (readiness).
+    var onListening: @Sendable () async -> Void = {}
 
     func run() async throws {
         let transport = HTTP2ServerTransport.Posix(address: .unixDomainSocket(path: socket),
@@ -28,6 +30,7 @@ struct CSIServer: Service {
                     throw error
                 }
                 logger.info("serving CSI", metadata: ["socket": "\(socket)"])
+                await onListening()
             }
         } onGracefulShutdown: {
             server.beginGracefulShutdown()

@@ -60,20 +60,24 @@ public enum Daemon {
         logChecks(destinations, browseTargets, store: store, logger: logger)
         // One ceiling for the blocks of every mount (lazy volumes and browse mounts alike).
         let blockMemory = BlockMemory(capacity: Int(clamping: configuration.fuseCacheBytes))
-        let mountOptions = BackupMountOptions(
+        let metrics = DaemonMetrics()
+        var mountOptions = BackupMountOptions(
             memory: blockMemory, readAheadBlocks: configuration.fuseReadAheadBlocks,
             diskCacheDirectory: configuration.fuseDiskCache ? root + "/cache/blocks" : nil)
+        var browseOptions = mountOptions
+        mountOptions.observer = metrics.mounts("lazy")
+        browseOptions.observer = metrics.mounts("browse")
         let catalog = try SnapshotCatalog(store: store, root: root, drivers: drivers, logger: logger)
         let lazyVolumes = LazyVolumes(root: root, drivers: drivers, logger: logger, mountOptions: mountOptions,
                                       hydrationPause: configuration.hydrationPause)
-        let (sharedCatalogs, sharedHosts) = try await sharedStorage(drivers, host: host.id,
+        let (sharedCatalogs, sharedHosts) = try await sharedStorage(drivers, host: host.id, metrics: metrics,
                                                                     configuration: configuration, logger: logger)
-        let replicator = Replicator(hostID: host.id, stores: stores, logger: logger)
+        let replicator = Replicator(hostID: host.id, stores: stores, logger: logger, metrics: metrics)
         let volumes = VolumeService(store: store, drivers: drivers,
                                     ignoreDockerDelete: configuration.ignoreDockerDelete,
                                     hooks: [lazyVolumes, catalog, replicator], shared: sharedCatalogs,
                                     hostID: host.id, logger: logger)
-        let jobs = JobManager(store: store, logger: logger)
+        let jobs = JobManager(store: store, logger: logger, metrics: metrics)
         let planner = RestorePlanner(volumes: volumes)
         let services = Services(
             volumes: volumes,
@@ -82,10 +86,10 @@ public enum Daemon {
             backups: BackupService(catalog: catalog, jobs: jobs, stores: stores),
             restores: RestoreService(planner: planner, jobs: jobs, stores: stores, root: root),
             lazy: LazyRestore(volumes: volumes, attached: lazyVolumes, planner: planner, jobs: jobs, stores: stores),
-            browser: BackupBrowser(root: root, store: store, stores: stores, logger: logger, options: mountOptions,
+            browser: BackupBrowser(root: root, store: store, stores: stores, logger: logger, options: browseOptions,
                                    targets: browseTargets),
             jobs: jobs, replicator: replicator,
-            scheduler: BackupScheduler(store: store, clock: .fromEnvironment(), logger: logger))
+            scheduler: BackupScheduler(store: store, clock: .fromEnvironment(), logger: logger), metrics: metrics)
         await replicator.connect(.init(snapshots: services.snapshots, backups: services.backups, catalog: catalog,
                                        jobs: jobs))
         await services.scheduler.connect(.init(volumes: volumes, snapshots: services.snapshots, catalog: catalog,
@@ -115,6 +119,7 @@ public enum Daemon {
             version: ConvoyVersion.current, fuse: LibFuse.summary, hostID: host.id)
 
         let clientRouter = Router()
+        clientRouter.add(middleware: RequestMetricsMiddleware(api: "client", metrics: metrics))
         clientRouter.add(middleware: JSONErrorMiddleware(form: .client))
         let clientRoutes = ClientAPIRoutes(services: services, general: general, logger: logger)
         clientRoutes.register(on: clientRouter)
@@ -122,15 +127,24 @@ public enum Daemon {
         PolicyRoutes(services: services, routes: clientRoutes).register(on: clientRouter)
         StoreRoutes(services: services, routes: clientRoutes).register(on: clientRouter)
         let pluginRouter = Router()
+        pluginRouter.add(middleware: RequestMetricsMiddleware(api: "docker", metrics: metrics))
         pluginRouter.add(middleware: JSONErrorMiddleware(form: .plugin))
         DockerVolumeAPI(services: services, logger: logger).register(on: pluginRouter)
 
         let clientSocket = configuration.socket
         let pluginSocket = configuration.pluginSocket
+        // systemd (Type=notify) counts the daemon started once every server accepts connections.
+        var servers: Set<String> = ["client", "plugin"]
+        if configuration.csiSocket != nil { servers.insert("csi") }
+        if configuration.metricsAddress != nil { servers.insert("metrics") }
+        let readiness = Readiness(servers: servers, status: "serving \(pluginSocket)", logger: logger)
         let clientApp = Application(
             router: clientRouter,
             configuration: .init(address: .unixDomainSocket(path: clientSocket), serverName: nil),
-            onServerRunning: { _ in restrictOrStop(clientSocket, mode: 0o660, group: socketGroup, logger: logger) },
+            onServerRunning: { _ in
+                restrictOrStop(clientSocket, mode: 0o660, group: socketGroup, logger: logger)
+                await readiness.serving("client")
+            },
             logger: logger)
         let pluginApp = Application(
             router: pluginRouter,
@@ -139,6 +153,7 @@ public enum Daemon {
                 restrictOrStop(pluginSocket, mode: 0o600, logger: logger)
                 logger.info("serving", metadata: ["client": "\(clientSocket)", "plugin": "\(pluginSocket)",
                                                   "root": "\(root)", "host": "\(host.id)"])
+                await readiness.serving("plugin")
             },
             logger: logger)
 
@@ -151,8 +166,20 @@ public enum Daemon {
                                            snapshotDestination: configuration.csiSnapshotDestination, hostID: host.id,
                                            inFlight: inFlight, expandOnNode: configuration.csiExpandOnNode)
             let node = CSINode(services: services, hostID: host.id, inFlight: inFlight)
-            served.append(.init(service: CSIServer(socket: csiSocket, services: [identity, controller, node],
-                                                   logger: logger)))
+            var server = CSIServer(socket: csiSocket, services: [identity, controller, node], logger: logger)
+            server.onListening = { await readiness.serving("csi") }
+            served.append(.init(service: server))
+        }
+        if let address = configuration.metricsAddress {
+            if case .unix(let path) = address { try SocketFiles.prepare(path, option: "--metrics-address") }
+            let gauges = ScrapeGauges(metrics: metrics, store: store, drivers: driverConfiguration.drivers,
+                                      jobs: jobs, lazy: lazyVolumes, browser: browser)
+            served.append(.init(service: MetricsEndpoint.application(
+                address: address, gauges: gauges, metrics: metrics, logger: logger,
+                onRunning: {
+                    if case .unix(let path) = address { restrictOrStop(path, mode: 0o600, logger: logger) }
+                    await readiness.serving("metrics")
+                })))
         }
         let group = ServiceGroup(configuration: .init(
             services: served,
@@ -162,12 +189,15 @@ public enum Daemon {
             SocketFiles.remove(clientSocket)
             SocketFiles.remove(pluginSocket)
             if let csiSocket = configuration.csiSocket { SocketFiles.remove(csiSocket) }
+            if case .unix(let path) = configuration.metricsAddress { SocketFiles.remove(path) }
             withExtendedLifetime(lock) {}
         }
         await scheduler.start()
         do {
             try await group.run()
+            readiness.stopping()
         } catch {
+            readiness.stopping()
             await scheduler.stop()
             await sharedHosts.stop()
             await browser.unmountAll()
@@ -204,7 +234,7 @@ public enum Daemon {
 
     /// The catalogs of drivers whose storage several hosts share, and this host's leases in them (taken now).
     private static func sharedStorage(
-        _ drivers: [any VolumeDriver], host: String, configuration: DaemonConfiguration,
+        _ drivers: [any VolumeDriver], host: String, metrics: DaemonMetrics, configuration: DaemonConfiguration,
         logger: Logger) async throws(ConvoyError) -> ([String: SharedCatalog], SharedHosts) {
         var catalogs: [String: SharedCatalog] = [:]
         for driver in drivers {
@@ -213,7 +243,7 @@ public enum Daemon {
             }
         }
         let hosts = SharedHosts(host: host, catalogs: Array(catalogs.values),
-                                timeToLive: configuration.hostLeaseSeconds, logger: logger)
+                                timeToLive: configuration.hostLeaseSeconds, logger: logger, metrics: metrics)
         try await hosts.start()
         return (catalogs, hosts)
     }

@@ -17,6 +17,7 @@ public struct DaemonConfiguration: Sendable {
     public var fuseCacheBytes: UInt64 = 256 << 20
     /// Blocks fetched ahead when a mounted backup's file is read sequentially.
     public var fuseReadAheadBlocks = BackupMountOptions.defaultReadAheadBlocks
+    public static let defaultReadAhead = BackupMountOptions.defaultReadAheadBlocks
     /// Keep fetched blocks on disk under `<root>/cache/blocks` too.
     public var fuseDiskCache = false
     /// Pause before hydrating each file (throttles hydration; tests use it).
@@ -41,6 +42,8 @@ public struct DaemonConfiguration: Sendable {
     public var hostID: String?
     /// `--host-lease-ttl`: how long this host's lease in shared catalogs lasts without renewal (SharedHosts).
     public var hostLeaseSeconds: TimeInterval = SharedHosts.defaultTimeToLive
+    /// `--metrics-address`: where Prometheus scrapes `/metrics`; nil: no metrics server.
+    public var metricsAddress: MetricsAddress?
     /// `--csi-socket`: where to serve CSI v1 over gRPC; nil: no CSI.
     public var csiSocket: String?
     /// `--csi-snapshot-dest`: where CSI snapshots are backed up when their class names no `dest`.

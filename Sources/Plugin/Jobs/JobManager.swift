@@ -18,15 +18,19 @@ public actor JobManager {
     private var endWaiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
     private var abandoned: Set<Int> = []
     private var nextWaiter = 0
+    /// When each live job started, for its duration in the metrics.
+    private var startedAt: [String: ContinuousClock.Instant] = [:]
+    private let metrics: DaemonMetrics?
 
     /// Ended jobs kept in the database; older ones are forgotten as new ones end.
     public let keptJobs: Int
     public static let defaultKeptJobs = 1000
 
-    public init(store: StateStore, logger: Logger, keptJobs: Int = defaultKeptJobs) {
+    public init(store: StateStore, logger: Logger, keptJobs: Int = defaultKeptJobs, metrics: DaemonMetrics? = nil) {
         self.store = store
         self.logger = logger
         self.keptJobs = keptJobs
+        self.metrics = metrics
     }
 
     public typealias Work = @Sendable (_ progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String]
@@ -39,6 +43,8 @@ public actor JobManager {
             result: nil, error: nil)
         try store.saveJob(job)
         live[job.id] = job
+        startedAt[job.id] = .now
+        metrics?.jobStarted(kind: kind)
         logger.info("job started", metadata: ["job": "\(job.id)", "kind": "\(kind)", "target": "\(target)"])
         let id = job.id
         let box = ProgressBox()
@@ -114,6 +120,11 @@ public actor JobManager {
         return (try? store.job(id)) ?? nil
     }
 
+    /// Jobs running now, by kind (metrics).
+    func runningKinds() -> [String: Int] {
+        live.values.filter { $0.state == .running }.reduce(into: [:]) { $0[$1.kind, default: 0] += 1 }
+    }
+
     public func jobs() -> [ClientAPI.Job] {
         let recorded = (try? store.jobs()) ?? []
         return recorded.map { live[$0.id].map(withProgress) ?? $0 }
@@ -139,6 +150,10 @@ public actor JobManager {
         job.finishedAt = Self.now()
         live[id] = job
         for waiter in (endWaiters.removeValue(forKey: id) ?? [:]).values { waiter.resume() }
+        if let metrics, let started = startedAt.removeValue(forKey: id) {
+            metrics.jobEnded(kind: job.kind, succeeded: error == nil, duration: .now - started,
+                             bytesDone: progress[id]?.get()?.bytesDone ?? 0, result: result)
+        }
         do {
             try store.saveJob(job)
             try store.pruneJobs(keeping: keptJobs)

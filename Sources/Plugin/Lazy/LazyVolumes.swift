@@ -260,3 +260,13 @@ public actor LazyVolumes: VolumeLifecycleHooks {
             error: attached.lifecycle.error)
     }
 }
+
+extension LazyVolumes {
+    /// Lazy volumes still attached to their backups, and their hydration's bytes done and to do, summed (metrics).
+    func hydrationTotals() -> (volumes: Int, bytesDone: UInt64, bytesTotal: UInt64) {
+        active.values.filter { !$0.lifecycle.isFinished }.reduce((0, 0, 0)) { sum, attached in
+            let now = attached.progress.current
+            return (sum.0 + 1, sum.1 + now.bytesDone, sum.2 + now.bytesTotal)
+        }
+    }
+}

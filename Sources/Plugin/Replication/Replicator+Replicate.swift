@@ -32,6 +32,7 @@ extension Replicator {
             try await ReplicaLease(volume: name, host: hostID,
                                    expiresAt: now.timeIntervalSince1970 + options.leaseSeconds,
                                    lastBackup: url, lastBackupAt: taken.timeIntervalSince1970).write(to: repository)
+            metrics?.lease("replica", takeover: false)
             var (oldSnapshots, oldBackups): ([String], [String]) = ([], [])
             record(name) { tracked in
                 tracked.lastBackup = url

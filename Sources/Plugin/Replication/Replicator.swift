@@ -35,7 +35,10 @@ public actor Replicator: VolumeLifecycleHooks {
     private var services: Services?
     private var tracked: [String: Tracked] = [:]
 
-    public init(hostID: String, stores: StoreFactory, logger: Logger) {
+    let metrics: DaemonMetrics?
+
+    public init(hostID: String, stores: StoreFactory, logger: Logger, metrics: DaemonMetrics? = nil) {
+        self.metrics = metrics
         self.hostID = hostID
         self.stores = stores
         self.logger = logger
@@ -83,6 +86,7 @@ public actor Replicator: VolumeLifecycleHooks {
         if let now = try await ReplicaLease.read(name, in: repository), now.host != hostID {
             throw ConvoyError(.conflict, "host \(now.host) took over volume \(name) at the same moment; retry")
         }
+        if let held, held.host != hostID { metrics?.lease("replica", takeover: true) }
         return held?.lastBackup
     }
 

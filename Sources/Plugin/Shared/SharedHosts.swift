@@ -12,9 +12,12 @@ public actor SharedHosts {
     let catalogs: [SharedCatalog]
     let timeToLive: TimeInterval
     let logger: Logger
+    let metrics: DaemonMetrics?
     private var renewal: Task<Void, Never>?
 
-    public init(host: String, catalogs: [SharedCatalog], timeToLive: TimeInterval, logger: Logger) {
+    public init(host: String, catalogs: [SharedCatalog], timeToLive: TimeInterval, logger: Logger,
+                metrics: DaemonMetrics? = nil) {
+        self.metrics = metrics
         self.host = host
         self.catalogs = catalogs
         self.timeToLive = timeToLive
@@ -69,5 +72,6 @@ public actor SharedHosts {
     private func renew(_ catalog: SharedCatalog) throws(ConvoyError) {
         try catalog.writeHostLease(SharedCatalog.HostLease(
             host: host, expiresAt: Date().timeIntervalSince1970 + timeToLive, writer: WriterIdentity.current))
+        metrics?.lease("host", takeover: false)
     }
 }

@@ -33,6 +33,7 @@ final class DaemonHarness {
         socket = directory + "/convoy.sock"
         self.pluginSocket = pluginSocket ?? directory + "/plugin.sock"
         logPath = directory + "/daemon.log"
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: configFile))
     }
 
     deinit {
@@ -65,8 +66,13 @@ final class DaemonHarness {
         for path in mountsUnderDirectory { umount2(path, Int32(MNT_DETACH)) }
     }
 
+    /// The daemon's configuration file: an empty one unless a test writes its own, so that a machine's
+    /// /etc/convoy/daemon.json never reaches the tests.
+    var configFile: String { directory + "/daemon.json" }
+
     var arguments: [String] {
-        ["daemon", "--root", root, "--socket", socket, "--plugin-socket", pluginSocket] + extraArguments
+        ["daemon", "--config-file", configFile, "--root", root, "--socket", socket, "--plugin-socket", pluginSocket]
+            + extraArguments
     }
 
     /// Starts the daemon and waits until both sockets answer.
