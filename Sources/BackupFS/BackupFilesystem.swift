@@ -16,6 +16,7 @@ final class BackupFilesystem: Sendable {
     let label: String
     let log: @Sendable (String) -> Void
     let observer: (any MountObserver)?
+    let openFiles = OpenFiles()
 
     init(manifest: Manifest, repository: BackupRepository, options: BackupMountOptions,
          log: @escaping @Sendable (String) -> Void) throws(ConvoyError) {

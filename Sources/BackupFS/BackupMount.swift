@@ -47,9 +47,13 @@ public final class BackupMount: Sendable {
     let filesystem: BackupFilesystem
     /// The mount point as /proc/self/mountinfo spells it, and the kernel's record of the mount made here.
     private let canonicalPath: String
-    private let kernelMount: MountInfo.Mount?
+    /// The mount table's entry for this mount when it was made (nil: not found then).
+    public let kernelMount: MountInfo.Mount?
     /// Delivered by the serving thread once libfuse's loop has ended and the handle is destroyed.
     private let served: Delivery<Int32>
+    /// The /dev/fuse descriptor of the connection, valid while the mount is served: a copy of it keeps the
+    /// connection alive past this process (the FUSE keeper), for the next daemon to adopt.
+    public let device: Int32
 
     static func mountOptions(_ options: BackupMountOptions) -> String {
         "ro,nosuid,nodev,\(options.allowsExecution ? "" : "noexec,")allow_other,default_permissions,"
@@ -58,8 +62,9 @@ public final class BackupMount: Sendable {
     /// Kernel read-ahead for the mount, in KiB: whole 1 MiB requests when a file is read sequentially.
     static let readAheadKilobytes = Int(FuseOperations.maxRead >> 10)
 
-    private init(mountpoint: String, filesystem: BackupFilesystem, canonicalPath: String,
-                 kernelMount: MountInfo.Mount?, served: Delivery<Int32>) {
+    init(mountpoint: String, filesystem: BackupFilesystem, canonicalPath: String,
+         kernelMount: MountInfo.Mount?, served: Delivery<Int32>, device: Int32) {
+        self.device = device
         self.mountpoint = mountpoint
         self.filesystem = filesystem
         self.canonicalPath = canonicalPath
@@ -90,6 +95,14 @@ public final class BackupMount: Sendable {
         let kernelMount = MountInfo.mount(at: canonicalPath)
         if let kernelMount { MountTable.setReadAhead(kernelMount, kilobytes: readAheadKilobytes) }
 
+        return BackupMount(mountpoint: mountpoint, filesystem: filesystem, canonicalPath: canonicalPath,
+                           kernelMount: kernelMount, served: serve(session, filesystem, at: mountpoint),
+                           device: fuse_session_fd(session))
+    }
+
+    /// Runs the session's loop on a thread of its own; the delivery says when it ended.
+    static func serve(_ session: OpaquePointer, _ filesystem: BackupFilesystem,
+                      at mountpoint: String) -> Delivery<Int32> {
         let served = Delivery<Int32>()
         let handle = FuseSession(pointer: session)
         let thread = Thread {
@@ -103,8 +116,7 @@ public final class BackupMount: Sendable {
         }
         thread.name = "convoy-backupfs"
         thread.start()
-        return BackupMount(mountpoint: mountpoint, filesystem: filesystem, canonicalPath: canonicalPath,
-                           kernelMount: kernelMount, served: served)
+        return served
     }
 
     /// Unmounts (lazily if busy) and waits for the serving thread to finish. Idempotent.
@@ -186,7 +198,7 @@ public final class BackupMount: Sendable {
     }
 
     /// A libfuse session for the file system, not mounted yet.
-    private static func newSession(_ filesystem: BackupFilesystem, options: String) -> OpaquePointer? {
+    static func newSession(_ filesystem: BackupFilesystem, options: String) -> OpaquePointer? {
         var arguments = ["convoy-backup", "-o", options].map { (argument: String) in strdup(argument) }
         defer { arguments.forEach { free($0) } }
         var operations = FuseOperations.make()
@@ -202,7 +214,7 @@ public final class BackupMount: Sendable {
 }
 
 /// libfuse's `struct fuse_session *`. Created by `mount`, then used by the serving thread alone, which destroys it.
-private struct FuseSession: @unchecked Sendable {
+struct FuseSession: @unchecked Sendable {
     let pointer: OpaquePointer
 
     /// Libfuse threads at most: each may wait on a block fetch, so more of them means more fetches in flight.

@@ -58,16 +58,16 @@ enum FuseOperations {
                 guard filesystem.tree.entry(index).type == .file else { throw Errno(EISDIR) }
                 // Released by `release`; the handle carries the read-ahead state of this open.
                 let path = filesystem.tree.entry(index).path.description
-                let file = Unmanaged.passRetained(OpenFile(node: index, path: path))
-                info.pointee.fh = UInt64(UInt(bitPattern: file.toOpaque()))
+                let handle = filesystem.openFiles.open(OpenFile(node: index, path: path))
+                info.pointee.fh = handle
                 info.pointee.keep_cache = 1
                 // An interrupted open(2) gets no release: the handle is dropped here instead.
-                if fuse_reply_open(request, info) == -ENOENT { file.release() }
+                if fuse_reply_open(request, info) == -ENOENT { filesystem.openFiles.release(handle) }
             }
         }
-        operations.read = { request, _, size, offset, info in
-            guard let filesystem = FuseOperations.filesystem(request), let file = FuseOperations.openFile(info),
-                  offset >= 0 else {
+        operations.read = { request, node, size, offset, info in
+            guard let filesystem = FuseOperations.filesystem(request),
+                  let file = FuseOperations.openFile(filesystem, node, info), offset >= 0 else {
                 _ = fuse_reply_err(request, EIO)
                 return
             }
@@ -77,15 +77,16 @@ enum FuseOperations {
             }
         }
         operations.release = { request, _, info in
-            if let info, let file = UnsafeMutableRawPointer(bitPattern: UInt(info.pointee.fh)) {
-                Unmanaged<OpenFile>.fromOpaque(file).release()
+            if let info, let filesystem = FuseOperations.filesystem(request) {
+                filesystem.openFiles.release(info.pointee.fh)
             }
             _ = fuse_reply_err(request, 0)
         }
         // SEEK_DATA / SEEK_HOLE, so that copies (cp, overlayfs copy-up) keep sparse files sparse; the kernel
         // handles the other kinds of seek itself.
-        operations.lseek = { request, _, offset, whence, info in
-            guard let filesystem = FuseOperations.filesystem(request), let file = FuseOperations.openFile(info) else {
+        operations.lseek = { request, node, offset, whence, info in
+            guard let filesystem = FuseOperations.filesystem(request),
+                  let file = FuseOperations.openFile(filesystem, node, info) else {
                 _ = fuse_reply_err(request, EIO)
                 return
             }
@@ -159,9 +160,16 @@ enum FuseOperations {
         return Unmanaged<BackupFilesystem>.fromOpaque(data).takeUnretainedValue()
     }
 
-    private static func openFile(_ info: UnsafeMutablePointer<fuse_file_info>?) -> OpenFile? {
-        guard let info, let file = UnsafeMutableRawPointer(bitPattern: UInt(info.pointee.fh)) else { return nil }
-        return Unmanaged<OpenFile>.fromOpaque(file).takeUnretainedValue()
+    /// The open file of a request's handle; a handle an earlier daemon made is adopted as an open of `node`.
+    private static func openFile(_ filesystem: BackupFilesystem, _ node: fuse_ino_t,
+                                 _ info: UnsafeMutablePointer<fuse_file_info>?) -> OpenFile? {
+        guard let info else { return nil }
+        return filesystem.openFiles.file(info.pointee.fh) {
+            guard let index = filesystem.tree.index(ofNode: node), filesystem.tree.entry(index).type == .file else {
+                return nil
+            }
+            return OpenFile(node: index, path: filesystem.tree.entry(index).path.description)
+        }
     }
 
     /// Runs `body` with the file system and the entry of `node`; `body` replies, or throws the errno to reply

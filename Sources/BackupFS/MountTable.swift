@@ -11,6 +11,16 @@ enum MountTable {
 
     /// The path as mountinfo spells it: absolute, symlinks resolved. When the path itself cannot be resolved
     /// (a mount point that no longer answers), only its parent is.
+    /// `path` with its parent resolved and its last name kept as it is: never stats `path` itself (a FUSE mount
+    /// no one serves yet would hold the call).
+    static func canonicalParent(_ path: String) -> String {
+        var trimmed = path
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
+        guard let slash = trimmed.lastIndex(of: "/"), slash != trimmed.startIndex else { return trimmed }
+        let name = trimmed[trimmed.index(after: slash)...]
+        return canonical(String(trimmed[..<slash])) + "/" + name
+    }
+
     static func canonical(_ path: String) -> String {
         if let resolved = realpath(path, nil) {
             defer { free(resolved) }

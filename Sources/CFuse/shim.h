@@ -5,4 +5,48 @@
 #define FUSE_USE_VERSION 312
 #include <fuse3/fuse.h>
 #include <fuse3/fuse_lowlevel.h>
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+// Serving a FUSE connection that another process (an earlier daemon) initialised, on its /dev/fuse descriptor
+// (docs/design.md, "Lazy volumes across a restart"). The kernel's side of FUSE_INIT happened once, long ago; a
+// fresh libfuse session still waits for one and would answer every other request with EIO. So it is given one:
+// an INIT made here, as the kernel would send it, whose reply goes to a request id the kernel never used (its ids
+// are even) and is dropped with ENOENT, which libfuse ignores. The layouts are the kernel's ABI (linux/fuse.h),
+// written out because that header and libfuse's own clash.
+struct convoy_fuse_in_header {
+    uint32_t len, opcode;
+    uint64_t unique, nodeid;
+    uint32_t uid, gid, pid;
+    uint16_t extlen, padding;
+};
+struct convoy_fuse_init_in { uint32_t major, minor, max_readahead, flags, flags2, unused[11]; };
+static inline void convoy_fuse_adopt_init(struct fuse_session *session, uint32_t max_readahead) {
+    struct { struct convoy_fuse_in_header header; struct convoy_fuse_init_in init; } message;
+    memset(&message, 0, sizeof message);
+    message.header.len = sizeof message;
+    message.header.opcode = 26;  // FUSE_INIT
+    message.header.unique = 1;
+    message.init.major = 7;
+    message.init.minor = 31;
+    message.init.max_readahead = max_readahead;
+    // FUSE_ASYNC_READ, FUSE_BIG_WRITES, FUSE_DO_READDIRPLUS, FUSE_READDIRPLUS_AUTO, FUSE_PARALLEL_DIROPS, and
+    // FUSE_MAX_PAGES: without it libfuse shrinks its buffer below the kernel's max_write of the first INIT, and
+    // every read of the device fails with EINVAL.
+    message.init.flags = (1u << 0) | (1u << 5) | (1u << 13) | (1u << 14) | (1u << 18) | (1u << 22);
+    struct fuse_buf buffer;
+    memset(&buffer, 0, sizeof buffer);
+    buffer.size = sizeof message;
+    buffer.mem = &message;
+    buffer.fd = -1;
+    fuse_session_process_buf(session, &buffer);
+}
+// FUSE_NOTIFY_RESEND (Linux 6.9): the kernel queues again every request a server read and never answered (those
+// the earlier daemon held when it stopped or died), so they reach this one. 0, or -errno (EINVAL: an older kernel).
+static inline int convoy_fuse_notify_resend(int fd) {
+    struct { uint32_t len; int32_t error; uint64_t unique; } header = { 16, 7, 0 };
+    return write(fd, &header, sizeof header) == (ssize_t)sizeof header ? 0 : -errno;
+}
 #endif

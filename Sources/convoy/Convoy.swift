@@ -11,7 +11,7 @@ struct Convoy: AsyncParsableCommand {
         subcommands: [
             DaemonCommand.self, CreateCommand.self, DeleteCommand.self, MountCommand.self, UmountCommand.self,
             ListCommand.self, InspectCommand.self, InfoCommand.self, SnapshotCommand.self, BackupCommand.self,
-            JobCommand.self, HydrateCommand.self,
+            JobCommand.self, HydrateCommand.self, FuseKeeperCommand.self,
         ])
 
     /// ArgumentParser's entry point, on the arguments with a leading socket option moved behind the command

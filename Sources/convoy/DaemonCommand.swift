@@ -48,6 +48,12 @@ struct DaemonCommand: AsyncParsableCommand {
     @Flag(help: "Also keep blocks fetched by mounted backups on disk, under <root>/cache/blocks.")
     var fuseDiskCache = false
 
+    @Option(help: ArgumentHelp("How long lazy volumes' backup mounts wait for the next daemon when this one stops "
+        + "or dies: a FUSE keeper process holds their connections, and reads wait instead of failing (default "
+        + "\(Int(DaemonConfiguration.defaultHandoffSeconds)); 0: the mounts go with the daemon).",
+        valueName: "seconds"))
+    var fuseHandoffTimeout: Double?
+
     @Option(help: "Seconds to wait before hydrating each file of a lazily restored volume (throttles hydration).")
     var hydrationPause: Double?
 

@@ -64,6 +64,12 @@ struct DaemonSettings {
         configuration.csiSocket = string("csi-socket", command.csiSocket)
         configuration.csiSnapshotDestination = string("csi-snapshot-dest", command.csiSnapshotDest)
         configuration.csiExpandOnNode = flag("csi-expand-on-node", command.csiExpandOnNode)
+        let handoff = number("fuse-handoff-timeout", command.fuseHandoffTimeout)
+            ?? DaemonConfiguration.defaultHandoffSeconds
+        guard handoff >= 0, handoff <= 86_400 else {
+            throw ConvoyError.invalid("--fuse-handoff-timeout: \(handoff) is not between 0 and 86400 seconds")
+        }
+        configuration.fuseHandoffSeconds = handoff
         configuration.metricsAddress = try string("metrics-address", command.metricsAddress).map {
             address throws(ConvoyError) in try MetricsAddress.parse(address)
         }

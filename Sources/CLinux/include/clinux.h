@@ -1,5 +1,8 @@
 #ifndef CONVOY_CLINUX_H
 #define CONVOY_CLINUX_H
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 // Linux calls that Glibc's Swift overlay does not expose (they need _GNU_SOURCE or live in sys/xattr.h).
 #include <fcntl.h>
 #include <sys/types.h>
@@ -8,6 +11,12 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <spawn.h>
+#include <signal.h>
+#include <errno.h>
 
 static inline off_t convoy_seek_data(int fd, off_t offset) { return lseek(fd, offset, 3 /* SEEK_DATA */); }
 static inline off_t convoy_seek_hole(int fd, off_t offset) { return lseek(fd, offset, 4 /* SEEK_HOLE */); }
@@ -61,5 +70,73 @@ static inline int convoy_open_beneath(int dirfd, const char *path, int flags) {
 #else
     return (int)syscall(437 /* __NR_openat2, the same number on every architecture */, dirfd, path, &how, sizeof how);
 #endif
+}
+// One message with an optional file descriptor (SCM_RIGHTS) on a SOCK_SEQPACKET socket: the FUSE keeper holds
+// the /dev/fuse descriptors of lazy volumes across daemon restarts. `fd` -1: none. Returns bytes sent or -1.
+static inline ssize_t convoy_send_with_fd(int sock, const void *data, size_t length, int fd) {
+    struct iovec part = { (void *)data, length };
+    union { char bytes[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    memset(&control, 0, sizeof control);
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    if (fd >= 0) {
+        message.msg_control = control.bytes;
+        message.msg_controllen = sizeof control.bytes;
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(header), &fd, sizeof(int));
+    }
+    return sendmsg(sock, &message, MSG_NOSIGNAL);
+}
+// Receives one message and the descriptor it carries (*fd -1 when none; close-on-exec). Returns bytes or -1; 0 when
+// the peer closed. A message longer than `capacity` is cut (MSG_TRUNC): callers size it for their protocol.
+static inline ssize_t convoy_receive_with_fd(int sock, void *data, size_t capacity, int *fd) {
+    struct iovec part = { data, capacity };
+    union { char bytes[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control.bytes;
+    message.msg_controllen = sizeof control.bytes;
+    *fd = -1;
+    ssize_t received = recvmsg(sock, &message, MSG_CMSG_CLOEXEC);
+    if (received < 0) return received;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
+            memcpy(fd, CMSG_DATA(header), sizeof(int));
+        }
+    }
+    return received;
+}
+// Starts `argv[0]` in a session of its own (no terminal's or group's signal reaches it), with standard input and
+// output on /dev/null, standard error appended to `log`, and no other descriptor of this process (the daemon's
+// /dev/fuse descriptors must not leak into it). Returns its pid, or -1 with errno.
+static inline pid_t convoy_spawn_detached(char *const argv[], const char *log) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    if (posix_spawn_file_actions_init(&actions) != 0) return -1;
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    posix_spawnattr_init(&attributes);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigdefault(&attributes, &all);
+    pid_t pid = -1;
+    extern char **environ;
+    int error = posix_spawn(&pid, argv[0], &actions, &attributes, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    if (error != 0) { errno = error; return -1; }
+    return pid;
 }
 #endif

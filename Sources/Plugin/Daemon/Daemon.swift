@@ -68,8 +68,12 @@ public enum Daemon {
         mountOptions.observer = metrics.mounts("lazy")
         browseOptions.observer = metrics.mounts("browse")
         let catalog = try SnapshotCatalog(store: store, root: root, drivers: drivers, logger: logger)
+        let handoff = configuration.fuseHandoffSeconds > 0
+            ? FuseHandoff(path: root + "/fuse-keeper.sock", orphanTimeout: configuration.fuseHandoffSeconds,
+                          logger: logger)
+            : nil
         let lazyVolumes = LazyVolumes(root: root, drivers: drivers, logger: logger, mountOptions: mountOptions,
-                                      hydrationPause: configuration.hydrationPause)
+                                      hydrationPause: configuration.hydrationPause, handoff: handoff)
         let (sharedCatalogs, sharedHosts) = try await sharedStorage(drivers, host: host.id, metrics: metrics,
                                                                     configuration: configuration, logger: logger)
         let replicator = Replicator(hostID: host.id, stores: stores, logger: logger, metrics: metrics)

@@ -25,7 +25,9 @@ public struct DaemonConfigFile: Sendable, Equatable {
         "ignore-docker-delete", "fuse-disk-cache", "allow-any-backup-destination", "allow-any-browse-target",
         "csi-expand-on-node",
     ]
-    public static let numberKeys: Set<String> = ["fuse-read-ahead", "hydration-pause", "host-lease-ttl"]
+    public static let numberKeys: Set<String> = [
+        "fuse-read-ahead", "hydration-pause", "host-lease-ttl", "fuse-handoff-timeout",
+    ]
 
     public init() {}
 

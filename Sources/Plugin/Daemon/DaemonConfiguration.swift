@@ -42,6 +42,10 @@ public struct DaemonConfiguration: Sendable {
     public var hostID: String?
     /// `--host-lease-ttl`: how long this host's lease in shared catalogs lasts without renewal (SharedHosts).
     public var hostLeaseSeconds: TimeInterval = SharedHosts.defaultTimeToLive
+    /// `--fuse-handoff-timeout`: how long the FUSE keeper holds lazy volumes' mounts for the next daemon; 0: none
+    /// (they go with the daemon).
+    public var fuseHandoffSeconds: Double = DaemonConfiguration.defaultHandoffSeconds
+    public static let defaultHandoffSeconds: Double = 120
     /// `--metrics-address`: where Prometheus scrapes `/metrics`; nil: no metrics server.
     public var metricsAddress: MetricsAddress?
     /// `--csi-socket`: where to serve CSI v1 over gRPC; nil: no CSI.

@@ -27,22 +27,12 @@ struct SystemdNotify: Sendable {
         let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { return "cannot open a socket to notify systemd: \(String(cString: strerror(errno)))" }
         defer { close(descriptor) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
         var path = Array(socketPath.utf8)
         if path.first == UInt8(ascii: "@") { path[0] = 0 }
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.count < capacity else { return "NOTIFY_SOCKET '\(socketPath)' is too long" }
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            for (index, byte) in path.enumerated() { buffer[index] = byte }
-        }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count)
         let bytes = Array(state.utf8)
-        let sent = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-                sendto(descriptor, bytes, bytes.count, Int32(MSG_NOSIGNAL), socketAddress, length)
-            }
-        }
+        guard let sent = UnixSocketAddress.with(path, { address, length in
+            sendto(descriptor, bytes, bytes.count, Int32(MSG_NOSIGNAL), address, length)
+        }) else { return "NOTIFY_SOCKET '\(socketPath)' is too long" }
         return sent == bytes.count ? nil : "cannot notify systemd at \(socketPath): \(String(cString: strerror(errno)))"
     }
 }

@@ -133,6 +133,8 @@ public struct LazyRestore: Sendable {
                     + "until the store is reachable and the daemon restarts")
             }
         }
+        // Connections the keeper held for volumes that are gone or no longer lazy: closed before leftovers go.
+        await attached.dropUnclaimedHandoffs()
         for name in await attached.removeLeftovers(keeping: Set(lazy.map(\.name))) {
             repairs.append("lazy volume \(name): no longer exists; removed its leftover mounts")
         }

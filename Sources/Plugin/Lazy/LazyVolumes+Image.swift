@@ -15,7 +15,7 @@ extension LazyVolumes {
                      repository: BackupRepository, url: String) async throws(ConvoyError) -> [String: String] {
         var options = mountOptions
         options.diskCacheDirectory = try PathGuard.child(of: root, named: name) + "/cache"
-        let (mount, _) = try mountBackup(name: name, manifest: manifest, repository: repository, options: options)
+        let (mount, _, _) = try mountBackup(name: name, manifest: manifest, repository: repository, options: options)
         let info: [String: String]
         do {
             info = try await driver.attachExternalOrigin(image: mount.mountpoint + "/" + Manifest.imageName, to: volume)

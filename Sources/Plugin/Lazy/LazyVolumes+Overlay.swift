@@ -25,13 +25,18 @@ extension LazyVolumes {
         if fresh, let top = manifest.entries.first(where: { $0.path.isEmpty }) {
             try FileRestorer.applyMetadata(top, at: ByteString(upper))
         }
-        let (mount, base) = try mountBackup(name: name, manifest: manifest, repository: repository,
-                                            options: mountOptions)
+        let (mount, base, adopted) = try mountBackup(name: name, manifest: manifest, repository: repository,
+                                                     options: mountOptions, adopting: !fresh)
         let merged = base + "/merged"
         do {
-            for directory in [merged, work] { try Filesystem.makeDirectory(directory, mode: 0o700) }
-            try await Overlay.mount(lower: mount.mountpoint, upper: upper, work: work, at: merged)
+            // An adopted backup mount still has its overlay (containers use it): it stays as it is.
+            if !(adopted && MountInfo.isMountPoint(merged)) {
+                for directory in [merged, work] { try Filesystem.makeDirectory(directory, mode: 0o700) }
+                try await Overlay.mount(lower: mount.mountpoint, upper: upper, work: work, at: merged)
+            }
+            if !adopted { handoff?.hold(mount.mountpoint, device: mount.device, mount: mount.kernelMount) }
         } catch {
+            handoff?.drop(mount.mountpoint)
             try? mount.unmount()
             throw ConvoyError.wrap(error, context: "cannot build the overlay of lazy volume \(name)",
                                    as: .driverFailure)
@@ -83,6 +88,7 @@ extension LazyVolumes {
             }
             active[name]?.lifecycle.finishing()
             let lower = attached.mount
+            handoff?.drop(lower.mountpoint)
             try? await BlockingIOPool.shared.run { () throws(ConvoyError) in try lower.unmount() }
         }
         do throws(ConvoyError) {

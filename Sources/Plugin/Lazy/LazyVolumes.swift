@@ -24,6 +24,9 @@ public actor LazyVolumes: VolumeLifecycleHooks {
     let logger: Logger
     let mountOptions: BackupMountOptions
     let hydrationPause: Duration
+    /// The FUSE keeper, which keeps lazy file volumes' backup mounts alive across restarts; nil: they go with
+    /// the daemon (`--fuse-handoff-timeout 0`).
+    let handoff: FuseHandoff?
     var active: [String: Attached] = [:]
     /// Threads for hydration's copy-ups, shared by every lazy file volume.
     let hydrationThreads = BlockingIOPool(threads: Hydrator.width, name: "convoy-copy-up")
@@ -59,8 +62,9 @@ public actor LazyVolumes: VolumeLifecycleHooks {
         case externalOrigin(any BlockImageDriver)
     }
 
-    public init(root: String, drivers: [any VolumeDriver], logger: Logger, mountOptions: BackupMountOptions,
-                hydrationPause: Duration = .zero) {
+    init(root: String, drivers: [any VolumeDriver], logger: Logger, mountOptions: BackupMountOptions,
+         hydrationPause: Duration = .zero, handoff: FuseHandoff? = nil) {
+        self.handoff = handoff
         self.root = root + "/lazy"
         self.drivers = Dictionary(drivers.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.logger = logger
@@ -71,10 +75,15 @@ public actor LazyVolumes: VolumeLifecycleHooks {
     static func isLazy(_ record: VolumeRecord) -> Bool { record.driverInfo[backupKey] != nil }
 
     /// Mounts the backup's tree at `<root>/lazy/<name>/backup` (after detaching what a crash left there).
-    func mountBackup(name: String, manifest: Manifest, repository: BackupRepository,
-                     options: BackupMountOptions) throws(ConvoyError) -> (mount: BackupMount, base: String) {
+    /// `adopting`: serve again the mount an earlier daemon left there when the FUSE keeper held it (`adopted`).
+    func mountBackup(name: String, manifest: Manifest, repository: BackupRepository, options: BackupMountOptions,
+                     adopting: Bool = false) throws(ConvoyError) -> (mount: BackupMount, base: String, adopted: Bool) {
         let base = try PathGuard.child(of: root, named: name)
         let lower = base + "/backup"
+        if adopting, let mount = adopt(name: name, at: lower, manifest: manifest, repository: repository,
+                                       options: options) {
+            return (mount, base, true)
+        }
         if MountInfo.isMountPoint(base + "/merged") { Overlay.unmount(base + "/merged", detach: true) }
         if MountInfo.isMountPoint(lower) { BackupMount.detach(lower) }
         try Filesystem.makeDirectory(lower, mode: 0o700)
@@ -83,7 +92,34 @@ public actor LazyVolumes: VolumeLifecycleHooks {
                                           options: options) { line in
             logger.error("lazy volume \(name): \(line)")
         }
-        return (mount, base)
+        return (mount, base, false)
+    }
+
+    /// The earlier daemon's mount at `lower`, served again, when the keeper held its connection and the mount
+    /// table still shows it there; else nil, with a held connection failed and detached (nothing may wait on it).
+    private func adopt(name: String, at lower: String, manifest: Manifest, repository: BackupRepository,
+                       options: BackupMountOptions) -> BackupMount? {
+        guard let held = handoff?.take(lower) else { return nil }
+        guard let kernel = BackupMount.mountTableEntry(at: lower),
+              "\(kernel.major):\(kernel.minor)" == held.device else {
+            close(held.descriptor)
+            handoff?.drop(lower)
+            return nil
+        }
+        let logger = self.logger
+        do throws(ConvoyError) {
+            let mount = try BackupMount.adopt(manifest: manifest, repository: repository, at: lower,
+                                              device: held.descriptor, options: options) { line in
+                logger.error("lazy volume \(name): \(line)")
+            }
+            logger.info("lazy volume \(name): serving its backup's mount again (kept by the FUSE keeper)")
+            return mount
+        } catch {
+            logger.warning("lazy volume \(name): cannot serve its earlier mount (\(error.message)); mounting afresh")
+            BackupMount.abandon(lower)
+            handoff?.drop(lower)
+            return nil
+        }
     }
 
     // MARK: Hydration
@@ -192,6 +228,7 @@ public actor LazyVolumes: VolumeLifecycleHooks {
             switch attached.layout {
             case .overlay(let merged, _, let work, _):
                 Overlay.unmount(merged, detach: true)
+                handoff?.drop(attached.mount.mountpoint)
                 try? attached.mount.unmount()
                 try? Filesystem.removeTree(work)
             case .externalOrigin(let driver):
@@ -228,6 +265,9 @@ public actor LazyVolumes: VolumeLifecycleHooks {
         for (name, attached) in active {
             attached.stop.stop()
             attached.hydration?.cancel()
+            // The keeper holds the backup's connection: the mounts stay, the next daemon serves them again, and
+            // reads meanwhile wait instead of failing.
+            if handoff != nil, case .overlay = attached.layout { continue }
             if case .overlay(let merged, _, _, _) = attached.layout { Overlay.unmount(merged, detach: true) }
             do { try attached.mount.unmount() } catch {
                 logger.warning("cannot unmount the backup of lazy volume \(name): \(error.message)")
@@ -262,6 +302,11 @@ public actor LazyVolumes: VolumeLifecycleHooks {
 }
 
 extension LazyVolumes {
+    func dropUnclaimedHandoffs() {
+        guard let handoff else { return }
+        handoff.dropUnclaimed()
+    }
+
     /// Lazy volumes still attached to their backups, and their hydration's bytes done and to do, summed (metrics).
     func hydrationTotals() -> (volumes: Int, bytesDone: UInt64, bytesTotal: UInt64) {
         active.values.filter { !$0.lifecycle.isFinished }.reduce((0, 0, 0)) { sum, attached in

@@ -45,6 +45,8 @@ final class DaemonHarness {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        // The FUSE keeper a lazy volume started outlives the daemon on purpose; not the test.
+        _ = try? Command.run("/usr/bin/pkill", ["-KILL", "-f", "fuse-keeper --socket \(root)/"], timeout: 10)
         detachMounts()
         try? FileManager.default.removeItem(atPath: directory)
         unlink(pluginSocket)
@@ -112,6 +114,12 @@ final class DaemonHarness {
         process.waitUntilExit()
         self.process = nil
         return process.terminationStatus
+    }
+
+    /// The pid of the FUSE keeper of this daemon's root, if one runs.
+    var keeperPID: Int32? {
+        let found = try? Command.run("/usr/bin/pgrep", ["-f", "fuse-keeper --socket \(root)/"], timeout: 10)
+        return found.flatMap { Int32($0.stdout.split(separator: "\n").first ?? "") }
     }
 
     /// kill -9: a crash.
