@@ -17,35 +17,6 @@ final class LazyHandoffTests: XCTestCase {
         daemon.cleanUp()
     }
 
-    /// Reads every file of `merged` again and again, page cache, dentries and inodes dropped before each pass
-    /// (so each read reaches the FUSE server, lookups included), checks each against the source, and writes a
-    /// line per pass and the totals at the end.
-    static let reader = """
-        import hashlib, os, sys, time
-        source, merged, stop, out = sys.argv[1:5]
-        expected = {n: hashlib.sha256(open(os.path.join(source, n), "rb").read()).digest() for n in os.listdir(source)}
-        errors = reads = 0
-        worst = 0.0
-        with open(out, "w", buffering=1) as log:
-            while not os.path.exists(stop):
-                with open("/proc/sys/vm/drop_caches", "w") as caches:
-                    caches.write("3")
-                for name, digest in sorted(expected.items()):
-                    started = time.monotonic()
-                    try:
-                        with open(os.path.join(merged, name), "rb") as f:
-                            if hashlib.sha256(f.read()).digest() != digest:
-                                errors += 1
-                                log.write("MISMATCH %s\\n" % name)
-                    except OSError as error:
-                        errors += 1
-                        log.write("ERROR %s %s\\n" % (name, error))
-                    worst = max(worst, time.monotonic() - started)
-                    reads += 1
-                log.write("PASS %d\\n" % reads)
-            log.write("DONE reads=%d errors=%d worst=%.3f\\n" % (reads, errors, worst))
-        """
-
     struct Reading {
         let process: Process
         let stop: String
@@ -94,8 +65,9 @@ final class LazyHandoffTests: XCTestCase {
     func startReader(_ source: String, _ merged: String) throws -> Reading {
         let reading = Reading(process: Process(), stop: daemon.directory + "/stop-reading",
                               out: daemon.directory + "/reader.log")
-        reading.process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        reading.process.arguments = ["python3", "-c", Self.reader, source, merged, reading.stop, reading.out]
+        // scripts/read-loop: every file read and checked again and again, every cache dropped before each pass.
+        reading.process.executableURL = URL(fileURLWithPath: SystemdServiceTests.repository + "/scripts/read-loop")
+        reading.process.arguments = [source, merged, reading.stop, reading.out]
         try reading.process.run()
         XCTAssertTrue(reading.waitForMorePasses(than: 1), reading.log)
         return reading

@@ -100,6 +100,14 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(after.value("convoy_api_requests_total",
                                    ["api": "metrics", "endpoint": "/metrics", "method": "GET", "code": "200"]), 6)
         XCTAssertGreaterThan(after.count("process_cpu_seconds_total"), 0)
+
+        // Every metric the Grafana dashboard charts is one the daemon serves.
+        let dashboard = try String(contentsOfFile: SystemdServiceTests.repository + "/contrib/grafana/convoy.json",
+                                   encoding: .utf8)
+        let charted = Set(dashboard.matches(of: /(convoy|process)_[a-z_]+/).map { String($0.output.0) })
+        let served = Set(after.samples.keys.map { String($0.prefix { $0 != "{" }) })
+        XCTAssertGreaterThan(charted.count, 20)
+        XCTAssertEqual(charted.subtracting(served), [], "charted but not served")
     }
 
     /// A snapshot and its backup to the test's destination; returns the backup's URL.

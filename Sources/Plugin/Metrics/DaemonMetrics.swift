@@ -22,7 +22,12 @@ public final class DaemonMetrics: Sendable {
         .milliseconds(100), .seconds(1), .seconds(10), .seconds(60), .seconds(600), .seconds(3600), .seconds(21600),
     ]
 
-    public init() {}
+    public init() {
+        // Series that may stay at zero for long are there from the start, so a dashboard shows 0, not "no data".
+        for lease in ["host", "replica"] {
+            for takeover in [false, true] { _ = leaseCounter(lease, takeover: takeover) }
+        }
+    }
 
     // MARK: API requests
 
@@ -77,11 +82,13 @@ public final class DaemonMetrics: Sendable {
     // MARK: Leases
 
     /// A lease renewed (`takeover`: taken from a host whose lease had expired), of kind "host", "replica" or "ebs".
-    func lease(_ lease: String, takeover: Bool) {
+    func lease(_ lease: String, takeover: Bool) { leaseCounter(lease, takeover: takeover).increment() }
+
+    private func leaseCounter(_ lease: String, takeover: Bool) -> Counter {
         let name = takeover ? "convoy_lease_takeovers_total" : "convoy_lease_renewals_total"
         let help = takeover ? "Leases taken over from a host whose lease expired, by lease kind."
             : "Lease renewals, by lease kind."
-        registry.counter(name, labels: [("lease", lease)], help: help).increment()
+        return registry.counter(name, labels: [("lease", lease)], help: help)
     }
 
     // MARK: Mounted backups
