@@ -106,13 +106,18 @@ final class FuseHandoff: Sendable {
     /// The descriptor an earlier daemon's mount at `path` left, now the caller's to serve or close.
     func take(_ path: String) -> Held? { inherited.withLock { $0.removeValue(forKey: path) } }
 
-    /// Gives the keeper a copy of the descriptor of the mount at `path`.
-    func hold(_ path: String, device: Int32, mount: MountInfo.Mount?) {
-        guard let mount else { return logger.warning("no mount at \(path): not given to the FUSE keeper") }
-        guard let socket = connected() else { return }
-        if !FuseKeeper.send(socket, "HOLD \(mount.major):\(mount.minor) \(path)", descriptor: device) {
-            logger.warning("cannot give the mount at \(path) to the FUSE keeper: \(String(cString: strerror(errno)))")
+    /// Gives the keeper a copy of the descriptor of the mount at `path`; false when it could not.
+    func hold(_ path: String, device: Int32, mount: MountInfo.Mount?) -> Bool {
+        guard let mount else {
+            logger.warning("no mount at \(path): not given to the FUSE keeper")
+            return false
         }
+        guard let socket = connected() else { return false }
+        guard FuseKeeper.send(socket, "HOLD \(mount.major):\(mount.minor) \(path)", descriptor: device) else {
+            logger.warning("cannot give the mount at \(path) to the FUSE keeper: \(String(cString: strerror(errno)))")
+            return false
+        }
+        return true
     }
 
     /// Tells the keeper the mount at `path` goes for good.

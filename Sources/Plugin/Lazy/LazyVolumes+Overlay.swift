@@ -28,13 +28,14 @@ extension LazyVolumes {
         let (mount, base, adopted) = try mountBackup(name: name, manifest: manifest, repository: repository,
                                                      options: mountOptions, adopting: !fresh)
         let merged = base + "/merged"
+        var kept = false
         do {
             // An adopted backup mount still has its overlay (containers use it): it stays as it is.
             if !(adopted && MountInfo.isMountPoint(merged)) {
                 for directory in [merged, work] { try Filesystem.makeDirectory(directory, mode: 0o700) }
                 try await Overlay.mount(lower: mount.mountpoint, upper: upper, work: work, at: merged)
             }
-            if !adopted { handoff?.hold(mount.mountpoint, device: mount.device, mount: mount.kernelMount) }
+            kept = adopted || handoff?.hold(mount.mountpoint, device: mount.device, mount: mount.kernelMount) == true
         } catch {
             handoff?.drop(mount.mountpoint)
             try? mount.unmount()
@@ -43,7 +44,7 @@ extension LazyVolumes {
         }
         let layout = Layout.overlay(merged: merged, upper: upper, work: work, copyTo: apart ? directory : nil)
         active[name] = Attached(mount: mount, layout: layout, manifest: manifest,
-                                progress: HydrationProgress(manifest: manifest), url: url)
+                                progress: HydrationProgress(manifest: manifest), url: url, kept: kept)
     }
 
     /// Where a lazy file volume's layers are: its directory; the overlay's upper layer, which is that directory,

@@ -43,6 +43,9 @@ public actor LazyVolumes: VolumeLifecycleHooks {
         /// info after `finish` returns, so until then this still answers).
         var lifecycle = LazyLifecycle()
         var url: String
+        /// The FUSE keeper holds a copy of the backup mount's connection: a stop leaves the mounts for the next
+        /// daemon instead of unmounting them.
+        var kept = false
 
         /// Finishing copies the volume's data (blocks never written, a tree kept apart), rather than only
         /// unmounting and tidying.
@@ -267,7 +270,7 @@ public actor LazyVolumes: VolumeLifecycleHooks {
             attached.hydration?.cancel()
             // The keeper holds the backup's connection: the mounts stay, the next daemon serves them again, and
             // reads meanwhile wait instead of failing.
-            if handoff != nil, case .overlay = attached.layout { continue }
+            if attached.kept, case .overlay = attached.layout { continue }
             if case .overlay(let merged, _, _, _) = attached.layout { Overlay.unmount(merged, detach: true) }
             do { try attached.mount.unmount() } catch {
                 logger.warning("cannot unmount the backup of lazy volume \(name): \(error.message)")
