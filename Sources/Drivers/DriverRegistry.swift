@@ -36,7 +36,8 @@ public enum DriverRegistry {
     }
 
     public static func makeDrivers(names: [String], root: String, options: [String: String], hostID: String = "",
-                                   logger: Logger = Logger(label: "convoy")) throws(ConvoyError) -> [any VolumeDriver] {
+                                   logger: Logger = Logger(label: "convoy"),
+                                   leaseEvents: LeaseEvents? = nil) throws(ConvoyError) -> [any VolumeDriver] {
         guard !names.isEmpty else {
             throw .invalid("--drivers: name at least one driver "
                 + "(available: \(availableNames.joined(separator: ", ")))")
@@ -69,7 +70,9 @@ public enum DriverRegistry {
         for name in names {
             guard let entry = available[name] else { continue }
             let own = options.filter { $0.key.hasPrefix(entry.prefix + ".") }
-            drivers.append(try entry.make(DriverContext(root: root, options: own, hostID: hostID, logger: logger)))
+            var context = DriverContext(root: root, options: own, hostID: hostID, logger: logger)
+            context.leaseEvents = leaseEvents
+            drivers.append(try entry.make(context))
         }
         return drivers
     }
@@ -77,11 +80,16 @@ public enum DriverRegistry {
 
 /// What a driver is constructed from: the daemon's root, its own `<driver>.*` options, the host id (for a driver
 /// that holds leases in storage other hosts reach) and the daemon's logger (for what it decides on its own).
+/// A lease taken or renewed (`takeover`: taken from a host whose lease ran out), named by its kind ("ebs").
+public typealias LeaseEvents = @Sendable (_ lease: String, _ takeover: Bool) -> Void
+
 public struct DriverContext: Sendable {
     public var root: String
     public var options: [String: String]
     public var hostID: String
     public var logger: Logger
+    /// Told of every lease a driver takes or renews in shared storage (the daemon's metrics); nil: no one.
+    public var leaseEvents: LeaseEvents?
 
     public init(root: String, options: [String: String], hostID: String = "",
                 logger: Logger = Logger(label: "convoy")) {

@@ -16,6 +16,8 @@ final class EBSFailoverTests: XCTestCase {
     var ebs: EBSTestEnvironment!
     var volumeName = ""
     var writer: Process?
+    /// Host B's /metrics, where its lease takeovers and renewals are counted.
+    var metricsB = ""
     static let leaseSeconds = 6
 
     override func setUp() async throws {
@@ -27,8 +29,10 @@ final class EBSFailoverTests: XCTestCase {
         hostA = try DaemonHarness()
         hostA.extraArguments = ebs.daemonArguments(["ebs.leasettl=\(Self.leaseSeconds)"]) + ["--host-id", "host-a"]
         hostB = try DaemonHarness()
+        let port = try MetricsScrape.freePort()
+        metricsB = "http://127.0.0.1:\(port)/metrics"
         hostB.extraArguments = ebs.daemonArguments(["ebs.leasettl=\(Self.leaseSeconds)"], onSecondInstance: true)
-            + ["--host-id", "host-b"]
+            + ["--host-id", "host-b", "--metrics-address", "127.0.0.1:\(port)"]
         try hostA.start()
         try hostB.start()
     }
@@ -93,6 +97,7 @@ final class EBSFailoverTests: XCTestCase {
         XCTAssertEqual(moved.tags["convoy-lease-host"], "host-b")
         XCTAssertTrue(hostB.log_().contains("host host-b takes volume \(volumeName)"), hostB.log_())
         XCTAssertTrue(hostB.log_().contains("from host host-a"), "both host ids in the log")
+        XCTAssertEqual(try MetricsScrape.scrape(metricsB).value("convoy_lease_takeovers_total", ["lease": "ebs"]), 1)
         try Command.check("/bin/sh", ["-c", "echo written-on-b > '\(pathB)/b'"])
 
         // A comes back: its reference to the volume is kept, but the volume is B's: fenced, nothing changed.
@@ -115,6 +120,8 @@ final class EBSFailoverTests: XCTestCase {
         usleep(UInt32(Self.leaseSeconds) * 1_000_000 / 2 + 500_000)
         let later = Int(try await ebs.ec2.volume(volume.id)?.tags["convoy-lease-expires"] ?? "") ?? 0
         XCTAssertGreaterThan(later, renewed, "B renews its lease")
+        XCTAssertGreaterThanOrEqual(try MetricsScrape.scrape(metricsB).count("convoy_lease_renewals_total",
+                                                                            ["lease": "ebs"]), 1)
         try hostB.pluginOK("VolumeDriver.Unmount", ["Name": volumeName, "ID": "c2"])
         let released = try await ebs.ec2.volume(volume.id)
         XCTAssertNil(released?.tags["convoy-lease-host"], "released at unmount")

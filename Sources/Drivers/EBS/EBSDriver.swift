@@ -33,7 +33,13 @@ public struct EBSDriver: NativeBackupDriver {
         logger = context.logger
         leases = EBSLeaseKeeper(directory: configuration.directory + "/leases",
                                 host: context.hostID.isEmpty ? ProcessInfo.processInfo.hostName : context.hostID,
-                                ttl: configuration.leaseTTL, logger: context.logger)
+                                ttl: configuration.leaseTTL, logger: context.logger,
+                                events: Self.ebsLeaseEvents(context.leaseEvents))
+    }
+
+    private static func ebsLeaseEvents(_ events: LeaseEvents?) -> (@Sendable (_ takeover: Bool) -> Void)? {
+        guard let events else { return nil }
+        return { takeover in events("ebs", takeover) }
     }
 
     public func start() async throws(ConvoyError) {

@@ -24,9 +24,13 @@ final class EBSLeaseKeeper: Sendable {
     let host: String
     let ttl: Int
     let logger: Logger
+    /// Told of each lease taken or renewed (true: taken over from another host).
+    let events: (@Sendable (_ takeover: Bool) -> Void)?
     private let records = Mutex<[String: Record]>([:])
 
-    init(directory: String, host: String, ttl: Duration, logger: Logger) {
+    init(directory: String, host: String, ttl: Duration, logger: Logger,
+         events: (@Sendable (_ takeover: Bool) -> Void)? = nil) {
+        self.events = events
         self.directory = directory
         self.host = host
         self.ttl = Int(ttl.components.seconds)
@@ -92,6 +96,7 @@ final class EBSLeaseKeeper: Sendable {
                 }
             }
             try save(name, Record(volumeID: volumeID, state: .held, lease: mine, since: nil))
+            events?(displaced != nil)
             if let displaced {
                 logger.warning("""
                     ebs lease: host \(host) takes volume \(name) (\(volumeID)) over from \(displaced.holder), \
@@ -130,6 +135,7 @@ final class EBSLeaseKeeper: Sendable {
         renewed.expires = EBSLease.now() + ttl
         try await ec2.createTags([record.volumeID], [EBSLease.expiresTag: String(renewed.expires)])
         try save(name, Record(volumeID: record.volumeID, state: .held, lease: renewed, since: nil))
+        events?(false)
         return true
     }
 

@@ -40,9 +40,10 @@ public enum Daemon {
 
         let saved = SavedDriverConfiguration.decode(try store.config(SavedDriverConfiguration.key))
         let driverConfiguration = SavedDriverConfiguration.resolve(configuration, saved: saved)
+        let metrics = DaemonMetrics()
         let drivers = try DriverRegistry.makeDrivers(
             names: driverConfiguration.drivers, root: root, options: driverConfiguration.options, hostID: host.id,
-            logger: logger)
+            logger: logger, leaseEvents: { lease, takeover in metrics.lease(lease, takeover: takeover) })
         for driver in drivers { try await driver.start() }
         try store.setConfig(SavedDriverConfiguration.key, driverConfiguration.encoded())
 
@@ -60,7 +61,6 @@ public enum Daemon {
         logChecks(destinations, browseTargets, store: store, logger: logger)
         // One ceiling for the blocks of every mount (lazy volumes and browse mounts alike).
         let blockMemory = BlockMemory(capacity: Int(clamping: configuration.fuseCacheBytes))
-        let metrics = DaemonMetrics()
         var mountOptions = BackupMountOptions(
             memory: blockMemory, readAheadBlocks: configuration.fuseReadAheadBlocks,
             diskCacheDirectory: configuration.fuseDiskCache ? root + "/cache/blocks" : nil)

@@ -24,7 +24,7 @@ public final class DaemonMetrics: Sendable {
 
     public init() {
         // Series that may stay at zero for long are there from the start, so a dashboard shows 0, not "no data".
-        for lease in ["host", "replica"] {
+        for lease in ["host", "replica", "ebs"] {
             for takeover in [false, true] { _ = leaseCounter(lease, takeover: takeover) }
         }
     }
@@ -81,13 +81,14 @@ public final class DaemonMetrics: Sendable {
 
     // MARK: Leases
 
-    /// A lease renewed (`takeover`: taken from a host whose lease had expired), of kind "host", "replica" or "ebs".
+    /// A lease taken or renewed (`takeover`: taken from a host whose lease had expired), of kind "host", "replica"
+    /// or "ebs".
     func lease(_ lease: String, takeover: Bool) { leaseCounter(lease, takeover: takeover).increment() }
 
     private func leaseCounter(_ lease: String, takeover: Bool) -> Counter {
         let name = takeover ? "convoy_lease_takeovers_total" : "convoy_lease_renewals_total"
         let help = takeover ? "Leases taken over from a host whose lease expired, by lease kind."
-            : "Lease renewals, by lease kind."
+            : "Leases taken or renewed by this host, by lease kind."
         return registry.counter(name, labels: [("lease", lease)], help: help)
     }
 

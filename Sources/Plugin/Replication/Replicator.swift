@@ -86,7 +86,7 @@ public actor Replicator: VolumeLifecycleHooks {
         if let now = try await ReplicaLease.read(name, in: repository), now.host != hostID {
             throw ConvoyError(.conflict, "host \(now.host) took over volume \(name) at the same moment; retry")
         }
-        if let held, held.host != hostID { metrics?.lease("replica", takeover: true) }
+        metrics?.lease("replica", takeover: held.map { $0.host != hostID } ?? false)
         return held?.lastBackup
     }
 
