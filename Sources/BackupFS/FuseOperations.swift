@@ -163,11 +163,9 @@ enum FuseOperations {
     /// The open file of a request's handle; a handle an earlier daemon made is adopted as an open of `node`.
     private static func openFile(_ filesystem: BackupFilesystem, _ node: fuse_ino_t,
                                  _ info: UnsafeMutablePointer<fuse_file_info>?) -> OpenFile? {
-        guard let info else { return nil }
-        return filesystem.openFiles.file(info.pointee.fh) {
-            guard let index = filesystem.tree.index(ofNode: node), filesystem.tree.entry(index).type == .file else {
-                return nil
-            }
+        guard let info, let index = filesystem.tree.index(ofNode: node) else { return nil }
+        return filesystem.openFiles.file(info.pointee.fh, node: index) {
+            guard filesystem.tree.entry(index).type == .file else { return nil }
             return OpenFile(node: index, path: filesystem.tree.entry(index).path.description)
         }
     }

@@ -24,10 +24,14 @@ final class OpenFiles: Sendable {
         }
     }
 
-    /// The open file of `handle`; for a handle not made here, `adopt` makes one (nil: the node is not a file).
-    func file(_ handle: UInt64, adopt: () -> OpenFile?) -> OpenFile? {
+    /// The open file of `handle` on entry `node`; for a handle not made here, `adopt` makes one (nil: the node is
+    /// not a file). A handle of ours on another node (an earlier process's handle that happens to equal one of
+    /// ours) gets a file of its own, not kept.
+    func file(_ handle: UInt64, node: Int, adopt: () -> OpenFile?) -> OpenFile? {
         state.withLock { state in
-            if let file = state.files[handle] { return file }
+            if let file = state.files[handle] {
+                return file.node == node ? file : adopt()
+            }
             guard let file = adopt() else { return nil }
             state.files[handle] = file
             return file
