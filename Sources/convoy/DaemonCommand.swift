@@ -118,6 +118,10 @@ struct DaemonCommand: AsyncParsableCommand {
         + "\(MetricsAddress.defaultPort)) or unix:PATH (root only). Default: no metrics.", valueName: "address"))
     var metricsAddress: String?
 
+    @Flag(help: ArgumentHelp("Also serve each hydrating lazy volume's progress as series labelled with its name "
+        + "(one pair per such volume; off by default so that series stay bounded)."))
+    var metricsPerVolume = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
     var logLevel: String?
 

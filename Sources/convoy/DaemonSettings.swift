@@ -70,6 +70,7 @@ struct DaemonSettings {
             throw ConvoyError.invalid("--fuse-handoff-timeout: \(handoff) is not between 0 and 86400 seconds")
         }
         configuration.fuseHandoffSeconds = handoff
+        configuration.metricsPerVolume = flag("metrics-per-volume", command.metricsPerVolume)
         configuration.metricsAddress = try string("metrics-address", command.metricsAddress).map {
             address throws(ConvoyError) in try MetricsAddress.parse(address)
         }

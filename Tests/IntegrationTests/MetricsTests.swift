@@ -13,7 +13,7 @@ final class MetricsTests: XCTestCase {
         url = "http://127.0.0.1:\(port)/metrics"
         // A hydration slowed down, so the lazy volume below is still hydrating when scraped.
         daemon.extraArguments = ["--metrics-address", "127.0.0.1:\(port)", "--browse-root", daemon.directory,
-                                 "--hydration-pause", "2"]
+                                 "--hydration-pause", "2", "--metrics-per-volume"]
         try daemon.start()
     }
 
@@ -43,6 +43,10 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(mounted.value("convoy_api_request_duration_seconds_count",
                                      ["api": "docker", "endpoint": "/VolumeDriver.Mount"]), 1)
         XCTAssertEqual(mounted.value("convoy_errors_total", ["api": "docker", "kind": "notFound"]), 1)
+        XCTAssertEqual(mounted.value("convoy_driver_operation_duration_seconds_count",
+                                     ["driver": "vfs", "operation": "mount"]), 1)
+        XCTAssertEqual(mounted.value("convoy_driver_operation_duration_seconds_count",
+                                     ["driver": "vfs", "operation": "create"]), 1)
 
         // Two backups of the same data: the second reads nothing new and stores nothing new.
         let data = daemon.root + "/vfs/metered"
@@ -89,14 +93,22 @@ final class MetricsTests: XCTestCase {
         let lazy = try MetricsScrape.scrape(url)
         XCTAssertEqual(lazy.value("convoy_lazy_volumes"), 1)
         XCTAssertEqual(lazy.value("convoy_lazy_hydration_total_bytes"), logical)
+        XCTAssertEqual(lazy.value("convoy_lazy_volume_hydration_total_bytes", ["volume": "restored"]), logical)
+        XCTAssertNotNil(lazy.value("convoy_lazy_volume_hydrated_bytes", ["volume": "restored"]))
         XCTAssertGreaterThan(lazy.count("convoy_fuse_read_bytes_total", ["mount": "lazy"]), 0)
         XCTAssertEqual(lazy.value("convoy_volumes", ["driver": "vfs"]), 2)
         XCTAssertEqual(lazy.value("convoy_mount_references", ["driver": "vfs"]), 2)
 
-        // Unmounted: the references go, and the scrapes themselves were counted.
+        // Unmounted: the references go, and the scrapes themselves were counted. A lazy volume deleted loses its
+        // per-volume series.
         try daemon.pluginOK("VolumeDriver.Unmount", ["Name": "metered", "ID": "container-1"])
+        XCTAssertEqual(try daemon.cli(["umount", "restored"]).status, 0)
+        XCTAssertEqual(try daemon.cli(["delete", "restored"]).status, 0)
         let after = try MetricsScrape.scrape(url)
-        XCTAssertEqual(after.value("convoy_volumes_mounted", ["driver": "vfs"]), 1)
+        XCTAssertEqual(after.value("convoy_volumes_mounted", ["driver": "vfs"]), 0)
+        XCTAssertNil(after.value("convoy_lazy_volume_hydrated_bytes", ["volume": "restored"]))
+        XCTAssertEqual(after.value("convoy_driver_operation_duration_seconds_count",
+                                   ["driver": "vfs", "operation": "unmount"]), 2)
         XCTAssertEqual(after.value("convoy_api_requests_total",
                                    ["api": "metrics", "endpoint": "/metrics", "method": "GET", "code": "200"]), 6)
         XCTAssertGreaterThan(after.count("process_cpu_seconds_total"), 0)

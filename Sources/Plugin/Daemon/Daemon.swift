@@ -80,7 +80,7 @@ public enum Daemon {
         let volumes = VolumeService(store: store, drivers: drivers,
                                     ignoreDockerDelete: configuration.ignoreDockerDelete,
                                     hooks: [lazyVolumes, catalog, replicator], shared: sharedCatalogs,
-                                    hostID: host.id, logger: logger)
+                                    hostID: host.id, logger: logger, metrics: metrics)
         let jobs = JobManager(store: store, logger: logger, metrics: metrics)
         let planner = RestorePlanner(volumes: volumes)
         let services = Services(
@@ -177,7 +177,8 @@ public enum Daemon {
         if let address = configuration.metricsAddress {
             if case .unix(let path) = address { try SocketFiles.prepare(path, option: "--metrics-address") }
             let gauges = ScrapeGauges(metrics: metrics, store: store, drivers: driverConfiguration.drivers,
-                                      jobs: jobs, lazy: lazyVolumes, browser: browser)
+                                      jobs: jobs, lazy: lazyVolumes, browser: browser,
+                                      perVolume: configuration.metricsPerVolume)
             served.append(.init(service: MetricsEndpoint.application(
                 address: address, gauges: gauges, metrics: metrics, logger: logger,
                 onRunning: {

@@ -23,7 +23,7 @@ public struct DaemonConfigFile: Sendable, Equatable {
     public static let mapKeys: Set<String> = ["driver-opts", "store-password-file"]
     public static let flagKeys: Set<String> = [
         "ignore-docker-delete", "fuse-disk-cache", "allow-any-backup-destination", "allow-any-browse-target",
-        "csi-expand-on-node",
+        "csi-expand-on-node", "metrics-per-volume",
     ]
     public static let numberKeys: Set<String> = [
         "fuse-read-ahead", "hydration-pause", "host-lease-ttl", "fuse-handoff-timeout",

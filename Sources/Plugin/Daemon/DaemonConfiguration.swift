@@ -48,6 +48,8 @@ public struct DaemonConfiguration: Sendable {
     public static let defaultHandoffSeconds: Double = 120
     /// `--metrics-address`: where Prometheus scrapes `/metrics`; nil: no metrics server.
     public var metricsAddress: MetricsAddress?
+    /// `--metrics-per-volume`: series labelled with volume names (hydration of lazy volumes); off: bounded labels.
+    public var metricsPerVolume = false
     /// `--csi-socket`: where to serve CSI v1 over gRPC; nil: no CSI.
     public var csiSocket: String?
     /// `--csi-snapshot-dest`: where CSI snapshots are backed up when their class names no `dest`.

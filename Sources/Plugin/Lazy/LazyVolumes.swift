@@ -310,6 +310,14 @@ extension LazyVolumes {
         handoff.dropUnclaimed()
     }
 
+    /// Each hydrating lazy volume's bytes done and to do (metrics with `--metrics-per-volume`).
+    func hydrationByVolume() -> [String: (done: UInt64, total: UInt64)] {
+        active.filter { !$0.value.lifecycle.isFinished }.mapValues { attached in
+            let now = attached.progress.current
+            return (now.bytesDone, now.bytesTotal)
+        }
+    }
+
     /// Lazy volumes still attached to their backups, and their hydration's bytes done and to do, summed (metrics).
     func hydrationTotals() -> (volumes: Int, bytesDone: UInt64, bytesTotal: UInt64) {
         active.values.filter { !$0.lifecycle.isFinished }.reduce((0, 0, 0)) { sum, attached in

@@ -48,6 +48,21 @@ public final class DaemonMetrics: Sendable {
                              help: "Requests that failed, by API and error kind.").increment()
     }
 
+    // MARK: Drivers
+
+    /// One driver operation on a volume (create, delete, mount, unmount) and how long it took.
+    func driverOperation(driver: String, operation: String, duration: Duration, failed: Bool) {
+        let labels = [("driver", driver), ("operation", operation)]
+        registry.durationHistogram("convoy_driver_operation_duration_seconds", labels: labels,
+                                   buckets: Self.latencyBuckets,
+                                   help: "Time a driver took to create, delete, mount or unmount a volume.")
+            .record(duration)
+        if failed {
+            registry.counter("convoy_driver_operation_errors_total", labels: labels,
+                             help: "Driver operations on volumes that failed, by driver and operation.").increment()
+        }
+    }
+
     // MARK: Jobs
 
     func jobStarted(kind: String) {

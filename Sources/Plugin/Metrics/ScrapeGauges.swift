@@ -1,5 +1,6 @@
 import ConvoyCore
 import Foundation
+import Prometheus
 import Synchronization
 
 /// Gauges of state, set from the daemon's own records when Prometheus scrapes (cheaper than keeping them current
@@ -13,11 +14,16 @@ final class ScrapeGauges: Sendable {
     let jobs: JobManager
     let lazy: LazyVolumes
     let browser: BackupBrowser
+    /// `--metrics-per-volume`: each hydrating lazy volume's progress as series labelled with its name.
+    let perVolume: Bool
     private let jobKindsSeen = Mutex<Set<String>>([])
+    /// The per-volume gauges served at the last scrape, so a volume that stopped hydrating loses its series.
+    private let volumeGauges = Mutex<[String: [Gauge]]>([:])
     private let process = ProcessGauges()
 
     init(metrics: DaemonMetrics, store: StateStore, drivers: [String], jobs: JobManager, lazy: LazyVolumes,
-         browser: BackupBrowser) {
+         browser: BackupBrowser, perVolume: Bool = false) {
+        self.perVolume = perVolume
         self.metrics = metrics
         self.store = store
         self.drivers = drivers
@@ -49,6 +55,7 @@ final class ScrapeGauges: Sendable {
         registry.gauge("convoy_lazy_hydration_total_bytes",
                            help: "Bytes the hydrating lazy volumes copy in all.")
             .set(Double(hydration.bytesTotal))
+        if perVolume { updateVolumes(await lazy.hydrationByVolume()) }
         registry.gauge("convoy_browse_mounts", help: "Backups mounted for browsing.")
             .set(Double(await browser.list().count))
         let running = await jobs.runningKinds()
@@ -61,5 +68,25 @@ final class ScrapeGauges: Sendable {
                 .set(Double(running[kind] ?? 0))
         }
         process.update(registry)
+    }
+
+    private func updateVolumes(_ hydrating: [String: (done: UInt64, total: UInt64)]) {
+        let registry = metrics.registry
+        volumeGauges.withLock { served in
+            for (name, gauges) in served where hydrating[name] == nil {
+                gauges.forEach(registry.unregisterGauge)
+                served[name] = nil
+            }
+            for (name, progress) in hydrating {
+                let labels = [("volume", name)]
+                let done = registry.gauge("convoy_lazy_volume_hydrated_bytes", labels: labels,
+                                          help: "Bytes a hydrating lazy volume has copied (--metrics-per-volume).")
+                let total = registry.gauge("convoy_lazy_volume_hydration_total_bytes", labels: labels,
+                                           help: "Bytes a hydrating lazy volume copies in all (--metrics-per-volume).")
+                done.set(Double(progress.done))
+                total.set(Double(progress.total))
+                served[name] = [done, total]
+            }
+        }
     }
 }

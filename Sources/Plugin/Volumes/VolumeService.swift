@@ -21,9 +21,13 @@ public actor VolumeService {
     /// This host, as it records its references in shared catalogs.
     let hostID: String
 
+    /// Times the drivers' create, delete, mount and unmount (`timed`); nil: not measured.
+    let metrics: DaemonMetrics?
+
     public init(store: StateStore, drivers: [any VolumeDriver], ignoreDockerDelete: Bool,
                 hooks: [any VolumeLifecycleHooks] = [], shared: [String: SharedCatalog] = [:],
-                hostID: String = "local", logger: Logger) {
+                hostID: String = "local", logger: Logger, metrics: DaemonMetrics? = nil) {
+        self.metrics = metrics
         self.shared = shared
         self.hostID = hostID
         self.store = store
@@ -150,7 +154,9 @@ public actor VolumeService {
             do {
                 var blank = record.driverVolume
                 blank.receivesImage = receivesImage
-                record.driverInfo = try await driver.createVolume(blank)
+                record.driverInfo = try await timed(driver, "create") { () throws(ConvoyError) in
+                    try await driver.createVolume(blank)
+                }
             } catch {
                 // The driver left nothing behind, and what stands in the way (a directory of that name, another
                 // host's volume in a shared pool) is not ours to delete.
@@ -223,7 +229,9 @@ public actor VolumeService {
                 throw error
             }
             do {
-                try await driver.deleteVolume(record.driverVolume)
+                try await timed(driver, "delete") { () throws(ConvoyError) in
+                    try await driver.deleteVolume(record.driverVolume)
+                }
             } catch {
                 try? store.update(name, state: .ready)
                 throw ConvoyError.wrap(error, context: "cannot delete volume \(name)", as: .driverFailure)
@@ -251,7 +259,9 @@ public actor VolumeService {
                 mountpoint = existing
             } else {
                 do {
-                    mountpoint = try await driver.mountVolume(record.driverVolume)
+                    mountpoint = try await timed(driver, "mount") { () throws(ConvoyError) in
+                        try await driver.mountVolume(record.driverVolume)
+                    }
                 } catch {
                     throw ConvoyError.wrap(error, context: "cannot mount volume \(name)", as: .driverFailure)
                 }
@@ -280,7 +290,9 @@ public actor VolumeService {
             Failpoint.reach("unmount-reference-removed")
             let driver = try self.driver(for: record)
             do {
-                try await driver.unmountVolume(record.driverVolume)
+                try await timed(driver, "unmount") { () throws(ConvoyError) in
+                    try await driver.unmountVolume(record.driverVolume)
+                }
             } catch {
                 // The reference is gone; reconciliation retries the unmount at the next start.
                 throw ConvoyError.wrap(error, context: "cannot unmount volume \(name)", as: .driverFailure)
