@@ -95,6 +95,10 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(lazy.value("convoy_lazy_hydration_total_bytes"), logical)
         XCTAssertEqual(lazy.value("convoy_lazy_volume_hydration_total_bytes", ["volume": "restored"]), logical)
         XCTAssertNotNil(lazy.value("convoy_lazy_volume_hydrated_bytes", ["volume": "restored"]))
+        XCTAssertGreaterThanOrEqual(lazy.count("convoy_lazy_volume_fuse_read_bytes_total", ["volume": "restored"]),
+                                    Double(37 * 60_000))
+        XCTAssertGreaterThan(lazy.count("convoy_lazy_volume_block_fetch_duration_seconds_count",
+                                        ["volume": "restored"]), 0)
         XCTAssertGreaterThan(lazy.count("convoy_fuse_read_bytes_total", ["mount": "lazy"]), 0)
         XCTAssertEqual(lazy.value("convoy_volumes", ["driver": "vfs"]), 2)
         XCTAssertEqual(lazy.value("convoy_mount_references", ["driver": "vfs"]), 2)
@@ -107,6 +111,7 @@ final class MetricsTests: XCTestCase {
         let after = try MetricsScrape.scrape(url)
         XCTAssertEqual(after.value("convoy_volumes_mounted", ["driver": "vfs"]), 0)
         XCTAssertNil(after.value("convoy_lazy_volume_hydrated_bytes", ["volume": "restored"]))
+        XCTAssertNil(after.value("convoy_lazy_volume_fuse_reads_total", ["volume": "restored"]))
         XCTAssertEqual(after.value("convoy_driver_operation_duration_seconds_count",
                                    ["driver": "vfs", "operation": "unmount"]), 2)
         XCTAssertEqual(after.value("convoy_api_requests_total",

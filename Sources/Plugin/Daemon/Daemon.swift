@@ -72,8 +72,10 @@ public enum Daemon {
             ? FuseHandoff(path: root + "/fuse-keeper.sock", orphanTimeout: configuration.fuseHandoffSeconds,
                           logger: logger)
             : nil
+        let perVolumeMounts = configuration.metricsPerVolume ? PerVolumeMounts(metrics) : nil
         let lazyVolumes = LazyVolumes(root: root, drivers: drivers, logger: logger, mountOptions: mountOptions,
-                                      hydrationPause: configuration.hydrationPause, handoff: handoff)
+                                      hydrationPause: configuration.hydrationPause, handoff: handoff,
+                                      perVolumeMounts: perVolumeMounts)
         let (sharedCatalogs, sharedHosts) = try await sharedStorage(drivers, host: host.id, metrics: metrics,
                                                                     configuration: configuration, logger: logger)
         let replicator = Replicator(hostID: host.id, stores: stores, logger: logger, metrics: metrics)
@@ -178,7 +180,7 @@ public enum Daemon {
             if case .unix(let path) = address { try SocketFiles.prepare(path, option: "--metrics-address") }
             let gauges = ScrapeGauges(metrics: metrics, store: store, drivers: driverConfiguration.drivers,
                                       jobs: jobs, lazy: lazyVolumes, browser: browser,
-                                      perVolume: configuration.metricsPerVolume)
+                                      perVolume: perVolumeMounts)
             served.append(.init(service: MetricsEndpoint.application(
                 address: address, gauges: gauges, metrics: metrics, logger: logger,
                 onRunning: {

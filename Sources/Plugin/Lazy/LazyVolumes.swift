@@ -27,6 +27,8 @@ public actor LazyVolumes: VolumeLifecycleHooks {
     /// The FUSE keeper, which keeps lazy file volumes' backup mounts alive across restarts; nil: they go with
     /// the daemon (`--fuse-handoff-timeout 0`).
     let handoff: FuseHandoff?
+    /// `--metrics-per-volume`: each volume's mount counted under its name too; nil: per kind only.
+    let perVolumeMounts: PerVolumeMounts?
     var active: [String: Attached] = [:]
     /// Threads for hydration's copy-ups, shared by every lazy file volume.
     let hydrationThreads = BlockingIOPool(threads: Hydrator.width, name: "convoy-copy-up")
@@ -66,8 +68,9 @@ public actor LazyVolumes: VolumeLifecycleHooks {
     }
 
     init(root: String, drivers: [any VolumeDriver], logger: Logger, mountOptions: BackupMountOptions,
-         hydrationPause: Duration = .zero, handoff: FuseHandoff? = nil) {
+         hydrationPause: Duration = .zero, handoff: FuseHandoff? = nil, perVolumeMounts: PerVolumeMounts? = nil) {
         self.handoff = handoff
+        self.perVolumeMounts = perVolumeMounts
         self.root = root + "/lazy"
         self.drivers = Dictionary(drivers.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.logger = logger
@@ -83,6 +86,8 @@ public actor LazyVolumes: VolumeLifecycleHooks {
                      adopting: Bool = false) throws(ConvoyError) -> (mount: BackupMount, base: String, adopted: Bool) {
         let base = try PathGuard.child(of: root, named: name)
         let lower = base + "/backup"
+        var options = options
+        if let perVolumeMounts { options.observer = perVolumeMounts.observer(for: name, base: options.observer) }
         if adopting, let mount = adopt(name: name, at: lower, manifest: manifest, repository: repository,
                                        options: options) {
             return (mount, base, true)

@@ -15,14 +15,14 @@ final class ScrapeGauges: Sendable {
     let lazy: LazyVolumes
     let browser: BackupBrowser
     /// `--metrics-per-volume`: each hydrating lazy volume's progress as series labelled with its name.
-    let perVolume: Bool
+    let perVolume: PerVolumeMounts?
     private let jobKindsSeen = Mutex<Set<String>>([])
     /// The per-volume gauges served at the last scrape, so a volume that stopped hydrating loses its series.
     private let volumeGauges = Mutex<[String: [Gauge]]>([:])
     private let process = ProcessGauges()
 
     init(metrics: DaemonMetrics, store: StateStore, drivers: [String], jobs: JobManager, lazy: LazyVolumes,
-         browser: BackupBrowser, perVolume: Bool = false) {
+         browser: BackupBrowser, perVolume: PerVolumeMounts? = nil) {
         self.perVolume = perVolume
         self.metrics = metrics
         self.store = store
@@ -55,7 +55,11 @@ final class ScrapeGauges: Sendable {
         registry.gauge("convoy_lazy_hydration_total_bytes",
                            help: "Bytes the hydrating lazy volumes copy in all.")
             .set(Double(hydration.bytesTotal))
-        if perVolume { updateVolumes(await lazy.hydrationByVolume()) }
+        if let perVolume {
+            let hydrating = await lazy.hydrationByVolume()
+            updateVolumes(hydrating)
+            perVolume.prune(keeping: Set(hydrating.keys))
+        }
         registry.gauge("convoy_browse_mounts", help: "Backups mounted for browsing.")
             .set(Double(await browser.list().count))
         let running = await jobs.runningKinds()
