@@ -1,8 +1,5 @@
 #ifndef CONVOY_CLINUX_H
 #define CONVOY_CLINUX_H
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 // Linux calls that Glibc's Swift overlay does not expose (they need _GNU_SOURCE or live in sys/xattr.h).
 #include <fcntl.h>
 #include <sys/types.h>
@@ -71,6 +68,11 @@ static inline int convoy_open_beneath(int dirfd, const char *path, int flags) {
     return (int)syscall(437 /* __NR_openat2, the same number on every architecture */, dirfd, path, &how, sizeof how);
 #endif
 }
+// GNU extensions, declared here: defining _GNU_SOURCE in this module would change system types (fd_set) against
+// the other modules that include the same headers.
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
+#define CONVOY_POSIX_SPAWN_SETSID 0x80
+#define CONVOY_MSG_CMSG_CLOEXEC 0x40000000
 // One message with an optional file descriptor (SCM_RIGHTS) on a SOCK_SEQPACKET socket: the FUSE keeper holds
 // the /dev/fuse descriptors of lazy volumes across daemon restarts. `fd` -1: none. Returns bytes sent or -1.
 static inline ssize_t convoy_send_with_fd(int sock, const void *data, size_t length, int fd) {
@@ -104,7 +106,7 @@ static inline ssize_t convoy_receive_with_fd(int sock, void *data, size_t capaci
     message.msg_control = control.bytes;
     message.msg_controllen = sizeof control.bytes;
     *fd = -1;
-    ssize_t received = recvmsg(sock, &message, MSG_CMSG_CLOEXEC);
+    ssize_t received = recvmsg(sock, &message, CONVOY_MSG_CMSG_CLOEXEC);
     if (received < 0) return received;
     for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
         if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
@@ -125,7 +127,7 @@ static inline pid_t convoy_spawn_detached(char *const argv[], const char *log) {
     posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_APPEND | O_CREAT, 0600);
     posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     posix_spawnattr_init(&attributes);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags(&attributes, CONVOY_POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);

@@ -45,8 +45,9 @@ struct VolumeMountMetrics: MountObserver {
         let labels = [("volume", volume)]
         reads = registry.counter("convoy_lazy_volume_fuse_reads_total", labels: labels,
                                  help: "FUSE reads answered by a lazy volume's backup mount (--metrics-per-volume).")
-        readBytes = registry.counter("convoy_lazy_volume_fuse_read_bytes_total", labels: labels,
-                                     help: "Bytes FUSE reads of a lazy volume's backup returned (--metrics-per-volume).")
+        readBytes = registry.counter(
+            "convoy_lazy_volume_fuse_read_bytes_total", labels: labels,
+            help: "Bytes FUSE reads of a lazy volume's backup returned (--metrics-per-volume).")
         hits = registry.counter("convoy_lazy_volume_block_cache_hits_total", labels: labels,
                                 help: "Blocks a lazy volume found in memory (--metrics-per-volume).")
         misses = registry.counter("convoy_lazy_volume_block_cache_misses_total", labels: labels,
