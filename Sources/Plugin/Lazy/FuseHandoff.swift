@@ -63,6 +63,7 @@ final class FuseHandoff: Sendable {
                 }
             }
             guard let socket, FuseKeeper.send(socket, "HELLO", descriptor: -1) else {
+                if let socket { close(socket) }
                 logger.error("the FUSE keeper at \(path) does not answer: lazy volumes' mounts go with this daemon")
                 return nil
             }
