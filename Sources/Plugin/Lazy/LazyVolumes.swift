@@ -310,10 +310,7 @@ public actor LazyVolumes: VolumeLifecycleHooks {
 }
 
 extension LazyVolumes {
-    func dropUnclaimedHandoffs() {
-        guard let handoff else { return }
-        handoff.dropUnclaimed()
-    }
+    func dropUnclaimedHandoffs() { handoff?.dropUnclaimed() }
 
     /// Each hydrating lazy volume's bytes done and to do (metrics with `--metrics-per-volume`).
     func hydrationByVolume() -> [String: (done: UInt64, total: UInt64)] {
