@@ -15,6 +15,8 @@ public struct AppendOnlyObjectStore: ObjectStore {
 
     public var location: String { base.location }
     public var existenceChecksAreCheap: Bool { base.existenceChecksAreCheap }
+    public var requestConcurrency: Int { base.requestConcurrency }
+    public var packsLargeBlocks: Bool { base.packsLargeBlocks }
 
     public var appendOnlyReason: String? {
         "\(base.location) is append-only on this host (--append-only): backups are only added there; forget, "

@@ -40,16 +40,20 @@ public struct BackupCopier: Sendable {
             }
             var sizes: [String: UInt64] = [:]
             var checksums: [String: BlockChecksum] = [:]
+            // In manifest order, so that packs hold the blocks of files next to each other: a restore reads a
+            // pack for a run of files (hash order scattered every pack across the whole restore).
+            var order: [String] = []
             for entry in copied.entries {
-                for chunk in entry.chunks ?? [] {
+                for chunk in entry.chunks ?? [] where sizes[chunk.hash] == nil {
                     sizes[chunk.hash] = UInt64(chunk.length)
+                    order.append(chunk.hash)
                     checksums[chunk.hash] = chunk.checksum
                 }
             }
             // What the volume's last backup here holds is present; only the rest is looked up, one by one when
             // that is cheap (a stat) or few, else by listing the store once.
             let lastBackup = await destination.blocksOfLastBackup(manifest.volume)
-            let candidates = sizes.keys.filter { !lastBackup.contains($0) }.sorted()
+            let candidates = order.filter { !lastBackup.contains($0) }
             let askPerBlock = destination.store.existenceChecksAreCheap || candidates.count <= 64
             let listed = askPerBlock ? [] : try await destination.blockHashes()
             let unlisted = candidates.filter { !listed.contains($0) }

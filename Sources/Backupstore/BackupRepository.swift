@@ -207,6 +207,17 @@ public struct BackupRepository: Sendable {
         } range: { key, offset, length throws(ConvoyError) in
             try await store.getOnceRange(key, offset: offset, length: length)
         }
+        return try opened(hash, stored)
+    }
+
+    /// A block as the store holds it, opened (an encrypted store's) and decoded as `plainBlockReadOnce` does: for
+    /// a reader that fetched it as part of a larger range (`PackReadAhead`).
+    func plainBlock(_ hash: String, stored: ObjectBytes,
+                    checksum: BlockChecksum?) throws(ConvoyError) -> PlainBlock {
+        try BlockCodec.decodeInPlace(try opened(hash, stored), expectedHash: hash, checksum: checksum, cipher: cipher)
+    }
+
+    private func opened(_ hash: String, _ stored: ObjectBytes) throws(ConvoyError) -> ObjectBytes {
         guard let cipher else { return stored }
         return ObjectBytes(try cipher.openData(stored, context: "block:" + hash,
                                                what: "block \(hash) of \(store.location)"))

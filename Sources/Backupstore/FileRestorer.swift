@@ -54,14 +54,17 @@ public struct FileRestorer: Sendable {
             try Self.applyMetadata(entry, at: path)
             counter.add(bytes: 0, items: 1)
         }
-        // 2. File contents, several files at a time.
-        let repository = self.repository
+        // 2. File contents, several files at a time; blocks in packs fetched a pack range at a time, ahead.
+        let blocks = try await PackReadAhead(repository: repository,
+                                             files: plan.files.map { ($0.chunks ?? []).map(\.hash) },
+                                             ahead: repository.store.requestConcurrency, budget: Self.readAheadBudget)
+        let files = blocks.readingOrder.map { plan.files[$0] }
         let failure: ConvoyError? = await withTaskGroup(of: ConvoyError?.self) { group in
             var next = 0
             func launch(_ entry: Entry) {
                 group.addTask {
                     do throws(ConvoyError) {
-                        try await Self.restoreFile(entry, at: Self.path(entry, in: target), repository: repository,
+                        try await Self.restoreFile(entry, at: Self.path(entry, in: target), blocks: blocks,
                                                    counter: counter)
                         return nil
                     } catch {
@@ -69,8 +72,8 @@ public struct FileRestorer: Sendable {
                     }
                 }
             }
-            while next < min(Self.width, plan.files.count) {
-                launch(plan.files[next])
+            while next < min(Self.width, files.count) {
+                launch(files[next])
                 next += 1
             }
             for await result in group {
@@ -78,8 +81,8 @@ public struct FileRestorer: Sendable {
                     group.cancelAll()
                     return result
                 }
-                if next < plan.files.count {
-                    launch(plan.files[next])
+                if next < files.count {
+                    launch(files[next])
                     next += 1
                 }
             }
@@ -120,10 +123,12 @@ public struct FileRestorer: Sendable {
 
     /// Blocks of one file fetched ahead of the one being written.
     static let prefetch = 8
+    /// Bytes of pack ranges held for blocks not yet written (`PackReadAhead`).
+    static let readAheadBudget = 96 << 20
 
     /// Writes one file's chunks at their offsets, in order, while the next few blocks are fetched and verified;
     /// what no chunk covers stays a hole.
-    static func restoreFile(_ entry: Entry, at bytePath: ByteString, repository: BackupRepository,
+    static func restoreFile(_ entry: Entry, at bytePath: ByteString, blocks: PackReadAhead,
                             counter: ProgressCounter) async throws(ConvoyError) {
         let fd = bytePath.withCString { open($0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         let path = bytePath.description
@@ -142,7 +147,7 @@ public struct FileRestorer: Sendable {
                         // release build returned index 0 from every task (restores failed their length check).
                         // Async typed-throws return values are miscompiled in corners (swiftlang/swift#90722).
                         // A raw block is written from the buffer it was read into, without a copy.
-                        let data = try await repository.plainBlockReadOnce(chunk.hash, checksum: chunk.checksum)
+                        let data = try await blocks.block(chunk.hash, checksum: chunk.checksum)
                         return (index, .success(data))
                     } catch {
                         return (index, .failure(ConvoyError(error.kind,

@@ -35,6 +35,13 @@ public protocol ObjectStore: Sendable {
     /// True when `exists` is a local call (a stat): asking per object beats listing the whole store.
     var existenceChecksAreCheap: Bool { get }
 
+    /// Requests worth having in flight at once: a remote store's connections (`--s3-concurrency`).
+    var requestConcurrency: Int { get }
+
+    /// True where each request costs more than its bytes (S3: a round trip, and a price per request): every
+    /// block is packed, large ones too. A directory store keeps large blocks as files of their own.
+    var packsLargeBlocks: Bool { get }
+
     /// Why nothing may be deleted here, for an append-only destination (`AppendOnlyObjectStore`); nil otherwise.
     var appendOnlyReason: String? { get }
 
@@ -65,6 +72,9 @@ public protocol ObjectStore: Sendable {
 
 extension ObjectStore {
     public var existenceChecksAreCheap: Bool { false }
+    /// A local disk: a few reads in flight keep it busy.
+    public var requestConcurrency: Int { 4 }
+    public var packsLargeBlocks: Bool { false }
     public var appendOnlyReason: String? { nil }
 
     /// Stores whose puts are durable when they return (S3) defer nothing.

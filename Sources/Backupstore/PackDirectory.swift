@@ -50,6 +50,18 @@ final class PackDirectory: Sendable {
         return state.withLock { $0.blocks[hash] }
     }
 
+    /// Where each of `hashes` is packed, for those in a pack this directory knows (one lock for all of them).
+    func locate(_ hashes: some Sequence<String>, in store: any ObjectStore) async throws(ConvoyError)
+        -> [String: PackedBlock] {
+        guard enabled else { return [:] }
+        try await ensureLoaded(from: store)
+        return state.withLock { state in
+            var found: [String: PackedBlock] = [:]
+            for hash in hashes { if let place = state.blocks[hash] { found[hash] = place } }
+            return found
+        }
+    }
+
     /// Loads again unless someone has since generation `seen`. Returns whether anything may have changed.
     @discardableResult
     func reload(after seen: Int, from store: any ObjectStore) async throws(ConvoyError) -> Bool {

@@ -10,10 +10,19 @@ public struct S3ObjectStore: ObjectStore {
     /// "" or a path ending in "/".
     public let prefix: String
     public let location: String
+    public let requestConcurrency: Int
+    /// A 1 MiB block as an object of its own cost a PUT to write and a GET to read: packed, 8 MiB take one each.
+    public var packsLargeBlocks: Bool { true }
+    /// S3 answers each request after a round trip of tens of milliseconds: many in flight hide it.
+    public static let defaultConcurrency = 16
 
-    public init(bucket: String, region: String, prefix: String, endpoint: URL?,
+    public init(bucket: String, region: String, prefix: String, endpoint: URL?, concurrency: Int = defaultConcurrency,
                 credentials: AWSCredentials) throws(ConvoyError) {
-        client = try S3Client(.init(bucket: bucket, region: region, endpoint: endpoint, credentials: credentials))
+        var configuration = S3Client.Configuration(bucket: bucket, region: region, endpoint: endpoint,
+                                                   credentials: credentials)
+        configuration.connections = concurrency
+        client = try S3Client(configuration)
+        requestConcurrency = concurrency
         let trimmed = prefix.split(separator: "/").joined(separator: "/")
         self.prefix = trimmed.isEmpty ? "" : trimmed + "/"
         location = "s3://\(bucket)@\(region)/\(trimmed)" + (endpoint.map { " at \($0.absoluteString)" } ?? "")
@@ -24,6 +33,12 @@ public struct S3ObjectStore: ObjectStore {
         try await client.putObject(key: prefix + key, bytes: bytes)
     }
 
+    /// A pack goes up from its buffer in one copy (the HTTP body), not two.
+    public func putDeferred(_ key: String, aligned buffer: AlignedBuffer) async throws(ConvoyError) {
+        try ObjectKey.validate(key)
+        try await client.putObject(key: prefix + key, body: Data(buffer.bytes))
+    }
+
     public func get(_ key: String) async throws(ConvoyError) -> [UInt8] {
         try ObjectKey.validate(key)
         return try await client.getObject(key: prefix + key)
@@ -32,6 +47,11 @@ public struct S3ObjectStore: ObjectStore {
     public func getRange(_ key: String, offset: Int, length: Int) async throws(ConvoyError) -> [UInt8] {
         try ObjectKey.validate(key)
         return try await client.getObject(key: prefix + key, offset: offset, length: length)
+    }
+
+    public func getOnceRange(_ key: String, offset: Int, length: Int) async throws(ConvoyError) -> ObjectBytes {
+        try ObjectKey.validate(key)
+        return ObjectBytes(try await client.getObjectData(key: prefix + key, offset: offset, length: length))
     }
 
     public func exists(_ key: String) async throws(ConvoyError) -> Bool {

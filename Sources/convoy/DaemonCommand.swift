@@ -38,6 +38,11 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "Endpoint of an S3-compatible server for s3:// destinations (default: AWS_ENDPOINT_URL, else AWS).")
     var s3Endpoint: String?
 
+    @Option(help: ArgumentHelp(
+        "Requests to one s3:// store in flight at once (uploads, ranged downloads; 1-256, default "
+        + "\(DaemonConfiguration.defaultS3Concurrency)).", valueName: "n"))
+    var s3Concurrency: Int?
+
     @Option(help: "Memory for decompressed blocks of all backup mounts together (lazy, browse); default 256M.")
     var fuseCacheSize: String?
 

@@ -1,4 +1,5 @@
 import ConvoyCore
+import Foundation
 import Plugin
 
 /// `convoy daemon`'s settings: a flag given on the command line, else the configuration file's value, else the
@@ -70,6 +71,13 @@ struct DaemonSettings {
             throw ConvoyError.invalid("--fuse-handoff-timeout: \(handoff) is not between 0 and 86400 seconds")
         }
         configuration.fuseHandoffSeconds = handoff
+        let s3Concurrency = number("s3-concurrency", command.s3Concurrency.map(Double.init))
+            ?? Double(DaemonConfiguration.defaultS3Concurrency)
+        guard let concurrency = Int(exactly: s3Concurrency), (1...256).contains(concurrency) else {
+            throw ConvoyError.invalid("--s3-concurrency: \(String(format: "%g", s3Concurrency)) is not a whole "
+                + "number from 1 to 256")
+        }
+        configuration.s3Concurrency = concurrency
         configuration.metricsPerVolume = flag("metrics-per-volume", command.metricsPerVolume)
         configuration.metricsAddress = try string("metrics-address", command.metricsAddress).map {
             address throws(ConvoyError) in try MetricsAddress.parse(address)

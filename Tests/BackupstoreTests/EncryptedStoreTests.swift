@@ -53,6 +53,7 @@ final class EncryptedFileStoreTests: XCTestCase {
         try await made().0.deleteAndCollectKeepsOtherBackupsWhole()
     }
     func testSmallBlocksArePackedAndRoundTrip() async throws { try await made().0.smallBlocksArePackedAndRoundTrip() }
+    func testRestoreReadsEachPackOnce() async throws { try await made().0.restoreReadsEachPackOnce() }
     func testDamagedPackedBlockIsNamedAndOnlyItsFileFails() async throws {
         try await made().0.damagedPackedBlockIsNamedAndOnlyItsFileFails()
     }

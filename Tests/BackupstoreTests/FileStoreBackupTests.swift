@@ -34,6 +34,10 @@ final class FileStoreBackupTests: XCTestCase {
         try await suite.concurrentBackupAndDeleteLoseNothing()
     }
     func testSmallBlocksArePackedAndRoundTrip() async throws { try await suite.smallBlocksArePackedAndRoundTrip() }
+    func testRestoreReadsEachPackOnce() async throws { try await suite.restoreReadsEachPackOnce() }
+    func testReadAheadWithoutRoomReadsBlockByBlock() async throws {
+        try await suite.readAheadWithoutRoomReadsBlockByBlock()
+    }
     func testDamagedPackedBlockIsNamedAndOnlyItsFileFails() async throws {
         try await suite.damagedPackedBlockIsNamedAndOnlyItsFileFails()
     }

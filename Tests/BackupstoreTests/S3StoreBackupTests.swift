@@ -38,6 +38,10 @@ final class S3StoreBackupTests: XCTestCase {
         try await suite().concurrentBackupAndDeleteLoseNothing()
     }
     func testSmallBlocksArePackedAndRoundTrip() async throws { try await suite().smallBlocksArePackedAndRoundTrip() }
+    func testRestoreReadsEachPackOnce() async throws { try await suite().restoreReadsEachPackOnce() }
+    func testReadAheadWithoutRoomReadsBlockByBlock() async throws {
+        try await suite().readAheadWithoutRoomReadsBlockByBlock()
+    }
     func testDamagedPackedBlockIsNamedAndOnlyItsFileFails() async throws {
         try await suite().damagedPackedBlockIsNamedAndOnlyItsFileFails()
     }

@@ -93,6 +93,7 @@ final class SystemdServiceTests: XCTestCase {
             (#"{"drivers": "vfs"}"#, #""drivers" must be a list of strings"#),
             (#"{"fuse-disk-cache": 1}"#, #""fuse-disk-cache" must be true or false"#),
             (#"{"metrics-address": "localhost"}"#, "--metrics-address: 'localhost' is neither HOST:PORT"),
+            (#"{"s3-concurrency": 0}"#, "--s3-concurrency: 0 is not a whole number from 1 to 256"),
             ("{", "is not one JSON object of settings"),
         ]
         for (text, message) in cases {

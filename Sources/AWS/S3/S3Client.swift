@@ -23,7 +23,8 @@ public struct S3Client: Sendable {
                                       endpoint: configuration.endpoint)
         signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region, service: "s3")
         transport = HTTPTransport(idleTimeout: configuration.idleTimeout, timeLimit: configuration.requestTimeLimit,
-                                  maximumConnections: max(4, configuration.multipartConcurrency),
+                                  maximumConnections: max(configuration.connections,
+                                                          configuration.multipartConcurrency),
                                   proxy: ProxyEnvironment().proxy(for: try addressing.url()))
     }
 
@@ -51,9 +52,18 @@ public struct S3Client: Sendable {
             try await multipartUpload(key: key, bytes: bytes)
             return
         }
+        try await putObject(key: key, body: Data(bytes))
+    }
+
+    /// `putObject` of bytes already in a `Data`; larger than the multipart threshold, they go up in parts.
+    public func putObject(key: String, body: Data) async throws(ConvoyError) {
+        if body.count > configuration.multipartThreshold {
+            try await multipartUpload(key: key, bytes: [UInt8](body))
+            return
+        }
         // application/octet-stream: some S3-compatible servers store form-encoded bodies as empty.
         let call = S3Call(operation: "PutObject", key: key, method: "PUT", url: try addressing.url(key: key),
-                          headers: ["Content-Type": "application/octet-stream"], body: Data(bytes))
+                          headers: ["Content-Type": "application/octet-stream"], body: body)
         try check(try await send(call), call)
     }
 
@@ -67,6 +77,12 @@ public struct S3Client: Sendable {
     /// `length` bytes of the object from `offset` (an HTTP range request); fewer when the object ends first. A
     /// missing key or bucket is `.notFound`.
     public func getObject(key: String, offset: Int, length: Int) async throws(ConvoyError) -> [UInt8] {
+        [UInt8](try await getObjectData(key: key, offset: offset, length: length))
+    }
+
+    /// `getObject(key:offset:length:)` as the answer's `Data`, without a copy into an array (a restore's pack
+    /// ranges: 8 MiB each).
+    public func getObjectData(key: String, offset: Int, length: Int) async throws(ConvoyError) -> Data {
         guard offset >= 0, length > 0 else {
             throw ConvoyError(.internalFailure,
                               "S3 GetObject \(addressing.describe(key)): invalid range \(offset)+\(length)")
@@ -76,14 +92,15 @@ public struct S3Client: Sendable {
                           headers: ["Range": "bytes=\(offset)-\(offset + length - 1)"])
         let response = try await send(call)
         // 416: the range starts past the end; the object is shorter than the caller expected.
-        if response.status == 416 { return [] }
+        if response.status == 416 { return Data() }
         try check(response, call)
         // A server that ignores Range answers 200 with the whole object.
         if response.status == 200 {
-            let body = [UInt8](response.body)
-            return offset < body.count ? Array(body[offset..<min(body.count, offset + length)]) : []
+            let body = response.body
+            return offset < body.count ? Data(body[(body.startIndex + offset)..<(body.startIndex
+                + min(body.count, offset + length))]) : Data()
         }
-        return [UInt8](response.body)
+        return response.body
     }
 
     /// The object's size in bytes, or nil when there is no such object. A HEAD answer has no body, so a missing

@@ -15,6 +15,8 @@ extension S3Client {
         public var partSize: Int = 8 * 1024 * 1024
         /// Parts in flight at once (each holds a copy of its part in memory).
         public var multipartConcurrency: Int = 4
+        /// Connections kept to the server: requests beyond them wait for one.
+        public var connections: Int = 16
         /// `max-keys` of each ListObjectsV2 page (S3 caps it at 1,000).
         public var listPageSize: Int = 1000
         /// A request fails when no byte has moved for this long.
@@ -47,6 +49,9 @@ extension S3Client {
             }
             guard (1...64).contains(multipartConcurrency) else {
                 throw ConvoyError(.invalidArgument, "S3 multipart concurrency \(multipartConcurrency) must be 1 to 64")
+            }
+            guard (1...256).contains(connections) else {
+                throw ConvoyError(.invalidArgument, "S3 connections \(connections) must be 1 to 256")
             }
             guard (1...1000).contains(listPageSize) else {
                 throw ConvoyError(.invalidArgument, "S3 list page size \(listPageSize) must be 1 to 1000")

@@ -13,6 +13,8 @@ struct EncryptedObjectStore: ObjectStore {
 
     var location: String { base.location }
     var existenceChecksAreCheap: Bool { base.existenceChecksAreCheap }
+    var requestConcurrency: Int { base.requestConcurrency }
+    var packsLargeBlocks: Bool { base.packsLargeBlocks }
     var appendOnlyReason: String? { base.appendOnlyReason }
 
     /// Whether `key` is sealed whole here (see the type's comment).

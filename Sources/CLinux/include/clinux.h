@@ -28,11 +28,15 @@ static inline int convoy_lremovexattr(const char *path, const char *name) { retu
 // O_DIRECT is only defined with _GNU_SOURCE; glibc's own name for it is always there.
 static const int convoy_O_DIRECT = __O_DIRECT;
 #include <malloc.h>
-// Raise the size above which malloc maps fresh pages (and the heap-trim threshold), so large buffers are reused.
-static inline void convoy_tune_malloc(int mmapThreshold, int trimThreshold) {
+// Raise the size above which malloc maps fresh pages (and the heap-trim threshold), so large buffers are reused;
+// cap the arenas (glibc makes up to 8 per core, each keeping what was freed in it).
+static inline void convoy_tune_malloc(int mmapThreshold, int trimThreshold, int arenas) {
     mallopt(M_MMAP_THRESHOLD, mmapThreshold);
     mallopt(M_TRIM_THRESHOLD, trimThreshold);
+    mallopt(M_ARENA_MAX, arenas);
 }
+// Gives the pages of freed memory in every arena back to the kernel.
+static inline void convoy_release_free_memory(void) { malloc_trim(0); }
 // Declared here rather than through _GNU_SOURCE, which would change how glibc's headers define types that other
 // modules (Dispatch, Glibc) also see, and break the module build.
 extern int syncfs(int fd);

@@ -21,8 +21,10 @@ public enum Daemon {
         // Everything the daemon creates is root-only unless it widens it on purpose (volume directories).
         umask(0o077)
         // Blocks are 0.25–4 MiB buffers allocated and freed all the time; glibc would mmap each one and the kernel
-        // zero fresh pages for it (a tenth of the CPU of reading a mounted backup). Keep them on the heap.
-        convoy_tune_malloc(64 << 20, 256 << 20)
+        // zero fresh pages for it (a tenth of the CPU of reading a mounted backup). Keep them on the heap, in a
+        // few arenas: with glibc's default of one per thread up to 16, each keeping up to the trim threshold of
+        // freed memory, a backup then a restore left the daemon at 930 MiB resident (bench/s3-vs-restic.sh).
+        convoy_tune_malloc(64 << 20, 64 << 20, 4)
         try Filesystem.makeDirectory(root, mode: 0o700)
         let lock = try DaemonLock(root: root)
         let store = try StateStore(path: root + "/convoy.db")
@@ -52,6 +54,7 @@ public enum Daemon {
         let destinations = try BackupDestinations(listed: configuration.backupDestinations,
                                                   allowsAny: configuration.allowAnyBackupDestination, store: store)
         let stores = StoreFactory(s3Endpoint: try StoreFactory.endpoint(option: configuration.s3Endpoint),
+                                  s3Concurrency: configuration.s3Concurrency,
                                   destinations: destinations, hostID: host.id,
                                   keyring: StoreKeyring(passwordFiles: configuration.storePasswordFiles),
                                   appendOnly: configuration.appendOnlyDestinations)

@@ -27,6 +27,7 @@ public struct DaemonConfigFile: Sendable, Equatable {
     ]
     public static let numberKeys: Set<String> = [
         "fuse-read-ahead", "hydration-pause", "host-lease-ttl", "fuse-handoff-timeout",
+        "s3-concurrency",
     ]
 
     public init() {}

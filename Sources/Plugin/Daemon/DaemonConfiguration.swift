@@ -13,6 +13,9 @@ public struct DaemonConfiguration: Sendable {
     public var ignoreDockerDelete: Bool
     /// S3-compatible endpoint for s3:// destinations (nil: AWS_ENDPOINT_URL or AWS).
     public var s3Endpoint: String?
+    /// `--s3-concurrency`: requests to one s3:// store in flight at once.
+    public var s3Concurrency = DaemonConfiguration.defaultS3Concurrency
+    public static let defaultS3Concurrency = 16
     /// Memory for decompressed blocks of each mounted backup (browse mounts and lazy volumes).
     public var fuseCacheBytes: UInt64 = 256 << 20
     /// Blocks fetched ahead when a mounted backup's file is read sequentially.

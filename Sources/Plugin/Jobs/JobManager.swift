@@ -1,4 +1,5 @@
 import Backupstore
+import CLinux
 import ConvoyCore
 import Foundation
 import Logging
@@ -165,6 +166,8 @@ public actor JobManager {
         } else {
             logger.info("job done", metadata: ["job": "\(id)"])
         }
+        // The last job running gives back what it freed (the heap keeps it for reuse while work goes on).
+        if !live.values.contains(where: { $0.state == .running }) { convoy_release_free_memory() }
         // Finished jobs stay in memory briefly for clients polling them, then only in the database.
         Task {
             try? await Task.sleep(for: .seconds(600))

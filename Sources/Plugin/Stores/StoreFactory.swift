@@ -10,6 +10,8 @@ import Foundation
 public struct StoreFactory: Sendable {
     /// For S3-compatible servers (path-style addressing); nil for AWS itself.
     public let s3Endpoint: URL?
+    /// Requests to one s3:// store in flight at once (`--s3-concurrency`).
+    public let s3Concurrency: Int
     public let destinations: BackupDestinations
     /// This daemon's host id, stamped on what its repositories write (HostIdentity).
     public let hostID: String?
@@ -18,9 +20,11 @@ public struct StoreFactory: Sendable {
     /// Canonical URLs of the stores this host only adds to (`--append-only`).
     public let appendOnly: Set<String>
 
-    public init(s3Endpoint: URL? = nil, destinations: BackupDestinations, hostID: String? = nil,
+    public init(s3Endpoint: URL? = nil, s3Concurrency: Int = S3ObjectStore.defaultConcurrency,
+                destinations: BackupDestinations, hostID: String? = nil,
                 keyring: StoreKeyring = StoreKeyring(), appendOnly: Set<String> = []) {
         self.s3Endpoint = s3Endpoint
+        self.s3Concurrency = s3Concurrency
         self.destinations = destinations
         self.hostID = hostID
         self.keyring = keyring
@@ -64,6 +68,7 @@ public struct StoreFactory: Sendable {
             store = try FileObjectStore(root: path)
         case .s3(let bucket, let region, let prefix):
             store = try S3ObjectStore(bucket: bucket, region: region, prefix: prefix, endpoint: s3Endpoint,
+                                      concurrency: s3Concurrency,
                                       credentials: try AWSCredentials.load())
         }
         return appendOnly.contains(location.url) ? AppendOnlyObjectStore(base: store) : store

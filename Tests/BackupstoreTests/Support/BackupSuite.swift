@@ -117,8 +117,8 @@ struct BackupSuite {
         XCTAssertEqual(clean, [])
         let hashes = manifest.entries.compactMap { $0.chunks?.first?.hash }
         XCTAssertGreaterThanOrEqual(hashes.count, 2)
-        try await damage(BackupRepository.blockKey(hashes[0]), false)
-        try await damage(BackupRepository.blockKey(hashes[1]), true)
+        try await damageBlock(hashes[0], remove: false)
+        try await damageBlock(hashes[1], remove: true)
 
         let problems = try await BackupVerifier(repository: repository).verify(manifest)
         XCTAssertEqual(problems.count, 2, "\(problems)")
@@ -243,7 +243,7 @@ struct BackupSuite {
         try TreeFixture.write(source + "/d", TreeFixture.randomBytes(2 << 20, seed: 60))
         let snapshot = try await backup(source, volume: "damaged", id: "snapshot-d")
         let victim = try XCTUnwrap(snapshot.blockHashes.sorted().first)
-        try await damage(BackupRepository.blockKey(victim), false)
+        try await damageBlock(victim, remove: false)
         let target = BackupRepository(store: destination)
         do {
             _ = try await BackupCopier(source: repository, destination: target).copy(snapshot, as: "backup-d")
