@@ -38,12 +38,13 @@ public struct BackupRepository: Sendable {
 
     /// `packsSmallBlocks` false: the store never holds packs (a backup mount's disk cache), so no pack index is
     /// ever listed.
+    /// `packIndexCache`: where to keep copies of a remote plain store's pack indexes (ignored for an encrypted one).
     public init(store: any ObjectStore, packsSmallBlocks: Bool = true, hostID: String? = nil,
-                cipher: StoreCipher? = nil) {
+                cipher: StoreCipher? = nil, packIndexCache: PackIndexCache? = nil) {
         self.store = cipher.map { EncryptedObjectStore(base: store, cipher: $0) } ?? store
         self.cipher = cipher
         self.hostID = hostID
-        packs = PackDirectory(enabled: packsSmallBlocks)
+        packs = PackDirectory(enabled: packsSmallBlocks, cache: cipher == nil ? packIndexCache : nil)
     }
 
     struct FormatFile: Codable {

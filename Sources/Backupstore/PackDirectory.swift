@@ -36,9 +36,12 @@ final class PackDirectory: Sendable {
     private let state = Mutex(State())
     /// False for stores that never hold packs (a backup mount's disk cache): no listing is ever made.
     let enabled: Bool
+    /// Copies of a remote store's indexes on this host, read before the store is asked.
+    let cache: PackIndexCache?
 
-    init(enabled: Bool) {
+    init(enabled: Bool, cache: PackIndexCache? = nil) {
         self.enabled = enabled
+        self.cache = cache
     }
 
     var generation: Int { state.withLock { $0.generation } }
@@ -95,9 +98,10 @@ final class PackDirectory: Sendable {
     /// Why a block may be unreachable: the packs whose index is damaged, for a "missing block" message.
     var damagedIndexes: [String: String] { state.withLock { $0.contents.damagedIndexes } }
 
-    /// Records packs this process wrote and made durable.
+    /// Records packs this process wrote and made durable (and keeps their indexes on the host, when it does).
     func add(_ packs: [(id: String, entries: [PackEntry])]) {
         guard enabled, !packs.isEmpty else { return }
+        if let cache { for (id, entries) in packs { cache.keep(id, PackIndexCodec.encode(entries)) } }
         state.withLock { state in
             for (id, entries) in packs {
                 state.contents.packs[id] = entries
@@ -155,7 +159,12 @@ final class PackDirectory: Sendable {
         contents.packsWithoutIndex = packIDs.subtracting(indexIDs).sorted()
         let usable = indexIDs.filter(packIDs.contains)
         for id in usable { if let entries = known[id] { contents.packs[id] = entries } }
-        let toFetch = usable.filter { known[$0] == nil }
+        let cache = self.cache
+        cache?.forget(allBut: Set(usable))
+        var toFetch: [String] = []
+        for id in usable where known[id] == nil {
+            if let entries = cache?.entries(id) { contents.packs[id] = entries } else { toFetch.append(id) }
+        }
         // Index objects are small: a few fetched at once hide a remote store's latency.
         let fetched: [(String, Result<[PackEntry], ConvoyError>)] = await withTaskGroup(
             of: (String, Result<[PackEntry], ConvoyError>).self
@@ -166,7 +175,9 @@ final class PackDirectory: Sendable {
                 group.addTask {
                     do throws(ConvoyError) {
                         let bytes = try await store.get(BackupRepository.packIndexKey(id))
-                        return (id, .success(try PackIndexCodec.decode(bytes, pack: id)))
+                        let entries = try PackIndexCodec.decode(bytes, pack: id)
+                        cache?.keep(id, bytes)
+                        return (id, .success(entries))
                     } catch {
                         return (id, .failure(error))
                     }

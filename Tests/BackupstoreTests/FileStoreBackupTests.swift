@@ -35,6 +35,7 @@ final class FileStoreBackupTests: XCTestCase {
     }
     func testSmallBlocksArePackedAndRoundTrip() async throws { try await suite.smallBlocksArePackedAndRoundTrip() }
     func testRestoreReadsEachPackOnce() async throws { try await suite.restoreReadsEachPackOnce() }
+    func testPackIndexesAreKeptOnTheHost() async throws { try await suite.packIndexesAreKeptOnTheHost() }
     func testReadAheadWithoutRoomReadsBlockByBlock() async throws {
         try await suite.readAheadWithoutRoomReadsBlockByBlock()
     }

@@ -39,6 +39,7 @@ final class S3StoreBackupTests: XCTestCase {
     }
     func testSmallBlocksArePackedAndRoundTrip() async throws { try await suite().smallBlocksArePackedAndRoundTrip() }
     func testRestoreReadsEachPackOnce() async throws { try await suite().restoreReadsEachPackOnce() }
+    func testPackIndexesAreKeptOnTheHost() async throws { try await suite().packIndexesAreKeptOnTheHost() }
     func testReadAheadWithoutRoomReadsBlockByBlock() async throws {
         try await suite().readAheadWithoutRoomReadsBlockByBlock()
     }

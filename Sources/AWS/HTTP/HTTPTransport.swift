@@ -100,24 +100,44 @@ final class HTTPTransport: Sendable {
             outgoing.headers.replaceOrAdd(name: name, value: value)
         }
         // S3 refuses a PUT without a length; an empty body must still be sent as `Content-Length: 0`.
+        // Sent from the Data itself, a few MiB at a time: a copy of the whole body (an 8 MiB pack) per request
+        // in flight was a fifth of a backup's peak memory.
         if request.method == "PUT" || request.method == "POST" {
-            outgoing.body = .bytes(ByteBuffer(bytes: request.body))
+            outgoing.body = .bytes(request.body)
         }
         do {
             // The client's own deadline is only a backstop a second after `send`'s race, which then always ends
             // first and says what the limit was.
             let backstop = TimeAmount.nanoseconds(Self.nanoseconds(timeLimit)) + .seconds(1)
             let response = try await client.execute(outgoing, timeout: backstop)
-            let body = try await response.body.collect(upTo: Self.largestBody)
+            let body = try await Self.collect(response)
             var headers: [String: String] = [:]
             for (name, value) in response.headers {
                 let key = name.lowercased()
                 headers[key] = headers[key].map { $0 + ", " + value } ?? value
             }
-            return HTTPResponse(status: Int(response.status.code), headers: headers, body: Data(body.readableBytesView))
+            return HTTPResponse(status: Int(response.status.code), headers: headers, body: body)
+        } catch let error as TransportError {
+            throw error
         } catch {
             throw Self.describe(error)
         }
+    }
+
+    /// The answer's body straight into one `Data` (sized from Content-Length when the server gives it), instead of
+    /// a buffer copied into a `Data` at the end: a restore holds many 8 MiB pack ranges in flight.
+    private static func collect(_ response: HTTPClientResponse) async throws -> Data {
+        var body = Data()
+        if let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= largestBody {
+            body.reserveCapacity(length)
+        }
+        for try await chunk in response.body {
+            guard chunk.readableBytes <= largestBody - body.count else {
+                throw TransportError(description: "the answer is larger than \(largestBody) bytes", retryable: false)
+            }
+            body.append(contentsOf: chunk.readableBytesView)
+        }
+        return body
     }
 
     private static func nanoseconds(_ duration: Duration) -> Int64 {

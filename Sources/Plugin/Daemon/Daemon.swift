@@ -57,7 +57,8 @@ public enum Daemon {
                                   s3Concurrency: configuration.s3Concurrency,
                                   destinations: destinations, hostID: host.id,
                                   keyring: StoreKeyring(passwordFiles: configuration.storePasswordFiles),
-                                  appendOnly: configuration.appendOnlyDestinations)
+                                  appendOnly: configuration.appendOnlyDestinations,
+                                  packIndexCacheRoot: root + "/cache/pack-indexes")
         let browseTargets = try BrowseTargets(
             roots: configuration.browseRoots ?? BrowseTargets.defaultRoots(daemonRoot: root),
             allowsAny: configuration.allowAnyBrowseTarget)

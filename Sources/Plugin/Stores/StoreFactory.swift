@@ -19,10 +19,14 @@ public struct StoreFactory: Sendable {
     public let keyring: StoreKeyring
     /// Canonical URLs of the stores this host only adds to (`--append-only`).
     public let appendOnly: Set<String>
+    /// Where copies of S3 stores' pack indexes are kept (`PackIndexCache`), one directory per store; nil: none.
+    public let packIndexCacheRoot: String?
 
     public init(s3Endpoint: URL? = nil, s3Concurrency: Int = S3ObjectStore.defaultConcurrency,
                 destinations: BackupDestinations, hostID: String? = nil,
-                keyring: StoreKeyring = StoreKeyring(), appendOnly: Set<String> = []) {
+                keyring: StoreKeyring = StoreKeyring(), appendOnly: Set<String> = [],
+                packIndexCacheRoot: String? = nil) {
+        self.packIndexCacheRoot = packIndexCacheRoot
         self.s3Endpoint = s3Endpoint
         self.s3Concurrency = s3Concurrency
         self.destinations = destinations
@@ -37,7 +41,14 @@ public struct StoreFactory: Sendable {
                            for use: DestinationUse = .existingBackups) async throws(ConvoyError) -> BackupRepository {
         let store = try open(location, for: use)
         return BackupRepository(store: store, hostID: hostID,
-                                cipher: try await keyring.cipher(for: location, store: store))
+                                cipher: try await keyring.cipher(for: location, store: store),
+                                packIndexCache: packIndexCache(for: location))
+    }
+
+    /// A directory store's indexes are as near as a copy would be; an S3 store's are a GET each.
+    func packIndexCache(for location: StoreLocation) -> PackIndexCache? {
+        guard let packIndexCacheRoot, case .s3 = location else { return nil }
+        return PackIndexCache(directory: packIndexCacheRoot + "/" + BlockCodec.hash(Array(location.url.utf8)))
     }
 
     /// Store URLs as this daemon compares them (`--append-only`).

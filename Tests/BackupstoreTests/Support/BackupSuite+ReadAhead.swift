@@ -21,15 +21,8 @@ extension BackupSuite {
         XCTAssertGreaterThan(packs.count, 0)
 
         let counting = ReadCountingStore(base: store)
-        let target = scratch + "/many-restored"
-        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-        try await FileRestorer(repository: BackupRepository(store: counting, cipher: cipher))
-            .restore(manifest, into: target)
-        for entry in manifest.entries where entry.type == .file {
-            let path = entry.path.description
-            XCTAssertEqual(FileManager.default.contents(atPath: target + "/" + path),
-                           FileManager.default.contents(atPath: source + "/" + path), path)
-        }
+        try await restoreAndCompare(manifest, from: BackupRepository(store: counting, cipher: cipher),
+                                    into: scratch + "/many-restored", source: source)
         let packReads = counting.count("range packs")
         XCTAssertGreaterThan(packReads, 0)
         XCTAssertLessThanOrEqual(packReads, packs.count, "401 packed blocks in \(packs.count) pack(s) were read "
@@ -70,6 +63,53 @@ extension BackupSuite {
         let failure = await Self.failure(reading: hash, from: roomy)
         XCTAssertEqual(failure?.kind, .notFound, failure?.message ?? "a block whose pack is gone was read")
         XCTAssertTrue(failure?.message.contains(hash) == true, failure?.message ?? "")
+    }
+
+    /// Pack indexes kept on the host (`PackIndexCache`): the writer keeps those it wrote; another host fetches
+    /// them once and a second restore asks the store for none, and gets the same bytes; the copy of a pack that
+    /// is gone is dropped at the next load.
+    func packIndexesAreKeptOnTheHost() async throws {
+        let source = scratch + "/indexed"
+        try writeSmallFiles(source, count: 300, seed: 8_000)
+        let writers = PackIndexCache(directory: scratch + "/writer-index-cache")
+        let manifest = try await FileBackupWriter(repository: BackupRepository(store: store, packIndexCache: writers))
+            .backup(.init(source: source, volume: "indexed", backupID: "backup-indexed1", snapshot: nil, parent: nil,
+                          volumeSize: 0)).manifest
+        let packs = try await packIDs()
+        XCTAssertGreaterThanOrEqual(packs.count, 2)
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: writers.directory)), Set(packs))
+        let writersView = ReadCountingStore(base: store)
+        _ = try await BackupRepository(store: writersView, packIndexCache: writers).blockHashes()
+        XCTAssertEqual(writersView.count("get packs"), 0, "the writer fetched indexes it had kept")
+
+        let cache = PackIndexCache(directory: scratch + "/index-cache")
+        let counting = ReadCountingStore(base: store)
+        for round in 1...2 {
+            try await restoreAndCompare(manifest, from: BackupRepository(store: counting, packIndexCache: cache),
+                                        into: scratch + "/indexed-\(round)", source: source)
+            XCTAssertEqual(counting.count("get packs"), packs.count, "after restore \(round): indexes fetched once")
+        }
+        let kept = try FileManager.default.contentsOfDirectory(atPath: cache.directory)
+        XCTAssertEqual(Set(kept), Set(packs))
+        let gone = try XCTUnwrap(packs.first)
+        try await damage(BackupRepository.packKey(gone), true)
+        try await damage(BackupRepository.packIndexKey(gone), true)
+        _ = try await BackupRepository(store: counting, packIndexCache: cache).blockHashes()
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: cache.directory)),
+                       Set(packs).subtracting([gone]))
+    }
+
+    /// Restores `manifest` through `repository` into a new directory `target` and checks every file's bytes
+    /// against `source`.
+    private func restoreAndCompare(_ manifest: Manifest, from repository: BackupRepository, into target: String,
+                                   source: String) async throws {
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        try await FileRestorer(repository: repository).restore(manifest, into: target)
+        for entry in manifest.entries where entry.type == .file {
+            let path = entry.path.description
+            XCTAssertEqual(FileManager.default.contents(atPath: target + "/" + path),
+                           FileManager.default.contents(atPath: source + "/" + path), "\(target): \(path)")
+        }
     }
 
     /// The error reading `hash` throws, nil when it is read.
