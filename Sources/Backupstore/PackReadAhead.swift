@@ -4,20 +4,21 @@ import Synchronization
 /// For a reader that knows every block it will read, and in what order (a restore): blocks that sit in packs are
 /// fetched a pack range at a time, ahead of need, instead of one request per block. A restore of 2,000 small files
 /// from S3 made 2,000 ranged GETs of the same few dozen packs; now it makes one per pack (restic reads its packs
-/// the same way). Blocks of one pack were packed together because they were backed up together, so a restore in
-/// manifest order uses a fetched range soon and wholly.
+/// the same way). The files are read in the order of the ranges their blocks are in (`readingOrder`), so a fetched
+/// range is used soon and wholly.
 ///
-/// Memory: a range is dropped once its last block is used; at most `ahead` ranges are fetched ahead of the one in
-/// use, and above `budget` bytes held the range used longest ago is let go (its remaining blocks are then read one
-/// by one, as without this type). Any failure to fetch a range falls back to reading the block on its own, which
-/// reports a missing or damaged block exactly as before.
+/// Memory: a range is dropped once its last block is used; at most `ahead` ranges are held, and a fetch that
+/// takes the held bytes above `budget` first takes back a range fetched ahead that nobody has asked for yet, else
+/// lets go of the range used longest ago (its remaining blocks are then read one by one, as without this type).
+/// Any failure to fetch a range falls back to reading the block on its own, which reports a missing or damaged
+/// block exactly as before.
 final class PackReadAhead: Sendable {
     /// Needed blocks of one pack that are fetched with one request.
     struct Range: Sendable {
         var pack: String
         var offset: Int
         var length: Int
-        /// How many reads of its blocks `order` will make.
+        /// How many reads of its blocks the files will make.
         var uses: Int
     }
 
