@@ -1,4 +1,6 @@
+import Backupstore
 import ConvoyCore
+import Foundation
 @testable import Plugin
 import XCTest
 
@@ -46,5 +48,27 @@ final class DaemonConfigurationTests: XCTestCase {
         } catch {
             XCTAssertTrue(error.message.contains("ftp://host") && !error.message.contains("s3cr3t"), error.message)
         }
+    }
+
+    /// Copies of pack indexes are kept per S3 store, a store being a bucket, region and prefix at one endpoint;
+    /// none for a directory store.
+    func testPackIndexCopiesAreKeptPerS3StoreAndEndpoint() throws {
+        let root = NSTemporaryDirectory() + "convoy-index-cache-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let destinations = try BackupDestinations(listed: [], allowsAny: true,
+                                                  store: try StateStore(path: root + "/convoy.db"))
+        func directory(_ url: String, endpoint: String?) throws -> String? {
+            let stores = StoreFactory(s3Endpoint: endpoint.flatMap(URL.init(string:)), destinations: destinations,
+                                      packIndexCacheRoot: root + "/cache")
+            return stores.packIndexCache(for: try StoreLocation.parse(url))?.directory
+        }
+        let here = try directory("s3://bucket@us-east-1/backups", endpoint: "http://127.0.0.1:9000")
+        XCTAssertNotNil(here)
+        XCTAssertTrue(here?.hasPrefix(root + "/cache/") == true, here ?? "")
+        XCTAssertEqual(here, try directory("s3://bucket@us-east-1/backups", endpoint: "http://127.0.0.1:9000"))
+        XCTAssertNotEqual(here, try directory("s3://bucket@us-east-1/backups", endpoint: "http://127.0.0.1:9001"))
+        XCTAssertNotEqual(here, try directory("s3://bucket@us-east-1/other", endpoint: "http://127.0.0.1:9000"))
+        XCTAssertNil(try directory("vfs:///srv/backups", endpoint: nil))
     }
 }

@@ -45,10 +45,12 @@ public struct StoreFactory: Sendable {
                                 packIndexCache: packIndexCache(for: location))
     }
 
-    /// A directory store's indexes are as near as a copy would be; an S3 store's are a GET each.
+    /// A directory store's indexes are as near as a copy would be; an S3 store's are a GET each. Named by the
+    /// store's URL and the endpoint it is reached at (one bucket name on two servers is two stores).
     func packIndexCache(for location: StoreLocation) -> PackIndexCache? {
         guard let packIndexCacheRoot, case .s3 = location else { return nil }
-        return PackIndexCache(directory: packIndexCacheRoot + "/" + BlockCodec.hash(Array(location.url.utf8)))
+        let name = location.url + " " + (s3Endpoint?.absoluteString ?? "aws")
+        return PackIndexCache(directory: packIndexCacheRoot + "/" + BlockCodec.hash(Array(name.utf8)))
     }
 
     /// Store URLs as this daemon compares them (`--append-only`).
