@@ -169,7 +169,7 @@ public struct BackupRepository: Sendable {
     func commit(_ writer: BlockWriter) async throws(ConvoyError) {
         let written = try await writer.finish()
         try await store.commitDeferred()
-        packs.add(written)
+        await packs.add(written)
     }
 
     /// Stores a block at once as an object of its own, outside any backup: for a local cache of verified blocks,

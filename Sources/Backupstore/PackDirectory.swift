@@ -98,10 +98,11 @@ final class PackDirectory: Sendable {
     /// Why a block may be unreachable: the packs whose index is damaged, for a "missing block" message.
     var damagedIndexes: [String: String] { state.withLock { $0.contents.damagedIndexes } }
 
-    /// Records packs this process wrote and made durable (and keeps their indexes on the host, when it does).
-    func add(_ packs: [(id: String, entries: [PackEntry])]) {
+    /// Records packs this process wrote and made durable, and keeps copies of their indexes on the host when it
+    /// does.
+    func add(_ packs: [(id: String, entries: [PackEntry])]) async {
         guard enabled, !packs.isEmpty else { return }
-        if let cache { for (id, entries) in packs { cache.keep(id, PackIndexCodec.encode(entries)) } }
+        await cache?.keep(packs.map { ($0.id, PackIndexCodec.encode($0.entries)) })
         state.withLock { state in
             for (id, entries) in packs {
                 state.contents.packs[id] = entries
@@ -160,11 +161,10 @@ final class PackDirectory: Sendable {
         let usable = indexIDs.filter(packIDs.contains)
         for id in usable { if let entries = known[id] { contents.packs[id] = entries } }
         let cache = self.cache
-        cache?.forget(allBut: Set(usable))
-        var toFetch: [String] = []
-        for id in usable where known[id] == nil {
-            if let entries = cache?.entries(id) { contents.packs[id] = entries } else { toFetch.append(id) }
-        }
+        let unknown = usable.filter { known[$0] == nil }
+        let copies = await cache?.copies(of: unknown, keepingOnly: Set(usable)) ?? [:]
+        for (id, entries) in copies { contents.packs[id] = entries }
+        let toFetch = unknown.filter { copies[$0] == nil }
         // Index objects are small: a few fetched at once hide a remote store's latency.
         let fetched: [(String, Result<[PackEntry], ConvoyError>)] = await withTaskGroup(
             of: (String, Result<[PackEntry], ConvoyError>).self
@@ -176,7 +176,7 @@ final class PackDirectory: Sendable {
                     do throws(ConvoyError) {
                         let bytes = try await store.get(BackupRepository.packIndexKey(id))
                         let entries = try PackIndexCodec.decode(bytes, pack: id)
-                        cache?.keep(id, bytes)
+                        await cache?.keep([(id, bytes)])
                         return (id, .success(entries))
                     } catch {
                         return (id, .failure(error))

@@ -16,7 +16,27 @@ public struct PackIndexCache: Sendable {
         self.directory = directory
     }
 
-    func entries(_ id: String) -> [PackEntry]? {
+    /// The copies of `ids` that read and decode, after removing those of packs not in `listed`: one job on the
+    /// I/O pool (a load may find thousands of copies, and a cold read of each would stall a cooperative thread).
+    func copies(of ids: [String], keepingOnly listed: Set<String>) async -> [String: [PackEntry]] {
+        let found = try? await BlockingIOPool.shared.run { () -> [String: [PackEntry]] in
+            forget(allBut: listed)
+            var found: [String: [PackEntry]] = [:]
+            for id in ids { if let entries = entries(id) { found[id] = entries } }
+            return found
+        }
+        return found ?? [:]
+    }
+
+    /// Keeps copies of these indexes (as stored), on the I/O pool.
+    func keep(_ indexes: [(id: String, bytes: [UInt8])]) async {
+        guard !indexes.isEmpty else { return }
+        _ = try? await BlockingIOPool.shared.run {
+            for (id, bytes) in indexes { keep(id, bytes) }
+        }
+    }
+
+    private func entries(_ id: String) -> [PackEntry]? {
         guard let data = FileManager.default.contents(atPath: path(id)) else { return nil }
         do throws(ConvoyError) {
             return try PackIndexCodec.decode(Array(data), pack: id)
@@ -26,14 +46,14 @@ public struct PackIndexCache: Sendable {
         }
     }
 
-    func keep(_ id: String, _ bytes: [UInt8]) {
+    private func keep(_ id: String, _ bytes: [UInt8]) {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                  attributes: [.posixPermissions: 0o700])
         try? Data(bytes).write(to: URL(fileURLWithPath: path(id)), options: .atomic)
     }
 
     /// Removes the copies of packs not in `listed`.
-    func forget(allBut listed: Set<String>) {
+    private func forget(allBut listed: Set<String>) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         for name in names where !listed.contains(name) {
             try? FileManager.default.removeItem(atPath: directory + "/" + name)

@@ -33,7 +33,7 @@ public struct S3ObjectStore: ObjectStore {
         try await client.putObject(key: prefix + key, bytes: bytes)
     }
 
-    /// A pack goes up from its buffer in one copy (the HTTP body), not two.
+    /// A pack goes up from one copy of its buffer (a `Data`, sent as it is), not from an array copied again.
     public func putDeferred(_ key: String, aligned buffer: AlignedBuffer) async throws(ConvoyError) {
         try ObjectKey.validate(key)
         try await client.putObject(key: prefix + key, body: Data(buffer.bytes))

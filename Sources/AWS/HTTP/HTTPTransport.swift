@@ -124,12 +124,13 @@ final class HTTPTransport: Sendable {
         }
     }
 
-    /// The answer's body straight into one `Data` (sized from Content-Length when the server gives it), instead of
-    /// a buffer copied into a `Data` at the end: a restore holds many 8 MiB pack ranges in flight.
+    /// The answer's body straight into one `Data` (sized from Content-Length when the server gives it, up to what
+    /// a pack range needs: a server's header alone must not reserve gigabytes), instead of a buffer copied into a
+    /// `Data` at the end: a restore holds many 8 MiB pack ranges in flight.
     private static func collect(_ response: HTTPClientResponse) async throws -> Data {
         var body = Data()
-        if let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= largestBody {
-            body.reserveCapacity(length)
+        if let length = response.headers.first(name: "content-length").flatMap(Int.init), length > 0 {
+            body.reserveCapacity(min(length, 16 << 20))
         }
         for try await chunk in response.body {
             guard chunk.readableBytes <= largestBody - body.count else {

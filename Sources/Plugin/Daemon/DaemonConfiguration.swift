@@ -1,4 +1,5 @@
 import BackupFS
+import Backupstore
 import ConvoyCore
 import Foundation
 
@@ -15,7 +16,7 @@ public struct DaemonConfiguration: Sendable {
     public var s3Endpoint: String?
     /// `--s3-concurrency`: requests to one s3:// store in flight at once.
     public var s3Concurrency = DaemonConfiguration.defaultS3Concurrency
-    public static let defaultS3Concurrency = 16
+    public static let defaultS3Concurrency = S3ObjectStore.defaultConcurrency
     /// Memory for decompressed blocks of each mounted backup (browse mounts and lazy volumes).
     public var fuseCacheBytes: UInt64 = 256 << 20
     /// Blocks fetched ahead when a mounted backup's file is read sequentially.
