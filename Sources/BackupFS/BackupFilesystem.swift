@@ -1,5 +1,6 @@
 import Backupstore
 import ConvoyCore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,11 +18,18 @@ final class BackupFilesystem: Sendable {
     let log: @Sendable (String) -> Void
     let observer: (any MountObserver)?
     let openFiles = OpenFiles()
+    /// Whether the kernel can open files without asking (FUSE_CAP_NO_OPEN_SUPPORT); set at the session's init.
+    let kernelOpensFilesAlone = Atomic<Bool>(false)
 
     init(manifest: Manifest, repository: BackupRepository, options: BackupMountOptions,
          log: @escaping @Sendable (String) -> Void) throws(ConvoyError) {
         tree = try BackupTree(manifest)
+        // Windows of at most an eighth of the block memory: one window's companions must not push out of it the
+        // blocks being read.
+        let windows = PackWindows(repository: repository, chunks: tree.entries.lazy.flatMap { $0.chunks ?? [] },
+                                  size: min(PackWindows.defaultSize, max(1, options.cacheBytes / 8)))
         let source = try BlockSource(repository: repository, diskCacheDirectory: options.diskCacheDirectory,
+                                     windows: windows,
                                      fetchDelay: options.fetchDelay, log: log)
         let readAheadBlocks = max(0, options.readAheadBlocks)
         cache = BlockCache(memory: options.memory ?? BlockMemory(capacity: options.cacheBytes), source: source,

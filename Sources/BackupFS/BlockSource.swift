@@ -8,13 +8,17 @@ final class BlockSource: Sendable {
     let repository: BackupRepository
     /// Encoded blocks already fetched, in a directory store of their own (same layout as a backup store).
     let diskCache: BackupRepository?
+    /// The tree's packed blocks, fetched a window of their pack at a time; nil with a disk cache, which keeps
+    /// each block fetched as it is (`load`).
+    let windows: PackWindows?
     let fetchDelay: Double
     let log: @Sendable (String) -> Void
     private let fetched = Atomic<UInt64>(0)
 
-    init(repository: BackupRepository, diskCacheDirectory: String?, fetchDelay: Double,
+    init(repository: BackupRepository, diskCacheDirectory: String?, windows: PackWindows?, fetchDelay: Double,
          log: @escaping @Sendable (String) -> Void) throws(ConvoyError) {
         self.repository = repository
+        self.windows = diskCacheDirectory == nil ? windows : nil
         self.diskCache = try diskCacheDirectory.map { directory throws(ConvoyError) in
             // Sealed like its store when that is encrypted: what a mount fetched stays encrypted on disk.
             BackupRepository(store: try FileObjectStore(root: directory), packsSmallBlocks: false,
@@ -54,6 +58,26 @@ final class BlockSource: Sendable {
             return .success(PlainBlock(plain))
         } catch {
             return .failure(error)
+        }
+    }
+
+    /// The blocks of the tree worth fetching with `chunk` (its pack window's), to be claimed before `load(_:each:)`.
+    func companions(of chunk: Chunk) async -> [PackWindows.Block] {
+        await windows?.companions(of: chunk.hash) ?? []
+    }
+
+    /// Several blocks of one pack window with one read (each verified), `each` called in their order; a single
+    /// block, or any block without a window, loads as `load(_:checksum:)` does.
+    func load(_ blocks: [PackWindows.Block],
+              each: (Int, Result<PlainBlock, ConvoyError>) -> Void) async {
+        guard blocks.count > 1, let windows else {
+            for (index, block) in blocks.enumerated() { each(index, await load(block.hash, checksum: block.checksum)) }
+            return
+        }
+        if fetchDelay > 0 { try? await Task.sleep(for: .seconds(fetchDelay)) }
+        await windows.read(blocks) { index, outcome in
+            if case .success(let plain) = outcome { fetched.add(UInt64(plain.count), ordering: .relaxed) }
+            each(index, outcome)
         }
     }
 

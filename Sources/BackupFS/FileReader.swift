@@ -70,7 +70,7 @@ struct FileReader: Sendable {
         let touched = first..<last
         if !touched.isEmpty, let front = file.recordRead(touched) { readAhead(chunks, from: front) }
 
-        let blocks = cache.blocks(Array(chunks[touched]))
+        let blocks = cache.blocks(Array(chunks[touched])) { followingChunks(after: file.node) }
         var pieces: [ReadPiece] = []
         pieces.reserveCapacity(2 * touched.count + 1)
         var position = offset
@@ -122,6 +122,18 @@ struct FileReader: Sendable {
             index += 1
         }
         return position
+    }
+
+    /// The first blocks of the files after entry `node` in the manifest's order (a directory's files, then the
+    /// next directory's: the order `ls`, `find` and `tar` read a tree in), for reading pack windows ahead.
+    private func followingChunks(after node: Int) -> [Chunk] {
+        var found: [Chunk] = []
+        var index = node + 1
+        while index < tree.entries.count, index <= node + 256, found.count < 64 {
+            if tree.entries[index].type == .file, let first = tree.entries[index].chunks?.first { found.append(first) }
+            index += 1
+        }
+        return found
     }
 
     private func readAhead(_ chunks: [Chunk], from front: Int) {

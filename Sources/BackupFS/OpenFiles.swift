@@ -4,11 +4,18 @@ import Synchronization
 /// rather than a pointer in the handle: a mount adopted from an earlier daemon (`BackupMount.adopt`) receives
 /// handles that process made, which name nothing here; such a handle is taken as a fresh open of the node the
 /// request names, with read-ahead state of its own from then on.
+///
+/// Handle 0 is a file the kernel opened without asking (FUSE's no-open mode): its reads keep read-ahead state per
+/// node, so two readers of one file at once share it (each still gets its bytes; read-ahead may judge their
+/// mix random). At most `nodesWithoutHandle` such states are kept; past that they start over.
 final class OpenFiles: Sendable {
     private struct State {
         var files: [UInt64: OpenFile] = [:]
+        var byNode: [Int: OpenFile] = [:]
         var next: UInt64 = 1
     }
+
+    static let nodesWithoutHandle = 4096
 
     private let state = Mutex(State())
     /// The high half of every handle made here: handles an earlier process made differ from them (a random
@@ -29,6 +36,13 @@ final class OpenFiles: Sendable {
     /// ours) gets a file of its own, not kept.
     func file(_ handle: UInt64, node: Int, adopt: () -> OpenFile?) -> OpenFile? {
         state.withLock { state in
+            if handle == 0 {
+                if let file = state.byNode[node] { return file }
+                guard let file = adopt() else { return nil }
+                if state.byNode.count >= Self.nodesWithoutHandle { state.byNode.removeAll(keepingCapacity: true) }
+                state.byNode[node] = file
+                return file
+            }
             if let file = state.files[handle] {
                 return file.node == node ? file : adopt()
             }

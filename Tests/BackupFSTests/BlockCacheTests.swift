@@ -1,5 +1,5 @@
 @testable import BackupFS
-import Backupstore
+@testable import Backupstore
 import CLinux
 import ConvoyTestSupport
 import Foundation
@@ -106,6 +106,72 @@ final class BlockCacheTests: MountTestCase {
         XCTAssertEqual(mismatches.withLock { $0 }, [])
         XCTAssertLessThanOrEqual(mount.filesystem.cache.peakCachedBytes, 3 << 20)
         try unmount(mount)
+    }
+
+    /// Small files packed together are fetched together: reading one brings the other blocks of its pack window,
+    /// so the rest of the directory reads without another fetch, even once the pack is gone from the store.
+    func testSmallFilesOfOnePackWindowAreFetchedWithTheFirst() async throws {
+        let files = (0..<40).map { TreeFixture.randomBytes((8 << 10) + $0 * 512, seed: UInt64(300 + $0)) }
+        let tree = try await backUp("window") { source in
+            for (index, bytes) in files.enumerated() { try TreeFixture.write(source + "/s\(index)", bytes) }
+        }
+        let packs = try await tree.repository.packs.current(from: tree.repository.store).packs
+        let packID = try XCTUnwrap(packs.keys.first)
+        XCTAssertEqual(packs.count, 1)
+        let total = UInt64(files.reduce(0) { $0 + $1.count })  // random bytes: stored raw, a block per file
+
+        let narrow = try mount(tree, at: "narrow", options: .init(cacheBytes: 1 << 20, readAheadBlocks: 0))
+        XCTAssertEqual(try Self.readAll(narrow.mountpoint + "/s7").get(), files[7])
+        XCTAssertGreaterThanOrEqual(narrow.bytesFetched, UInt64(files[7].count))
+        XCTAssertLessThan(narrow.bytesFetched, total, "a 1 MiB memory's windows are 128 KiB of the pack")
+        try unmount(narrow)
+
+        let mount = try mount(tree, options: .init(readAheadBlocks: 0))
+        XCTAssertEqual(try Self.readAll(mount.mountpoint + "/s7").get(), files[7])
+        // s7 is served first, its companions decoded after: wait for them (no timing asserted).
+        try await Self.waitUntil { mount.bytesFetched >= total }
+        XCTAssertEqual(mount.bytesFetched, total, "the first read fetched every block of its window")
+        try FileManager.default.removeItem(atPath: tree.storeRoot + "/" + BackupRepository.packKey(packID))
+        for (index, bytes) in files.enumerated() {
+            XCTAssertEqual(try Self.readAll(mount.mountpoint + "/s\(index)").get(), bytes, "s\(index)")
+        }
+        XCTAssertEqual(mount.bytesFetched, total)
+        try unmount(mount)
+    }
+
+    /// Reading a tree of small files keeps pack windows fetched ahead of the reader, each block fetched once.
+    func testReadingSmallFilesFetchesTheNextWindowsAhead() async throws {
+        let files = (0..<96).map { TreeFixture.randomBytes((12 << 10) + $0 * 97, seed: UInt64(400 + $0)) }
+        let names = files.indices.map { String(format: "s%03d", $0) }
+        let tree = try await backUp("ahead") { source in
+            for (name, bytes) in zip(names, files) { try TreeFixture.write(source + "/" + name, bytes) }
+        }
+        // A 1 MiB memory: windows of 128 KiB, a dozen of them.
+        let mount = try mount(tree, options: .init(cacheBytes: 1 << 20))
+        XCTAssertEqual(try Self.readAll(mount.mountpoint + "/" + names[0]).get(), files[0])
+        let windows = try XCTUnwrap(mount.filesystem.cache.source.windows)
+        let hashes = try names.map { try XCTUnwrap(tree.entry($0).chunks?.first?.hash) }
+        let first = try XCTUnwrap(windows.window(of: hashes[0]))
+        let firstWindowBytes = zip(hashes, files).filter { windows.window(of: $0.0) == first }
+            .reduce(0) { $0 + UInt64($1.1.count) }
+        let placed = hashes.compactMap { windows.window(of: $0) }
+        XCTAssertEqual(placed.count, hashes.count, "every file packed")
+        XCTAssertGreaterThanOrEqual(Set(placed).count, 8, "1.6 MB of files in 128 KiB windows")
+        // The fetches ahead run in the background: wait for them (no timing asserted).
+        try await Self.waitUntil { mount.bytesFetched > firstWindowBytes }
+        XCTAssertGreaterThan(mount.bytesFetched, firstWindowBytes, "windows after the first were fetched ahead")
+        for (name, bytes) in zip(names, files) {
+            XCTAssertEqual(try Self.readAll(mount.mountpoint + "/" + name).get(), bytes, name)
+        }
+        let total = UInt64(files.reduce(0) { $0 + $1.count })
+        XCTAssertEqual(mount.bytesFetched, total, "each block fetched once")
+        try unmount(mount)
+    }
+
+    /// Polls `condition` for up to 10 s: for work a read leaves running in the background.
+    static func waitUntil(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
     }
 
     func testLeastRecentlyUsedBlocksLeaveFirst() {

@@ -27,4 +27,24 @@ final class OpenFilesTests: XCTestCase {
         files.release(handle)
         XCTAssertNil(files.file(handle, node: 3) { nil }, "released")
     }
+
+    /// Handle 0: a file the kernel opened without asking. Its reads keep read-ahead state per node, a bounded
+    /// number of nodes.
+    func testFilesOpenedWithoutAskingKeepStatePerNode() {
+        let files = OpenFiles()
+        let first = files.file(0, node: 3) { OpenFile(node: 3, path: "a") }
+        XCTAssertEqual(first?.node, 3)
+        XCTAssertTrue(files.file(0, node: 3) { XCTFail("made twice"); return nil } === first)
+        XCTAssertEqual(files.file(0, node: 4) { OpenFile(node: 4, path: "b") }?.node, 4)
+        XCTAssertTrue(files.file(0, node: 3) { nil } === first, "another node's read left it as it was")
+        XCTAssertNil(files.file(0, node: 1) { nil }, "not a file")
+
+        _ = first?.recordRead(0..<2)
+        XCTAssertEqual(files.file(0, node: 3) { nil }?.recordRead(2..<3), 3, "sequential across reads")
+        for node in 10..<(10 + OpenFiles.nodesWithoutHandle) {
+            _ = files.file(0, node: node) { OpenFile(node: node, path: "n") }
+        }
+        let again = files.file(0, node: 3) { OpenFile(node: 3, path: "a") }
+        XCTAssertFalse(again === first, "past the bound, read-ahead state starts over")
+    }
 }
