@@ -70,23 +70,8 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(twice.value("convoy_backup_stored_bytes_total"), stored, "nothing new stored")
         XCTAssertEqual(twice.value("convoy_job_duration_seconds_count", ["kind": "snapshot create"]), 2)
 
-        // A backup browsed: the FUSE reads, the blocks fetched and their latency.
-        let target = daemon.directory + "/browse"
-        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-        XCTAssertEqual(try daemon.cli(["backup", "mount", first, target]).status, 0)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: target + "/random.bin")), Data(random))
-        let browsed = try MetricsScrape.scrape(url)
-        XCTAssertEqual(browsed.value("convoy_browse_mounts"), 1)
-        XCTAssertGreaterThan(browsed.count("convoy_fuse_reads_total", ["mount": "browse"]), 0)
-        XCTAssertGreaterThanOrEqual(browsed.count("convoy_fuse_read_bytes_total", ["mount": "browse"]),
-                                    Double(random.count))
-        XCTAssertGreaterThanOrEqual(browsed.count("convoy_fuse_block_fetched_bytes_total", ["mount": "browse"]),
-                                    Double(random.count))
-        XCTAssertGreaterThan(browsed.count("convoy_fuse_block_fetch_duration_seconds_count", ["mount": "browse"]), 0)
-        XCTAssertEqual(browsed.count("convoy_fuse_read_errors_total", ["mount": "browse"]), 0)
-        XCTAssertEqual(try daemon.cli(["backup", "umount", target]).status, 0)
-
-        // A lazy volume, hydrating slowly: counted, and its reads counted as lazy ones.
+        // A lazy volume, hydrating slowly: counted, and its reads counted as lazy ones. Before the browse mount:
+        // mounts share one block memory, and a browse mount brings the blocks packed beside those it reads.
         XCTAssertEqual(try daemon.cli(["create", "restored", "--backup", first, "--lazy"]).status, 0)
         let mountpoint = try daemon.cli(["mount", "restored"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: mountpoint + "/text.log")).count, 37 * 60_000)
@@ -102,6 +87,22 @@ final class MetricsTests: XCTestCase {
         XCTAssertGreaterThan(lazy.count("convoy_fuse_read_bytes_total", ["mount": "lazy"]), 0)
         XCTAssertEqual(lazy.value("convoy_volumes", ["driver": "vfs"]), 2)
         XCTAssertEqual(lazy.value("convoy_mount_references", ["driver": "vfs"]), 2)
+
+        // A backup browsed: the FUSE reads, the blocks fetched and their latency.
+        let target = daemon.directory + "/browse"
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        XCTAssertEqual(try daemon.cli(["backup", "mount", first, target]).status, 0)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: target + "/random.bin")), Data(random))
+        let browsed = try MetricsScrape.scrape(url)
+        XCTAssertEqual(browsed.value("convoy_browse_mounts"), 1)
+        XCTAssertGreaterThan(browsed.count("convoy_fuse_reads_total", ["mount": "browse"]), 0)
+        XCTAssertGreaterThanOrEqual(browsed.count("convoy_fuse_read_bytes_total", ["mount": "browse"]),
+                                    Double(random.count))
+        XCTAssertGreaterThanOrEqual(browsed.count("convoy_fuse_block_fetched_bytes_total", ["mount": "browse"]),
+                                    Double(random.count))
+        XCTAssertGreaterThan(browsed.count("convoy_fuse_block_fetch_duration_seconds_count", ["mount": "browse"]), 0)
+        XCTAssertEqual(browsed.count("convoy_fuse_read_errors_total", ["mount": "browse"]), 0)
+        XCTAssertEqual(try daemon.cli(["backup", "umount", target]).status, 0)
 
         // Unmounted: the references go, and the scrapes themselves were counted. A lazy volume deleted loses its
         // per-volume series.
