@@ -92,6 +92,10 @@ finish convoy-backup
 begin
 timed restic backup --repo "$repo" --quiet "$volume"
 finish restic-backup "$restic_cpu"
+# The same volume straight to a store of its own, without a snapshot (data written once).
+begin
+c backup create --volume bench --dest "s3://convoy-bench@us-east-1/direct" >/dev/null
+finish convoy-direct
 
 for i in $(seq "$runs"); do
   begin
@@ -124,11 +128,15 @@ print()
 print("| step | convoy | requests per GiB | CPU s: convoy / moto | convoy peak RSS | restic 0.14 (s3 backend) "
       "| requests per GiB | CPU s: restic / moto | convoy / restic speed |")
 print("|---|---|---|---|---|---|---|---|---|")
-convoy = [r for r in rows if r[0].startswith("convoy")]
+convoy = [r for r in rows if r[0].startswith("convoy") and r[0] != "convoy-direct"]
 restic = [r for r in rows if r[0].startswith("restic")]
-for c, r in zip(convoy, restic):
+pairs = [(c[0].split("-")[1], c, r) for c, r in zip(convoy, restic)]
+direct = [r for r in rows if r[0] == "convoy-direct"]
+if direct and restic:
+    pairs.insert(1, ("backup --volume (no snapshot)", direct[0], restic[0]))
+for step, c, r in pairs:
     cs, ct, cr, cd, cm, cp, _ = fmt(c)
     rs, rt, rr, _, rm, _, rc = fmt(r)
-    print(f"| {c[0].split('-')[1]} | {ct} | {cr} | {cd:.1f} / {cm:.1f} | {cp} MiB | {rt} | {rr} | {rc:.1f} / {rm:.1f} "
+    print(f"| {step} | {ct} | {cr} | {cd:.1f} / {cm:.1f} | {cp} MiB | {rt} | {rr} | {rc:.1f} / {rm:.1f} "
           f"| {rs / cs:.2f}x |")
 PY

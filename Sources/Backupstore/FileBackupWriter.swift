@@ -243,6 +243,7 @@ public struct FileBackupWriter: Sendable {
             entries: entries, stats: stats)
         progress(WorkProgress(phase: "writing manifest", bytesDone: counter.current.bytesDone, bytesTotal: toRead,
                               itemsDone: stats.files, itemsTotal: stats.files))
+        Failpoint.reach("file-backup-manifest-next")
         try await repository.putManifest(manifest, blocks: blocks)
         try await repository.putVolumeRecord(VolumeRecordInStore(
             name: request.volume, size: request.volumeSize, lastBackup: request.backupID,

@@ -62,6 +62,11 @@ public final class ConvoyAPIClient {
                  body: ClientAPI.CreateBackupRequest(snapshot: snapshot, destination: destination))
     }
 
+    /// A file volume backed up straight into `destination`, without a snapshot.
+    public func createBackup(volume: String, destination: String) throws(ConvoyError) -> ClientAPI.Job {
+        try call("POST", "/v1/backups", body: ClientAPI.CreateBackupRequest(volume: volume, destination: destination))
+    }
+
     public func backups(destination: String, volume: String?) throws(ConvoyError) -> [ClientAPI.Backup] {
         var query = "dest=" + Self.queryEscape(destination)
         if let volume { query += "&volume=" + (try pathSegment(volume)) }

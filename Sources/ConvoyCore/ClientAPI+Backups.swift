@@ -49,14 +49,21 @@ extension ClientAPI {
         }
     }
 
+    /// A snapshot to back up, or a file volume to back up straight from its directory (read once, written once,
+    /// nothing kept in the local snapshot store): exactly one of them.
     public struct CreateBackupRequest: Codable, Sendable {
-        public var snapshot: String
+        public var snapshot: String?
+        public var volume: String?
         public var destination: String
         public init(snapshot: String, destination: String) {
             self.snapshot = snapshot
             self.destination = destination
         }
-        enum CodingKeys: String, CodingKey { case snapshot = "Snapshot", destination = "Dest" }
+        public init(volume: String, destination: String) {
+            self.volume = volume
+            self.destination = destination
+        }
+        enum CodingKeys: String, CodingKey { case snapshot = "Snapshot", volume = "Volume", destination = "Dest" }
     }
 
     public struct BackupURLRequest: Codable, Sendable {

@@ -130,20 +130,34 @@ struct BackupCommand: ParsableCommand {
     }
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Back up a snapshot (prints the backup URL).")
+        static let configuration = CommandConfiguration(
+            abstract: "Back up a snapshot, or a file volume straight from its directory (prints the backup URL).")
         @OptionGroup var client: ClientOptions
         @OptionGroup var job: JobOptions
-        @Argument var snapshot: String
+        @Argument(help: "The snapshot to back up (or --volume instead).") var snapshot: String?
+        @Option(help: ArgumentHelp("A file volume (vfs, glusterfs) to back up without a snapshot: read once, written "
+            + "only to the destination, incremental against its last backup there.", valueName: "volume"))
+        var volume: String?
         @Option(help: "Destination: vfs:///path, s3://bucket@region/path, or ebs:// for a snapshot of an ebs volume.")
         var dest: String
         @OptionGroup var password: StorePassword
+
+        func validate() throws {
+            guard (snapshot == nil) != (volume == nil) else {
+                throw ValidationError("name a snapshot, or a volume with --volume (one of them)")
+            }
+        }
 
         func run() throws {
             try runClient { () throws(ConvoyError) in
                 let api = ConvoyAPIClient(socketPath: client.socket)
                 if !dest.hasPrefix("ebs:") { try password.unlock(api, dest) }
-                let done = try JobFollower(api: api, json: job.json)
-                    .follow(try api.createBackup(snapshot: snapshot, destination: dest))
+                let started = if let volume {
+                    try api.createBackup(volume: volume, destination: dest)
+                } else {
+                    try api.createBackup(snapshot: snapshot ?? "", destination: dest)
+                }
+                let done = try JobFollower(api: api, json: job.json).follow(started)
                 if !job.json { print(done.result?["URL"] ?? "") }
             }
         }

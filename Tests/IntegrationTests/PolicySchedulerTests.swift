@@ -86,8 +86,15 @@ final class PolicySchedulerTests: XCTestCase {
             let kept = try backups("data")
             XCTAssertEqual(Set(kept.values), Set(model.map { $0.formatted(.iso8601) }), "day \(day)")
         }
+        // A file volume's runs go straight to the store: no snapshot kept, nothing in the local snapshot store.
         let snapshots = try daemon.cli(["snapshot", "list", "data", "--format", "table"]).stdout
-        XCTAssertEqual(snapshots.split(separator: "\n").count, 2, "not one scheduled snapshot kept: \(snapshots)")
+        XCTAssertEqual(snapshots.split(separator: "\n").count, 1, "a scheduled snapshot was kept: \(snapshots)")
+        let local = daemon.root + "/snapshots/convoy-backupstore"
+        for area in ["blocks", "packs"] {
+            let written = (try? FileManager.default.subpathsOfDirectory(atPath: local + "/" + area)) ?? []
+            // <area>/<2 hex>/<name>: the objects, below their fan-out directories.
+            XCTAssertEqual(written.filter { $0.contains("/") }, [], "\(area) written to the local store")
+        }
 
         // Five days down: one catch-up run, not five; then the next slot.
         let restoredDay = 20
@@ -207,15 +214,15 @@ final class PolicySchedulerTests: XCTestCase {
         XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [Any])?.count, 0, listed)
     }
 
-    /// The daemon killed in the middle of a run's backup: restarted, the policy shows the attempt, tries again five
-    /// minutes later, and the successful run removes the snapshot the killed one left.
-    func testARunKilledPartWayIsTriedAgainAndLeavesNoSnapshotBehind() throws {
+    /// The daemon killed in the middle of a run's backup (its blocks written, not its manifest): restarted, the
+    /// policy shows the attempt, tries again five minutes later, and the store then holds one backup that verifies.
+    func testARunKilledPartWayIsTriedAgainAndLeavesNothingBehind() throws {
         XCTAssertEqual(try daemon.cli(["create", "data"]).status, 0)
         try TreeFixture.write(daemon.root + "/vfs/data/file", TreeFixture.randomBytes(200_000, seed: 99))
         XCTAssertEqual(try daemon.cli(["backup", "policy", "set", "data", "--dest", destination,
                                        "--every", "1h"]).status, 0)
         XCTAssertEqual(daemon.stop(), 0)
-        daemon.environment["CONVOY_FAILPOINT"] = "backup-blocks-copied"
+        daemon.environment["CONVOY_FAILPOINT"] = "file-backup-manifest-next"
         try daemon.start()
         let killedRun = start.addingTimeInterval(3_600 + 1)
         try setClock(killedRun)
@@ -230,16 +237,15 @@ final class PolicySchedulerTests: XCTestCase {
         XCTAssertEqual(shown["LastAttempt"] as? String, killedRun.formatted(.iso8601))
         XCTAssertNil(shown["LastSuccess"])
         XCTAssertEqual(shown["NextRun"] as? String, killedRun.addingTimeInterval(300).formatted(.iso8601))
-        let left = try daemon.cli(["snapshot", "list", "data", "--format", "table"]).stdout
-        XCTAssertEqual(left.split(separator: "\n").count, 2, "the killed run left no snapshot: \(left)")
+        XCTAssertEqual(try backups("data").count, 0, "the killed run wrote no manifest")
 
         let retry = killedRun.addingTimeInterval(301)
         try setClock(retry)
         try waitForRun("data", at: retry)
         let snapshots = try daemon.cli(["snapshot", "list", "data", "--format", "table"]).stdout
-        XCTAssertEqual(snapshots.split(separator: "\n").count, 2, "not one snapshot after the retry: \(snapshots)")
-        XCTAssertFalse(snapshots.contains(String(left.split(separator: "\n").last?.split(separator: " ").first ?? "")),
-                       "the killed run's snapshot is still there")
+        XCTAssertEqual(snapshots.split(separator: "\n").count, 1, "a snapshot was left: \(snapshots)")
         XCTAssertEqual(try backups("data").count, 1)
+        let verified = try daemon.cli(["backup", "verify", destination, "--all", "--read-data-subset", "all"])
+        XCTAssertEqual(verified.status, 0, verified.stdout + verified.stderr)
     }
 }

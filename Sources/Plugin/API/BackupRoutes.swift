@@ -26,7 +26,14 @@ struct BackupRoutes {
         }
         routes.handle(router, .post, "/v1/backups", status: .accepted) { request, _ throws(ConvoyError) in
             let body = try await JSONBody.decode(ClientAPI.CreateBackupRequest.self, from: request)
-            return try await backups.createBackup(snapshot: body.snapshot, destination: body.destination)
+            switch (body.snapshot, body.volume) {
+            case (let snapshot?, nil):
+                return try await backups.createBackup(snapshot: snapshot, destination: body.destination)
+            case (nil, let volume?):
+                return try await snapshots.backUpVolume(volume, to: body.destination, backups: backups)
+            default:
+                throw .invalid("name either a snapshot (Snapshot) or a file volume (Volume) to back up, not both")
+            }
         }
         routes.handle(router, .get, "/v1/backups") { request, _ throws(ConvoyError) in
             guard let destination = request.uri.queryParameters.get("dest") else {

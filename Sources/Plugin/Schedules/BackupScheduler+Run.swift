@@ -2,46 +2,41 @@ import Backupstore
 import ConvoyCore
 import Foundation
 
-/// One run of a policy: a snapshot stamped with the scheduler's time, its backup to the destination, the
-/// previous run's snapshot deleted (the new one is the base of the next incremental backup), then the volume's
-/// backups there forgotten by the policy's rules and the store collected. A failed backup leaves no snapshot
-/// behind; a failure after the backup was written still counts the backup as made, and says what failed. The
-/// snapshots are named `scheduled-<16 hex>`, so a run that succeeds also deletes what a run killed part way left.
+/// One run of a policy: the backup, stamped with the scheduler's time, then the volume's backups there forgotten
+/// by the policy's rules and the store collected, then the store checked when the policy asks. A file volume going
+/// to a backup store is backed up straight from its directory (`backup create --volume`: data written once, no
+/// snapshot kept on the host; its last backup there is the next run's base). Other volumes go through a snapshot,
+/// backed up, and the previous run's snapshot deleted (the new one is the next incremental's base). A failed
+/// backup leaves no snapshot behind; a failure after the backup was written still counts the backup as made, and
+/// says what failed. Snapshots are named `scheduled-<16 hex>`, so a run that succeeds also deletes what a killed
+/// run (or an earlier version, for a file volume) left.
 extension BackupScheduler {
     static let snapshotPrefix = "scheduled"
 
     nonisolated func run(_ record: PolicyRecord, at now: Date, parts: Parts,
                          progress: @escaping ProgressSink) async throws(ConvoyError) -> [String: String] {
-        let (policy, jobs) = (record.policy, parts.jobs)
-        let volume = policy.volume
+        let (policy, volume) = (record.policy, record.policy.volume)
         var result: [String: String] = [:]
         do throws(ConvoyError) {
-            progress(WorkProgress(phase: "snapshot", itemsTotal: 4))
-            let snapshotJob = try await parts.snapshots.createSnapshot(
-                volume: volume, snapshot: ObjectName.generate(prefix: Self.snapshotPrefix), takenAt: now)
-            guard let snapshot = try await jobs.wait(for: snapshotJob.id).result?["Snapshot"] else {
-                throw ConvoyError(.internalFailure, "snapshot job \(snapshotJob.id) named no snapshot")
-            }
-            progress(WorkProgress(phase: "backup", itemsDone: 1, itemsTotal: 4))
+            progress(WorkProgress(phase: "backup", itemsTotal: 4))
+            let snapshot: String?
             let url: String
-            do throws(ConvoyError) {
-                let backupJob = try await parts.backups.createBackup(snapshot: snapshot,
-                                                                        destination: policy.destination)
-                guard let written = try await jobs.wait(for: backupJob.id).result?["URL"] else {
-                    throw ConvoyError(.internalFailure, "backup job \(backupJob.id) named no backup")
-                }
-                url = written
-            } catch {
-                try? await parts.catalog.delete(snapshot)
-                throw error
+            if try parts.snapshots.backsUpDirectly(volume, to: policy.destination, backups: parts.backups) {
+                snapshot = nil
+                let job = try await parts.snapshots.backUpVolume(volume, to: policy.destination,
+                                                                 backups: parts.backups, takenAt: now)
+                url = try await Self.written(job, parts: parts)
+            } else {
+                (snapshot, url) = try await backUpThroughSnapshot(volume, policy: policy, at: now, parts: parts)
             }
-            // The previous run's snapshot, and any a killed run left: the new one is the next run's base.
+            // The previous run's snapshot, and any a killed run left: the new one (if any) is the next run's base.
             for old in try parts.catalog.snapshots(volume: volume)
             where old.name != snapshot && old.name.hasPrefix(Self.snapshotPrefix + "-") {
                 try await parts.catalog.delete(old.name)
             }
             try store.recordPolicyResult(of: volume, success: (now, url), error: nil)
-            result = ["Snapshot": snapshot, "URL": url]
+            result = ["URL": url]
+            result["Snapshot"] = snapshot
         } catch {
             try? store.recordPolicyResult(of: volume, success: nil, error: error.message)
             throw error
@@ -49,6 +44,31 @@ extension BackupScheduler {
         try await forget(record, result: &result, parts: parts, progress: progress)
         try await verify(record, at: now, result: &result, parts: parts, progress: progress)
         return result
+    }
+
+    /// A snapshot stamped `now`, backed up; the snapshot is deleted again when its backup fails.
+    private nonisolated func backUpThroughSnapshot(_ volume: String, policy: ClientAPI.BackupPolicy, at now: Date,
+                                                   parts: Parts) async throws(ConvoyError) -> (String, String) {
+        let snapshotJob = try await parts.snapshots.createSnapshot(
+            volume: volume, snapshot: ObjectName.generate(prefix: Self.snapshotPrefix), takenAt: now)
+        guard let snapshot = try await parts.jobs.wait(for: snapshotJob.id).result?["Snapshot"] else {
+            throw ConvoyError(.internalFailure, "snapshot job \(snapshotJob.id) named no snapshot")
+        }
+        do throws(ConvoyError) {
+            let backupJob = try await parts.backups.createBackup(snapshot: snapshot, destination: policy.destination)
+            return (snapshot, try await Self.written(backupJob, parts: parts))
+        } catch {
+            try? await parts.catalog.delete(snapshot)
+            throw error
+        }
+    }
+
+    /// The URL a backup job wrote, once it has ended.
+    private nonisolated static func written(_ job: ClientAPI.Job, parts: Parts) async throws(ConvoyError) -> String {
+        guard let url = try await parts.jobs.wait(for: job.id).result?["URL"] else {
+            throw ConvoyError(.internalFailure, "backup job \(job.id) named no backup")
+        }
+        return url
     }
 
     /// The volume's backups at the destination forgotten by the policy's rules (none without rules).

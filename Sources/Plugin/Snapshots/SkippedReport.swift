@@ -10,7 +10,9 @@ struct SkippedReport {
     let lines: [String]
     let summary: String
 
-    init?(_ outcome: FileBackupWriter.Outcome, snapshot: String) {
+    /// `snapshot`: the snapshot whose record lists them all; nil for a backup read straight from a volume
+    /// (only the job names them).
+    init?(_ outcome: FileBackupWriter.Outcome, snapshot: String?) {
         guard outcome.skippedCount > 0 else { return nil }
         var lines = outcome.skipped.map(\.description)
         let unlisted = outcome.skippedCount - outcome.skipped.count
@@ -18,7 +20,8 @@ struct SkippedReport {
         self.lines = lines
         let named = outcome.skipped.prefix(Self.namedInSummary).map(\.path.description).joined(separator: ", ")
         let more = outcome.skippedCount > Self.namedInSummary ? ", …" : ""
-        summary = "\(outcome.skippedCount) entries changed while the snapshot ran and were left out (\(named)\(more));"
-            + " convoy snapshot inspect \(snapshot) lists them"
+        let work = snapshot == nil ? "backup" : "snapshot"
+        summary = "\(outcome.skippedCount) entries changed while the \(work) ran and were left out (\(named)\(more))"
+            + (snapshot.map { "; convoy snapshot inspect \($0) lists them" } ?? "")
     }
 }

@@ -69,14 +69,7 @@ public struct SnapshotService: Sendable {
     private func fileSnapshot(_ record: VolumeRecord, name snapshotName: String,
                               takenAt: Date?) async throws(ConvoyError) -> JobManager.Work {
         let name = record.name
-        let directory: String
-        if let merged = await lazy?.readableDirectory(of: name) {
-            directory = merged
-        } else {
-            let refusal = "volume \(name) uses driver \(record.driver), which has no snapshots in this build"
-            guard let driver = volumes.drivers[record.driver] else { throw ConvoyError.invalid(refusal) }
-            directory = try driver.directory(of: record.driverVolume, refusal: refusal)
-        }
+        let directory = try await readableDirectory(of: record)
         let parentName = try catalog.store.snapshots(volume: name).last?.name
         let (local, store) = (catalog.local, catalog.store)
         return { progress throws(ConvoyError) in
@@ -97,6 +90,14 @@ public struct SnapshotService: Sendable {
             result[SkippedReport.resultKey] = skipped?.summary
             return result
         }
+    }
+
+    /// The directory a file backup of the volume reads: its overlay while it is lazy, else the driver's.
+    func readableDirectory(of record: VolumeRecord) async throws(ConvoyError) -> String {
+        if let merged = await lazy?.readableDirectory(of: record.name) { return merged }
+        let refusal = "volume \(record.name) uses driver \(record.driver), which has no snapshots in this build"
+        guard let driver = volumes.drivers[record.driver] else { throw ConvoyError.invalid(refusal) }
+        return try driver.directory(of: record.driverVolume, refusal: refusal)
     }
 
     /// A snapshot the driver keeps itself (a thin snapshot): instant, but a job like the others for one CLI path.
