@@ -15,6 +15,7 @@ bytes=$(du -sb --apparent-size "$volume" | cut -f1)
 sync
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 now() { date +%s.%N; }
+store_size() { du -sb "$1" 2>/dev/null | cut -f1; }
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$run/restic-cache"
 restic init --repo "$run/restic" --repository-version 2 >/dev/null
 
@@ -37,7 +38,6 @@ local_growth=$(( $(store_size "$run/root/snapshots") - local_before_direct ))
 # 1 % change, of the kinds a volume sees (the bytes written are counted, for the new bytes each tool stores):
 # an overwrite in the middle of a large file, inserts into text files (every later byte shifts), 40 small files
 # replaced, a directory renamed (nothing new), a new sparse file (64 MiB, 2 MiB of data).
-store_size() { du -sb "$1" | cut -f1; }
 convoy_before=$(store_size "$run/store"); restic_before=$(store_size "$run/restic")
 direct_before=$(store_size "$run/store-direct")
 changed=$(python3 - "$volume" "$bytes" <<'PY'
