@@ -9,6 +9,7 @@ scale=${1:-1.0}
 source bench/restic-bench-setup.sh run
 
 c create bench >/dev/null
+idle_rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")  # KiB, the daemon idle
 volume="$run/root/vfs/bench"
 cp -a "$work/data/." "$volume/"
 bytes=$(du -sb --apparent-size "$volume" | cut -f1)
@@ -96,6 +97,7 @@ t13=$(now)
 diff -r "$volume" "$run/root/vfs/restored" >/dev/null && echo "convoy restore: identical to the source" >&2
 diff -r "$volume" "$run/restic-restore$volume" >/dev/null && echo "restic restore: identical to the source" >&2
 
+peak_rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")  # KiB, the daemon's peak over every step
 convoy_store=$(store_size "$run/store")
 local_store=$(store_size "$run/root/snapshots")
 restic_store=$(store_size "$run/restic")
@@ -105,7 +107,7 @@ direct_new=$((direct_after - direct_before)); direct_store=$(store_size "$run/st
 manifest=$(find "$run/store" -path '*/backups/*' -type f -printf '%T@ %s\n' | sort -n | tail -1 | cut -d' ' -f2)
 python3 - "$bytes" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$t7" "$t8" "$t9" "$t10" "$t11" "$t12" "$t13" \
   "$convoy_store" "$local_store" "$restic_store" "$changed" "$convoy_new" "$restic_new" "${manifest:-0}" \
-  "$direct_store" "$direct_new" "$d0" "$d1" "$d2" "$d3" "$local_growth" <<'PY'
+  "$direct_store" "$direct_new" "$d0" "$d1" "$d2" "$d3" "$local_growth" "$idle_rss" "$peak_rss" <<'PY'
 import sys
 b = int(sys.argv[1]); t = [float(x) for x in sys.argv[2:16]]
 convoy_store, local_store, restic_store, changed, convoy_new, restic_new, manifest = (int(x) for x in sys.argv[16:23])
@@ -113,6 +115,7 @@ direct_store, direct_new = int(sys.argv[23]), int(sys.argv[24])
 d = [float(x) for x in sys.argv[25:29]]
 direct_full, direct_inc = d[1] - d[0], d[3] - d[2]
 local_growth = int(sys.argv[29])
+idle_rss, peak_rss = int(sys.argv[30]) / 1024, int(sys.argv[31]) / 1024
 mb = b / 1e6
 snap, copy, convoy_full, restic_full = t[1]-t[0], t[2]-t[1], t[2]-t[0], t[4]-t[3]
 convoy_inc, restic_inc = t[6]-t[5], t[8]-t[7]
@@ -142,6 +145,7 @@ row("restore, data on disk (restic + sync)", f"{convoy_restore:.1f} s", f"{resti
 row("bytes stored (destination)", f"{convoy_store / 1e6:,.0f} MB", f"{restic_store / 1e6:,.0f} MB",
     f"{convoy_store / restic_store:.2f}x")
 row("local snapshot store (convoy only)", f"{local_store / 1e6:,.0f} MB", "-", "-")
+row("daemon RSS: idle / peak over every step", f"{idle_rss:.0f} MiB / {peak_rss:.0f} MiB", "-", "-")
 row("`--volume`: destination / written to the local store",
     f"{direct_store / 1e6:,.0f} MB / {local_growth / 1e6:,.1f} MB", "-", f"{direct_store / restic_store:.2f}x")
 PY

@@ -144,4 +144,31 @@ final class LazyHandoffTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: mountpoint + "/file7")),
                        try Data(contentsOf: URL(fileURLWithPath: source + "/file7")))
     }
+
+    /// The keeper gone while the daemon runs (an idle keeper exits as a daemon starts, or it is killed): the next
+    /// lazy volume's mount is still given to a keeper, a new one, and so is kept across a restart.
+    func testAKeeperGoneMeanwhileIsStartedAgainForTheNextLazyVolume() throws {
+        daemon.extraArguments = ["--hydration-pause", "30"]
+        try daemon.start()
+        let (source, _) = try lazyVolume()
+        let first = try XCTUnwrap(daemon.keeperPID)
+        kill(first, SIGKILL)
+        let deadline = Date().addingTimeInterval(10)
+        while daemon.keeperPID != nil && Date() < deadline { usleep(50_000) }
+        XCTAssertNil(daemon.keeperPID)
+
+        let url = try XCTUnwrap(try daemon.cli(["inspect", "lazy"]).stdout.split(separator: "\"")
+            .first { $0.hasPrefix("vfs://") }.map(String.init))
+        XCTAssertEqual(try daemon.cli(["create", "lazy2", "--backup", url, "--lazy"]).status, 0)
+        let merged = try daemon.cli(["mount", "lazy2"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let second = try XCTUnwrap(daemon.keeperPID, "a keeper started again for the new mount")
+        XCTAssertNotEqual(second, first)
+        XCTAssertFalse(daemon.log_().contains("cannot give the mount"), daemon.log_())
+
+        XCTAssertEqual(daemon.stop(), 0)
+        XCTAssertTrue(daemon.mountsUnderDirectory.contains(merged), "the keeper kept the new volume's mount")
+        try daemon.start()
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: merged + "/file7")),
+                       try Data(contentsOf: URL(fileURLWithPath: source + "/file7")))
+    }
 }

@@ -113,12 +113,30 @@ final class FuseHandoff: Sendable {
             logger.warning("no mount at \(path): not given to the FUSE keeper")
             return false
         }
+        let message = "HOLD \(mount.major):\(mount.minor) \(path)"
         guard let socket = connected() else { return false }
-        guard FuseKeeper.send(socket, "HOLD \(mount.major):\(mount.minor) \(path)", descriptor: device) else {
-            logger.warning("cannot give the mount at \(path) to the FUSE keeper: \(String(cString: strerror(errno)))")
-            return false
+        if FuseKeeper.send(socket, message, descriptor: device) { return true }
+        var failure = errno
+        // The keeper went away since we connected (an idle one exits when its daemon leaves holding nothing, and
+        // this daemon may have connected in that moment): connect once more, which starts a keeper.
+        if [EPIPE, ECONNRESET, ENOTCONN, ECONNREFUSED].contains(failure) {
+            forget(socket)
+            if let again = connected() {
+                if FuseKeeper.send(again, message, descriptor: device) { return true }
+                failure = errno
+            }
         }
-        return true
+        logger.warning("cannot give the mount at \(path) to the FUSE keeper: \(String(cString: strerror(failure)))")
+        return false
+    }
+
+    /// Closes a connection found dead, so that the next `connected()` makes a new one.
+    private func forget(_ socket: Int32) {
+        connection.withLock { connection in
+            guard connection == socket else { return }
+            close(socket)
+            connection = nil
+        }
     }
 
     /// Tells the keeper the mount at `path` goes for good.
