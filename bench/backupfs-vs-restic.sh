@@ -3,11 +3,13 @@
 #  - sequential read of a 1 GiB file and of a tree of small files from a mounted backup, cold and warm:
 #    `convoy backup mount` against `restic mount` (restic 0.14, Debian) and against the original on local disk;
 #  - time from `convoy create --backup URL --lazy` to the first byte read, against a full restore, for a 4 GiB backup.
-# Usage: bench/backupfs-vs-restic.sh [BIG_GIB]   (size of the lazy-restore backup; default 4)
+# Usage: bench/backupfs-vs-restic.sh [BIG_GIB] [DAEMON FLAGS...]   (size of the lazy-restore backup; default 4;
+#        flags for the daemon, e.g. --fuse-cache-size 128M). Also reports the daemon's peak RSS over the reads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 big_gib=${1:-4}
+shift || true
 command -v restic >/dev/null || apt-get install -y -qq restic >/dev/null
 scripts/build-release convoy 2>&1 | tail -1 >&2
 
@@ -54,7 +56,7 @@ rm -rf "$run" && mkdir -p "$run/convoy-mnt" "$run/restic-mnt"
 sock=$run/c.sock
 # --browse-root: the backup is mounted at $run/convoy-mnt, outside the default browse roots.
 $convoy daemon --root "$run/root" --socket "$sock" --plugin-socket "$run/p.sock" --browse-root "$run" \
-  --log-level error 2>"$run/daemon.log" &
+  --log-level error "$@" 2>"$run/daemon.log" &
 pid=$!
 trap cleanup EXIT
 for _ in $(seq 300); do [[ -S $sock ]] && break; sleep 0.1; done
@@ -97,6 +99,7 @@ for kind in file tree; do
   r[restic_${kind}_warm]=$(read_$kind "$run/restic-mnt/snapshots/latest"); umount_restic
 done
 tree_bytes=$(du -sb --apparent-size "$work/data/small" | cut -f1)
+reads_peak=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")  # MiB, backup and mounted reads
 
 # First byte of a lazily restored volume against a full restore, from a ${big_gib} GiB backup.
 c create big >/dev/null
@@ -115,6 +118,8 @@ head -c 1 "$run/root/vfs/big-full/part-$big_gib.bin" >/dev/null
 t3=$(now)
 first_lazy=$(elapsed "$t0" "$t1"); first_full=$(elapsed "$t2" "$t3")
 
+echo "daemon peak RSS: ${reads_peak} MiB over the backups and mounted reads, $(awk '/VmHWM/ {printf "%.0f", \
+  $2 / 1024}' "/proc/$pid/status") MiB with the lazy restore"
 python3 - "$tree_bytes" "$big_gib" "$first_lazy" "$first_full" \
   "${r[local_file_cold]}" "${r[local_file_warm]}" "${r[convoy_file_cold]}" "${r[convoy_file_warm]}" \
   "${r[restic_file_cold]}" "${r[restic_file_warm]}" "${r[local_tree_cold]}" "${r[local_tree_warm]}" \
