@@ -18,7 +18,7 @@ public struct DaemonConfiguration: Sendable {
     public var s3Concurrency = DaemonConfiguration.defaultS3Concurrency
     public static let defaultS3Concurrency = S3ObjectStore.defaultConcurrency
     /// Memory for decompressed blocks of each mounted backup (browse mounts and lazy volumes).
-    public var fuseCacheBytes: UInt64 = 256 << 20
+    public var fuseCacheBytes: UInt64 = 128 << 20
     /// Blocks fetched ahead when a mounted backup's file is read sequentially.
     public var fuseReadAheadBlocks = BackupMountOptions.defaultReadAheadBlocks
     public static let defaultReadAhead = BackupMountOptions.defaultReadAheadBlocks
