@@ -26,7 +26,7 @@ final class BackupFilesystem: Sendable {
         tree = try BackupTree(manifest)
         // Windows of at most an eighth of the block memory: one window's companions must not push out of it the
         // blocks being read.
-        let windows = PackWindows(repository: repository, chunks: tree.entries.lazy.flatMap { $0.chunks ?? [] },
+        let windows = PackWindows(repository: repository, entries: tree.entries,
                                   size: min(PackWindows.defaultSize, max(1, options.cacheBytes / 8)))
         let source = try BlockSource(repository: repository, diskCacheDirectory: options.diskCacheDirectory,
                                      windows: windows,

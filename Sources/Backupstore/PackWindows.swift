@@ -12,7 +12,7 @@ import Synchronization
 /// tree; bytes of other backups' blocks between them are read through. A failed range read falls back to reading
 /// each block alone, which reports a missing or damaged block exactly as before.
 public final class PackWindows: Sendable {
-    /// Window of a 256 MiB block memory: a few dozen small files, a few large blocks on S3.
+    /// A few dozen small files, a few large blocks on S3 (a backup mount takes at most an eighth of its memory).
     public static let defaultSize = 4 << 20
 
     public struct Block: Sendable, Equatable {
@@ -41,20 +41,20 @@ public final class PackWindows: Sendable {
 
     private let repository: BackupRepository
     private let size: Int
-    private let blocks: [String: BlockChecksum?]
+    /// The tree's entries (shared with its index, not copied): their chunks are gathered when the layout is built,
+    /// not at mount, which stays quick for a tree of millions of chunks.
+    private let entries: [Entry]
     /// Built once, at the first block asked for (the pack indexes are loaded then anyway); built again after a
     /// failure to load them.
     private let building = Mutex<Task<Layout?, Never>?>(nil)
     /// The layout once built, for the synchronous `window(of:)`.
     private let built = Mutex<Layout?>(nil)
 
-    /// `chunks`: every chunk of the tree (duplicates are fine). `size`: the window, in bytes of the pack.
-    public init(repository: BackupRepository, chunks: some Sequence<Chunk>, size: Int = defaultSize) {
+    /// `entries`: the tree's (a manifest's). `size`: the window, in bytes of the pack.
+    public init(repository: BackupRepository, entries: [Entry], size: Int = defaultSize) {
         self.repository = repository
         self.size = max(1, size)
-        var blocks: [String: BlockChecksum?] = [:]
-        for chunk in chunks { blocks[chunk.hash] = chunk.checksum }
-        self.blocks = blocks
+        self.entries = entries
     }
 
     /// The tree's other blocks in `hash`'s window ([] when it is not packed, or the pack indexes cannot be read:
@@ -125,9 +125,13 @@ public final class PackWindows: Sendable {
         let task = building.withLock { building -> Task<Layout?, Never> in
             if let running = building { return running }
             let repository = repository
-            let blocks = blocks
+            let entries = entries
             let size = size
-            let task = Task { () -> Layout? in
+            // On the I/O pool, as the fetches waiting for it: a process reading its own mount from async code
+            // may hold the cooperative threads.
+            let task = Task(executorPreference: BlockingIOPool.shared) { () -> Layout? in
+                var blocks: [String: BlockChecksum?] = [:]
+                for entry in entries { for chunk in entry.chunks ?? [] { blocks[chunk.hash] = chunk.checksum } }
                 guard let located = try? await repository.packs.locate(blocks.keys, in: repository.store) else {
                     return nil
                 }
