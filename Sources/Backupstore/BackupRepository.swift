@@ -211,11 +211,14 @@ public struct BackupRepository: Sendable {
         return try opened(hash, stored)
     }
 
-    /// A block as the store holds it, opened (an encrypted store's) and decoded as `plainBlockReadOnce` does: for
-    /// a reader that fetched it as part of a larger range (`PackReadAhead`).
-    func plainBlock(_ hash: String, stored: ObjectBytes,
+    /// A block cut from a range of its pack fetched with others (`PackReadAhead`, `PackWindows`): `length` bytes
+    /// from `offset` of `range`, which the caller checked it holds, copied out (a block kept in a cache must not
+    /// hold the whole range alive), then opened (an encrypted store's) and decoded as `plainBlockReadOnce` does.
+    func plainBlock(_ hash: String, at offset: Int, length: Int, of range: ObjectBytes,
                     checksum: BlockChecksum?) throws(ConvoyError) -> PlainBlock {
-        try BlockCodec.decodeInPlace(try opened(hash, stored), expectedHash: hash, checksum: checksum, cipher: cipher)
+        let stored = range.withUnsafeBytes { ObjectBytes(Array($0[offset..<(offset + length)])) }
+        return try BlockCodec.decodeInPlace(try opened(hash, stored), expectedHash: hash, checksum: checksum,
+                                            cipher: cipher)
     }
 
     private func opened(_ hash: String, _ stored: ObjectBytes) throws(ConvoyError) -> ObjectBytes {

@@ -137,8 +137,7 @@ final class PackReadAhead: Sendable {
         guard let bytes, place.offset + place.length <= bytes.count else {
             return try await repository.plainBlockReadOnce(hash, checksum: checksum)
         }
-        let stored = bytes.withUnsafeBytes { ObjectBytes(Array($0[place.offset..<(place.offset + place.length)])) }
-        return try repository.plainBlock(hash, stored: stored, checksum: checksum)
+        return try repository.plainBlock(hash, at: place.offset, length: place.length, of: bytes, checksum: checksum)
     }
 
     /// The fetch of range `index`, started now if it was not, with the next ranges ahead of it; nil when the

@@ -47,7 +47,7 @@ public final class PackWindows: Sendable {
     /// Built once, at the first block asked for (the pack indexes are loaded then anyway); built again after a
     /// failure to load them.
     private let building = Mutex<Task<Layout?, Never>?>(nil)
-    /// The layout once built, for the synchronous `window(of:)`.
+    /// The layout once built, for the synchronous `windows(of:)`.
     private let built = Mutex<Layout?>(nil)
 
     /// `entries`: the tree's (a manifest's). `size`: the window, in bytes of the pack.
@@ -64,13 +64,9 @@ public final class PackWindows: Sendable {
         return layout.windows[place.window].filter { $0.hash != hash }
     }
 
-    /// The window `hash` is in; nil when it is not packed, or the layout is not built yet (it is at the first
-    /// `companions(of:)`). For a reader choosing windows to read ahead without waiting.
-    public func window(of hash: String) -> Int? {
-        built.withLock { $0?.places[hash]?.window }
-    }
-
-    /// `window(of:)` of each of `hashes`, from one state of the layout; nil when it is not built yet.
+    /// The window each of `hashes` is in (nil: not packed), from one state of the layout; nil when the layout is
+    /// not built yet (it is at the first `companions(of:)`). For a reader choosing windows to read ahead without
+    /// waiting.
     public func windows(of hashes: [String]) -> [Int?]? {
         built.withLock { layout in layout.map { layout in hashes.map { layout.places[$0]?.window } } }
     }
@@ -116,9 +112,7 @@ public final class PackWindows: Sendable {
     /// alone, which finds it where it is now or says what is wrong.
     private func decoded(_ block: Block, at offset: Int, length: Int, in bytes: ObjectBytes) -> PlainBlock? {
         guard offset >= 0, offset + length <= bytes.count else { return nil }
-        // Copied out: a block kept in a cache must not hold the whole range alive.
-        let stored = bytes.withUnsafeBytes { ObjectBytes(Array($0[offset..<(offset + length)])) }
-        return try? repository.plainBlock(block.hash, stored: stored, checksum: block.checksum)
+        return try? repository.plainBlock(block.hash, at: offset, length: length, of: bytes, checksum: block.checksum)
     }
 
     private func layout() async -> Layout? {

@@ -152,10 +152,10 @@ final class BlockCacheTests: MountTestCase {
         XCTAssertEqual(try Self.readAll(mount.mountpoint + "/" + names[0]).get(), files[0])
         let windows = try XCTUnwrap(mount.filesystem.cache.source.windows)
         let hashes = try names.map { try XCTUnwrap(tree.entry($0).chunks?.first?.hash) }
-        let first = try XCTUnwrap(windows.window(of: hashes[0]))
-        let firstWindowBytes = zip(hashes, files).filter { windows.window(of: $0.0) == first }
-            .reduce(0) { $0 + UInt64($1.1.count) }
-        let placed = hashes.compactMap { windows.window(of: $0) }
+        let places = try XCTUnwrap(windows.windows(of: hashes), "the layout is built by the first read")
+        let first = try XCTUnwrap(places[0])
+        let firstWindowBytes = zip(places, files).filter { $0.0 == first }.reduce(0) { $0 + UInt64($1.1.count) }
+        let placed = places.compactMap { $0 }
         XCTAssertEqual(placed.count, hashes.count, "every file packed")
         XCTAssertGreaterThanOrEqual(Set(placed).count, 5, "2.7 MB of files in 512 KiB windows")
         // The fetches ahead run in the background: wait for them (no timing asserted).
