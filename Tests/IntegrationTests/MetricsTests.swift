@@ -98,8 +98,9 @@ final class MetricsTests: XCTestCase {
         XCTAssertGreaterThan(browsed.count("convoy_fuse_reads_total", ["mount": "browse"]), 0)
         XCTAssertGreaterThanOrEqual(browsed.count("convoy_fuse_read_bytes_total", ["mount": "browse"]),
                                     Double(random.count))
-        XCTAssertGreaterThanOrEqual(browsed.count("convoy_fuse_block_fetched_bytes_total", ["mount": "browse"]),
-                                    Double(random.count))
+        // Not all of random.bin: the lazy volume's reads (their read-ahead runs into the next file) may have brought
+        // some of its blocks into the block memory the mounts share already.
+        XCTAssertGreaterThan(browsed.count("convoy_fuse_block_fetched_bytes_total", ["mount": "browse"]), 0)
         XCTAssertGreaterThan(browsed.count("convoy_fuse_block_fetch_duration_seconds_count", ["mount": "browse"]), 0)
         XCTAssertEqual(browsed.count("convoy_fuse_read_errors_total", ["mount": "browse"]), 0)
         XCTAssertEqual(try daemon.cli(["backup", "umount", target]).status, 0)
