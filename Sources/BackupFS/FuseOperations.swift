@@ -139,6 +139,9 @@ enum FuseOperations {
             }
         }
         operations.listxattr = { request, node, size in
+            // A crash while serving the daemon's own request (a hydration's copy-up lists the lower file's xattrs):
+            // the request is then read and never answered (see `DyingServerRequests`).
+            Failpoint.reach("fuse-listxattr")
             FuseOperations.serve(request, node) { filesystem, index throws(Errno) in
                 let names = filesystem.tree.extendedAttributes(of: index).flatMap { $0.name.bytes + [UInt8(0)] }
                 FuseReplies.xattr(request, names, size: size)

@@ -43,6 +43,21 @@ static inline void convoy_fuse_adopt_init(struct fuse_session *session, uint32_t
     buffer.fd = -1;
     fuse_session_process_buf(session, &buffer);
 }
+// Reads one request from a FUSE device into `buffer` (at least 8 KiB, as the kernel demands) and its header into
+// `header` (its pid is the thread that made it). Returns the bytes read, or -errno.
+static inline ssize_t convoy_fuse_read_request(int fd, void *buffer, size_t size,
+                                               struct convoy_fuse_in_header *header) {
+    ssize_t got = read(fd, buffer, size);
+    if (got < 0) return -errno;
+    if ((size_t)got < sizeof *header) return -EPROTO;
+    memcpy(header, buffer, sizeof *header);
+    return got;
+}
+// Answers FUSE request `unique` with `-error` and no data. Returns 0 or -errno.
+static inline int convoy_fuse_reply_error(int fd, uint64_t unique, int error) {
+    struct { uint32_t len; int32_t error; uint64_t unique; } header = { 16, -error, unique };
+    return write(fd, &header, sizeof header) == (ssize_t)sizeof header ? 0 : -errno;
+}
 // FUSE_NOTIFY_RESEND (Linux 6.9): the kernel queues again every request a server read and never answered (those
 // the earlier daemon held when it stopped or died), so they reach this one. 0, or -errno (EINVAL: an older kernel).
 static inline int convoy_fuse_notify_resend(int fd) {

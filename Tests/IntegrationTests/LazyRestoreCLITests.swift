@@ -126,6 +126,36 @@ final class LazyRestoreCLITests: XCTestCase {
         XCTAssertEqual(try TreeDescription.describe(plain), expected)
     }
 
+    /// A daemon that kills itself while serving its own request (the hydration's first copy-up lists the backup
+    /// mount's xattrs; the failpoint is there) exits all the same: its FUSE keeper answers the request the dead
+    /// serving thread left. Without that it never finished dying, and kept its lock: no daemon could start.
+    func testADaemonKilledWhileServingItsOwnRequestExitsAndTheNextOneHydrates() throws {
+        let (url, source) = try backedUpSource()
+        let expected = try TreeDescription.describe(source)
+        XCTAssertEqual(daemon.stop(), 0)
+        daemon.environment["CONVOY_FAILPOINT"] = "fuse-listxattr"
+        try daemon.start()
+        // Its answer may be lost: hydration starts as the volume is made, and the daemon dies at its first file.
+        _ = try daemon.cli(["create", "lazy", "--backup", url, "--lazy"])
+        let exited = daemon.waitForExit(timeout: 30)
+        XCTAssertTrue(exited, "the daemon killed at its failpoint never finished dying")
+        if !exited {
+            daemon.abortFuseConnections()
+            return
+        }
+        let keeperLog = (try? String(contentsOfFile: daemon.root + "/fuse-keeper.log", encoding: .utf8)) ?? ""
+        XCTAssertTrue(keeperLog.contains("of its own request(s)"), keeperLog)
+
+        daemon.environment = [:]
+        daemon.extraArguments = []
+        try daemon.start()
+        let waited = try daemon.cli(["hydrate", "lazy", "--wait"])
+        XCTAssertEqual(waited.status, 0, waited.stderr)
+        for _ in 0..<100 where !daemon.mountsUnderDirectory.isEmpty { usleep(100_000) }
+        XCTAssertEqual(daemon.mountsUnderDirectory, [])
+        XCTAssertEqual(try TreeDescription.describe(daemon.root + "/vfs/lazy"), expected)
+    }
+
     /// kill -9 in the middle of a finish (its whiteouts removed, its record still lazy): the restart completes
     /// the finish instead of mounting the overlay again, so a file deleted during hydration stays deleted.
     func testAFinishInterruptedByACrashIsCompletedAtStart() throws {

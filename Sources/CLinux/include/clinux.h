@@ -119,6 +119,14 @@ static inline ssize_t convoy_receive_with_fd(int sock, void *data, size_t capaci
     }
     return received;
 }
+// The pid of the process at the other end of a UNIX socket (SO_PEERCRED, as the kernel recorded it at connect), or
+// -1 with errno. struct ucred needs _GNU_SOURCE, so its layout is spelled here.
+static inline pid_t convoy_socket_peer_pid(int sock) {
+    struct { pid_t pid; uid_t uid; gid_t gid; } credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    return credentials.pid;
+}
 // Starts `argv[0]` in a session of its own (no terminal's or group's signal reaches it), with standard input and
 // output on /dev/null, standard error appended to `log`, and no other descriptor of this process (the daemon's
 // /dev/fuse descriptors must not leak into it). Returns its pid, or -1 with errno.

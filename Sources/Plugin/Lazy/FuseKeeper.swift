@@ -1,3 +1,4 @@
+import BackupFS
 import CLinux
 import ConvoyCore
 import Foundation
@@ -15,6 +16,9 @@ import Glibc
 /// `HELLO` (the daemon; it stays connected while it runs) is answered by one `HELD <major>:<minor> <path>`
 /// carrying its descriptor per connection held, then `END`; `HOLD <major>:<minor> <path>` with a descriptor
 /// keeps it (the mount at `path`, whose device number is given); `DROP <path>` closes it.
+///
+/// A daemon that dies while one of its own threads waits on a mount it serves would never finish dying (see
+/// `DyingServerRequests`): the keeper looks at its daemon every second and answers such requests.
 public enum FuseKeeper {
     static let maxMessage = 8192
 
@@ -35,6 +39,9 @@ public enum FuseKeeper {
         var held: [String: Held] = [:]
         var clients: [Int32] = []
         var daemon: Int32?
+        /// The connected daemon's process (SO_PEERCRED), watched for a death that cannot finish.
+        var daemonProcess: pid_t?
+        var warnedCannotResend = false
         var orphanedAt = ContinuousClock.now
         report("holding FUSE connections for the daemon at \(path) (orphan timeout \(orphanTimeout) s)")
         while true {
@@ -50,8 +57,13 @@ public enum FuseKeeper {
                     return 0
                 }
                 wait = Int32(min(left * 1000 + 1, 60_000))
+            } else {
+                wait = 1000
             }
             guard poll(&polled, nfds_t(polled.count), wait) >= 0 || errno == EINTR else { return 1 }
+            if daemon != nil, let process = daemonProcess, DyingServerRequests.isDying(process) {
+                answerOwnRequests(of: process, held: held, warned: &warnedCannotResend)
+            }
             if polled[0].revents & Int16(POLLIN) != 0 {
                 let client = accept(listener, nil, nil)
                 if client >= 0 {
@@ -69,6 +81,7 @@ public enum FuseKeeper {
                     clients.removeAll { $0 == client }
                     if daemon == client {
                         daemon = nil
+                        daemonProcess = nil
                         orphanedAt = .now
                         if held.isEmpty { unlink(path); return 0 }
                         report("the daemon went away: holding \(held.count) FUSE connection(s)")
@@ -77,6 +90,27 @@ public enum FuseKeeper {
                 }
                 let message = String(decoding: buffer[..<count], as: UTF8.self)
                 handle(message, descriptor: descriptor, from: client, held: &held, daemon: &daemon)
+                if daemon == client && daemonProcess == nil {
+                    let process = convoy_socket_peer_pid(client)
+                    daemonProcess = process > 0 ? process : nil
+                }
+            }
+        }
+    }
+
+    /// The daemon is dying with threads of its own waiting on its own mounts: answers them so it can finish.
+    private static func answerOwnRequests(of process: pid_t, held: [String: Held], warned: inout Bool) {
+        for (path, entry) in held {
+            guard let answered = DyingServerRequests.answer(madeBy: process, on: entry.descriptor) else {
+                if warned { continue }
+                warned = true
+                report("the daemon (pid \(process)) is dying and this kernel cannot resend FUSE requests (Linux 6.9): "
+                    + "its own requests on \(path) stay unanswered")
+                continue
+            }
+            if answered > 0 {
+                report("the daemon (pid \(process)) is dying: answered \(answered) of its own request(s) on \(path) "
+                    + "with EIO so that it can exit")
             }
         }
     }

@@ -43,7 +43,11 @@ final class DaemonHarness {
     func cleanUp() {
         if let process, process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            if !waitForExit(timeout: 20) {
+                // Dying but held by a FUSE request of its own nobody answers: fail the test, not hang the run.
+                abortFuseConnections()
+                process.waitUntilExit()
+            }
         }
         // The FUSE keeper a lazy volume started outlives the daemon on purpose; not the test.
         _ = try? Command.run("/usr/bin/pkill", ["-KILL", "-f", "fuse-keeper --socket \(root)/"], timeout: 10)
@@ -131,6 +135,34 @@ final class DaemonHarness {
     }
 
     var isRunning: Bool { process?.isRunning ?? false }
+
+    /// Waits up to `timeout` for the daemon to exit (killed, or killing itself at a failpoint); whether it did. A
+    /// process whose main thread exited is not reaped before its last thread, so a thread stuck in the kernel
+    /// keeps it running here.
+    func waitForExit(timeout: TimeInterval) -> Bool {
+        guard let process else { return true }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(100_000) }
+        if process.isRunning { return false }
+        self.process = nil
+        return true
+    }
+
+    /// Fails every request of the FUSE mounts under the test's directory (fusectl's `abort`), which frees a
+    /// process stuck waiting on one.
+    func abortFuseConnections() {
+        let connections = "/sys/fs/fuse/connections"
+        if (try? FileManager.default.contentsOfDirectory(atPath: connections))?.isEmpty ?? true {
+            _ = try? Command.run("/bin/mount", ["-t", "fusectl", "fusectl", connections], timeout: 10)
+        }
+        let text = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, fields[4].hasPrefix(directory + "/"), line.contains(" - fuse"),
+                  let minor = fields[2].split(separator: ":").last else { continue }
+            try? "1".write(toFile: "\(connections)/\(minor)/abort", atomically: false, encoding: .utf8)
+        }
+    }
 
     /// The daemon's peak resident memory so far (VmHWM), in bytes; 0 when it does not run.
     var peakResidentBytes: Int {
