@@ -11,9 +11,13 @@ import Glibc
 /// instance through a symlink it restored earlier).
 public struct FileRestorer: Sendable {
     public let repository: BackupRepository
+    /// Bytes of blocks fetched and not yet written, across all the files being restored (each file may always
+    /// have one block in flight). Without it, 8 files × 8 blocks of up to 4 MiB could be held at once.
+    let allowance: ByteAllowance
 
-    public init(repository: BackupRepository) {
+    public init(repository: BackupRepository, allowance: ByteAllowance = ByteAllowance(limit: 32 << 20)) {
         self.repository = repository
+        self.allowance = allowance
     }
 
     /// Files restored at once (each file's chunks are written in order by one task).
@@ -62,10 +66,10 @@ public struct FileRestorer: Sendable {
         let failure: ConvoyError? = await withTaskGroup(of: ConvoyError?.self) { group in
             var next = 0
             func launch(_ entry: Entry) {
-                group.addTask {
+                group.addTask { [allowance] in
                     do throws(ConvoyError) {
                         try await Self.restoreFile(entry, at: Self.path(entry, in: target), blocks: blocks,
-                                                   counter: counter)
+                                                   allowance: allowance, counter: counter)
                         return nil
                     } catch {
                         return error
@@ -126,21 +130,29 @@ public struct FileRestorer: Sendable {
     /// Bytes of pack ranges held for blocks not yet written (`PackReadAhead`).
     static let readAheadBudget = 96 << 20
 
-    /// Writes one file's chunks at their offsets, in order, while the next few blocks are fetched and verified;
-    /// what no chunk covers stays a hole.
+    /// Writes one file's chunks at their offsets, in order, while the next few blocks are fetched and verified
+    /// (as many as `allowance` lets it hold); what no chunk covers stays a hole.
     static func restoreFile(_ entry: Entry, at bytePath: ByteString, blocks: PackReadAhead,
-                            counter: ProgressCounter) async throws(ConvoyError) {
+                            allowance: ByteAllowance, counter: ProgressCounter) async throws(ConvoyError) {
         let fd = bytePath.withCString { open($0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         let path = bytePath.description
         guard fd >= 0 else { throw PosixFile.failure("create", path) }
         defer { close(fd) }
         let chunks = entry.chunks ?? []
+        // Bytes of `allowance` this file holds: blocks launched and not yet written.
+        var held = 0
+        defer { allowance.give(held) }
         let failure: ConvoyError? = await withTaskGroup(of: (Int, Result<PlainBlock, ConvoyError>).self) { group in
             var ready: [Int: PlainBlock] = [:]
             var launched = 0
-            func launch() {
+            var next = 0
+            /// Launches the next block's fetch if the allowance has room for it, or if nothing of this file is in
+            /// flight; whether it did.
+            func launch() -> Bool {
                 let index = launched
                 let chunk = chunks[index]
+                guard allowance.take(Int(chunk.length), evenOver: launched == next) else { return false }
+                held += Int(chunk.length)
                 group.addTask {
                     do throws(ConvoyError) {
                         // Two statements on purpose: written as `(index, .success(try await …))`, Swift 6.3's
@@ -155,9 +167,12 @@ public struct FileRestorer: Sendable {
                     }
                 }
                 launched += 1
+                return true
             }
-            while launched < min(Self.prefetch, chunks.count) { launch() }
-            var next = 0
+            func launchAhead() {
+                while launched < min(next + Self.prefetch, chunks.count) && launch() {}
+            }
+            launchAhead()
             while next < chunks.count {
                 guard let (index, result) = await group.next() else { break }
                 switch result {
@@ -182,9 +197,11 @@ public struct FileRestorer: Sendable {
                         return error
                     }
                     counter.add(bytes: UInt64(chunk.length))
+                    allowance.give(Int(chunk.length))
+                    held -= Int(chunk.length)
                     next += 1
-                    if launched < chunks.count { launch() }
                 }
+                launchAhead()
             }
             return nil
         }

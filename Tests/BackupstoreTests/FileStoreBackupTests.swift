@@ -36,6 +36,9 @@ final class FileStoreBackupTests: XCTestCase {
     func testSmallBlocksArePackedAndRoundTrip() async throws { try await suite.smallBlocksArePackedAndRoundTrip() }
     func testRestoreReadsEachPackOnce() async throws { try await suite.restoreReadsEachPackOnce() }
     func testPackIndexesAreKeptOnTheHost() async throws { try await suite.packIndexesAreKeptOnTheHost() }
+    func testRestoreHoldsNoMoreBlocksThanItsAllowance() async throws {
+        try await suite.restoreHoldsNoMoreBlocksThanItsAllowance()
+    }
     func testReadAheadWithoutRoomReadsBlockByBlock() async throws {
         try await suite.readAheadWithoutRoomReadsBlockByBlock()
     }

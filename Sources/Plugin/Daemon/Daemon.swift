@@ -23,8 +23,10 @@ public enum Daemon {
         // Blocks are 0.25–4 MiB buffers allocated and freed all the time; glibc would mmap each one and the kernel
         // zero fresh pages for it (a tenth of the CPU of reading a mounted backup). Keep them on the heap, in a
         // few arenas: with glibc's default of one per thread up to 16, each keeping up to the trim threshold of
-        // freed memory, a backup then a restore left the daemon at 930 MiB resident (bench/s3-vs-restic.sh).
-        convoy_tune_malloc(64 << 20, 64 << 20, 4)
+        // freed memory, a backup then a restore left the daemon at 930 MiB resident (bench/s3-vs-restic.sh). Two
+        // arenas that give back free memory beyond 16 MiB: with four keeping up to 64 MiB each, the local backup
+        // benchmark peaked at 240–257 MiB for 68 MB of live heap (heaptrack); now 175–189 MiB (bench/RESULTS.md).
+        convoy_tune_malloc(64 << 20, 16 << 20, 2)
         try Filesystem.makeDirectory(root, mode: 0o700)
         let lock = try DaemonLock(root: root)
         let store = try StateStore(path: root + "/convoy.db")

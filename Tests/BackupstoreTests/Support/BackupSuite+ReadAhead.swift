@@ -65,6 +65,32 @@ extension BackupSuite {
         XCTAssertTrue(failure?.message.contains(hash) == true, failure?.message ?? "")
     }
 
+    /// A restore holds no more fetched blocks than its allowance, plus one block per file it writes at once (so
+    /// each file makes progress), gives all of it back, and restores every byte. Without the allowance its 3 files
+    /// would hold 8 blocks each.
+    func restoreHoldsNoMoreBlocksThanItsAllowance() async throws {
+        let source = scratch + "/large"
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        for index in 0..<3 {
+            try TreeFixture.write(source + "/f\(index)", TreeFixture.randomBytes(16 << 20, seed: 90 + UInt64(index)))
+        }
+        let manifest = try await backup(source, volume: "large", id: "backup-large1")
+        let largest = manifest.entries.compactMap(\.chunks).joined().map { Int($0.length) }.max() ?? 0
+        XCTAssertGreaterThan(manifest.entries.compactMap(\.chunks).joined().count, 24, "several blocks a file")
+
+        let allowance = ByteAllowance(limit: 2 << 20)
+        let target = scratch + "/large-restored"
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        try await FileRestorer(repository: repository, allowance: allowance).restore(manifest, into: target)
+        for index in 0..<3 {
+            XCTAssertEqual(FileManager.default.contents(atPath: target + "/f\(index)"),
+                           FileManager.default.contents(atPath: source + "/f\(index)"), "f\(index)")
+        }
+        XCTAssertEqual(allowance.taken, 0, "every block's bytes given back")
+        XCTAssertGreaterThan(allowance.peak, 0)
+        XCTAssertLessThanOrEqual(allowance.peak, allowance.limit + 3 * largest)
+    }
+
     /// Pack indexes kept on the host (`PackIndexCache`): the writer keeps those it wrote; another host fetches
     /// them once and a second restore asks the store for none, and gets the same bytes; the copy of a pack that
     /// is gone is dropped at the next load.
