@@ -53,15 +53,16 @@ static inline ssize_t convoy_fuse_read_request(int fd, void *buffer, size_t size
     memcpy(header, buffer, sizeof *header);
     return got;
 }
+// Writes a bare fuse_out_header (a reply without data, or a notification when `unique` is 0). 0, or -errno.
+static inline int convoy_fuse_write_header(int fd, int32_t error, uint64_t unique) {
+    struct { uint32_t len; int32_t error; uint64_t unique; } header = { 16, error, unique };
+    return write(fd, &header, sizeof header) == (ssize_t)sizeof header ? 0 : -errno;
+}
 // Answers FUSE request `unique` with `-error` and no data. Returns 0 or -errno.
 static inline int convoy_fuse_reply_error(int fd, uint64_t unique, int error) {
-    struct { uint32_t len; int32_t error; uint64_t unique; } header = { 16, -error, unique };
-    return write(fd, &header, sizeof header) == (ssize_t)sizeof header ? 0 : -errno;
+    return convoy_fuse_write_header(fd, -error, unique);
 }
 // FUSE_NOTIFY_RESEND (Linux 6.9): the kernel queues again every request a server read and never answered (those
 // the earlier daemon held when it stopped or died), so they reach this one. 0, or -errno (EINVAL: an older kernel).
-static inline int convoy_fuse_notify_resend(int fd) {
-    struct { uint32_t len; int32_t error; uint64_t unique; } header = { 16, 7, 0 };
-    return write(fd, &header, sizeof header) == (ssize_t)sizeof header ? 0 : -errno;
-}
+static inline int convoy_fuse_notify_resend(int fd) { return convoy_fuse_write_header(fd, 7, 0); }
 #endif

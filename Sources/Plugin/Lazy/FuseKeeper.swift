@@ -39,8 +39,6 @@ public enum FuseKeeper {
         var held: [String: Held] = [:]
         var clients: [Int32] = []
         var daemon: Int32?
-        /// The connected daemon's process (SO_PEERCRED), watched for a death that cannot finish.
-        var daemonProcess: pid_t?
         var warnedCannotResend = false
         var orphanedAt = ContinuousClock.now
         report("holding FUSE connections for the daemon at \(path) (orphan timeout \(orphanTimeout) s)")
@@ -61,7 +59,9 @@ public enum FuseKeeper {
                 wait = 1000
             }
             guard poll(&polled, nfds_t(polled.count), wait) >= 0 || errno == EINTR else { return 1 }
-            if daemon != nil, let process = daemonProcess, DyingServerRequests.isDying(process) {
+            // The connected daemon's process (SO_PEERCRED), watched for a death that cannot finish.
+            if let daemon, case let process = convoy_socket_peer_pid(daemon), process > 0,
+               DyingServerRequests.isDying(process) {
                 answerOwnRequests(of: process, held: held, warned: &warnedCannotResend)
             }
             if polled[0].revents & Int16(POLLIN) != 0 {
@@ -81,7 +81,6 @@ public enum FuseKeeper {
                     clients.removeAll { $0 == client }
                     if daemon == client {
                         daemon = nil
-                        daemonProcess = nil
                         orphanedAt = .now
                         if held.isEmpty { unlink(path); return 0 }
                         report("the daemon went away: holding \(held.count) FUSE connection(s)")
@@ -90,10 +89,6 @@ public enum FuseKeeper {
                 }
                 let message = String(decoding: buffer[..<count], as: UTF8.self)
                 handle(message, descriptor: descriptor, from: client, held: &held, daemon: &daemon)
-                if daemon == client && daemonProcess == nil {
-                    let process = convoy_socket_peer_pid(client)
-                    daemonProcess = process > 0 ? process : nil
-                }
             }
         }
     }

@@ -58,13 +58,14 @@ final class DaemonHarness {
 
     /// What is mounted under the test's directory (FUSE mounts and overlays a killed daemon left), deepest first.
     var mountsUnderDirectory: [String] {
+        mountInfoUnderDirectory.map { String($0[4]) }.sorted { $0.count > $1.count }
+    }
+
+    /// The /proc/self/mountinfo lines of mounts under the test's directory, split into fields.
+    private var mountInfoUnderDirectory: [[Substring]] {
         let text = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { line -> String? in
-            let fields = line.split(separator: " ")
-            guard fields.count > 4 else { return nil }
-            let path = String(fields[4])
-            return path.hasPrefix(directory + "/") ? path : nil
-        }.sorted { $0.count > $1.count }
+        return text.split(separator: "\n").map { $0.split(separator: " ") }
+            .filter { $0.count > 4 && $0[4].hasPrefix(directory + "/") }
     }
 
     /// Detaches every mount under the test's directory, so it can be removed.
@@ -155,10 +156,9 @@ final class DaemonHarness {
         if (try? FileManager.default.contentsOfDirectory(atPath: connections))?.isEmpty ?? true {
             _ = try? Command.run("/bin/mount", ["-t", "fusectl", "fusectl", connections], timeout: 10)
         }
-        let text = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count > 4, fields[4].hasPrefix(directory + "/"), line.contains(" - fuse"),
+        for fields in mountInfoUnderDirectory {
+            // The filesystem type follows the "-" that ends the optional fields.
+            guard let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count, fields[dash + 1].hasPrefix("fuse"),
                   let minor = fields[2].split(separator: ":").last else { continue }
             try? "1".write(toFile: "\(connections)/\(minor)/abort", atomically: false, encoding: .utf8)
         }
