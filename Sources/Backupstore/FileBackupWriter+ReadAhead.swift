@@ -12,7 +12,7 @@ extension FileBackupWriter {
     /// I/O pool while the bytes already read are chunked. The buffer holds several reads, so the unchunked tail
     /// is moved back to the front (to an aligned place, where the next direct read lands) only once per
     /// `directReadsPerCompaction` reads, and never while a read is in flight.
-    func forEachChunkReadingAhead(_ file: SourceFile, size: UInt64, parent: inout ParentChunks?,
+    func forEachChunkReadingAhead(_ file: SourceFile, size: UInt64, chunker: FastCDC, parent: inout ParentChunks?,
                                   _ body: (UInt64, ChunkRead) async throws(ConvoyError) -> Void)
         async throws(ConvoyError) {
         let alignment = SourceFile.alignment

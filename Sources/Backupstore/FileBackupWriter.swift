@@ -10,11 +10,9 @@ import Glibc
 /// are reread, keeping the parent's chunks whose bytes are unchanged (`ParentChunks`).
 public struct FileBackupWriter: Sendable {
     public let repository: BackupRepository
-    public let chunker: FastCDC
 
-    public init(repository: BackupRepository, chunker: FastCDC = .standard) {
+    public init(repository: BackupRepository) {
         self.repository = repository
-        self.chunker = chunker
     }
 
     public struct Request: Sendable {
@@ -167,8 +165,9 @@ public struct FileBackupWriter: Sendable {
                             continue
                         }
                         defer { file.close() }
+                        let chunker = FastCDC.forFile(ofSize: entry.size)
                         let parent = ParentChunks(previous[entry.path], chunker: chunker)
-                        try await forEachChunk(file, size: entry.size, parent: parent) {
+                        try await forEachChunk(file, size: entry.size, chunker: chunker, parent: parent) {
                             offset, read throws(ConvoyError) in
                             try lease.throwIfRenewalFailed()
                             let slot = slots.count
@@ -284,11 +283,11 @@ public struct FileBackupWriter: Sendable {
 
     /// Splits one file's data regions into content-defined chunks, in order, keeping the parent's chunks where
     /// they are unchanged. Holes are skipped.
-    private func forEachChunk(_ file: SourceFile, size: UInt64, parent: ParentChunks?,
+    private func forEachChunk(_ file: SourceFile, size: UInt64, chunker: FastCDC, parent: ParentChunks?,
                               _ body: (UInt64, ChunkRead) async throws(ConvoyError) -> Void) async throws(ConvoyError) {
         var parent = parent
         if file.direct {
-            try await forEachChunkReadingAhead(file, size: size, parent: &parent, body)
+            try await forEachChunkReadingAhead(file, size: size, chunker: chunker, parent: &parent, body)
             return
         }
         // Small files get a small buffer: allocating (and the kernel zeroing) 8 MiB per file dominated trees of

@@ -204,20 +204,23 @@ final class BlockCacheTests: MountTestCase {
         XCTAssertEqual(first.bytesFetched, UInt64(content.count))
         try unmount(first)
 
-        // The store loses every block but one, whose cached copy is damaged instead.
+        // The store loses every block but one (its packs too), whose cached copy is damaged instead.
         let hashes = try XCTUnwrap(tree.entry("f.bin").chunks?.map(\.hash))
         XCTAssertGreaterThan(hashes.count, 1)
-        let damaged = hashes[0]
+        let damagedChunk = try XCTUnwrap(tree.looseChunks("f.bin").first)
+        let damaged = damagedChunk.hash
         let cachedCopy = "\(cacheDirectory)/convoy-backupstore/blocks/\(damaged.prefix(2))/\(damaged)"
         XCTAssertTrue(FileManager.default.fileExists(atPath: cachedCopy))
         try TreeFixture.write(cachedCopy, TreeFixture.randomBytes(100, seed: 64))
-        for hash in hashes.dropFirst() { try FileManager.default.removeItem(atPath: tree.blockFile(hash)) }
+        for chunk in try tree.looseChunks("f.bin") where chunk.hash != damaged {
+            try FileManager.default.removeItem(atPath: tree.blockFile(chunk.hash))
+        }
+        try tree.removePacks()
 
         let log = LogLines()
         let second = try mount(tree, at: "second", options: options, log: log)
         XCTAssertTrue(try Self.readAll(second.mountpoint + "/f.bin").get() == content)
-        let damagedLength = try XCTUnwrap(tree.entry("f.bin").chunks?.first?.length)
-        XCTAssertEqual(second.bytesFetched, UInt64(damagedLength), "only the damaged copy was fetched again")
+        XCTAssertEqual(second.bytesFetched, UInt64(damagedChunk.length), "only the damaged copy was fetched again")
         XCTAssertTrue(log.all.contains { $0.contains("disk cache") && $0.contains(damaged) }, "\(log.all)")
         try unmount(second)
     }

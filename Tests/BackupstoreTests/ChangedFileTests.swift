@@ -45,6 +45,15 @@ final class ChangedFileTests: XCTestCase {
         }
     }
 
+    /// Restores `manifest` into a new directory under `root`; the bytes of `name` there.
+    private func restoredBytes(_ name: String, of manifest: Manifest, from repository: BackupRepository,
+                               root: String) async throws -> [UInt8] {
+        let target = root + "/restored-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        try await FileRestorer(repository: repository).restore(manifest, into: target)
+        return try Array(Data(contentsOf: URL(fileURLWithPath: target + "/" + name)))
+    }
+
     private func layout(_ manifest: Manifest) -> [String: [String]] {
         var files: [String: [String]] = [:]
         for entry in manifest.entries where entry.type == .file {
@@ -118,9 +127,53 @@ final class ChangedFileTests: XCTestCase {
         let hashes = Set((second.manifest.entries.first { $0.type == .file }?.chunks ?? []).map(\.hash))
         let oldHashes = Set((first.manifest.entries.first { $0.type == .file }?.chunks ?? []).map(\.hash))
         XCTAssertTrue(hashes.isDisjoint(with: oldHashes))
-        let target = root + "/restored"
-        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-        try await FileRestorer(repository: repository).restore(second.manifest, into: target)
-        XCTAssertEqual(try Array(Data(contentsOf: URL(fileURLWithPath: target + "/file"))), replacement)
+        let restored = try await restoredBytes("file", of: second.manifest, from: repository, root: root)
+        XCTAssertEqual(restored, replacement)
+    }
+
+    /// A store on a disk holding one backup of a tree of one file, `name` with `bytes`.
+    private func firstBackup(of name: String, _ bytes: [UInt8]) async throws
+        -> (root: String, source: String, repository: BackupRepository, manifest: Manifest) {
+        let root = try XCTUnwrap(try sources().first?.1)
+        let source = root + "/source"
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        try TreeFixture.write(source + "/" + name, bytes)
+        let repository = BackupRepository(store: try FileObjectStore(root: root + "/store"))
+        let first = try await backup(repository, source, id: "backup-a", parent: nil)
+        return (root, source, repository, first.manifest)
+    }
+
+    /// A file under `FastCDC.largeFile` is cut into chunks of about 256 KiB: an insert into a document costs the
+    /// chunk it lands in, not a 1 MiB one. (With 1 MiB chunks for every file this insert stored 1.4 MB anew.)
+    func testAnInsertIntoADocumentStoresOnlyTheSmallChunkAroundIt() async throws {
+        var document = TreeFixture.randomBytes(5 << 19, seed: 61)
+        let (root, source, repository, first) = try await firstBackup(of: "document", document)
+        let chunks = try XCTUnwrap(first.entries.first { $0.type == .file }?.chunks)
+        XCTAssertTrue(chunks.allSatisfy { $0.length <= FastCDC.smallerFiles.maximum }, "\(chunks.map(\.length))")
+
+        document.insert(contentsOf: TreeFixture.randomBytes(4096, seed: 62), at: 5 << 18)
+        try TreeFixture.write(source + "/document", document)
+        let second = try await backup(repository, source, id: "backup-b", parent: first)
+        let stored = second.manifest.stats.newBytesStored
+        XCTAssertGreaterThan(stored, 4096)
+        XCTAssertLessThan(stored, UInt64(768 << 10), "a 4 KiB insert stored \(stored) bytes anew")
+        let restored = try await restoredBytes("document", of: second.manifest, from: repository, root: root)
+        XCTAssertEqual(restored, document)
+    }
+
+    /// A file that grows past `FastCDC.largeFile` is cut with the large chunks from then on: its parent's small
+    /// chunks are not kept where the large chunker would not cut, so the manifest is still a full rescan's.
+    func testAFileGrowingIntoALargeOneIsCutAsARescanWould() async throws {
+        let start = TreeFixture.randomBytes(15 << 20, seed: 71)
+        let (root, source, repository, first) = try await firstBackup(of: "growing", start)
+        let grown = start + TreeFixture.randomBytes(2 << 20, seed: 72)
+        try TreeFixture.write(source + "/growing", grown)
+        let second = try await backup(repository, source, id: "backup-b", parent: first)
+        let rescan = try await backup(repository, source, id: "backup-c", parent: nil)
+        XCTAssertEqual(layout(second.manifest), layout(rescan.manifest))
+        let lengths = (second.manifest.entries.first { $0.type == .file }?.chunks ?? []).map(\.length)
+        XCTAssertGreaterThan(lengths.max() ?? 0, UInt32(FastCDC.smallerFiles.maximum), "\(lengths)")
+        let restored = try await restoredBytes("growing", of: second.manifest, from: repository, root: root)
+        XCTAssertEqual(restored, grown)
     }
 }

@@ -125,7 +125,8 @@ final class ReadOnceTests: XCTestCase {
                 bytes.withUnsafeBytes { raw in
                     var start = 0
                     while start < raw.count {
-                        let length = FastCDC.standard.cut(UnsafeRawBufferPointer(rebasing: raw[start...]))
+                        let length = FastCDC.forFile(ofSize: UInt64(raw.count))
+                            .cut(UnsafeRawBufferPointer(rebasing: raw[start...]))
                         expected.append(BlockCodec.hash(
                             UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)])))
                         start += length

@@ -31,6 +31,18 @@ struct BackedUpTree {
         "\(storeRoot)/convoy-backupstore/blocks/\(hash.prefix(2))/\(hash)"
     }
 
+    /// The chunks of `path` the store keeps as objects of their own (not packed): the ones a test can damage or
+    /// remove through `blockFile`.
+    func looseChunks(_ path: String) throws -> [Chunk] {
+        try (entry(path).chunks ?? []).filter { FileManager.default.fileExists(atPath: blockFile($0.hash)) }
+    }
+
+    /// Removes every pack the store holds (the blocks packed in them are then missing).
+    func removePacks() throws {
+        let packs = "\(storeRoot)/convoy-backupstore/packs"
+        if FileManager.default.fileExists(atPath: packs) { try FileManager.default.removeItem(atPath: packs) }
+    }
+
     func entry(_ path: String) throws -> Entry {
         guard let entry = manifest.entries.first(where: { $0.path == ByteString(path) }) else {
             throw FixtureError("no entry \(path)")

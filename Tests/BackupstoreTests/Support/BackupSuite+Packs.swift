@@ -78,8 +78,20 @@ extension BackupSuite {
             XCTAssertTrue(loose.isEmpty, "a store that packs large blocks holds \(loose.count) loose block(s)")
             XCTAssertEqual(Set(packs.values.flatMap { $0 }.map(\.hash)), manifest.blockHashes)
         } else {
-            XCTAssertEqual(loose, largeHashes, "the large file's blocks are objects of their own")
-            XCTAssertEqual(Set(packs.values.flatMap { $0 }.map(\.hash)), smallHashes)
+            // The large file's chunks (256 KiB on average, random) are packed when they are stored in at most
+            // `packedBlockLimit` bytes, objects of their own when larger.
+            let packed = packs.values.flatMap { $0 }
+            XCTAssertTrue(smallHashes.isSubset(of: Set(packed.map(\.hash))))
+            XCTAssertEqual(loose.union(packed.map(\.hash)), manifest.blockHashes)
+            XCTAssertTrue(loose.isDisjoint(with: packed.map(\.hash)))
+            XCTAssertTrue(packed.allSatisfy { $0.length <= BlockWriter.packedBlockLimit })
+            let looseObjects = try await repository.store.list(prefix: BackupRepository.blocksPrefix)
+            XCTAssertFalse(looseObjects.isEmpty, "none of the large file's blocks is an object of its own")
+            for object in looseObjects {
+                let size = try await repository.store.get(object.key).count
+                XCTAssertGreaterThan(size, BlockWriter.packedBlockLimit, object.key)
+            }
+            XCTAssertTrue(largeHashes.isSuperset(of: loose))
         }
         let stored = try await repository.blockHashes()
         XCTAssertTrue(manifest.blockHashes.isSubset(of: stored))
