@@ -151,4 +151,42 @@ final class ChunkingAndCodecTests: XCTestCase {
         XCTAssertThrowsError(try BackupURL.parse("vfs:///srv/b?backup=x&volume=../etc"))
         XCTAssertThrowsError(try BackupURL.parse("vfs:///srv/b"))
     }
+    /// A parent's chunks cut with other sizes (a file under `FastCDC.largeFile` backed up before its size chose
+    /// its chunk sizes, or once larger) are kept only where a rescan with this file's sizes would cut the same:
+    /// the chunks kept and cut anew are exactly a rescan's. Without the scan for earlier cut points, 1 MiB
+    /// chunks were kept whole in a file now cut at 256 KiB.
+    func testParentChunksOfOtherSizesAreKeptOnlyWhereARescanCutsTheSame() {
+        for (seed, parentSize) in [(UInt64(91), 3 << 20), (92, 20 << 20)] {
+            let data = TreeFixture.randomBytes(3 << 20, seed: seed)
+            var offset: UInt64 = 0
+            var parent = Entry(path: "file", type: .file, mode: 0o644, uid: 0, gid: 0, mtimeSeconds: 0,
+                               mtimeNanoseconds: 0, size: UInt64(parentSize))
+            parent.chunks = chunks(data, .standard).map { piece in
+                defer { offset += UInt64(piece.count) }
+                return Chunk(hash: BlockCodec.hash(piece), offset: offset, length: UInt32(piece.count),
+                             checksum: BlockChecksum.of(piece))
+            }
+            let now = FastCDC.forFile(ofSize: UInt64(data.count))
+            var kept = 0
+            var lengths: [Int] = []
+            data.withUnsafeBytes { raw in
+                var parentChunks = ParentChunks(parent, chunker: now)
+                var start = 0
+                while start < raw.count {
+                    let rest = UnsafeRawBufferPointer(rebasing: raw[start...])
+                    if let unchanged = parentChunks?.unchanged(at: UInt64(start), rest, atDataEnd: true) {
+                        kept += 1
+                        lengths.append(unchanged.length)
+                    } else {
+                        lengths.append(now.cut(rest))
+                    }
+                    start += lengths[lengths.count - 1]
+                }
+            }
+            XCTAssertEqual(lengths, chunks(data, now).map(\.count), "parent of \(parentSize) bytes")
+            XCTAssertTrue((parent.chunks ?? []).contains { $0.length <= UInt32(now.maximum) },
+                          "no parent chunk short enough to be offered")
+            XCTAssertLessThanOrEqual(kept, 1, "only the last chunk may be one a rescan also cuts")
+        }
+    }
 }
