@@ -151,6 +151,7 @@ final class ChunkingAndCodecTests: XCTestCase {
         XCTAssertThrowsError(try BackupURL.parse("vfs:///srv/b?backup=x&volume=../etc"))
         XCTAssertThrowsError(try BackupURL.parse("vfs:///srv/b"))
     }
+
     /// A parent's chunks cut with other sizes (a file under `FastCDC.largeFile` backed up before its size chose
     /// its chunk sizes, or once larger) are kept only where a rescan with this file's sizes would cut the same:
     /// the chunks kept and cut anew are exactly a rescan's. Without the scan for earlier cut points, 1 MiB
