@@ -15,7 +15,8 @@ struct ParentChunks {
     /// scanned for cut points (2.9 GB/s) before it is kept.
     private let scansForEarlierCuts: Bool
     private var next = 0
-    /// The index of the last chunk whose bytes were found changed.
+    /// The index of the last chunk found unusable (its bytes changed, or a rescan would cut inside it): not looked
+    /// at again when the reader asks again at its offset.
     private var changed = -1
 
     /// Nil when the parent has no chunks with checksums for this file (none, or a format-1 manifest).
@@ -36,7 +37,7 @@ struct ParentChunks {
     /// The parent's chunk at `offset` when `available` (the file's bytes from there that the reader holds; with
     /// `atDataEnd`, all of them to the end of the data region) starts with its bytes unchanged and `cut` would
     /// end a chunk after them. Needs no bytes beyond the chunk's, so a reader can ask before it holds a maximum
-    /// chunk's worth; a chunk whose bytes were found changed is not hashed again when asked again.
+    /// chunk's worth; a chunk found unusable is not scanned or hashed again when asked again.
     mutating func unchanged(at offset: UInt64, _ available: UnsafeRawBufferPointer, atDataEnd: Bool) -> Kept? {
         while next < chunks.count && chunks[next].offset < offset { next += 1 }
         guard next < chunks.count, chunks[next].offset == offset, next != changed,
@@ -50,7 +51,10 @@ struct ParentChunks {
         // At the end of the data, `cut` returns what is left; elsewhere the chunk must end where a cut falls.
         guard (atDataEnd && length == available.count) || chunker.endsChunk(bytes) else { return nil }
         // `cut` of exactly these bytes returns their length only when no earlier position is a cut point.
-        guard !scansForEarlierCuts || chunker.cut(bytes) == length else { return nil }
+        guard !scansForEarlierCuts || chunker.cut(bytes) == length else {
+            changed = next
+            return nil
+        }
         guard BlockChecksum.of(bytes) == checksum else {
             changed = next
             return nil
