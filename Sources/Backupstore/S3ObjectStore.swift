@@ -33,10 +33,15 @@ public struct S3ObjectStore: ObjectStore {
         try await client.putObject(key: prefix + key, bytes: bytes)
     }
 
-    /// A pack goes up from one copy of its buffer (a `Data`, sent as it is), not from an array copied again.
+    /// A pack goes up from its own buffer, not a copy: the `Data` wraps the memory and keeps the buffer alive for
+    /// as long as anything holds it. An attempt abandoned on a timeout may still be sending when the buffer is
+    /// reused for the next pack; its body is signed (`x-amz-content-sha256`), so other bytes are never stored
+    /// under this key.
     public func putDeferred(_ key: String, aligned buffer: AlignedBuffer) async throws(ConvoyError) {
         try ObjectKey.validate(key)
-        try await client.putObject(key: prefix + key, body: Data(buffer.bytes))
+        let body = Data(bytesNoCopy: buffer.memory, count: buffer.count,
+                        deallocator: .custom { _, _ in withExtendedLifetime(buffer) {} })
+        try await client.putObject(key: prefix + key, body: body)
     }
 
     public func get(_ key: String) async throws(ConvoyError) -> [UInt8] {

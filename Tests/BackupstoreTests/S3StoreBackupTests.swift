@@ -92,6 +92,23 @@ final class S3StoreBackupTests: XCTestCase {
         XCTAssertEqual(listed.count, 1100)
     }
 
+    /// Packs go up from their own buffer, which is then filled with the next pack: what was stored must not change.
+    func testAPackBufferReusedAfterItsPutLeavesTheStoredPackAsItWas() async throws {
+        let made = try await S3TestStore.make()
+        let buffer = try XCTUnwrap(AlignedBuffer(capacity: 3 << 20))
+        let first = TreeFixture.randomBytes((3 << 20) - 4_096, seed: 1)
+        let second = TreeFixture.randomBytes(1 << 20, seed: 2)
+        first.withUnsafeBytes { buffer.append($0) }
+        try await made.store.putDeferred("packs/one", aligned: buffer)
+        buffer.count = 0
+        second.withUnsafeBytes { buffer.append($0) }
+        try await made.store.putDeferred("packs/two", aligned: buffer)
+        let storedFirst = try await made.store.get("packs/one")
+        let storedSecond = try await made.store.get("packs/two")
+        XCTAssertTrue(storedFirst == first, "the first pack changed when its buffer was reused")
+        XCTAssertTrue(storedSecond == second, "the second pack is not what its buffer held")
+    }
+
     func testAWrongSecretIsRefusedByTheServer() async throws {
         let made = try await S3TestStore.make()
         let environment = ProcessInfo.processInfo.environment
