@@ -43,7 +43,7 @@ struct DaemonCommand: AsyncParsableCommand {
         + "\(DaemonConfiguration.defaultS3Concurrency)).", valueName: "n"))
     var s3Concurrency: Int?
 
-    @Option(help: "Memory for decompressed blocks of all backup mounts together (lazy, browse); default 128M.")
+    @Option(help: "Memory for decompressed blocks of all backup mounts together (lazy, browse); default 64M.")
     var fuseCacheSize: String?
 
     @Option(help: ArgumentHelp("Blocks fetched ahead when a file of a mounted backup is read sequentially (0-64; "

@@ -32,7 +32,7 @@ struct DaemonSettings {
             driverOptions: try DaemonConfiguration.parseDriverOptions(pairs("driver-opts", command.driverOptions)),
             ignoreDockerDelete: flag("ignore-docker-delete", command.ignoreDockerDelete),
             s3Endpoint: string("s3-endpoint", command.s3Endpoint))
-        configuration.fuseCacheBytes = try ByteSize.parse(string("fuse-cache-size", command.fuseCacheSize) ?? "128M",
+        configuration.fuseCacheBytes = try ByteSize.parse(string("fuse-cache-size", command.fuseCacheSize) ?? "64M",
                                                           option: "--fuse-cache-size")
         configuration.fuseDiskCache = flag("fuse-disk-cache", command.fuseDiskCache)
         let readAhead = number("fuse-read-ahead", command.fuseReadAhead.map(Double.init))

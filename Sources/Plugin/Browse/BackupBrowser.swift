@@ -1,5 +1,6 @@
 import BackupFS
 import Backupstore
+import CLinux
 import ConvoyCore
 import Drivers
 import Foundation
@@ -85,6 +86,8 @@ public actor BackupBrowser {
         mounts[path] = nil
         persist()
         logger.info("unmounted backup", metadata: ["path": "\(path)"])
+        // The heap keeps what the mount's reads freed, for reuse; give it back (as the last job to end does).
+        convoy_release_free_memory()
     }
 
     /// Options of the image's filesystem mount: read-only without replaying its journal (the image cannot be

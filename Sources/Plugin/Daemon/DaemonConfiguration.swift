@@ -17,8 +17,8 @@ public struct DaemonConfiguration: Sendable {
     /// `--s3-concurrency`: requests to one s3:// store in flight at once.
     public var s3Concurrency = DaemonConfiguration.defaultS3Concurrency
     public static let defaultS3Concurrency = S3ObjectStore.defaultConcurrency
-    /// Memory for decompressed blocks of each mounted backup (browse mounts and lazy volumes).
-    public var fuseCacheBytes: UInt64 = 128 << 20
+    /// Memory for decompressed blocks of all mounted backups together (browse mounts and lazy volumes).
+    public var fuseCacheBytes: UInt64 = 64 << 20
     /// Blocks fetched ahead when a mounted backup's file is read sequentially.
     public var fuseReadAheadBlocks = BackupMountOptions.defaultReadAheadBlocks
     public static let defaultReadAhead = BackupMountOptions.defaultReadAheadBlocks
